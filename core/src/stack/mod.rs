@@ -1,0 +1,163 @@
+//! Greenlet stacks: pooled, guard-paged, and sized per greenlet.
+//!
+//! Every started greenlet runs on a stack of its own, taken from a pool that
+//! belongs to its thread and given back when the greenlet finishes. Starting a
+//! greenlet therefore costs no system call in steady state.
+//!
+//! Stacks are carved out of large shared reservations. Under each stack lies a
+//! guard region made with `madvise(MADV_GUARD_INSTALL)` (Linux 6.13 and later),
+//! which costs neither memory nor a memory mapping: a million stacks need a
+//! few hundred mappings, far below the default `vm.max_map_count` of 65530.
+//! On older kernels the guard falls back to `mprotect`, at two mappings per
+//! stack ([`Stats::chunks`] and [`guard_kind`] tell which is in use).
+//!
+//! A greenlet that overflows its stack hits the guard; a `SIGSEGV` handler
+//! recognises the guard, prints which greenlet overflowed and how large its
+//! stack was, and aborts the process.
+//!
+//! Idle stacks stay resident up to a limit per stack size ([`set_idle_limit`]);
+//! beyond it their memory is handed back to the kernel while the address range
+//! stays reserved for reuse. [`trim`] gives back everything idle.
+//!
+//! ```
+//! use greenlet::{Greenlet, stack};
+//!
+//! stack::set_default_size(128 * 1024); // for greenlets created on this thread from now on
+//! let g = Greenlet::builder().stack_size(256 * 1024).build(|v| v);
+//! assert_eq!(g.stack_size(), 256 * 1024);
+//! ```
+
+mod overflow;
+mod pool;
+mod sys;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+
+use corosensei::stack::StackPointer;
+
+pub use pool::Stats;
+pub use sys::GuardKind;
+
+/// The stack size of greenlets that do not ask for one: 64 KiB.
+pub const DEFAULT_SIZE: usize = 64 * 1024;
+
+/// The smallest usable stack; smaller requests are rounded up to it.
+pub const MIN_SIZE: usize = corosensei::stack::MIN_STACK_SIZE;
+
+thread_local! {
+    static POOL: RefCell<pool::Pool> = const { RefCell::new(pool::Pool::new()) };
+    static DEFAULT: Cell<usize> = const { Cell::new(DEFAULT_SIZE) };
+}
+
+/// Sets the stack size for greenlets created on this thread without an
+/// explicit size. Rounded up to whole pages.
+pub fn set_default_size(bytes: usize) {
+    DEFAULT.with(|d| d.set(round_size(bytes)));
+}
+
+/// The stack size given to greenlets created on this thread without an
+/// explicit size.
+pub fn default_size() -> usize {
+    DEFAULT.with(Cell::get)
+}
+
+/// Sets how many idle stacks of each size this thread keeps resident; the
+/// memory of the rest goes back to the kernel. The default is 256.
+pub fn set_idle_limit(stacks: usize) {
+    POOL.with(|p| p.borrow_mut().set_idle_limit(stacks));
+}
+
+/// Hands the memory of every idle stack of this thread back to the kernel and
+/// unmaps every reservation that holds no live stack.
+pub fn trim() {
+    POOL.with(|p| p.borrow_mut().trim());
+}
+
+/// Counters for this thread's stacks.
+pub fn stats() -> Stats {
+    POOL.with(|p| p.borrow().stats())
+}
+
+/// How guard pages are made in this process.
+pub fn guard_kind() -> GuardKind {
+    sys::guard_kind()
+}
+
+/// Rounds a requested size up to whole pages, and to at least [`MIN_SIZE`].
+pub(crate) fn round_size(bytes: usize) -> usize {
+    let page = sys::page_size();
+    bytes.max(MIN_SIZE).next_multiple_of(page)
+}
+
+/// A stack from this thread's pool, returned to it on drop.
+///
+/// # Invariant
+///
+/// `slot` describes a region of this thread's pool handed out to this value
+/// alone: `[slot.base, slot.base + guard)` is a guard region and the rest up
+/// to `slot.top` is readable and writable.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    slot: pool::Slot,
+    /// The pool is per thread; stacks must not leave it.
+    _not_send: std::marker::PhantomData<*mut ()>,
+}
+
+impl Stack {
+    /// Takes a stack with `usable` bytes (already rounded) from this thread's
+    /// pool.
+    pub(crate) fn new(usable: usize) -> io::Result<Stack> {
+        overflow::ensure_handler();
+        let slot = POOL.with(|p| p.borrow_mut().acquire(usable))?;
+        Ok(Stack { slot, _not_send: std::marker::PhantomData })
+    }
+
+    /// The guard region under this stack, as `(start, end)` addresses.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        (self.slot.base, self.slot.base + pool::GUARD_PAGES * sys::page_size())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // At thread exit the pool may be gone; the memory is then left mapped,
+        // which is always safe.
+        let _ = POOL.try_with(|p| p.borrow_mut().release(&self.slot));
+    }
+}
+
+// SAFETY: by the type's invariant the region between `limit` and `base` is a
+// guard region followed by usable memory of at least MIN_SIZE bytes (sizes are
+// rounded up by `round_size`); both addresses are page aligned, which satisfies
+// STACK_ALIGNMENT.
+unsafe impl corosensei::stack::Stack for Stack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.slot.top).expect("stack top is never null")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.slot.base).expect("stack base is never null")
+    }
+}
+
+/// Builds the error for a stack that could not be had, naming the likely
+/// cause.
+pub(crate) fn describe_failure(usable: usize, err: &io::Error) -> String {
+    let mut msg = format!("could not allocate a {} KiB greenlet stack: {err}", usable / 1024);
+    if err.raw_os_error() == Some(libc::ENOMEM) {
+        let stats = stats();
+        msg.push_str(&format!(
+            " ({} stacks in use on this thread, {} MiB of address space reserved for stacks). \
+             The process is out of memory or address space (check `ulimit -v`), or out of memory \
+             mappings",
+            stats.in_use,
+            stats.reserved_bytes >> 20,
+        ));
+        match sys::max_map_count() {
+            Some(n) => msg.push_str(&format!(" (vm.max_map_count is {n}; raise it with `sysctl vm.max_map_count=...`)")),
+            None => msg.push_str(" (see vm.max_map_count)"),
+        }
+    }
+    msg
+}

@@ -1,0 +1,260 @@
+//! The per-thread stack pool.
+//!
+//! Stacks are carved out of large reservations ("chunks"), one size class per
+//! distinct stack size. A chunk is one `mmap`; each slot in it is a guard
+//! region followed by the usable stack:
+//!
+//! ```text
+//!  chunk base                                                    chunk end
+//!  | guard | usable stack ^ | guard | usable stack ^ | ... | guard | usable ^ |
+//!  ^ slot base     top ---^
+//! ```
+//!
+//! Stacks grow down from the top of their slot towards the guard. Released
+//! stacks go to a "warm" list and are reused last-in first-out, so the pages a
+//! greenlet touched are reused while still resident. Once more than the idle
+//! limit are warm, the oldest warm stack has its memory discarded
+//! (`MADV_DONTNEED`) and moves to the "cold" list; its address range and guard
+//! stay, so reusing it costs page faults but no system call. [`Pool::trim`]
+//! unmaps whole chunks that hold no live stack.
+
+use std::collections::VecDeque;
+use std::io;
+
+use super::sys;
+
+/// Slots in the first chunk of a size class; each new chunk doubles this, up
+/// to [`MAX_CHUNK_SLOTS`]. Small programs then reserve little address space,
+/// and a million stacks still take only a few hundred mappings.
+const FIRST_CHUNK_SLOTS: usize = 16;
+const MAX_CHUNK_SLOTS: usize = 4096;
+
+/// Guard pages under every stack. Guards cost no memory (and, with
+/// `MADV_GUARD_INSTALL`, no mapping), so a few pages are used to also catch
+/// frames that skip past the first one.
+pub(crate) const GUARD_PAGES: usize = 4;
+
+/// Default number of idle stacks per size class kept resident.
+pub(crate) const DEFAULT_IDLE_LIMIT: usize = 256;
+
+/// A stack handed out by the pool. Returned to it on drop.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// Lowest address of the slot: the start of the guard region.
+    pub(crate) base: usize,
+    /// One past the highest usable address: where the stack starts.
+    pub(crate) top: usize,
+    /// Index of the size class in the pool.
+    pub(crate) class: u32,
+    /// Index of the chunk within the size class.
+    pub(crate) chunk: u32,
+}
+
+#[derive(Debug)]
+struct Chunk {
+    base: usize,
+    len: usize,
+    slots: usize,
+    /// Slots of this chunk currently handed out.
+    in_use: usize,
+    /// Slots from the start handed out at least once (and so guarded).
+    carved: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Idle {
+    base: usize,
+    chunk: u32,
+}
+
+#[derive(Debug)]
+struct SizeClass {
+    /// Usable bytes of each stack.
+    usable: usize,
+    /// Guard plus usable bytes.
+    slot_len: usize,
+    /// `None` marks a chunk that [`Pool::trim`] unmapped.
+    chunks: Vec<Option<Chunk>>,
+    /// Idle stacks whose memory is (probably) resident, oldest first.
+    warm: VecDeque<Idle>,
+    /// Idle stacks whose memory was handed back to the kernel.
+    cold: Vec<Idle>,
+    /// The chunk new slots are carved from, if it has room.
+    carving: Option<u32>,
+    next_chunk_slots: usize,
+}
+
+/// Counters describing one thread's stacks; see [`crate::stack::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Stacks owned by live greenlets.
+    pub in_use: usize,
+    /// Idle stacks kept resident for reuse.
+    pub idle_warm: usize,
+    /// Idle stacks whose memory was given back to the kernel.
+    pub idle_cold: usize,
+    /// Reservations (memory mappings, unless guards use `mprotect`).
+    pub chunks: usize,
+    /// Bytes of address space reserved for stacks.
+    pub reserved_bytes: usize,
+}
+
+/// One thread's stacks.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    classes: Vec<SizeClass>,
+    idle_limit: usize,
+}
+
+impl Pool {
+    pub(crate) const fn new() -> Pool {
+        Pool { classes: Vec::new(), idle_limit: DEFAULT_IDLE_LIMIT }
+    }
+
+    pub(crate) fn set_idle_limit(&mut self, limit: usize) {
+        self.idle_limit = limit;
+        for class in &mut self.classes {
+            Self::cool_down(class, limit);
+        }
+    }
+
+    /// Hands out a stack with `usable` bytes (a multiple of the page size).
+    pub(crate) fn acquire(&mut self, usable: usize) -> io::Result<Slot> {
+        let class_index = match self.classes.iter().position(|c| c.usable == usable) {
+            Some(i) => i,
+            None => {
+                self.classes.push(SizeClass {
+                    usable,
+                    slot_len: usable + GUARD_PAGES * sys::page_size(),
+                    chunks: Vec::new(),
+                    warm: VecDeque::new(),
+                    cold: Vec::new(),
+                    carving: None,
+                    next_chunk_slots: FIRST_CHUNK_SLOTS,
+                });
+                self.classes.len() - 1
+            }
+        };
+        let class = &mut self.classes[class_index];
+        let idle = match class.warm.pop_back().or_else(|| class.cold.pop()) {
+            Some(idle) => idle,
+            None => Self::carve(class)?,
+        };
+        let chunk = class.chunks[idle.chunk as usize].as_mut().expect("idle slot in an unmapped chunk");
+        chunk.in_use += 1;
+        Ok(Slot { base: idle.base, top: idle.base + class.slot_len, class: class_index as u32, chunk: idle.chunk })
+    }
+
+    /// Takes a never-used slot, reserving a new chunk if needed, and installs
+    /// its guard.
+    fn carve(class: &mut SizeClass) -> io::Result<Idle> {
+        let chunk_index = match class.carving {
+            Some(i) => i,
+            None => {
+                let i = Self::grow(class)?;
+                class.carving = Some(i);
+                i
+            }
+        };
+        let chunk = class.chunks[chunk_index as usize].as_mut().expect("carving an unmapped chunk");
+        let base = chunk.base + chunk.carved * class.slot_len;
+        // SAFETY: the slot lies inside our reservation and was never handed out.
+        unsafe { sys::install_guard(base, GUARD_PAGES * sys::page_size())? };
+        chunk.carved += 1;
+        if chunk.carved == chunk.slots {
+            class.carving = None;
+        }
+        Ok(Idle { base, chunk: chunk_index })
+    }
+
+    /// Reserves a new chunk, shrinking the request when address space or
+    /// mappings are scarce.
+    fn grow(class: &mut SizeClass) -> io::Result<u32> {
+        let mut slots = class.next_chunk_slots;
+        let (base, len) = loop {
+            let len = slots * class.slot_len;
+            match sys::reserve(len) {
+                Ok(base) => break (base, len),
+                Err(_) if slots > 1 => slots /= 2,
+                Err(e) => return Err(e),
+            }
+        };
+        class.next_chunk_slots = (slots * 2).min(MAX_CHUNK_SLOTS);
+        let chunk = Chunk { base, len, slots, in_use: 0, carved: 0 };
+        let index = match class.chunks.iter().position(Option::is_none) {
+            Some(i) => {
+                class.chunks[i] = Some(chunk);
+                i
+            }
+            None => {
+                class.chunks.push(Some(chunk));
+                class.chunks.len() - 1
+            }
+        };
+        Ok(index as u32)
+    }
+
+    /// Takes back a stack from [`Pool::acquire`].
+    pub(crate) fn release(&mut self, slot: &Slot) {
+        let class = &mut self.classes[slot.class as usize];
+        let chunk = class.chunks[slot.chunk as usize].as_mut().expect("released into an unmapped chunk");
+        chunk.in_use -= 1;
+        class.warm.push_back(Idle { base: slot.base, chunk: slot.chunk });
+        Self::cool_down(class, self.idle_limit);
+    }
+
+    /// Discards the memory of the oldest warm stacks beyond `limit`.
+    fn cool_down(class: &mut SizeClass, limit: usize) {
+        let guard = GUARD_PAGES * sys::page_size();
+        while class.warm.len() > limit {
+            let idle = class.warm.pop_front().expect("warm list longer than its limit");
+            // SAFETY: the slot is idle: no greenlet runs on it.
+            unsafe { sys::discard(idle.base + guard, class.usable) };
+            class.cold.push(idle);
+        }
+    }
+
+    /// Discards every idle stack and unmaps each chunk that holds no live stack.
+    pub(crate) fn trim(&mut self) {
+        for class in &mut self.classes {
+            Self::cool_down(class, 0);
+            let chunks = &mut class.chunks;
+            let empty = |c: &u32| chunks[*c as usize].as_ref().is_some_and(|chunk| chunk.in_use == 0);
+            class.cold.retain(|idle| !empty(&idle.chunk));
+            if class.carving.as_ref().is_some_and(empty) {
+                class.carving = None;
+            }
+            for slot in chunks.iter_mut() {
+                if slot.as_ref().is_some_and(|c| c.in_use == 0) {
+                    let chunk = slot.take().expect("checked above");
+                    // SAFETY: no stack of this chunk is in use and its idle
+                    // slots were just forgotten.
+                    unsafe { sys::unreserve(chunk.base, chunk.len) };
+                }
+            }
+            class.next_chunk_slots = FIRST_CHUNK_SLOTS;
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for class in &self.classes {
+            stats.idle_warm += class.warm.len();
+            stats.idle_cold += class.cold.len();
+            for chunk in class.chunks.iter().flatten() {
+                stats.in_use += chunk.in_use;
+                stats.chunks += 1;
+                stats.reserved_bytes += chunk.len;
+            }
+        }
+        stats
+    }
+}
+
+impl Drop for Pool {
+    /// At thread exit, unmaps the chunks that hold no live stack. Chunks with
+    /// stacks of leaked greenlets stay mapped: something may still point there.
+    fn drop(&mut self) {
+        self.trim();
+    }
+}

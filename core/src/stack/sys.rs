@@ -1,0 +1,154 @@
+//! The system calls behind stacks: reserving address space, installing guard
+//! pages and handing memory back to the kernel.
+//!
+//! Everything here is a thin wrapper over `mmap`, `madvise` and `mprotect` that
+//! turns `-1` into an [`io::Error`]. The pool in `pool.rs` decides when to call
+//! what.
+
+use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// `madvise` advice that turns a range into guard pages without creating a VMA
+/// (Linux 6.13+). Not yet exported by every `libc` release.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// How guard pages are made on this machine, decided on first use.
+static GUARD_MODE: AtomicU8 = AtomicU8::new(MODE_UNKNOWN);
+const MODE_UNKNOWN: u8 = 0;
+const MODE_MADVISE: u8 = 1;
+const MODE_MPROTECT: u8 = 2;
+
+/// How a guard page is installed; reported in [`crate::stack::Stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardKind {
+    /// `madvise(MADV_GUARD_INSTALL)`: a page-table marker inside the shared
+    /// reservation, costing no extra memory mapping.
+    Madvise,
+    /// `mprotect(PROT_NONE)`: the fallback for kernels older than 6.13; each
+    /// guard splits the reservation, so every stack costs two mappings.
+    Mprotect,
+    /// No stack has been created yet on this machine, so nothing was decided.
+    Undecided,
+}
+
+/// The guard kind in use by this process.
+pub(crate) fn guard_kind() -> GuardKind {
+    match GUARD_MODE.load(Ordering::Relaxed) {
+        MODE_MADVISE => GuardKind::Madvise,
+        MODE_MPROTECT => GuardKind::Mprotect,
+        _ => GuardKind::Undecided,
+    }
+}
+
+/// The system page size.
+pub(crate) fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    })
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Reserves `len` bytes of private, readable and writable address space that
+/// is only backed by memory once touched.
+pub(crate) fn reserve(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous mapping at an address of the kernel's choosing
+    // cannot alias any existing Rust object.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // Transparent huge pages would make a touched stack cost 2 MiB; a failure
+    // here only costs memory, so it is ignored.
+    // SAFETY: the range was just mapped by us.
+    unsafe { libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE) };
+    Ok(ptr as usize)
+}
+
+/// Returns a reservation made by [`reserve`] to the kernel.
+///
+/// # Safety
+///
+/// `[base, base + len)` must be a whole reservation from [`reserve`] that no
+/// live stack or reference points into.
+pub(crate) unsafe fn unreserve(base: usize, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { libc::munmap(base as *mut libc::c_void, len) };
+}
+
+/// Makes `[addr, addr + len)` a guard region: any access raises SIGSEGV.
+///
+/// # Safety
+///
+/// The range must lie inside a reservation from [`reserve`] and hold no live
+/// data.
+pub(crate) unsafe fn install_guard(addr: usize, len: usize) -> io::Result<()> {
+    let mode = match GUARD_MODE.load(Ordering::Relaxed) {
+        MODE_UNKNOWN => decide_mode(),
+        mode => mode,
+    };
+    if mode == MODE_MADVISE {
+        loop {
+            // SAFETY: the caller guarantees the range is ours and unused.
+            match check(unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_INSTALL) }) {
+                Ok(()) => return Ok(()),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // The kernel does not know the advice: fall back for good.
+                    GUARD_MODE.store(MODE_MPROTECT, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // SAFETY: the caller guarantees the range is ours and unused.
+    check(unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) })
+}
+
+/// Picks the guard mode once: `madvise` unless `GREENLET_GUARD=mprotect` asks
+/// for the fallback (used to test it on new kernels).
+fn decide_mode() -> u8 {
+    let wanted = match std::env::var("GREENLET_GUARD").as_deref() {
+        Ok("mprotect") => MODE_MPROTECT,
+        _ => MODE_MADVISE,
+    };
+    match GUARD_MODE.compare_exchange(MODE_UNKNOWN, wanted, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => wanted,
+        Err(current) => current,
+    }
+}
+
+/// Gives the memory behind `[addr, addr + len)` back to the kernel; the range
+/// stays reserved and reads as zeros when touched again. Guard regions made
+/// with `MADV_GUARD_INSTALL` survive this.
+///
+/// # Safety
+///
+/// The range must lie inside a reservation from [`reserve`] and hold no live
+/// data.
+pub(crate) unsafe fn discard(addr: usize, len: usize) {
+    // SAFETY: guaranteed by the caller. Failure only means the memory stays
+    // resident, so it is ignored.
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// The process's `vm.max_map_count`, for error messages.
+pub(crate) fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+}

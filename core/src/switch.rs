@@ -1,0 +1,799 @@
+//! Thread state and the dispatcher: how symmetric switches run on corosensei.
+//!
+//! corosensei coroutines are asymmetric: a coroutine can only suspend back to
+//! whoever resumed it. Symmetric switching is built with a trampoline. The only
+//! caller of `resume` is the *dispatcher*, a loop that runs on the thread's own
+//! stack inside the main greenlet's `switch`:
+//!
+//! ```text
+//!   main stack                        greenlet stacks
+//!   ----------                        ---------------
+//!   main: a.switch(v) ──► dispatch ──resume(v)──► a: b.switch(w)
+//!                           loop   ◄─suspend(b,w)─┘
+//!                             │    ──resume(w)──► b: main.switch(x)
+//!   main: gets x      ◄──  return  ◄─suspend(main,x)┘
+//! ```
+//!
+//! A greenlet that switches to another greenlet suspends with a [`Request`]
+//! naming the target; the dispatcher resolves the target (a dead target means
+//! its first live ancestor, a pending one is started) and resumes it. When the
+//! target is the main greenlet the dispatcher returns to main's caller. A
+//! greenlet that finishes returns an [`Exit`] and the dispatcher passes its
+//! result on to the parent. Each logical switch is therefore one or two
+//! corosensei transitions; the common ones (main to a suspended greenlet and
+//! back) take a short path with no reference counting.
+//!
+//! # Invariants
+//!
+//! - `HOT.current` is null before the thread's main greenlet exists, is
+//!   [`DISPATCHER`] while the dispatcher runs, and otherwise points to the
+//!   `Inner` of the running greenlet. The running greenlet is kept alive by the
+//!   dispatcher (the handle it resumed, or the caller's borrow of the first
+//!   target) or, for main, by `COLD.main`.
+//! - The dispatcher is never re-entered: only main calls it, and main is not
+//!   running while it does. No user code runs inside it: closures and
+//!   greenlets dropped there are queued (`Deferred`) and handled by whichever
+//!   greenlet receives control next.
+//! - A greenlet's coroutine is only touched by the dispatcher (resume, finish)
+//!   and by `Inner`'s drop. A suspended coroutine is never dropped: a greenlet
+//!   nobody can reach is first killed (`GreenletExit` is thrown into it) and,
+//!   if it refuses to die, leaked.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::greenlet::{Greenlet, GreenletExit, Value};
+use crate::local::LocalMap;
+use crate::stack::{self, Stack};
+use crate::trace::{self, TraceEvent};
+
+/// A panic payload, as thrown into or out of greenlets.
+pub(crate) type Payload = Box<dyn Any + Send>;
+
+/// What a greenlet receives when control comes to it.
+pub(crate) enum Resume {
+    /// A value: the result of its pending `switch`, or the argument of `run`.
+    Value(Value),
+    /// A panic to resume unwinding at its switch point.
+    Throw(Payload),
+    /// A failure to start the greenlet it switched to, raised as a new panic
+    /// (so the panic hook reports it).
+    Fail(Box<str>),
+}
+
+impl Resume {
+    /// Turns what a greenlet received into the result of its `switch`.
+    #[inline(always)]
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Resume::Value(value) => value,
+            other => other.raise(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn raise(self) -> ! {
+        match self {
+            Resume::Value(_) => unreachable!("values are not raised"),
+            Resume::Throw(payload) => panic::resume_unwind(payload),
+            Resume::Fail(message) => panic!("{message}"),
+        }
+    }
+
+    fn is_value(&self) -> bool {
+        matches!(self, Resume::Value(_))
+    }
+
+    /// A `GreenletExit` panic that nobody caught becomes a plain value.
+    fn exit_to_value(self) -> Resume {
+        match self {
+            Resume::Throw(payload) if payload.is::<GreenletExit>() => Resume::Value(payload),
+            other => other,
+        }
+    }
+}
+
+/// How a greenlet's `run` ended.
+pub(crate) enum Exit {
+    Returned(Value),
+    Panicked(Payload),
+}
+
+/// Coroutines carry no values themselves: what is delivered travels through
+/// the thread's mailbox (`HOT.mail_value`, `HOT.mail_other`). A suspending
+/// greenlet yields the target it switches to, as a raw pointer: the
+/// requesting greenlet borrows the target's handle for as long as it is
+/// suspended in `transfer`, and the dispatcher turns the pointer into a handle
+/// before anything else runs. That keeps every transition down to
+/// corosensei's bare register switch.
+type Coro = Coroutine<(), *const Inner, Exit, Stack>;
+type GreenletYielder = Yielder<(), *const Inner>;
+
+/// Lifecycle of a greenlet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Created, never switched to; owns no stack.
+    Pending,
+    /// Started and not finished: running or suspended.
+    Active,
+    /// Finished (or killed before it started).
+    Dead,
+}
+
+/// The shared state of one greenlet; `Greenlet` is a counted handle to it.
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) main: bool,
+    pub(crate) state: Cell<State>,
+    /// `None` only for main greenlets. A strong link, as in Python's greenlet.
+    pub(crate) parent: RefCell<Option<Greenlet>>,
+    pub(crate) run: Cell<Option<Box<dyn FnOnce(Value) -> Value>>>,
+    /// Usable stack bytes, already rounded.
+    pub(crate) stack_size: usize,
+    /// The coroutine, from start until the greenlet finishes.
+    ///
+    /// # Invariant
+    ///
+    /// Only accessed by the dispatcher and by `Inner`'s drop (see the module
+    /// invariants), never while a reference from another access is live.
+    coroutine: UnsafeCell<Option<Coro>>,
+    /// The yielder of the running coroutine, set when it starts. Only
+    /// dereferenced by the greenlet itself while it runs.
+    yielder: Cell<*const GreenletYielder>,
+    /// The guard region under the stack, `(start, end)`; for the overflow
+    /// handler.
+    guard: Cell<(usize, usize)>,
+    pub(crate) locals: RefCell<LocalMap>,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        name: Option<Box<str>>,
+        parent: Option<Greenlet>,
+        stack_size: usize,
+        run: Option<Box<dyn FnOnce(Value) -> Value>>,
+    ) -> Inner {
+        HOT.with(|hot| hot.live.set(hot.live.get() + 1));
+        Inner {
+            id: next_id(),
+            name,
+            main: parent.is_none(),
+            state: Cell::new(if parent.is_none() { State::Active } else { State::Pending }),
+            parent: RefCell::new(parent),
+            run: Cell::new(run),
+            stack_size,
+            coroutine: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            guard: Cell::new((0, 0)),
+            locals: RefCell::new(LocalMap::default()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        HOT.with(|hot| hot.live.set(hot.live.get() - 1));
+        // A closure dropped inside the dispatcher could run user code there.
+        if let Some(run) = self.run.take() {
+            if in_dispatcher() {
+                defer(Deferred::Drop(run));
+            }
+        }
+        // Never let corosensei unwind a suspended stack at an arbitrary point:
+        // `Greenlet`'s drop kills unreachable greenlets before this can happen,
+        // and anything still suspended here (at thread exit) is leaked.
+        if let Some(coroutine) = self.coroutine.get_mut().take() {
+            if !coroutine.done() {
+                std::mem::forget(coroutine);
+            }
+        }
+    }
+}
+
+/// Work queued by the dispatcher (or by drops during a panic) for the next
+/// greenlet that runs.
+pub(crate) enum Deferred {
+    /// A suspended greenlet that just became unreachable: kill it.
+    Kill(Greenlet),
+    /// A `run` closure that must not be dropped inside the dispatcher.
+    Drop(Box<dyn FnOnce(Value) -> Value>),
+}
+
+/// The value of `HOT.current` while the dispatcher runs. Never dereferenced.
+static DISPATCHER_MARK: u8 = 0;
+const DISPATCHER: *const Inner = &DISPATCHER_MARK as *const u8 as *const Inner;
+
+/// Per-thread state touched on every switch. No destructor, so it is always
+/// accessible, also from the signal handler and during thread teardown.
+struct Hot {
+    /// The running greenlet (see the module invariants).
+    current: Cell<*const Inner>,
+    /// What is being delivered: filled by the greenlet giving up control (or
+    /// the dispatcher), emptied by the one receiving it. Plain values, the
+    /// common case, travel in `mail_value`; panics and failures in
+    /// `mail_other`. (Keeping values on their own lets both sides move them in
+    /// registers-sized pieces, which store forwarding handles well.) Never
+    /// dropped: a delivery left here at thread exit is leaked.
+    mail_value: Cell<ManuallyDrop<Option<Value>>>,
+    mail_other: Cell<ManuallyDrop<Option<Resume>>>,
+    /// The thread's main greenlet, held by `COLD.main`; null before it exists.
+    main: Cell<*const Inner>,
+    /// Set while switches must take the slow path: before the main greenlet
+    /// exists, while deferred work is queued, or while a tracer is installed.
+    slow: Cell<bool>,
+    /// Greenlets alive on this thread.
+    live: Cell<usize>,
+    /// The next id of this thread's block, and the end of the block.
+    next_id: Cell<u64>,
+    id_end: Cell<u64>,
+}
+
+/// Per-thread state touched rarely.
+struct Cold {
+    main: RefCell<Option<Greenlet>>,
+    deferred: RefCell<Vec<Deferred>>,
+    /// For the tracer: who handed control to the greenlet now running, and how.
+    trace_origin: RefCell<Option<Greenlet>>,
+    trace_event: Cell<TraceEvent>,
+}
+
+impl Drop for Cold {
+    fn drop(&mut self) {
+        // The main greenlet dies with the thread; nothing may point at it.
+        HOT.with(|hot| {
+            hot.current.set(std::ptr::null());
+            hot.main.set(std::ptr::null());
+            hot.slow.set(true);
+        });
+        // Greenlets still queued for killing are leaked (see `Greenlet::drop`).
+        for item in self.deferred.get_mut().drain(..) {
+            if let Deferred::Kill(greenlet) = item {
+                std::mem::forget(greenlet);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static HOT: Hot = const {
+        Hot {
+            current: Cell::new(std::ptr::null()),
+            mail_value: Cell::new(ManuallyDrop::new(None)),
+            mail_other: Cell::new(ManuallyDrop::new(None)),
+            main: Cell::new(std::ptr::null()),
+            slow: Cell::new(true),
+            live: Cell::new(0),
+            next_id: Cell::new(0),
+            id_end: Cell::new(0),
+        }
+    };
+    static COLD: Cold = const {
+        Cold {
+            main: RefCell::new(None),
+            deferred: RefCell::new(Vec::new()),
+            trace_origin: RefCell::new(None),
+            trace_event: Cell::new(TraceEvent::Switch),
+        }
+    };
+}
+
+/// Ids are unique in the process; each thread takes them in blocks so that
+/// creating a greenlet touches no shared cache line.
+fn next_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    HOT.with(|hot| {
+        let mut id = hot.next_id.get();
+        if id == hot.id_end.get() {
+            id = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            hot.id_end.set(id + BLOCK);
+        }
+        hot.next_id.set(id + 1);
+        id
+    })
+}
+
+/// Greenlets alive on this thread (including its main greenlet, once created).
+pub(crate) fn live_count() -> usize {
+    HOT.with(|hot| hot.live.get())
+}
+
+fn in_dispatcher() -> bool {
+    HOT.with(|hot| hot.current.get() == DISPATCHER)
+}
+
+/// The running greenlet of this thread, creating the main greenlet on first use.
+pub(crate) fn current() -> Greenlet {
+    let ptr = HOT.with(|hot| hot.current.get());
+    assert!(ptr != DISPATCHER, "greenlet API used inside the dispatcher (from a destructor run by a switch)");
+    if ptr.is_null() {
+        return init_main();
+    }
+    // SAFETY: any other value of `current` points to a live greenlet (module
+    // invariants) and came from `Greenlet::inner_ptr`.
+    unsafe { Greenlet::from_inner_ptr(ptr) }
+}
+
+#[cold]
+fn init_main() -> Greenlet {
+    let main = Greenlet::from_inner(Inner::new(Some("main".into()), None, 0, None));
+    let stored = COLD
+        .try_with(|cold| cold.main.replace(Some(main.clone())))
+        .expect("greenlet API used while its thread is being torn down");
+    debug_assert!(stored.is_none());
+    HOT.with(|hot| {
+        hot.current.set(main.inner_ptr());
+        hot.main.set(main.inner_ptr());
+    });
+    refresh_slow();
+    main
+}
+
+fn main_greenlet() -> Greenlet {
+    COLD.with(|cold| cold.main.borrow().clone()).expect("the main greenlet exists once any greenlet does")
+}
+
+/// Whether `greenlet` is the one running now.
+pub(crate) fn is_current(greenlet: &Greenlet) -> bool {
+    HOT.with(|hot| std::ptr::eq(hot.current.get(), greenlet.inner_ptr()))
+}
+
+/// Fills the mailbox.
+#[inline(always)]
+fn post(resume: Resume) {
+    match resume {
+        Resume::Value(value) => HOT.with(|hot| hot.mail_value.set(ManuallyDrop::new(Some(value)))),
+        other => HOT.with(|hot| hot.mail_other.set(ManuallyDrop::new(Some(other)))),
+    }
+}
+
+/// Empties the mailbox.
+#[inline(always)]
+fn take() -> Resume {
+    match HOT.with(|hot| ManuallyDrop::into_inner(hot.mail_value.replace(ManuallyDrop::new(None)))) {
+        Some(value) => Resume::Value(value),
+        None => take_other(),
+    }
+}
+
+#[cold]
+fn take_other() -> Resume {
+    match HOT.with(|hot| ManuallyDrop::into_inner(hot.mail_other.replace(ManuallyDrop::new(None)))) {
+        Some(resume) => resume,
+        None => unreachable!("control arrived without a delivery"),
+    }
+}
+
+/// Transfers control to `target`, delivering `resume`; returns what the
+/// current greenlet receives when control comes back to it.
+#[inline(always)]
+pub(crate) fn transfer(target: &Greenlet, resume: Resume) -> Value {
+    let (current, slow) = HOT.with(|hot| (hot.current.get(), hot.slow.get()));
+    // `slow` is set until the main greenlet exists, so `current` is not null.
+    if slow || current == DISPATCHER || std::ptr::eq(current, target.inner_ptr()) {
+        return transfer_slow(target, resume);
+    }
+    switch_from(current, target, resume);
+    receive()
+}
+
+/// Suspends the running greenlet `current` (or, for main, runs the
+/// dispatcher) until control comes back to it; what it receives is then in
+/// the mailbox.
+#[inline(always)]
+fn switch_from(current: *const Inner, target: &Greenlet, resume: Resume) {
+    // SAFETY: `current` is the running greenlet, which is live (module
+    // invariants); the caller has ruled out null and DISPATCHER.
+    let current = unsafe { &*current };
+    post(resume);
+    if current.main {
+        dispatch(target);
+    } else {
+        // SAFETY: the running greenlet's entry function stored a pointer to its
+        // own yielder, which lives in its root frame until it returns; it is
+        // still running, so the yielder is alive and we are on its stack.
+        let yielder = unsafe { &*current.yielder.get() };
+        yielder.suspend(target.inner_ptr());
+    }
+}
+
+/// Takes what control arrived with, after a switch returned to the current
+/// greenlet.
+#[inline(always)]
+fn receive() -> Value {
+    if HOT.with(|hot| hot.slow.get()) {
+        return receive_slow();
+    }
+    match HOT.with(|hot| ManuallyDrop::into_inner(hot.mail_value.replace(ManuallyDrop::new(None)))) {
+        Some(value) => value,
+        None => take_other().into_value(),
+    }
+}
+
+/// `receive` when a tracer or deferred work is waiting: they run after the
+/// delivery is taken out of the mailbox (they may switch themselves), and
+/// before it is returned or raised.
+#[cold]
+#[inline(never)]
+fn receive_slow() -> Value {
+    let resume = take();
+    after_switch_slow();
+    resume.into_value()
+}
+
+/// `transfer` when there is deferred work, a tracer, no main greenlet yet, or
+/// the target is the current greenlet.
+#[cold]
+#[inline(never)]
+fn transfer_slow(target: &Greenlet, resume: Resume) -> Value {
+    // Creates the main greenlet if needed, and refuses to run in the dispatcher.
+    let current = current();
+    run_deferred();
+    if current == *target {
+        // Switching to oneself returns the value at once (or raises the panic).
+        if trace::installed() {
+            note_origin(target, &resume);
+            after_switch_slow();
+        }
+        return resume.into_value();
+    }
+    // The handle must not stay on this stack while it is suspended: it would
+    // keep this greenlet reachable. The pointer stays valid while it runs.
+    let current_ptr = current.inner_ptr();
+    drop(current);
+    switch_from(current_ptr, target, resume);
+    receive()
+}
+
+/// Marks the dispatcher as running and restores the main greenlet as current
+/// when it returns (also by unwinding, should it ever panic).
+struct DispatchGuard;
+
+impl Drop for DispatchGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        HOT.with(|hot| hot.current.set(hot.main.get()));
+    }
+}
+
+/// The trampoline: resumes greenlets until control is due back to main, whose
+/// delivery it leaves in the mailbox. Runs on the main stack, called only by
+/// main (with a target other than main).
+///
+/// The common case, resuming a suspended greenlet that switches straight back
+/// to main, is handled inline; everything else goes to [`dispatch_loop`].
+#[inline(always)]
+fn dispatch(first: &Greenlet) {
+    let inner = first.inner();
+    if inner.state.get() != State::Active || HOT.with(|hot| hot.slow.get()) {
+        return dispatch_loop(first, None);
+    }
+    // SAFETY: only the dispatcher touches an active greenlet's coroutine
+    // (`Inner::coroutine` invariant), and it is not re-entered.
+    let Some(coroutine) = (unsafe { (*inner.coroutine.get()).as_mut() }) else {
+        unreachable!("an active greenlet has a coroutine")
+    };
+    HOT.with(|hot| hot.current.set(Rc::as_ptr(inner)));
+    let result = coroutine.resume(());
+    if let CoroutineResult::Yield(request) = result {
+        let back_to_main = HOT.with(|hot| {
+            let back = std::ptr::eq(request, hot.main.get()) && !hot.slow.get();
+            if back {
+                hot.current.set(request);
+            }
+            back
+        });
+        if back_to_main {
+            return;
+        }
+    }
+    dispatch_loop(first, Some(result))
+}
+
+/// The general dispatcher loop. `result` is what resuming `first` gave, if
+/// [`dispatch`] already resumed it.
+#[inline(never)]
+fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inner, Exit>>) {
+    let _guard = DispatchGuard;
+    HOT.with(|hot| hot.current.set(DISPATCHER));
+    // The greenlet to resume: `first` is kept alive by the caller's borrow,
+    // later ones by `owned`.
+    let mut owned: Option<Greenlet> = None;
+    let mut target: *const Inner = first.inner_ptr();
+    // SAFETY (for every `&*target` below): `target` is kept alive by `first`
+    // or `owned` as just described.
+    if result.is_none() && (unsafe { (*target).state.get() } != State::Active || HOT.with(|hot| hot.slow.get())) {
+        match resolve(first.clone(), None) {
+            None => return,
+            Some(next) => {
+                target = next.inner_ptr();
+                owned = Some(next);
+            }
+        }
+    }
+    loop {
+        // SAFETY: see above.
+        let inner = unsafe { &*target };
+        let result = match result.take() {
+            Some(result) => result,
+            None => {
+                HOT.with(|hot| hot.current.set(target));
+                // SAFETY: only the dispatcher touches an active greenlet's
+                // coroutine (`Inner::coroutine` invariant), and it is not
+                // re-entered.
+                let coroutine =
+                    unsafe { (*inner.coroutine.get()).as_mut() }.expect("an active greenlet has a coroutine");
+                let result = coroutine.resume(());
+                HOT.with(|hot| hot.current.set(DISPATCHER));
+                result
+            }
+        };
+        let (main, slow) = HOT.with(|hot| (hot.main.get(), hot.slow.get()));
+        let origin = match result {
+            CoroutineResult::Yield(request) => {
+                if std::ptr::eq(request, main) && !slow {
+                    return;
+                }
+                // SAFETY: see `Coro`.
+                let next = unsafe { Greenlet::from_inner_ptr(request) };
+                let next_inner = next.inner();
+                if next_inner.state.get() == State::Active && !next_inner.main && !slow {
+                    target = next.inner_ptr();
+                    // Dropping the previous greenlet here is fine: if it was
+                    // the last reference, its drop queues a kill for later.
+                    owned = Some(next);
+                    continue;
+                }
+                std::mem::replace(&mut owned, Some(next))
+            }
+            CoroutineResult::Return(exit) => {
+                // SAFETY: as above; the coroutine returned, so nothing refers
+                // to it any more.
+                post(unsafe { finish(inner, exit) });
+                let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
+                std::mem::replace(&mut owned, Some(parent))
+            }
+        };
+        // The origin is only needed for the slow cases: resolve with it.
+        let origin = origin.unwrap_or_else(|| first.clone());
+        let next = owned.take().expect("just set");
+        match resolve(next, Some(origin)) {
+            None => return,
+            Some(next) => {
+                target = next.inner_ptr();
+                owned = Some(next);
+            }
+        }
+    }
+}
+
+/// Resolves what a transfer to `target` means: a dead greenlet passes it to
+/// its ancestors, a pending one is started (or killed, for a panic), and the
+/// main greenlet ends the dispatch (`None`). Also tells the tracer who is
+/// next. `origin` is who handed over control (`None`: main). The delivery is
+/// in the mailbox, and stays there (possibly changed).
+#[cold]
+#[inline(never)]
+fn resolve(mut target: Greenlet, mut origin: Option<Greenlet>) -> Option<Greenlet> {
+    let mut resume = take();
+    loop {
+        match target.inner().state.get() {
+            State::Active => break,
+            State::Dead => {
+                // A dead greenlet passes everything to its first live ancestor.
+                resume = resume.exit_to_value();
+                target = target.parent().expect("a dead greenlet has a parent");
+            }
+            State::Pending if resume.is_value() => match start(&target) {
+                Ok(()) => break,
+                Err(message) => {
+                    resume = Resume::Fail(message.into());
+                    target = match origin.take() {
+                        Some(origin) if origin.is_active() => origin,
+                        Some(_) => target.parent().expect("a pending greenlet has a parent"),
+                        None => main_greenlet(),
+                    };
+                }
+            },
+            State::Pending => {
+                // A panic thrown into a greenlet that never ran kills it
+                // without running its body.
+                target.inner().state.set(State::Dead);
+                if let Some(run) = target.inner().run.take() {
+                    defer(Deferred::Drop(run));
+                }
+                resume = resume.exit_to_value();
+                target = target.parent().expect("a pending greenlet has a parent");
+            }
+        }
+    }
+    if trace::installed() {
+        let origin = origin.unwrap_or_else(main_greenlet);
+        note_origin(&origin, &resume);
+    }
+    post(resume);
+    if target.inner().main { None } else { Some(target) }
+}
+
+/// Marks a greenlet whose `run` ended as dead, returns its stack to the pool
+/// and says what its parent receives.
+///
+/// # Safety
+///
+/// Must be called by the dispatcher, right after the greenlet's coroutine
+/// returned.
+unsafe fn finish(inner: &Inner, exit: Exit) -> Resume {
+    inner.state.set(State::Dead);
+    // SAFETY: guaranteed by the caller (see `Inner::coroutine`).
+    let coroutine = unsafe { (*inner.coroutine.get()).take() }.expect("a finished greenlet had a coroutine");
+    drop(coroutine.into_stack());
+    match exit {
+        Exit::Returned(value) => Resume::Value(value),
+        Exit::Panicked(payload) => Resume::Throw(payload).exit_to_value(),
+    }
+}
+
+/// Gives a pending greenlet its stack and coroutine.
+fn start(greenlet: &Greenlet) -> Result<(), String> {
+    let inner = greenlet.inner();
+    let stack = Stack::new(inner.stack_size).map_err(|err| {
+        let name = inner.name.as_deref().unwrap_or("<unnamed>");
+        format!("greenlet '{name}' (#{}) cannot start: {}", inner.id, stack::describe_failure(inner.stack_size, &err))
+    })?;
+    inner.guard.set(stack.guard_range());
+    let coroutine = Coroutine::with_stack(stack, entry);
+    // SAFETY: the greenlet is pending, so it has no coroutine and nothing
+    // refers to the slot; we run inside the dispatcher.
+    unsafe { *inner.coroutine.get() = Some(coroutine) };
+    inner.state.set(State::Active);
+    Ok(())
+}
+
+/// The root function of every greenlet's stack.
+fn entry(yielder: &GreenletYielder, (): ()) -> Exit {
+    let me = HOT.with(|hot| hot.current.get());
+    // SAFETY: the dispatcher set `current` to this greenlet just before
+    // resuming it and keeps it alive while it runs. It stays alive while
+    // suspended too: a suspended greenlet is never freed (module invariants).
+    let inner = unsafe { &*me };
+    inner.yielder.set(yielder);
+    let first = take();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        if HOT.with(|hot| hot.slow.get()) {
+            // A tracer that panics here kills the greenlet before its body runs.
+            after_switch_slow();
+        }
+        let first = first.into_value();
+        let run = inner.run.take().expect("a started greenlet has its run closure");
+        run(first)
+    }));
+    // Greenlet-local values are dropped here, so their destructors run in the
+    // greenlet they belong to.
+    let locals = std::mem::take(&mut *inner.locals.borrow_mut());
+    let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
+    match (outcome, dropped) {
+        (Ok(value), Ok(())) => Exit::Returned(value),
+        (Err(payload), _) | (Ok(_), Err(payload)) => Exit::Panicked(payload),
+    }
+}
+
+/// Queues work for the next greenlet that runs.
+pub(crate) fn defer(item: Deferred) {
+    // At thread teardown `item` is dropped by the failed `try_with` instead;
+    // `Greenlet`'s drop then leaks a suspended greenlet.
+    if COLD.try_with(|cold| cold.deferred.borrow_mut().push(item)).is_ok() {
+        HOT.with(|hot| hot.slow.set(true));
+    }
+}
+
+/// Called when `greenlet`'s last handle is being dropped while it is
+/// suspended. `greenlet` is a new handle to it.
+pub(crate) fn on_last_handle(greenlet: Greenlet) {
+    let current = HOT.with(|hot| hot.current.get());
+    if current.is_null() {
+        // Thread teardown: nothing can run it any more.
+        std::mem::forget(greenlet);
+    } else if current == DISPATCHER || std::thread::panicking() {
+        defer(Deferred::Kill(greenlet));
+    } else {
+        kill_unreachable(greenlet);
+    }
+}
+
+/// The kill protocol for a suspended greenlet nobody references any more:
+/// throw `GreenletExit` into it with the current greenlet as its parent for
+/// the moment, so that its destructors run and control comes back here. If it
+/// refuses to die and nothing else refers to it, it is leaked.
+fn kill_unreachable(greenlet: Greenlet) {
+    let me = current();
+    let parent = greenlet.inner().parent.replace(Some(me));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| greenlet.throw(Box::new(GreenletExit))));
+    drop(greenlet.inner().parent.replace(parent));
+    if let Err(payload) = outcome {
+        let message = crate::panic_message(&*payload);
+        tracing::error!(
+            greenlet.id = greenlet.id(),
+            greenlet.name = greenlet.name().as_deref(),
+            "greenlet panicked while being killed because all references to it were dropped: {message}"
+        );
+    }
+    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 {
+        tracing::warn!(
+            greenlet.id = greenlet.id(),
+            greenlet.name = greenlet.name().as_deref(),
+            "GreenletExit did not kill the greenlet; leaking it and its stack"
+        );
+        std::mem::forget(greenlet);
+    }
+}
+
+/// Runs queued deferred work; called in greenlet context.
+fn run_deferred() {
+    loop {
+        let item = COLD.with(|cold| cold.deferred.borrow_mut().pop());
+        match item {
+            Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet),
+            Some(Deferred::Drop(run)) => drop(run),
+            None => break,
+        }
+    }
+    refresh_slow();
+}
+
+/// Recomputes whether switches must take the slow path.
+pub(crate) fn refresh_slow() {
+    let deferred = COLD.try_with(|cold| !cold.deferred.borrow().is_empty()).unwrap_or(true);
+    HOT.with(|hot| hot.slow.set(deferred || hot.main.get().is_null() || trace::installed()));
+}
+
+/// Records, for the tracer, who hands control over and how.
+fn note_origin(origin: &Greenlet, resume: &Resume) {
+    let event = if resume.is_value() { TraceEvent::Switch } else { TraceEvent::Throw };
+    COLD.with(|cold| {
+        cold.trace_event.set(event);
+        *cold.trace_origin.borrow_mut() = Some(origin.clone());
+    });
+}
+
+/// Slow path after control arrives in a greenlet: the tracer, then deferred
+/// work.
+#[cold]
+#[inline(never)]
+fn after_switch_slow() {
+    if trace::installed() {
+        let origin = COLD.with(|cold| cold.trace_origin.borrow_mut().take());
+        if let Some(origin) = origin {
+            let event = COLD.with(|cold| cold.trace_event.get());
+            trace::call(event, &origin, &current());
+        }
+    }
+    run_deferred();
+}
+
+/// For the overflow handler: if `addr` lies in the guard region of the running
+/// greenlet, calls `report` with its id, name and stack size and returns true.
+/// Async-signal-safe: it only reads memory.
+pub(crate) fn describe_guard_fault(addr: usize, report: fn(u64, Option<&str>, usize)) -> bool {
+    let ptr = HOT.with(|hot| hot.current.get());
+    if ptr.is_null() || ptr == DISPATCHER {
+        return false;
+    }
+    // SAFETY: `current` is live while its greenlet runs (module invariants), and
+    // a fault on a greenlet's guard happens while that greenlet runs. Only
+    // fields written before the greenlet started are read.
+    let inner = unsafe { &*ptr };
+    let (start, end) = inner.guard.get();
+    if addr < start || addr >= end {
+        return false;
+    }
+    report(inner.id, inner.name.as_deref(), inner.stack_size);
+    true
+}
