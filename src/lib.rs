@@ -1,1 +1,50 @@
-//! placeholder
+//! Greenlets and a gevent-style hub for Rust: write servers in plain blocking
+//! style and hold thousands of connections on one thread.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use runtime::net::TcpListener;
+//!
+//! runtime::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
+//!     for stream in listener.incoming() {
+//!         let mut stream = stream.unwrap();
+//!         runtime::spawn(move || {
+//!             let mut buf = [0; 1024];
+//!             loop {
+//!                 match stream.read(&mut buf) {
+//!                     Ok(0) | Err(_) => break,
+//!                     Ok(n) => stream.write_all(&buf[..n]).unwrap(),
+//!                 }
+//!             }
+//!         });
+//!     }
+//! });
+//! ```
+//!
+//! # Architecture
+//!
+//! Three crates, re-exported here:
+//!
+//! - [`greenlet`]: symmetric stackful coroutines (Python's `greenlet`) on
+//!   `corosensei`, with pooled, guard-paged stacks.
+//! - the hub (`runtime-scheduler`): [`run`] makes the calling thread a hub, a
+//!   greenlet that runs a round-robin queue of greenlets, timers, `mio`
+//!   readiness and work from other threads. Every blocking call parks the
+//!   calling greenlet on the hub instead of blocking the thread. Its
+//!   primitives are in [`sync`] and at the top level ([`spawn`], [`sleep`],
+//!   [`timeout`], [`blocking`], [`Pool`], ...).
+//! - blocking-style networking (`runtime-io`): [`net`] mirrors `std::net`
+//!   (plus Unix sockets), so code ports by changing an import; [`io`] lets
+//!   any file descriptor wait for readiness.
+//!
+//! Greenlets never leave the thread of their hub, so thread-locals stay
+//! sound; run one hub per thread to use several cores.
+
+#![forbid(unsafe_code)]
+
+pub use greenlet;
+pub use runtime_scheduler::{
+    Builder, Closed, Elapsed, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool, blocking,
+    greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, yield_now,
+};

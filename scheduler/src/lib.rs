@@ -1,1 +1,251 @@
-//! placeholder
+//! The hub: a single-threaded scheduler for greenlets, after gevent's.
+//!
+//! [`run`] turns the calling thread into a hub and runs a closure in a
+//! greenlet on it. Greenlets spawned with [`spawn`] run concurrently on the
+//! same thread: whenever one makes a blocking call ([`sleep`], a channel
+//! `recv`, a socket read...), it *parks*, and the hub switches to the next
+//! runnable greenlet. Code is written in plain blocking style, with no
+//! `async` and no colouring of functions.
+//!
+//! ```
+//! use std::time::Duration;
+//! use runtime_scheduler::{run, spawn, sleep, sync::channel};
+//!
+//! let total = run(|| {
+//!     let (tx, rx) = channel::unbounded();
+//!     for i in 0..3u64 {
+//!         let tx = tx.clone();
+//!         spawn(move || {
+//!             sleep(Duration::from_millis(10 * i));
+//!             tx.send(i).unwrap();
+//!         });
+//!     }
+//!     drop(tx);
+//!     rx.iter().sum::<u64>()
+//! });
+//! assert_eq!(total, 3);
+//! ```
+//!
+//! # Implementation
+//!
+//! The hub loop runs on the thread's main greenlet; every spawned greenlet has
+//! it as parent. Parking switches to the hub, which resumes runnable
+//! greenlets in FIFO order, at most 61 before it polls for I/O readiness
+//! (`mio`, edge-triggered) without blocking; when nothing is runnable it blocks
+//! in the poll until the next timer deadline. Timers live in a hierarchical
+//! timing wheel. Other threads reach the hub through a lock-free queue
+//! (`crossbeam-queue`) and a `mio::Waker`: [`Handle::spawn`] and the
+//! [`blocking`] thread pool's results travel that way. Greenlets never leave
+//! their hub's thread, so thread-locals stay sound and most types here are
+//! neither `Send` nor `Sync`.
+//!
+//! # Glossary
+//!
+//! - *park*: the current greenlet gives up the CPU until something makes it
+//!   runnable again.
+//! - *unpark*: make a parked greenlet runnable; it never switches.
+//! - [`yield_now`]: put the current greenlet at the back of the run queue.
+//! - [`sleep`]: park until a deadline.
+//! - *kill*: throw `GreenletExit` into a greenlet at its park point.
+//!
+//! # Cancellation
+//!
+//! [`JoinHandle::kill`] and [`timeout`] interrupt a greenlet where it is
+//! parked by unwinding it, so its destructors run. Code that never parks
+//! cannot be interrupted (a CPU-bound loop should call [`yield_now`]). While a
+//! greenlet unwinds, blocking calls fail at once instead of parking.
+//!
+//! # Tracing
+//!
+//! Each greenlet runs inside a `greenlet` span carrying its id and name; spawn,
+//! finish and kill are `trace`/`debug` events and panics `error` events.
+
+#![forbid(unsafe_code)]
+
+mod blocking;
+mod error;
+mod group;
+mod hub;
+mod monitor;
+mod park;
+mod reactor;
+mod remote;
+pub mod sync;
+pub mod task;
+mod time;
+mod timer;
+mod wait_queue;
+
+use std::time::Duration;
+
+pub use crate::blocking::blocking;
+pub use crate::error::{Closed, JoinError};
+pub use crate::group::{Group, Pool, joinall};
+pub use crate::park::yield_now;
+pub use crate::reactor::{Direction, Registration};
+pub use crate::remote::Handle;
+pub use crate::task::JoinHandle;
+pub use crate::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
+
+/// Environment variable that turns on the blocking monitor for runtimes whose
+/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
+/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
+pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
+
+/// Runs `f` in a greenlet on a new hub on this thread and returns its value.
+///
+/// Greenlets `f` spawns run concurrently with it. When `f` returns, the
+/// greenlets still alive are killed (so their destructors run) before `run`
+/// returns. If `f` panics, the panic resumes in the caller after that
+/// clean-up.
+///
+/// ```
+/// let answer = runtime_scheduler::run(|| {
+///     let h = runtime_scheduler::spawn(|| 6 * 7);
+///     h.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+///
+/// # Panics
+///
+/// If called inside a running runtime, and if `f` panics. If `f`'s greenlet
+/// parks on something that nothing can ever provide (a deadlock), it panics
+/// at that point with a report of what it was waiting on.
+pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
+    Builder::new().run(f)
+}
+
+/// Spawns a greenlet running `f` on the current hub and returns a handle to
+/// join or kill it.
+///
+/// The new greenlet first runs when the spawner parks or yields (as in
+/// gevent). A panic in it is logged and delivered through
+/// [`JoinHandle::join`]; it never takes the hub down.
+///
+/// # Panics
+///
+/// Outside a runtime.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    task::Builder::new().spawn(f)
+}
+
+/// Spawns a greenlet that starts after `delay`.
+///
+/// # Panics
+///
+/// Outside a runtime.
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    task::Builder::new().spawn_later(delay, f)
+}
+
+/// The id of the running greenlet.
+pub fn greenlet_id() -> u64 {
+    greenlet::getcurrent().id()
+}
+
+/// Configures and starts a runtime.
+///
+/// ```
+/// use std::time::Duration;
+/// let v = runtime_scheduler::Builder::new()
+///     .stack_size(128 * 1024)
+///     .blocking_threads(4)
+///     .max_blocking_time(Duration::from_millis(100))
+///     .run(|| 1 + 1);
+/// assert_eq!(v, 2);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `run` is called"]
+pub struct Builder {
+    stack_size: usize,
+    blocking_threads: usize,
+    max_blocking_time: Option<Duration>,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Default settings: 64 KiB stacks, up to 64 blocking threads, and the
+    /// blocking monitor off unless [`MAX_BLOCKING_TIME_ENV`] is set.
+    pub fn new() -> Builder {
+        Builder {
+            stack_size: greenlet::stack::DEFAULT_SIZE,
+            blocking_threads: 64,
+            max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
+        }
+    }
+
+    /// The stack size of greenlets spawned without one, in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// The most threads [`blocking`] may use at once; more jobs queue.
+    pub fn blocking_threads(mut self, threads: usize) -> Builder {
+        self.blocking_threads = threads;
+        self
+    }
+
+    /// Turns on the blocking monitor: a watchdog thread logs a `tracing`
+    /// warning naming any greenlet that holds the hub longer than `limit`
+    /// without yielding.
+    pub fn max_blocking_time(mut self, limit: Duration) -> Builder {
+        self.max_blocking_time = Some(limit);
+        self
+    }
+
+    /// Runs `f` on a hub with these settings; see [`run`].
+    ///
+    /// # Panics
+    ///
+    /// As [`run`].
+    pub fn run<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> T {
+        let config = hub::Config {
+            stack_size: self.stack_size,
+            blocking_threads: self.blocking_threads,
+            max_blocking_time: self.max_blocking_time,
+        };
+        hub::run(config, f)
+    }
+}
+
+/// Parses `"250"`, `"250ms"` or `"0.25s"`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        ms.trim().parse::<u64>().ok().map(Duration::from_millis)
+    } else if let Some(s) = text.strip_suffix('s') {
+        s.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+    } else {
+        text.parse::<u64>().ok().map(Duration::from_millis)
+    }
+    .filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0.5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration("soon"), None);
+    }
+}

@@ -1,0 +1,244 @@
+//! Sets of greenlets: [`Group`], [`Pool`] and [`joinall`].
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::error::JoinError;
+use crate::sync::Semaphore;
+use crate::task::{self, JoinHandle, Task};
+
+/// Joins every handle, in order, and returns their results.
+///
+/// ```
+/// runtime_scheduler::run(|| {
+///     let handles: Vec<_> = (1..=3).map(|i| runtime_scheduler::spawn(move || i * 10)).collect();
+///     let results: Vec<i32> = runtime_scheduler::joinall(handles).into_iter().map(Result::unwrap).collect();
+///     assert_eq!(results, [10, 20, 30]);
+/// });
+/// ```
+pub fn joinall<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
+    handles.into_iter().map(JoinHandle::join).collect()
+}
+
+/// A set of greenlets that can be waited for or killed together (gevent's
+/// `Group`). Finished greenlets leave the group by themselves.
+///
+/// ```
+/// use std::time::Duration;
+/// runtime_scheduler::run(|| {
+///     let group = runtime_scheduler::Group::new();
+///     for i in 0..3 {
+///         group.spawn(move || runtime_scheduler::sleep(Duration::from_millis(i)));
+///     }
+///     assert_eq!(group.len(), 3);
+///     group.join();
+///     assert!(group.is_empty());
+/// });
+/// ```
+#[derive(Default)]
+pub struct Group {
+    members: RefCell<Vec<Rc<Task>>>,
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Group {
+        Group::default()
+    }
+
+    /// Spawns a greenlet in the group.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_with(task::Builder::new(), f)
+    }
+
+    /// Spawns a greenlet configured by `builder` in the group.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let handle = builder.spawn(f);
+        self.add(&handle);
+        handle
+    }
+
+    /// Adds an already spawned greenlet.
+    pub fn add<T>(&self, handle: &JoinHandle<T>) {
+        let mut members = self.members.borrow_mut();
+        members.retain(|task| !task.is_done());
+        if !handle.task.is_done() && !members.iter().any(|task| Rc::ptr_eq(task, &handle.task)) {
+            members.push(handle.task.clone());
+        }
+    }
+
+    /// Greenlets of the group still running.
+    pub fn len(&self) -> usize {
+        self.members.borrow().iter().filter(|task| !task.is_done()).count()
+    }
+
+    /// Whether every greenlet of the group has finished.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Parks until every greenlet of the group has finished (including ones
+    /// added meanwhile).
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join(&self) {
+        loop {
+            let next = self.members.borrow().iter().find(|task| !task.is_done()).cloned();
+            match next {
+                Some(task) => {
+                    task.wait_done(None);
+                }
+                None => break,
+            }
+        }
+        self.members.borrow_mut().clear();
+    }
+
+    /// Kills every greenlet of the group (see [`JoinHandle::kill`]); does not
+    /// wait for them to unwind: follow with [`join`](Group::join) for that.
+    pub fn kill(&self) {
+        let members: Vec<Rc<Task>> = self.members.borrow().clone();
+        for task in members {
+            task.kill();
+        }
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group").field("running", &self.len()).finish()
+    }
+}
+
+/// A group that runs at most `size` greenlets at once (gevent's `Pool`):
+/// [`spawn`](Pool::spawn) parks the caller while the pool is full.
+///
+/// ```
+/// runtime_scheduler::run(|| {
+///     let pool = runtime_scheduler::Pool::new(2);
+///     let handles: Vec<_> = (0..5).map(|i| pool.spawn(move || i)).collect();
+///     assert!(pool.len() <= 2);
+///     pool.join();
+///     assert_eq!(runtime_scheduler::joinall(handles).len(), 5);
+/// });
+/// ```
+pub struct Pool {
+    group: Group,
+    slots: Rc<Semaphore>,
+    size: usize,
+}
+
+impl Pool {
+    /// A pool of `size` greenlets at most.
+    pub fn new(size: usize) -> Pool {
+        Pool { group: Group::new(), slots: Rc::new(Semaphore::new(size)), size }
+    }
+
+    /// Spawns a greenlet once the pool has room, parking the caller until then.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_with(task::Builder::new(), f)
+    }
+
+    /// Like [`spawn`](Pool::spawn), with a builder.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let slot = self.slots.acquire_owned();
+        self.group.spawn_with(builder, move || {
+            let _slot = slot;
+            f()
+        })
+    }
+
+    /// Spawns a greenlet if the pool has room now; gives `f` back otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `Err(f)` when the pool is full.
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, F>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        match self.slots.try_acquire_owned() {
+            Some(slot) => Ok(self.group.spawn(move || {
+                let _slot = slot;
+                f()
+            })),
+            None => Err(f),
+        }
+    }
+
+    /// The most greenlets running at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Room for more greenlets now.
+    pub fn free_count(&self) -> usize {
+        self.slots.available()
+    }
+
+    /// Greenlets running (or started and not yet finished).
+    pub fn len(&self) -> usize {
+        self.group.len()
+    }
+
+    /// Whether no greenlet of the pool is running.
+    pub fn is_empty(&self) -> bool {
+        self.group.is_empty()
+    }
+
+    /// Parks until every greenlet of the pool has finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join(&self) {
+        self.group.join();
+    }
+
+    /// Kills every greenlet of the pool.
+    pub fn kill(&self) {
+        self.group.kill();
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("size", &self.size).field("running", &self.len()).finish()
+    }
+}

@@ -1,0 +1,106 @@
+//! The blocking monitor: a watchdog thread that reports a greenlet holding the
+//! hub too long without yielding (gevent's monitor thread).
+//!
+//! The hub counts the greenlets it resumes and records which one runs. The
+//! watchdog wakes every `max_blocking_time`; if the count has not moved and a
+//! greenlet (not the hub's poll) is running, that greenlet has held the hub
+//! for at least that long, and a `tracing` warning names it, once per episode.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+struct Shared {
+    switches: AtomicU64,
+    /// Id of the running greenlet; 0 while the hub itself runs.
+    running: AtomicU64,
+    polling: AtomicBool,
+    stop: AtomicBool,
+    names: Mutex<HashMap<u64, String>>,
+}
+
+/// The hub's side of the monitor; stops the watchdog when dropped.
+pub(crate) struct Monitor {
+    shared: Arc<Shared>,
+}
+
+impl Monitor {
+    pub(crate) fn start(max_blocking_time: Duration) -> Monitor {
+        let shared = Arc::new(Shared {
+            switches: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            polling: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            names: Mutex::new(HashMap::new()),
+        });
+        let watched = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("runtime-monitor".into())
+            .spawn(move || watch(&watched, max_blocking_time));
+        if let Err(err) = spawned {
+            tracing::error!("cannot start the blocking monitor: {err}");
+        }
+        Monitor { shared }
+    }
+
+    pub(crate) fn name_task(&self, id: u64, name: Option<&str>) {
+        if let Some(name) = name {
+            self.shared.names.lock().unwrap_or_else(PoisonError::into_inner).insert(id, name.to_owned());
+        }
+    }
+
+    pub(crate) fn forget_task(&self, id: u64) {
+        self.shared.names.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+
+    pub(crate) fn enter(&self, id: u64) {
+        self.shared.switches.fetch_add(1, Ordering::Relaxed);
+        self.shared.running.store(id, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        self.shared.switches.fetch_add(1, Ordering::Relaxed);
+        self.shared.running.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn polling(&self, polling: bool) {
+        self.shared.polling.store(polling, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn watch(shared: &Shared, max_blocking_time: Duration) {
+    let mut last = u64::MAX;
+    let mut reported = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        thread::sleep(max_blocking_time);
+        let switches = shared.switches.load(Ordering::Relaxed);
+        let running = shared.running.load(Ordering::Relaxed);
+        if switches != last {
+            last = switches;
+            reported = false;
+            continue;
+        }
+        if running == 0 || shared.polling.load(Ordering::Relaxed) || reported {
+            continue;
+        }
+        reported = true;
+        let name = shared.names.lock().unwrap_or_else(PoisonError::into_inner).get(&running).cloned();
+        tracing::warn!(
+            greenlet.id = running,
+            greenlet.name = name.as_deref(),
+            max_blocking_time_ms = max_blocking_time.as_millis() as u64,
+            "greenlet #{running}{} has held the hub for more than {:?} without yielding; \
+             it is blocking every other greenlet (use `runtime::blocking` for blocking or CPU-heavy work)",
+            name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default(),
+            max_blocking_time,
+        );
+    }
+}

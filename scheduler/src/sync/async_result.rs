@@ -1,0 +1,150 @@
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::panic;
+use std::time::{Duration, Instant};
+
+use crate::park::Wake;
+use crate::time::Elapsed;
+use crate::wait_queue::{self, WaitQueue};
+
+enum Slot<T> {
+    Empty,
+    Value(T),
+    /// A panic to raise in the first getter; later getters get a new panic
+    /// with the message (payloads cannot be cloned).
+    Panic { payload: Option<Box<dyn Any + Send>>, message: String },
+}
+
+/// A value that will be available later, which any number of greenlets can
+/// wait for (gevent's `AsyncResult`).
+///
+/// ```
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use runtime_scheduler::sync::AsyncResult;
+///
+/// runtime_scheduler::run(|| {
+///     let result = Rc::new(AsyncResult::new());
+///     let producer = result.clone();
+///     runtime_scheduler::spawn_later(Duration::from_millis(5), move || producer.set("done"));
+///     assert_eq!(result.get(), "done");
+///     assert!(result.ready());
+/// });
+/// ```
+pub struct AsyncResult<T> {
+    slot: RefCell<Slot<T>>,
+    waiters: RefCell<WaitQueue<()>>,
+}
+
+impl<T> Default for AsyncResult<T> {
+    fn default() -> Self {
+        AsyncResult::new()
+    }
+}
+
+impl<T> AsyncResult<T> {
+    /// An empty result.
+    pub fn new() -> AsyncResult<T> {
+        AsyncResult { slot: RefCell::new(Slot::Empty), waiters: RefCell::new(WaitQueue::new()) }
+    }
+
+    /// Stores the value (replacing any earlier one) and wakes every waiter.
+    pub fn set(&self, value: T) {
+        *self.slot.borrow_mut() = Slot::Value(value);
+        self.notify();
+    }
+
+    /// Stores a panic: getters resume it instead of returning a value.
+    pub fn set_panic(&self, payload: Box<dyn Any + Send>) {
+        let message = greenlet::panic_message(&*payload);
+        *self.slot.borrow_mut() = Slot::Panic { payload: Some(payload), message };
+        self.notify();
+    }
+
+    fn notify(&self) {
+        let woken = self.waiters.borrow_mut().complete_all(|()| {});
+        wait_queue::unpark_all(woken);
+    }
+
+    /// Whether a value or panic is stored.
+    pub fn ready(&self) -> bool {
+        !matches!(*self.slot.borrow(), Slot::Empty)
+    }
+
+    /// Parks until a value or panic is stored.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Parks until a value or panic is stored or `timeout` passes; returns
+    /// whether it is ready.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        while !self.ready() {
+            let waited = wait_queue::wait(&self.waiters, (), "AsyncResult::get", deadline);
+            if !waited.completed && waited.wake != Wake::Notified {
+                break;
+            }
+        }
+        self.ready()
+    }
+}
+
+impl<T: Clone> AsyncResult<T> {
+    /// Parks until the result is available and returns a clone of it.
+    ///
+    /// # Panics
+    ///
+    /// Resumes a stored panic. Outside a greenlet of the runtime.
+    pub fn get(&self) -> T {
+        self.wait();
+        self.try_get().expect("an AsyncResult waited for is ready")
+    }
+
+    /// Like [`get`](AsyncResult::get), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Elapsed`] if nothing was stored in time.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Elapsed> {
+        if self.wait_timeout(timeout) { Ok(self.try_get().expect("ready")) } else { Err(Elapsed) }
+    }
+
+    /// The value if it is available, without waiting.
+    ///
+    /// # Panics
+    ///
+    /// Resumes a stored panic.
+    pub fn try_get(&self) -> Option<T> {
+        let mut slot = self.slot.borrow_mut();
+        match &mut *slot {
+            Slot::Empty => None,
+            Slot::Value(value) => Some(value.clone()),
+            Slot::Panic { payload, message } => match payload.take() {
+                Some(payload) => {
+                    drop(slot);
+                    panic::resume_unwind(payload)
+                }
+                None => {
+                    let message = message.clone();
+                    drop(slot);
+                    panic!("{message}")
+                }
+            },
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,635 @@
+//! Multi-producer, multi-consumer channels between greenlets of one hub.
+//!
+//! The shape is crossbeam's: [`bounded`] and [`unbounded`] return a cloneable
+//! [`Sender`] and [`Receiver`]; operations come as blocking, `try_` and
+//! `_timeout` variants. Blocking parks only the calling greenlet.
+//!
+//! Waiting greenlets are served in FIFO order, and values are handed over
+//! directly: a value sent while receivers wait goes to the first of them, and
+//! when a receiver frees room in a full channel the first waiting sender's
+//! value moves in. Nothing is lost or duplicated, and nobody is starved.
+//! `bounded(0)` is a rendezvous channel: `send` waits for a receiver.
+//!
+//! When every `Sender` is gone, receivers get the remaining values and then
+//! [`RecvError`]; when every `Receiver` is gone, `send` gives the value back
+//! in a [`SendError`].
+//!
+//! ```
+//! use runtime_scheduler::sync::channel;
+//!
+//! runtime_scheduler::run(|| {
+//!     let (tx, rx) = channel::bounded(1);
+//!     let producer = runtime_scheduler::spawn(move || {
+//!         for i in 0..5 {
+//!             tx.send(i).unwrap(); // parks while the channel is full
+//!         }
+//!     });
+//!     let got: Vec<i32> = rx.iter().collect();
+//!     assert_eq!(got, [0, 1, 2, 3, 4]);
+//!     producer.join().unwrap();
+//! });
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::park::Wake;
+use crate::wait_queue::{self, WaitQueue};
+
+struct Chan<T> {
+    queue: RefCell<VecDeque<T>>,
+    /// `None` for unbounded.
+    capacity: Option<usize>,
+    senders: Cell<usize>,
+    receivers: Cell<usize>,
+    /// A receiver's node gets `Some(value)` when a sender hands one over.
+    recv_waiters: RefCell<WaitQueue<Option<T>>>,
+    /// A sender's node holds its value; a receiver takes it out.
+    send_waiters: RefCell<WaitQueue<Option<T>>>,
+}
+
+/// Creates a channel holding at most `capacity` values; `0` makes every
+/// `send` wait for a receiver.
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    channel(Some(capacity))
+}
+
+/// Creates a channel with no limit on the values it holds.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    channel(None)
+}
+
+fn channel<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Rc::new(Chan {
+        queue: RefCell::new(VecDeque::new()),
+        capacity,
+        senders: Cell::new(1),
+        receivers: Cell::new(1),
+        recv_waiters: RefCell::new(WaitQueue::new()),
+        send_waiters: RefCell::new(WaitQueue::new()),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+impl<T> Chan<T> {
+    /// Sends without waiting.
+    fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        if self.receivers.get() == 0 {
+            return Err(TrySendError::Disconnected(value));
+        }
+        let mut value = Some(value);
+        let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
+        if let Some(woken) = handed {
+            wait_queue::unpark_all([woken]);
+            return Ok(());
+        }
+        let value = value.expect("not handed over");
+        let mut queue = self.queue.borrow_mut();
+        if self.capacity.is_none_or(|capacity| queue.len() < capacity) {
+            queue.push_back(value);
+            Ok(())
+        } else {
+            Err(TrySendError::Full(value))
+        }
+    }
+
+    fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut value = match self.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
+            Err(TrySendError::Full(value)) => value,
+        };
+        loop {
+            let waited = wait_queue::wait(&self.send_waiters, Some(value), "Sender::send", deadline);
+            value = match waited.data {
+                None => return Ok(()), // a receiver took it
+                Some(value) => value,
+            };
+            match self.try_send(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
+                Err(TrySendError::Full(back)) => value = back,
+            }
+            match waited.wake {
+                Wake::Notified => {}
+                Wake::TimedOut => return Err(SendTimeoutError::Timeout(value)),
+                Wake::Refused => return Err(SendTimeoutError::Disconnected(value)),
+            }
+        }
+    }
+
+    /// Receives without waiting.
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        let popped = self.queue.borrow_mut().pop_front();
+        let mut moved = None;
+        let refill = self.send_waiters.borrow_mut().complete_front(|slot| moved = slot.take());
+        if let Some(woken) = refill {
+            wait_queue::unpark_all([woken]);
+        }
+        match (popped, moved) {
+            (Some(value), Some(next)) => {
+                // A waiting sender's value takes the freed place, in order.
+                self.queue.borrow_mut().push_back(next);
+                Ok(value)
+            }
+            (Some(value), None) | (None, Some(value)) => Ok(value),
+            (None, None) if self.senders.get() == 0 => Err(TryRecvError::Disconnected),
+            (None, None) => Err(TryRecvError::Empty),
+        }
+    }
+
+    fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        loop {
+            match self.try_recv() {
+                Ok(value) => return Ok(value),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            let waited = wait_queue::wait(&self.recv_waiters, None, "Receiver::recv", deadline);
+            if let Some(value) = waited.data {
+                return Ok(value);
+            }
+            match waited.wake {
+                Wake::Notified => {}
+                Wake::TimedOut => {
+                    return match self.try_recv() {
+                        Ok(value) => Ok(value),
+                        Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                        Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+                    };
+                }
+                Wake::Refused => return Err(RecvTimeoutError::Disconnected),
+            }
+        }
+    }
+}
+
+/// The sending side of a channel. Clone it for more producers.
+pub struct Sender<T> {
+    chan: Rc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, parking while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the value if every receiver is gone.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait outside a greenlet of the runtime.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.chan.send(value, None).map_err(|err| SendError(err.into_inner()))
+    }
+
+    /// Sends `value` if there is room now (or a receiver waits).
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] or [`TrySendError::Disconnected`], with the value.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(value)
+    }
+
+    /// Sends `value`, giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError`] with the value.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(value, Some(Instant::now() + timeout))
+    }
+
+    /// Sends `value`, giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError`] with the value.
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(value, Some(deadline))
+    }
+
+    /// Values in the channel.
+    pub fn len(&self) -> usize {
+        self.chan.queue.borrow().len()
+    }
+
+    /// Whether the channel holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity, `None` if unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity
+    }
+
+    /// Whether every receiver is gone.
+    pub fn is_disconnected(&self) -> bool {
+        self.chan.receivers.get() == 0
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.set(self.chan.senders.get() + 1);
+        Sender { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let senders = self.chan.senders.get() - 1;
+        self.chan.senders.set(senders);
+        if senders == 0 {
+            let woken = self.chan.recv_waiters.borrow_mut().complete_all(|_| {});
+            wait_queue::unpark_all(woken);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("len", &self.len()).field("capacity", &self.chan.capacity).finish()
+    }
+}
+
+/// The receiving side of a channel. Clone it for more consumers; each value
+/// goes to one receiver.
+pub struct Receiver<T> {
+    chan: Rc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, parking while the channel is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the channel is empty and every sender is gone.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait outside a greenlet of the runtime.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// Receives a value if one is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Disconnected`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Receives a value, giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Some(Instant::now() + timeout))
+    }
+
+    /// Receives a value, giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Some(deadline))
+    }
+
+    /// A blocking iterator over received values; ends when the channel is
+    /// empty and every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { receiver: self }
+    }
+
+    /// An iterator over the values available now.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { receiver: self }
+    }
+
+    /// Values in the channel.
+    pub fn len(&self) -> usize {
+        self.chan.queue.borrow().len()
+    }
+
+    /// Whether the channel holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity, `None` if unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity
+    }
+
+    /// Whether every sender is gone.
+    pub fn is_disconnected(&self) -> bool {
+        self.chan.senders.get() == 0
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.set(self.chan.receivers.get() + 1);
+        Receiver { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let receivers = self.chan.receivers.get() - 1;
+        self.chan.receivers.set(receivers);
+        if receivers == 0 {
+            // Waiting senders wake with their values still in their nodes and
+            // find the channel disconnected.
+            let woken = self.chan.send_waiters.borrow_mut().complete_all(|_| {});
+            wait_queue::unpark_all(woken);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("len", &self.len()).field("capacity", &self.chan.capacity).finish()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { receiver: self }
+    }
+}
+
+/// Blocking iterator, from [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv().ok()
+    }
+}
+
+/// Non-blocking iterator, from [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+/// Owning blocking iterator, from `Receiver::into_iter`.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    receiver: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv().ok()
+    }
+}
+
+/// Every receiver is gone; the value comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+impl<T> SendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// Why [`Sender::try_send`] failed; the value comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(value) | TrySendError::Disconnected(value) => value,
+        }
+    }
+
+    /// Whether the channel was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+
+    /// Whether every receiver is gone.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TrySendError::Disconnected(_))
+    }
+}
+
+/// Why [`Sender::send_timeout`] failed; the value comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the deadline.
+    Timeout(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(value) | SendTimeoutError::Disconnected(value) => value,
+        }
+    }
+
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+
+    /// Whether every receiver is gone.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, SendTimeoutError::Disconnected(_))
+    }
+}
+
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(err: SendError<T>) -> Self {
+        TrySendError::Disconnected(err.0)
+    }
+}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(err: SendError<T>) -> Self {
+        SendTimeoutError::Disconnected(err.0)
+    }
+}
+
+/// The channel is empty and every sender is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvError;
+
+/// Why [`Receiver::try_recv`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No value now.
+    Empty,
+    /// No value, and every sender is gone.
+    Disconnected,
+}
+
+/// Why [`Receiver::recv_timeout`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// No value arrived before the deadline.
+    Timeout,
+    /// No value, and every sender is gone.
+    Disconnected,
+}
+
+impl TryRecvError {
+    /// Whether the channel was empty.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    /// Whether every sender is gone.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TryRecvError::Disconnected)
+    }
+}
+
+impl RecvTimeoutError {
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+
+    /// Whether every sender is gone.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, RecvTimeoutError::Disconnected)
+    }
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(_: RecvError) -> Self {
+        TryRecvError::Disconnected
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(_: RecvError) -> Self {
+        RecvTimeoutError::Disconnected
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a channel whose receivers are all gone")
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("sending on a full channel"),
+            TrySendError::Disconnected(_) => f.write_str("sending on a channel whose receivers are all gone"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out waiting to send on a full channel"),
+            SendTimeoutError::Disconnected(_) => f.write_str("sending on a channel whose receivers are all gone"),
+        }
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on an empty channel whose senders are all gone")
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
+            TryRecvError::Disconnected => f.write_str("receiving on an empty channel whose senders are all gone"),
+        }
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting on an empty channel"),
+            RecvTimeoutError::Disconnected => f.write_str("receiving on an empty channel whose senders are all gone"),
+        }
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+impl<T> std::error::Error for TrySendError<T> {}
+impl<T> std::error::Error for SendTimeoutError<T> {}
+impl std::error::Error for RecvError {}
+impl std::error::Error for TryRecvError {}
+impl std::error::Error for RecvTimeoutError {}

@@ -1,0 +1,217 @@
+use std::cell::{RefCell, RefMut};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use super::semaphore::{Semaphore, SemaphorePermit};
+use crate::park::Wake;
+use crate::wait_queue::{self, WaitQueue};
+
+/// A mutual-exclusion lock for greenlets: `lock` parks the greenlet (not the
+/// thread) while another greenlet holds it. Waiters get the lock in FIFO order.
+///
+/// Unlike `std::sync::Mutex`, it is meant to be held across blocking calls:
+/// a greenlet may park while holding it, and the others wait their turn.
+///
+/// ```
+/// use std::rc::Rc;
+/// use runtime_scheduler::sync::Mutex;
+///
+/// runtime_scheduler::run(|| {
+///     let counter = Rc::new(Mutex::new(0));
+///     let handles: Vec<_> = (0..10)
+///         .map(|_| {
+///             let counter = counter.clone();
+///             runtime_scheduler::spawn(move || {
+///                 let mut n = counter.lock();
+///                 runtime_scheduler::yield_now(); // others queue up meanwhile
+///                 *n += 1;
+///             })
+///         })
+///         .collect();
+///     runtime_scheduler::joinall(handles);
+///     assert_eq!(*counter.lock(), 10);
+/// });
+/// ```
+pub struct Mutex<T> {
+    value: RefCell<T>,
+    lock: Semaphore,
+}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex holding `value`.
+    pub fn new(value: T) -> Mutex<T> {
+        Mutex { value: RefCell::new(value), lock: Semaphore::new(1) }
+    }
+
+    /// Locks, parking until the lock is free.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.guard(self.lock.acquire())
+    }
+
+    /// Locks if the lock is free now.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.lock.try_acquire().map(|permit| self.guard(permit))
+    }
+
+    /// Locks, giving up after `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
+        self.lock.acquire_timeout(timeout).map(|permit| self.guard(permit))
+    }
+
+    fn guard<'a>(&'a self, permit: SemaphorePermit<'a>) -> MutexGuard<'a, T> {
+        MutexGuard { value: Some(self.value.borrow_mut()), permit: Some(permit), mutex: self }
+    }
+
+    /// Whether some greenlet holds the lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.available() == 0
+    }
+
+    /// The value, without locking (the borrow checker proves exclusivity).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
+    /// The value.
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Mutex");
+        match self.value.try_borrow() {
+            Ok(value) => d.field("value", &*value),
+            Err(_) => d.field("value", &"<locked>"),
+        };
+        d.finish()
+    }
+}
+
+/// Access to a [`Mutex`]'s value; unlocks when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T> {
+    // Declared first: the borrow ends before the lock is released.
+    value: Option<RefMut<'a, T>>,
+    permit: Option<SemaphorePermit<'a>>,
+    mutex: &'a Mutex<T>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.value.as_ref().expect("a live guard holds the value")
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.value.as_mut().expect("a live guard holds the value")
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A condition variable for [`Mutex`]: greenlets wait for a condition while
+/// the lock is released, and are woken in FIFO order.
+///
+/// ```
+/// use std::rc::Rc;
+/// use runtime_scheduler::sync::{Condvar, Mutex};
+///
+/// runtime_scheduler::run(|| {
+///     let pair = Rc::new((Mutex::new(false), Condvar::new()));
+///     let other = pair.clone();
+///     runtime_scheduler::spawn(move || {
+///         *other.0.lock() = true;
+///         other.1.notify_one();
+///     });
+///     let (lock, ready) = &*pair;
+///     let started = ready.wait_while(lock.lock(), |started| !*started);
+///     assert!(*started);
+/// });
+/// ```
+#[derive(Default)]
+pub struct Condvar {
+    waiters: RefCell<WaitQueue<()>>,
+}
+
+impl Condvar {
+    /// A condition variable with no waiters.
+    pub fn new() -> Condvar {
+        Condvar::default()
+    }
+
+    /// Releases the lock, parks until notified, and locks again.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.wait_until(guard, None).0
+    }
+
+    /// Waits until `condition` returns false, re-checking it after each
+    /// notification.
+    pub fn wait_while<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> MutexGuard<'a, T> {
+        while condition(&mut guard) {
+            guard = self.wait(guard);
+        }
+        guard
+    }
+
+    /// Like [`wait`](Condvar::wait), giving up after `timeout`; the flag says
+    /// whether it timed out.
+    pub fn wait_timeout<'a, T>(&self, guard: MutexGuard<'a, T>, timeout: Duration) -> (MutexGuard<'a, T>, bool) {
+        self.wait_until(guard, Some(Instant::now() + timeout))
+    }
+
+    fn wait_until<'a, T>(&self, mut guard: MutexGuard<'a, T>, deadline: Option<Instant>) -> (MutexGuard<'a, T>, bool) {
+        let mutex = guard.mutex;
+        // Unlock: the value borrow first, then the permit.
+        guard.value = None;
+        guard.permit = None;
+        drop(guard);
+        let waited = wait_queue::wait(&self.waiters, (), "Condvar::wait", deadline);
+        let timed_out = !waited.completed && waited.wake != Wake::Notified;
+        (mutex.lock(), timed_out)
+    }
+
+    /// Wakes the first waiting greenlet.
+    pub fn notify_one(&self) {
+        let woken = self.waiters.borrow_mut().complete_front(|()| {});
+        wait_queue::unpark_all(woken);
+    }
+
+    /// Wakes every waiting greenlet.
+    pub fn notify_all(&self) {
+        let woken = self.waiters.borrow_mut().complete_all(|()| {});
+        wait_queue::unpark_all(woken);
+    }
+}
+
+impl fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condvar").field("waiters", &self.waiters.borrow().len()).finish()
+    }
+}

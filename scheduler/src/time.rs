@@ -1,0 +1,122 @@
+//! Time: sleeping and timeouts.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::hub::{self, TimerAction};
+use crate::park::{Wake, parker};
+
+/// Parks the current greenlet for at least `duration`.
+///
+/// `sleep(Duration::ZERO)` still parks until the hub's next turn, after a
+/// poll for I/O; use [`yield_now`](crate::yield_now) just to let other
+/// runnable greenlets go first.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// runtime_scheduler::run(|| {
+///     let start = Instant::now();
+///     runtime_scheduler::sleep(Duration::from_millis(20));
+///     assert!(start.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Outside a greenlet of the runtime.
+pub fn sleep(duration: Duration) {
+    sleep_until(Instant::now() + duration);
+}
+
+/// Parks the current greenlet until `deadline` has passed.
+///
+/// # Panics
+///
+/// Outside a greenlet of the runtime.
+pub fn sleep_until(deadline: Instant) {
+    let parker = parker();
+    loop {
+        match parker.park("sleep", Some(deadline)) {
+            Wake::Notified if Instant::now() < deadline => continue,
+            _ => return,
+        }
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Elapsed;
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// The payload that unwinds a greenlet out of an expired `timeout` scope.
+#[derive(Debug)]
+pub(crate) struct TimeoutUnwind {
+    pub(crate) scope: u64,
+}
+
+/// Runs `f` in the current greenlet, giving up once `duration` has passed.
+///
+/// This is gevent's `with_timeout`: when the deadline passes, the greenlet
+/// unwinds out of `f` at its next park point (any blocking call), running
+/// destructors, and `timeout` returns `Err(Elapsed)`. Code that never parks
+/// cannot be interrupted. Scopes nest: each catches only its own expiry.
+///
+/// `f` must let the unwinding through: a `catch_unwind` inside it that
+/// swallows the payload defeats the timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use runtime_scheduler::{sleep, timeout};
+///
+/// runtime_scheduler::run(|| {
+///     assert_eq!(timeout(Duration::from_millis(50), || 7), Ok(7));
+///     let slow = timeout(Duration::from_millis(10), || sleep(Duration::from_secs(10)));
+///     assert!(slow.is_err());
+/// });
+/// ```
+///
+/// # Errors
+///
+/// [`Elapsed`] if the deadline passed before `f` returned.
+///
+/// # Panics
+///
+/// Outside a greenlet of the runtime. Panics of `f` propagate.
+pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    timeout_at(Instant::now() + duration, f)
+}
+
+/// Like [`timeout`], with a deadline.
+///
+/// # Errors
+///
+/// [`Elapsed`] if the deadline passed before `f` returned.
+pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let task = parker().task().clone();
+    let hub = hub::current().expect("a parker exists only inside a hub");
+    let scope = hub.next_scope_id();
+    let timer = hub.timers.borrow_mut().insert(deadline, TimerAction::ScopeTimeout(task.clone(), scope));
+    let _disarm = crate::task::scopeguard(|| {
+        hub.timers.borrow_mut().cancel(timer);
+        // Fired but not delivered yet: it is moot now.
+        if task.pending_timeout.get() == Some(scope) {
+            task.pending_timeout.set(None);
+        }
+    });
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Ok(value),
+        Err(payload) => match payload.downcast::<TimeoutUnwind>() {
+            Ok(unwind) if unwind.scope == scope => Err(Elapsed),
+            Ok(unwind) => panic::resume_unwind(unwind),
+            Err(payload) => panic::resume_unwind(payload),
+        },
+    }
+}
