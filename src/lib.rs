@@ -28,15 +28,16 @@
 //!
 //! - [`greenlet`]: symmetric stackful coroutines (Python's `greenlet`) on
 //!   `corosensei`, with pooled, guard-paged stacks.
-//! - the hub (`runtime-scheduler`): [`run`] makes the calling thread a hub, a
-//!   greenlet that runs a round-robin queue of greenlets, timers, `mio`
-//!   readiness and work from other threads. Every blocking call parks the
-//!   calling greenlet on the hub instead of blocking the thread. Its
+//! - the hub (`runtime-scheduler`): [`run`] makes the calling thread a hub: a
+//!   loop on the thread's main greenlet that runs a FIFO queue of greenlets,
+//!   timers, `mio` readiness and work from other threads. Every blocking call
+//!   parks the calling greenlet on the hub instead of blocking the thread. Its
 //!   primitives are in [`sync`] and at the top level ([`spawn`], [`sleep`],
 //!   [`timeout`], [`blocking`], [`Pool`], ...).
 //! - blocking-style networking (`runtime-io`): [`net`] mirrors `std::net`
-//!   (plus Unix sockets), so code ports by changing an import; [`io`] lets
-//!   any file descriptor wait for readiness.
+//!   (plus Unix sockets and a [`StreamServer`](net::StreamServer)), so code
+//!   ports by changing an import; [`io`] lets any file descriptor wait for
+//!   readiness; [`signal`] delivers Unix signals to a greenlet.
 //!
 //! Greenlets never leave the thread of their hub, so thread-locals stay
 //! sound; run one hub per thread to use several cores.
@@ -44,7 +45,15 @@
 #![forbid(unsafe_code)]
 
 pub use greenlet;
+pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Elapsed, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool, blocking,
     greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, yield_now,
 };
+
+/// Readiness of arbitrary file descriptors, for integrating libraries that do
+/// their own non-blocking I/O.
+pub mod io {
+    pub use runtime_io::{wait_readable, wait_writable};
+    pub use runtime_scheduler::{Direction, Registration};
+}

@@ -1,1 +1,51 @@
-//! placeholder
+//! Blocking-style networking on the hub: sockets whose blocking calls park
+//! only the calling greenlet, so plain sequential server code runs
+//! concurrently on one thread.
+//!
+//! [`net`] mirrors `std::net` and `std::os::unix::net`; [`wait_readable`] and
+//! [`wait_writable`] wait on any file descriptor; [`StreamServer`](net::StreamServer)
+//! runs a handler per connection; [`signal`] delivers Unix signals to a
+//! greenlet.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use runtime_io::net::{TcpListener, TcpStream};
+//!
+//! runtime_scheduler::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     runtime_scheduler::spawn(move || -> std::io::Result<()> {
+//!         let (mut conn, _) = listener.accept()?;
+//!         let mut buf = [0; 5];
+//!         conn.read_exact(&mut buf)?;
+//!         conn.write_all(&buf)
+//!     });
+//!     let mut client = TcpStream::connect(addr)?;
+//!     client.write_all(b"hello")?;
+//!     let mut echo = [0; 5];
+//!     client.read_exact(&mut echo)?;
+//!     assert_eq!(&echo, b"hello");
+//!     Ok::<_, std::io::Error>(())
+//! })?;
+//! # Ok::<_, std::io::Error>(())
+//! ```
+//!
+//! # Implementation
+//!
+//! Each socket is a non-blocking `mio` source registered once with the hub's
+//! poller, edge-triggered, for both directions. An operation is tried while
+//! the socket may be ready; when it would block (or a read comes back short),
+//! the greenlet parks until the hub sees a readiness event. Reads and writes
+//! of one socket wait independently, so one greenlet can read while another
+//! writes. A greenlet whose operations always succeed at once yields every
+//! 128 of them, so it cannot starve the others.
+
+#![forbid(unsafe_code)]
+
+pub mod net;
+pub mod signal;
+mod server;
+mod source;
+mod wait;
+
+pub use crate::wait::{wait_readable, wait_writable};

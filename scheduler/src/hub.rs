@@ -202,6 +202,7 @@ impl Hub {
         let Some(greenlet) = task.greenlet() else { return };
         task.state.set(State::Running);
         *self.current.borrow_mut() = Some(task.clone());
+        crate::reactor::reset_budget();
         if let Some(monitor) = &self.monitor {
             monitor.enter(task.id);
         }

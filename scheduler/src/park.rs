@@ -81,7 +81,6 @@ impl Parker {
         task.seq.set(self.seq);
         task.state.set(State::Parked);
         task.waiting_on.set(reason);
-        task.io_budget.set(0);
         if requeue {
             hub.schedule(task.clone(), Wake::Notified);
         }

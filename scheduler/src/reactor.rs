@@ -15,7 +15,6 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::hub;
 use crate::park::{self, Wake};
-use crate::task::{Task, scopeguard};
-use crate::wait_queue::WaitQueue;
+use crate::task::Task;
+use crate::wait_queue::{self, WaitQueue};
 
 /// Token of the hub's `mio::Waker`.
 const WAKER: Token = Token(usize::MAX);
@@ -34,6 +33,12 @@ const WAKER: Token = Token(usize::MAX);
 /// it is made to yield, so that a greenlet whose peer always has data ready
 /// cannot starve the others (tokio's cooperative budget is 128 too).
 const IO_BUDGET: u32 = 128;
+
+thread_local! {
+    /// Operations the running greenlet completed without parking; reset by
+    /// the hub whenever it resumes a greenlet.
+    static BUDGET_SPENT: Cell<u32> = const { Cell::new(0) };
+}
 
 /// A direction of I/O.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,22 +58,20 @@ impl Direction {
     }
 }
 
-/// Per-source state, in the reactor's table.
-#[derive(Debug, Default)]
+/// What the reactor and a registration share about one source.
+#[derive(Default)]
 struct SourceState {
-    /// Bumped when the slot is reused, so stale events are ignored.
-    generation: u32,
-    live: bool,
     /// Per direction: readiness may be pending.
-    ready: [bool; 2],
-    waiters: [WaitQueue<()>; 2],
+    ready: [Cell<bool>; 2],
+    waiters: [RefCell<WaitQueue<()>>; 2],
 }
 
 /// The hub's reactor.
 pub(crate) struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
-    sources: RefCell<Vec<SourceState>>,
+    /// Registered sources; the token of a source is its index here.
+    sources: RefCell<Vec<Option<Rc<SourceState>>>>,
     free: RefCell<Vec<usize>>,
     /// Greenlets parked waiting for readiness.
     waiters: Cell<usize>,
@@ -104,31 +107,50 @@ impl Reactor {
             return Vec::new();
         }
         let mut woken = Vec::new();
-        let mut sources = self.sources.borrow_mut();
+        let sources = self.sources.borrow();
         for event in events.iter() {
             if event.token() == WAKER {
                 continue;
             }
-            let (index, generation) = split(event.token());
-            let Some(source) = sources.get_mut(index).filter(|s| s.live && s.generation == generation) else {
-                continue;
-            };
-            let closed_or_error = event.is_error();
-            if event.is_readable() || event.is_read_closed() || closed_or_error {
-                source.ready[0] = true;
-                woken.extend(source.waiters[0].complete_all(|()| {}));
+            // Events of a source deregistered in this batch find no entry (or,
+            // rarely, its successor: a spurious wake-up, which is harmless).
+            let Some(Some(source)) = sources.get(event.token().0) else { continue };
+            let error = event.is_error();
+            if event.is_readable() || event.is_read_closed() || error {
+                source.ready[0].set(true);
+                woken.extend(source.waiters[0].borrow_mut().complete_all(|()| {}));
             }
-            if event.is_writable() || event.is_write_closed() || closed_or_error {
-                source.ready[1] = true;
-                woken.extend(source.waiters[1].complete_all(|()| {}));
+            if event.is_writable() || event.is_write_closed() || error {
+                source.ready[1].set(true);
+                woken.extend(source.waiters[1].borrow_mut().complete_all(|()| {}));
             }
         }
         woken
     }
+
+    fn add(&self, state: Rc<SourceState>) -> Token {
+        let mut sources = self.sources.borrow_mut();
+        match self.free.borrow_mut().pop() {
+            Some(index) => {
+                sources[index] = Some(state);
+                Token(index)
+            }
+            None => {
+                sources.push(Some(state));
+                Token(sources.len() - 1)
+            }
+        }
+    }
+
+    fn remove(&self, token: Token) {
+        self.sources.borrow_mut()[token.0] = None;
+        self.free.borrow_mut().push(token.0);
+    }
 }
 
-fn split(token: Token) -> (usize, u32) {
-    (token.0 & 0xffff_ffff, (token.0 >> 32) as u32)
+/// Resets the running greenlet's I/O budget; called by the hub on resume.
+pub(crate) fn reset_budget() {
+    BUDGET_SPENT.with(|spent| spent.set(0));
 }
 
 /// A source registered with the current hub's poller.
@@ -137,20 +159,39 @@ fn split(token: Token) -> (usize, u32) {
 /// with the same source before closing it, then drop the registration. Use
 /// [`Registration::io`] to run non-blocking operations in blocking style.
 /// A registration belongs to its hub's thread.
+///
+/// ```no_run
+/// use std::io::Read;
+/// use runtime_scheduler::{Direction, Registration};
+///
+/// runtime_scheduler::run(|| {
+///     let (mut a, _b) = mio::net::UnixStream::pair().unwrap();
+///     let registration = Registration::new(&mut a).unwrap();
+///     let mut buf = [0; 16];
+///     // Parks this greenlet until `a` is readable, for at most a second.
+///     let n = registration.io(Direction::Read, Some(std::time::Duration::from_secs(1)), || (&a).read(&mut buf));
+///     assert!(n.is_err()); // nothing was written: timed out
+///     registration.deregister(&mut a).unwrap();
+/// });
+/// ```
 pub struct Registration {
     token: Token,
-    _not_send: PhantomData<Rc<()>>,
+    state: Rc<SourceState>,
 }
 
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration").field("token", &self.token.0).finish()
+        f.debug_struct("Registration")
+            .field("token", &self.token.0)
+            .field("read_ready", &self.state.ready[0].get())
+            .field("write_ready", &self.state.ready[1].get())
+            .finish()
     }
 }
 
 impl Registration {
     /// Registers `source` (which must be in non-blocking mode) for both
-    /// directions.
+    /// directions. The first operation in each direction is simply tried.
     ///
     /// # Errors
     ///
@@ -162,29 +203,19 @@ impl Registration {
     /// Outside a runtime.
     pub fn new(source: &mut impl Source) -> io::Result<Registration> {
         hub::with(|hub| {
-            let reactor = &hub.reactor;
-            let index = match reactor.free.borrow_mut().pop() {
-                Some(index) => index,
-                None => {
-                    let mut sources = reactor.sources.borrow_mut();
-                    sources.push(SourceState::default());
-                    sources.len() - 1
+            let state = Rc::new(SourceState::default());
+            state.ready[0].set(true);
+            state.ready[1].set(true);
+            let token = hub.reactor.add(state.clone());
+            let registry = hub.reactor.poll.borrow();
+            match registry.registry().register(source, token, Interest::READABLE | Interest::WRITABLE) {
+                Ok(()) => Ok(Registration { token, state }),
+                Err(err) => {
+                    drop(registry);
+                    hub.reactor.remove(token);
+                    Err(err)
                 }
-            };
-            let mut sources = reactor.sources.borrow_mut();
-            let state = &mut sources[index];
-            state.generation = state.generation.wrapping_add(1);
-            let token = Token(index | ((state.generation as usize) << 32));
-            if let Err(err) =
-                reactor.poll.borrow().registry().register(source, token, Interest::READABLE | Interest::WRITABLE)
-            {
-                reactor.free.borrow_mut().push(index);
-                return Err(err);
             }
-            state.live = true;
-            // Assume ready: the first operation is simply tried.
-            state.ready = [true, true];
-            Ok(Registration { token, _not_send: PhantomData })
         })
     }
 
@@ -194,25 +225,22 @@ impl Registration {
     ///
     /// What `mio::Registry::deregister` returns.
     pub fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
-        hub::with(|hub| hub.reactor.poll.borrow().registry().deregister(source))
-    }
-
-    fn with_state<R>(&self, f: impl FnOnce(&mut SourceState) -> R) -> R {
-        hub::with(|hub| {
-            let mut sources = hub.reactor.sources.borrow_mut();
-            f(&mut sources[split(self.token).0])
-        })
+        match hub::current() {
+            Some(hub) => hub.reactor.poll.borrow().registry().deregister(source),
+            // The hub is gone, and its poller with it.
+            None => Ok(()),
+        }
     }
 
     /// Whether readiness may be pending in `direction`.
     pub fn is_ready(&self, direction: Direction) -> bool {
-        self.with_state(|state| state.ready[direction.index()])
+        self.state.ready[direction.index()].get()
     }
 
     /// Records that an operation in `direction` would block (or drained the
     /// source), so the next operation waits for a readiness event first.
     pub fn clear_ready(&self, direction: Direction) {
-        self.with_state(|state| state.ready[direction.index()] = false);
+        self.state.ready[direction.index()].set(false);
     }
 
     /// Parks the current greenlet until the source may be ready in
@@ -222,42 +250,37 @@ impl Registration {
     ///
     /// `TimedOut` if `deadline` passes first; `Other` if the greenlet is
     /// unwinding (blocking is refused then).
+    ///
+    /// # Panics
+    ///
+    /// If it has to park outside a greenlet of the runtime.
     pub fn wait(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        loop {
-            if self.is_ready(direction) {
-                return Ok(());
+        let queue = &self.state.waiters[direction.index()];
+        let reason = match direction {
+            Direction::Read => "a socket to become readable",
+            Direction::Write => "a socket to become writable",
+        };
+        while !self.is_ready(direction) {
+            let _count = WaiterCount::new();
+            let waited = wait_queue::wait(queue, (), reason, deadline);
+            if waited.completed {
+                continue;
             }
-            let parker = park::parker();
-            let key = self.with_state(|state| {
-                state.waiters[direction.index()].push(parker.task().clone(), parker.seq(), ())
-            });
-            hub::with(|hub| hub.reactor.waiters.set(hub.reactor.waiters.get() + 1));
-            let reclaim = scopeguard(|| {
-                hub::with(|hub| {
-                    hub.reactor.waiters.set(hub.reactor.waiters.get() - 1);
-                    hub.reactor.sources.borrow_mut()[split(self.token).0].waiters[direction.index()].reclaim(key);
-                });
-            });
-            let reason = match direction {
-                Direction::Read => "a socket to become readable",
-                Direction::Write => "a socket to become writable",
-            };
-            let wake = parker.park(reason, deadline);
-            drop(reclaim);
-            match wake {
-                Wake::Notified => continue,
+            match waited.wake {
+                Wake::Notified => {}
                 Wake::TimedOut => return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
                 Wake::Refused => {
                     return Err(io::Error::other("cannot block on I/O while the greenlet is unwinding"));
                 }
             }
         }
+        Ok(())
     }
 
     /// Runs the non-blocking operation `op` in blocking style: tries it while
     /// the source may be ready in `direction`; when it would block, parks until
-    /// a readiness event and tries again. Gives up with `TimedOut` at
-    /// `deadline`. Never returns `WouldBlock`.
+    /// a readiness event and tries again. Gives up with `TimedOut` once
+    /// `timeout` has passed while waiting. Never returns `WouldBlock`.
     ///
     /// A greenlet whose operations keep succeeding without parking yields to
     /// the others every so often.
@@ -265,14 +288,24 @@ impl Registration {
     /// # Errors
     ///
     /// What `op` returns, other than `WouldBlock`; `TimedOut` at the deadline.
+    ///
+    /// # Panics
+    ///
+    /// If it has to park outside a greenlet of the runtime.
     pub fn io<R>(
         &self,
         direction: Direction,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        let mut deadline = None;
         loop {
-            self.wait(direction, deadline)?;
+            if !self.is_ready(direction) {
+                if deadline.is_none() {
+                    deadline = timeout.map(|timeout| Instant::now() + timeout);
+                }
+                self.wait(direction, deadline)?;
+            }
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.clear_ready(direction),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -287,29 +320,41 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let Some(hub) = hub::current() else { return };
-        let index = split(self.token).0;
-        let mut sources = hub.reactor.sources.borrow_mut();
-        let state = &mut sources[index];
-        state.live = false;
-        state.ready = [false, false];
         // Nobody can be waiting: waiters borrow the socket this belongs to.
-        debug_assert!(state.waiters.iter().all(WaitQueue::is_empty));
-        hub.reactor.free.borrow_mut().push(index);
+        if let Some(hub) = hub::current() {
+            hub.reactor.remove(self.token);
+        }
+    }
+}
+
+/// Counts a greenlet parked on I/O (for the hub's deadlock detection).
+struct WaiterCount;
+
+impl WaiterCount {
+    fn new() -> WaiterCount {
+        hub::with(|hub| hub.reactor.waiters.set(hub.reactor.waiters.get() + 1));
+        WaiterCount
+    }
+}
+
+impl Drop for WaiterCount {
+    fn drop(&mut self) {
+        if let Some(hub) = hub::current() {
+            hub.reactor.waiters.set(hub.reactor.waiters.get() - 1);
+        }
     }
 }
 
 /// Counts an operation that completed without parking; yields once the budget
 /// is spent.
 fn spend_budget() {
-    let Some(task) = hub::current().and_then(|hub| hub.current_task()) else { return };
-    let spent = task.io_budget.get() + 1;
-    if spent >= IO_BUDGET {
-        task.io_budget.set(0);
-        if !std::thread::panicking() {
-            park::yield_now();
-        }
-    } else {
-        task.io_budget.set(spent);
+    let spent = BUDGET_SPENT.with(|spent| {
+        let now = spent.get() + 1;
+        spent.set(now);
+        now
+    });
+    if spent >= IO_BUDGET && !std::thread::panicking() {
+        reset_budget();
+        park::yield_now();
     }
 }

@@ -62,8 +62,6 @@ pub(crate) struct Task {
     pub(crate) joiners: RefCell<WaitQueue<()>>,
     /// Index in the hub's task table.
     pub(crate) slot: Cell<usize>,
-    /// Consecutive I/O operations that completed without parking.
-    pub(crate) io_budget: Cell<u32>,
     pub(crate) span: tracing::Span,
 }
 
@@ -365,7 +363,6 @@ where
         outcome: RefCell::new(None),
         joiners: RefCell::new(WaitQueue::new()),
         slot: Cell::new(usize::MAX),
-        io_budget: Cell::new(0),
         span,
     });
     hub.register_task(&task);

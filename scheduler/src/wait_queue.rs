@@ -81,10 +81,6 @@ impl<T> WaitQueue<T> {
         self.waiting
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.waiting == 0
-    }
-
     /// Appends a waiter at the back.
     pub(crate) fn push(&mut self, task: Rc<Task>, seq: u64, data: T) -> WaitKey {
         let slot = Slot::Waiting { waiter: Waiter { task, seq, data }, prev: self.tail, next: NIL };

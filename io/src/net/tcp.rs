@@ -1,0 +1,441 @@
+//! TCP: `TcpListener` and `TcpStream`, shaped like `std::net`'s.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use runtime_scheduler::Direction;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::addr::{ToSocketAddrs, each_addr};
+use crate::source::Source;
+
+/// Connections the kernel queues for `accept` (std uses 128; a server under a
+/// burst of connections needs more).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A TCP socket server, listening for connections; like
+/// `std::net::TcpListener`, but `accept` parks only the calling greenlet.
+///
+/// ```no_run
+/// use runtime_io::net::TcpListener;
+///
+/// runtime_scheduler::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:8080")?;
+///     for stream in listener.incoming() {
+///         let stream = stream?;
+///         runtime_scheduler::spawn(move || drop(stream)); // handle the connection
+///     }
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
+pub struct TcpListener {
+    source: Source<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Creates a listener bound to `addr` (the first of its addresses that
+    /// can be bound), with `SO_REUSEADDR` set and a backlog of 1024.
+    ///
+    /// # Errors
+    ///
+    /// If no address could be bound (the error of the last attempt).
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |addr| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            let listener = mio::net::TcpListener::from_std(socket.into());
+            Ok(TcpListener { source: Source::new(listener)? })
+        })
+    }
+
+    /// Takes over a listener from `std::net`, putting it in non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered with the hub.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener { source: Source::new(mio::net::TcpListener::from_std(listener))? })
+    }
+
+    /// Accepts a connection, parking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// What `accept(2)` reports, e.g. `EMFILE` when out of file descriptors.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = self.source.read_with(mio::net::TcpListener::accept)?;
+        Ok((TcpStream::from_mio(stream)?, addr))
+    }
+
+    /// An iterator accepting connections forever.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockname(2)` reports.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// A new handle to the same socket (a duplicated descriptor).
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let listener = std::net::TcpListener::from(self.source.get_ref().as_fd().try_clone_to_owned()?);
+        TcpListener::from_std(listener)
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// What `setsockopt(2)` reports.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// With `true`, `accept` returns `WouldBlock` instead of parking.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Gives `accept` a timeout (`None`: wait forever); expiry is `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_read_timeout(timeout)
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener").field("addr", &self.local_addr().ok()).field("fd", &self.as_raw_fd()).finish()
+    }
+}
+
+/// An iterator over incoming connections, from [`TcpListener::incoming`].
+/// It never returns `None`.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+/// A TCP stream; like `std::net::TcpStream`, but blocking calls park only the
+/// calling greenlet.
+///
+/// `Read` and `Write` are implemented for `&TcpStream` too, so one greenlet
+/// can read while another writes the same socket:
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use std::rc::Rc;
+/// use runtime_io::net::TcpStream;
+///
+/// runtime_scheduler::run(|| {
+///     let stream = Rc::new(TcpStream::connect("127.0.0.1:7000")?);
+///     let writer = stream.clone();
+///     runtime_scheduler::spawn(move || (&*writer).write_all(b"hello\n"));
+///     let mut buf = [0; 6];
+///     (&*stream).read_exact(&mut buf)?;
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
+///
+/// Read and write timeouts belong to this handle (a [`try_clone`](TcpStream::try_clone)
+/// starts with the same values but keeps its own).
+pub struct TcpStream {
+    source: Source<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each of its addresses in turn; parks while
+    /// the connection is being established.
+    ///
+    /// # Errors
+    ///
+    /// The error of the last attempt, e.g. `ConnectionRefused`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |addr| TcpStream::connect_one(addr, None))
+    }
+
+    /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`, or the connection error; `InvalidInput` for a zero timeout.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+        }
+        TcpStream::connect_one(*addr, Some(timeout))
+    }
+
+    fn connect_one(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        stream.source.set_write_timeout(timeout)?;
+        // mio's recipe: wait until writable, then check for an error, then
+        // check that the socket is connected.
+        loop {
+            stream.source.wait(Direction::Write)?;
+            if let Some(err) = stream.take_error()? {
+                return Err(err);
+            }
+            match stream.peer_addr() {
+                Ok(_) => break,
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => stream.source.clear_ready(Direction::Write),
+                Err(err) => return Err(err),
+            }
+        }
+        stream.source.set_write_timeout(None)?;
+        Ok(stream)
+    }
+
+    pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream { source: Source::new(stream)? })
+    }
+
+    /// Takes over a stream from `std::net`, putting it in non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered with the hub.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::from_mio(mio::net::TcpStream::from_std(stream))
+    }
+
+    /// The address of the peer.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected`, or what `getpeername(2)` reports.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockname(2)` reports.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// Shuts down reading, writing or both; the peer sees end-of-file after a
+    /// write shutdown.
+    ///
+    /// # Errors
+    ///
+    /// What `shutdown(2)` reports.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// A new handle to the same socket (a duplicated descriptor), with the same
+    /// timeouts.
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let stream = std::net::TcpStream::from(self.source.get_ref().as_fd().try_clone_to_owned()?);
+        let clone = TcpStream::from_std(stream)?;
+        clone.source.set_read_timeout(self.source.read_timeout())?;
+        clone.source.set_write_timeout(self.source.write_timeout())?;
+        Ok(clone)
+    }
+
+    /// Sets the read timeout (`None`: wait forever); a read that waits longer
+    /// fails with `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_read_timeout(timeout)
+    }
+
+    /// Sets the write timeout (`None`: wait forever); a write that waits longer
+    /// fails with `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_write_timeout(timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.write_timeout())
+    }
+
+    /// Reads without removing the data from the socket's queue.
+    ///
+    /// # Errors
+    ///
+    /// As `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.read_with(|stream| stream.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    ///
+    /// # Errors
+    ///
+    /// What `setsockopt(2)` reports.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.source.get_ref().set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.source.get_ref().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// What `setsockopt(2)` reports.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// With `true`, reads and writes return `WouldBlock` instead of parking.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+super::impl_stream_io!(TcpStream);
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("addr", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,510 @@
+//! Unix domain sockets: `UnixListener`, `UnixStream` and `UnixDatagram`,
+//! shaped like `std::os::unix::net`'s.
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use runtime_scheduler::Direction;
+
+use crate::source::Source;
+
+/// How often `UnixStream::connect` retries a listener whose backlog is full,
+/// and how long it sleeps between attempts.
+const CONNECT_RETRIES: u32 = 1000;
+const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(1);
+
+/// A Unix stream socket server; like `std::os::unix::net::UnixListener`, but
+/// `accept` parks only the calling greenlet.
+pub struct UnixListener {
+    source: Source<mio::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Creates a listener bound to the socket file `path`.
+    ///
+    /// # Errors
+    ///
+    /// What `bind(2)` reports, e.g. `AddrInUse` if the file exists.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        Ok(UnixListener { source: Source::new(mio::net::UnixListener::bind(path)?)? })
+    }
+
+    /// Takes over a listener from `std`, putting it in non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered with the hub.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        listener.set_nonblocking(true)?;
+        Ok(UnixListener { source: Source::new(mio::net::UnixListener::from_std(listener))? })
+    }
+
+    /// Accepts a connection, parking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// What `accept(2)` reports.
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (stream, addr) = self.source.read_with(mio::net::UnixListener::accept)?;
+        Ok((UnixStream::from_mio(stream)?, addr))
+    }
+
+    /// An iterator accepting connections forever.
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockname(2)` reports.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// A new handle to the same socket (a duplicated descriptor).
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        let fd = self.source.get_ref().as_fd().try_clone_to_owned()?;
+        UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// With `true`, `accept` returns `WouldBlock` instead of parking.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener").field("addr", &self.local_addr().ok()).field("fd", &self.as_raw_fd()).finish()
+    }
+}
+
+/// An iterator over incoming connections, from [`UnixListener::incoming`].
+/// It never returns `None`.
+#[derive(Debug)]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+/// A Unix stream socket; like `std::os::unix::net::UnixStream`, but blocking
+/// calls park only the calling greenlet. `Read` and `Write` are implemented
+/// for `&UnixStream` too.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use runtime_io::net::UnixStream;
+///
+/// runtime_scheduler::run(|| {
+///     let (mut a, mut b) = UnixStream::pair()?;
+///     runtime_scheduler::spawn(move || a.write_all(b"hi"));
+///     let mut buf = [0; 2];
+///     b.read_exact(&mut buf)?;
+///     assert_eq!(&buf, b"hi");
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
+pub struct UnixStream {
+    source: Source<mio::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket file `path`. If the listener's backlog is full,
+    /// retries for about a second (parking between attempts) before failing.
+    ///
+    /// # Errors
+    ///
+    /// What `connect(2)` reports, e.g. `NotFound` or `ConnectionRefused`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        let mut attempts = 0;
+        let stream = loop {
+            match mio::net::UnixStream::connect(path) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock && attempts < CONNECT_RETRIES => {
+                    attempts += 1;
+                    runtime_scheduler::sleep(CONNECT_RETRY_DELAY);
+                }
+                other => break UnixStream::from_mio(other?)?,
+            }
+        };
+        loop {
+            stream.source.wait(Direction::Write)?;
+            if let Some(err) = stream.take_error()? {
+                return Err(err);
+            }
+            match stream.source.get_ref().peer_addr() {
+                Ok(_) => return Ok(stream),
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => stream.source.clear_ready(Direction::Write),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// A pair of connected sockets.
+    ///
+    /// # Errors
+    ///
+    /// What `socketpair(2)` reports.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = mio::net::UnixStream::pair()?;
+        Ok((UnixStream::from_mio(a)?, UnixStream::from_mio(b)?))
+    }
+
+    pub(crate) fn from_mio(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream { source: Source::new(stream)? })
+    }
+
+    /// Takes over a socket from `std`, putting it in non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered with the hub.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        UnixStream::from_mio(mio::net::UnixStream::from_std(stream))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockname(2)` reports.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// The address of the peer.
+    ///
+    /// # Errors
+    ///
+    /// What `getpeername(2)` reports.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// Shuts down reading, writing or both.
+    ///
+    /// # Errors
+    ///
+    /// What `shutdown(2)` reports.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// A new handle to the same socket (a duplicated descriptor), with the same
+    /// timeouts.
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        let fd = self.source.get_ref().as_fd().try_clone_to_owned()?;
+        let clone = UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))?;
+        clone.source.set_read_timeout(self.source.read_timeout())?;
+        clone.source.set_write_timeout(self.source.write_timeout())?;
+        Ok(clone)
+    }
+
+    /// Sets the read timeout (`None`: wait forever); expiry is `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_read_timeout(timeout)
+    }
+
+    /// Sets the write timeout (`None`: wait forever); expiry is `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_write_timeout(timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.write_timeout())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// With `true`, reads and writes return `WouldBlock` instead of parking.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+super::impl_stream_io!(UnixStream);
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream").field("fd", &self.as_raw_fd()).finish()
+    }
+}
+
+/// A Unix datagram socket; like `std::os::unix::net::UnixDatagram`, but
+/// blocking calls park only the calling greenlet.
+pub struct UnixDatagram {
+    source: Source<mio::net::UnixDatagram>,
+}
+
+impl UnixDatagram {
+    /// Creates a socket bound to the socket file `path`.
+    ///
+    /// # Errors
+    ///
+    /// What `bind(2)` reports.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_mio(mio::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address.
+    ///
+    /// # Errors
+    ///
+    /// What `socket(2)` reports.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_mio(mio::net::UnixDatagram::unbound()?)
+    }
+
+    /// A pair of connected sockets.
+    ///
+    /// # Errors
+    ///
+    /// What `socketpair(2)` reports.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = mio::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_mio(a)?, UnixDatagram::from_mio(b)?))
+    }
+
+    fn from_mio(socket: mio::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram { source: Source::new(socket)? })
+    }
+
+    /// Sets the default destination.
+    ///
+    /// # Errors
+    ///
+    /// What `connect(2)` reports.
+    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.source.get_ref().connect(path)
+    }
+
+    /// Sends a datagram to `path`.
+    ///
+    /// # Errors
+    ///
+    /// What `sendto(2)` reports.
+    pub fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.source.write_with(|socket| socket.send_to(buf, path))
+    }
+
+    /// Receives a datagram and its sender's address.
+    ///
+    /// # Errors
+    ///
+    /// What `recvfrom(2)` reports; `TimedOut` after the read timeout.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.source.read_with(|socket| socket.recv_from(buf))
+    }
+
+    /// Sends a datagram to the connected address.
+    ///
+    /// # Errors
+    ///
+    /// What `send(2)` reports.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.source.write_with(|socket| socket.send(buf))
+    }
+
+    /// Receives a datagram.
+    ///
+    /// # Errors
+    ///
+    /// What `recv(2)` reports; `TimedOut` after the read timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.read_with(|socket| socket.recv(buf))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockname(2)` reports.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// The connected address.
+    ///
+    /// # Errors
+    ///
+    /// What `getpeername(2)` reports.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// Shuts down reading, writing or both.
+    ///
+    /// # Errors
+    ///
+    /// What `shutdown(2)` reports.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// Sets the read timeout (`None`: wait forever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_read_timeout(timeout)
+    }
+
+    /// Sets the write timeout (`None`: wait forever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_write_timeout(timeout)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// With `true`, calls return `WouldBlock` instead of parking.
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `std`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDatagram").field("fd", &self.as_raw_fd()).finish()
+    }
+}

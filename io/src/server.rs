@@ -1,0 +1,349 @@
+//! A TCP server helper after gevent's `StreamServer`: accept in one greenlet,
+//! run a handler in a greenlet per connection, limit concurrency, and stop
+//! gracefully.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use runtime_scheduler::sync::{Event, Semaphore};
+use runtime_scheduler::{JoinHandle, task};
+
+use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+/// Back-off after `accept` fails for lack of resources (out of file
+/// descriptors or memory): it doubles from the first value to the second,
+/// while established connections keep being served.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A TCP server that runs `handler(stream, peer)` in a new greenlet for each
+/// connection.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// use runtime_io::net::StreamServer;
+///
+/// runtime_scheduler::run(|| {
+///     let server = StreamServer::bind("127.0.0.1:7000")?.max_connections(10_000).start(|mut stream, _peer| {
+///         let mut buf = [0; 1024];
+///         while let Ok(n @ 1..) = stream.read(&mut buf) {
+///             if stream.write_all(&buf[..n]).is_err() {
+///                 break;
+///             }
+///         }
+///     });
+///     runtime_io::signal::ctrl_c()?;
+///     server.stop(Duration::from_secs(5)); // let handlers finish, then kill them
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
+///
+/// A handler that panics is logged and its connection closed; the server and
+/// the other connections carry on. When `accept` fails because the process is
+/// out of file descriptors (`EMFILE`, `ENFILE`) or memory, the server backs off
+/// and retries instead of spinning or exiting.
+pub struct StreamServer {
+    listener: TcpListener,
+    max_connections: Option<usize>,
+    nodelay: bool,
+    name: String,
+    stack_size: Option<usize>,
+}
+
+impl StreamServer {
+    /// Binds a listener to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::bind`].
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<StreamServer> {
+        Ok(StreamServer::from_listener(TcpListener::bind(addr)?))
+    }
+
+    /// Serves connections of an existing listener.
+    pub fn from_listener(listener: TcpListener) -> StreamServer {
+        StreamServer { listener, max_connections: None, nodelay: false, name: "conn".into(), stack_size: None }
+    }
+
+    /// Serves at most `limit` connections at once; more wait in the kernel's
+    /// accept queue until a handler finishes.
+    pub fn max_connections(mut self, limit: usize) -> StreamServer {
+        self.max_connections = Some(limit);
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on accepted connections.
+    pub fn nodelay(mut self, nodelay: bool) -> StreamServer {
+        self.nodelay = nodelay;
+        self
+    }
+
+    /// Names the connection greenlets (for tracing and reports); `"conn"` by
+    /// default.
+    pub fn name(mut self, name: impl Into<String>) -> StreamServer {
+        self.name = name.into();
+        self
+    }
+
+    /// The stack size of connection greenlets.
+    pub fn stack_size(mut self, bytes: usize) -> StreamServer {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Starts accepting in a new greenlet and returns a handle to stop the
+    /// server.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    pub fn start<H>(self, handler: H) -> ServerHandle
+    where
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let state = Rc::new(State {
+            local_addr: self.listener.local_addr().ok(),
+            connections: RefCell::new(HashMap::new()),
+            idle: Event::new(),
+            stopped: Event::new(),
+            stopping: Cell::new(false),
+            acceptor: RefCell::new(None),
+        });
+        state.idle.set();
+        let acceptor = AcceptLoop {
+            listener: self.listener,
+            limit: self.max_connections.map(|n| Rc::new(Semaphore::new(n))),
+            nodelay: self.nodelay,
+            builder: {
+                let builder = task::Builder::new().name(self.name.clone());
+                match self.stack_size {
+                    Some(bytes) => builder.stack_size(bytes),
+                    None => builder,
+                }
+            },
+            handler: Rc::new(handler),
+            state: state.clone(),
+        };
+        let handle = task::Builder::new().name(format!("{}-accept", self.name)).spawn(move || acceptor.run());
+        *state.acceptor.borrow_mut() = Some(handle);
+        ServerHandle { state }
+    }
+
+    /// Starts the server and parks until it is stopped through a
+    /// [`ServerHandle`] (for example from a connection handler).
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn serve_forever<H>(self, handler: H)
+    where
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        self.start(handler).wait();
+    }
+}
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("listener", &self.listener)
+            .field("max_connections", &self.max_connections)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// What the server's greenlets share.
+struct State {
+    local_addr: Option<SocketAddr>,
+    /// Connection greenlets still running, by greenlet id.
+    connections: RefCell<HashMap<u64, JoinHandle<()>>>,
+    /// Set while no connection is being served.
+    idle: Event,
+    stopped: Event,
+    stopping: Cell<bool>,
+    acceptor: RefCell<Option<JoinHandle<()>>>,
+}
+
+impl State {
+    fn connection_done(&self, id: u64) {
+        let mut connections = self.connections.borrow_mut();
+        connections.remove(&id);
+        if connections.is_empty() {
+            self.idle.set();
+        }
+    }
+}
+
+struct AcceptLoop<H> {
+    listener: TcpListener,
+    limit: Option<Rc<Semaphore>>,
+    nodelay: bool,
+    builder: task::Builder,
+    handler: Rc<H>,
+    /// Strong: the server runs until stopped (or until its runtime ends), even
+    /// if every `ServerHandle` is dropped.
+    state: Rc<State>,
+}
+
+impl<H: Fn(TcpStream, SocketAddr) + 'static> AcceptLoop<H> {
+    fn run(self) {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut last_warning: Option<Instant> = None;
+        loop {
+            let permit = self.limit.as_ref().map(|limit| limit.acquire_owned());
+            let (stream, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(err) if is_out_of_resources(&err) => {
+                    if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+                        tracing::warn!("accept failed: {err}; backing off, established connections are still served");
+                        last_warning = Some(Instant::now());
+                    }
+                    runtime_scheduler::sleep(backoff);
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+                Err(err) if is_transient(&err) => continue,
+                Err(err) => {
+                    tracing::error!("accept failed: {err}");
+                    runtime_scheduler::sleep(backoff);
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            backoff = ACCEPT_BACKOFF_MIN;
+            if self.nodelay {
+                let _ = stream.set_nodelay(true);
+            }
+            let handler = self.handler.clone();
+            let done = Rc::downgrade(&self.state);
+            let handle = self.builder.clone().spawn(move || {
+                let _permit = permit;
+                let _done = ConnectionDone { state: done, id: runtime_scheduler::greenlet_id() };
+                handler(stream, peer);
+            });
+            self.state.idle.clear();
+            self.state.connections.borrow_mut().insert(handle.id(), handle);
+        }
+    }
+}
+
+/// Removes a connection from the server's table when its greenlet ends, also
+/// by panic or kill.
+struct ConnectionDone {
+    state: std::rc::Weak<State>,
+    id: u64,
+}
+
+impl Drop for ConnectionDone {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.upgrade() {
+            state.connection_done(self.id);
+        }
+    }
+}
+
+fn is_out_of_resources(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// Errors of one connection attempt that say nothing about the listener.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+        || matches!(err.raw_os_error(), Some(libc::EPROTO | libc::EPERM | libc::ENETDOWN | libc::EHOSTUNREACH))
+}
+
+/// Controls a running [`StreamServer`]. Cloning gives another handle to the
+/// same server; dropping every handle leaves the server running.
+#[derive(Clone)]
+pub struct ServerHandle {
+    state: Rc<State>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.state.local_addr
+    }
+
+    /// Connections being served.
+    pub fn connections(&self) -> usize {
+        self.state.connections.borrow().len()
+    }
+
+    /// Whether [`stop`](ServerHandle::stop) has completed.
+    pub fn is_stopped(&self) -> bool {
+        self.state.stopped.is_set()
+    }
+
+    /// Stops the server gracefully: stops accepting (the listening socket is
+    /// closed, so new connections are refused), gives running handlers up to
+    /// `grace` to finish, then kills the rest and waits for them to unwind.
+    ///
+    /// Called from one of the server's own connection handlers, it does the
+    /// same in a new greenlet and returns at once (a handler cannot wait for
+    /// itself).
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn stop(&self, grace: Duration) {
+        if self.state.connections.borrow().contains_key(&runtime_scheduler::greenlet_id()) {
+            let handle = self.clone();
+            drop(runtime_scheduler::spawn(move || handle.stop(grace)));
+            return;
+        }
+        if self.state.stopping.replace(true) {
+            self.state.stopped.wait();
+            return;
+        }
+        if let Some(acceptor) = self.state.acceptor.borrow_mut().take() {
+            acceptor.kill();
+            let _ = acceptor.join();
+        }
+        if !self.state.idle.wait_timeout(grace) {
+            let running: Vec<u64> = self.state.connections.borrow().keys().copied().collect();
+            tracing::info!(connections = running.len(), "grace period over; killing the remaining connections");
+            for handle in self.state.connections.borrow().values() {
+                handle.kill();
+            }
+            self.state.idle.wait();
+        }
+        self.state.stopped.set();
+    }
+
+    /// Parks until the server has been stopped.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn wait(&self) {
+        self.state.stopped.wait();
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.state.local_addr)
+            .field("connections", &self.connections())
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
