@@ -127,6 +127,9 @@ pub(crate) enum State {
     Dead,
 }
 
+/// A greenlet's `run` closure, until it starts.
+pub(crate) type RunFn = Box<dyn FnOnce(Value) -> Value>;
+
 /// The shared state of one greenlet; `Greenlet` is a counted handle to it.
 pub(crate) struct Inner {
     pub(crate) id: u64,
@@ -135,7 +138,7 @@ pub(crate) struct Inner {
     pub(crate) state: Cell<State>,
     /// `None` only for main greenlets. A strong link, as in Python's greenlet.
     pub(crate) parent: RefCell<Option<Greenlet>>,
-    pub(crate) run: Cell<Option<Box<dyn FnOnce(Value) -> Value>>>,
+    pub(crate) run: Cell<Option<RunFn>>,
     /// Usable stack bytes, already rounded.
     pub(crate) stack_size: usize,
     /// The coroutine, from start until the greenlet finishes.
@@ -508,8 +511,8 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
     // later ones by `owned`.
     let mut owned: Option<Greenlet> = None;
     let mut target: *const Inner = first.inner_ptr();
-    // SAFETY (for every `&*target` below): `target` is kept alive by `first`
-    // or `owned` as just described.
+    // SAFETY: `target` is kept alive by `first` or `owned` as just described
+    // (this holds for every `&*target` below).
     if result.is_none() && (unsafe { (*target).state.get() } != State::Active || HOT.with(|hot| hot.slow.get())) {
         match resolve(first.clone(), None) {
             None => return,
@@ -552,14 +555,14 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
                     owned = Some(next);
                     continue;
                 }
-                std::mem::replace(&mut owned, Some(next))
+                owned.replace(next)
             }
             CoroutineResult::Return(exit) => {
                 // SAFETY: as above; the coroutine returned, so nothing refers
                 // to it any more.
                 post(unsafe { finish(inner, exit) });
                 let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
-                std::mem::replace(&mut owned, Some(parent))
+                owned.replace(parent)
             }
         };
         // The origin is only needed for the slow cases: resolve with it.
@@ -704,7 +707,8 @@ pub(crate) fn on_last_handle(greenlet: Greenlet) {
     } else if current == DISPATCHER || std::thread::panicking() {
         defer(Deferred::Kill(greenlet));
     } else {
-        kill_unreachable(greenlet);
+        // The handle whose drop called us is still alive while we run.
+        kill_unreachable(greenlet, 1);
     }
 }
 
@@ -712,7 +716,11 @@ pub(crate) fn on_last_handle(greenlet: Greenlet) {
 /// throw `GreenletExit` into it with the current greenlet as its parent for
 /// the moment, so that its destructors run and control comes back here. If it
 /// refuses to die and nothing else refers to it, it is leaked.
-fn kill_unreachable(greenlet: Greenlet) {
+///
+/// `dying_handles` counts the handles besides `greenlet` that are about to be
+/// dropped by the caller (the one whose drop triggered the kill), which do
+/// not count as references keeping it alive.
+fn kill_unreachable(greenlet: Greenlet, dying_handles: usize) {
     let me = current();
     let parent = greenlet.inner().parent.replace(Some(me));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| greenlet.throw(Box::new(GreenletExit))));
@@ -725,7 +733,10 @@ fn kill_unreachable(greenlet: Greenlet) {
             "greenlet panicked while being killed because all references to it were dropped: {message}"
         );
     }
-    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 {
+    // Without counting the dying handles, a greenlet killed straight from
+    // `Greenlet::drop` that refused to die would be freed while suspended
+    // when that handle goes, with no warning.
+    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 + dying_handles {
         tracing::warn!(
             greenlet.id = greenlet.id(),
             greenlet.name = greenlet.name().as_deref(),
@@ -740,7 +751,7 @@ fn run_deferred() {
     loop {
         let item = COLD.with(|cold| cold.deferred.borrow_mut().pop());
         match item {
-            Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet),
+            Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet, 0),
             Some(Deferred::Drop(run)) => drop(run),
             None => break,
         }

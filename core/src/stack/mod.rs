@@ -155,7 +155,9 @@ pub(crate) fn describe_failure(usable: usize, err: &io::Error) -> String {
             stats.reserved_bytes >> 20,
         ));
         match sys::max_map_count() {
-            Some(n) => msg.push_str(&format!(" (vm.max_map_count is {n}; raise it with `sysctl vm.max_map_count=...`)")),
+            Some(n) => {
+                msg.push_str(&format!(" (vm.max_map_count is {n}; raise it with `sysctl vm.max_map_count=...`)"))
+            }
             None => msg.push_str(" (see vm.max_map_count)"),
         }
     }
