@@ -97,6 +97,7 @@ impl Greenlet {
         Builder::new()
     }
 
+    #[inline(always)]
     pub(crate) fn from_inner(inner: Inner) -> Greenlet {
         Greenlet { inner: Rc::new(inner) }
     }

@@ -158,6 +158,7 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    #[inline(always)]
     pub(crate) fn new(
         name: Option<Box<str>>,
         parent: Option<Greenlet>,
@@ -396,9 +397,10 @@ fn switch_from(current: *const Inner, target: &Greenlet, resume: Resume) {
     // SAFETY: `current` is the running greenlet, which is live (module
     // invariants); the caller has ruled out null and DISPATCHER.
     let current = unsafe { &*current };
+    let delivers_value = resume.is_value();
     post(resume);
     if current.main {
-        dispatch(target);
+        dispatch(target, delivers_value);
     } else {
         // SAFETY: the running greenlet's entry function stored a pointer to its
         // own yielder, which lives in its root frame until it returns; it is
@@ -474,10 +476,14 @@ impl Drop for DispatchGuard {
 /// The common case, resuming a suspended greenlet that switches straight back
 /// to main, is handled inline; everything else goes to [`dispatch_loop`].
 #[inline(always)]
-fn dispatch(first: &Greenlet) {
+fn dispatch(first: &Greenlet, delivers_value: bool) {
     let inner = first.inner();
-    if inner.state.get() != State::Active || HOT.with(|hot| hot.slow.get()) {
-        return dispatch_loop(first, None);
+    let slow = HOT.with(|hot| hot.slow.get());
+    match inner.state.get() {
+        State::Active if !slow => {}
+        // Starting a greenlet is common enough (spawning) to skip `resolve`.
+        State::Pending if !slow && delivers_value && start(first).is_ok() => {}
+        _ => return dispatch_loop(first, None),
     }
     // SAFETY: only the dispatcher touches an active greenlet's coroutine
     // (`Inner::coroutine` invariant), and it is not re-entered.
@@ -486,16 +492,21 @@ fn dispatch(first: &Greenlet) {
     };
     HOT.with(|hot| hot.current.set(Rc::as_ptr(inner)));
     let result = coroutine.resume(());
-    if let CoroutineResult::Yield(request) = result {
-        let back_to_main = HOT.with(|hot| {
-            let back = std::ptr::eq(request, hot.main.get()) && !hot.slow.get();
-            if back {
-                hot.current.set(request);
+    let (main, slow) = HOT.with(|hot| (hot.main.get(), hot.slow.get()));
+    if !slow {
+        match result {
+            CoroutineResult::Yield(request) if std::ptr::eq(request, main) => {
+                HOT.with(|hot| hot.current.set(main));
+                return;
             }
-            back
-        });
-        if back_to_main {
-            return;
+            CoroutineResult::Return(exit) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
+                // Finished, and its parent is main: hand main the result.
+                // SAFETY: we are the dispatcher and the coroutine just returned.
+                post(unsafe { finish(inner, exit) });
+                HOT.with(|hot| hot.current.set(main));
+                return;
+            }
+            result => return dispatch_loop(first, Some(result)),
         }
     }
     dispatch_loop(first, Some(result))
@@ -681,7 +692,7 @@ fn entry(yielder: &GreenletYielder, (): ()) -> Exit {
     // Greenlet-local values are dropped here, so their destructors run in the
     // greenlet they belong to.
     let locals = std::mem::take(&mut *inner.locals.borrow_mut());
-    let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
+    let dropped = if locals.is_empty() { Ok(()) } else { panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) };
     match (outcome, dropped) {
         (Ok(value), Ok(())) => Exit::Returned(value),
         (Err(payload), _) | (Ok(_), Err(payload)) => Exit::Panicked(payload),

@@ -42,12 +42,28 @@ pub use sys::GuardKind;
 /// The stack size of greenlets that do not ask for one: 64 KiB.
 pub const DEFAULT_SIZE: usize = 64 * 1024;
 
-/// The smallest usable stack; smaller requests are rounded up to it.
-pub const MIN_SIZE: usize = corosensei::stack::MIN_STACK_SIZE;
+/// The smallest usable stack, 16 KiB; smaller requests are rounded up to it
+/// (unwinding a panic alone can take several KiB of stack).
+pub const MIN_SIZE: usize = 16 * 1024;
+
+const _: () = assert!(MIN_SIZE >= corosensei::stack::MIN_STACK_SIZE);
 
 thread_local! {
     static POOL: RefCell<pool::Pool> = const { RefCell::new(pool::Pool::new()) };
     static DEFAULT: Cell<usize> = const { Cell::new(DEFAULT_SIZE) };
+    /// The stack released last, kept out of the pool so that the common
+    /// "one greenlet finishes, the next one starts" pattern skips the pool's
+    /// bookkeeping. Its chunk still counts it as in use.
+    static LAST: Cell<Option<pool::Slot>> = const { Cell::new(None) };
+    /// Whether the idle limit leaves room for `LAST`.
+    static LAST_ALLOWED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Puts the stack kept in `LAST` back into the pool.
+fn flush_last(pool: &mut pool::Pool) {
+    if let Some(slot) = LAST.with(Cell::take) {
+        pool.release(&slot);
+    }
 }
 
 /// Sets the stack size for greenlets created on this thread without an
@@ -65,18 +81,32 @@ pub fn default_size() -> usize {
 /// Sets how many idle stacks of each size this thread keeps resident; the
 /// memory of the rest goes back to the kernel. The default is 256.
 pub fn set_idle_limit(stacks: usize) {
-    POOL.with(|p| p.borrow_mut().set_idle_limit(stacks));
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        flush_last(&mut pool);
+        pool.set_idle_limit(stacks);
+    });
+    LAST_ALLOWED.with(|allowed| allowed.set(stacks > 0));
 }
 
 /// Hands the memory of every idle stack of this thread back to the kernel and
 /// unmaps every reservation that holds no live stack.
 pub fn trim() {
-    POOL.with(|p| p.borrow_mut().trim());
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        flush_last(&mut pool);
+        pool.trim();
+    });
 }
 
 /// Counters for this thread's stacks.
 pub fn stats() -> Stats {
-    POOL.with(|p| p.borrow().stats())
+    let mut stats = POOL.with(|p| p.borrow().stats());
+    if LAST.with(|last| last.get().is_some()) {
+        stats.in_use -= 1;
+        stats.idle_warm += 1;
+    }
+    stats
 }
 
 /// How guard pages are made in this process.
@@ -86,8 +116,8 @@ pub fn guard_kind() -> GuardKind {
 
 /// Rounds a requested size up to whole pages, and to at least [`MIN_SIZE`].
 pub(crate) fn round_size(bytes: usize) -> usize {
-    let page = sys::page_size();
-    bytes.max(MIN_SIZE).next_multiple_of(page)
+    let page = sys::page_size(); // a power of two
+    (bytes.max(MIN_SIZE) + page - 1) & !(page - 1)
 }
 
 /// A stack from this thread's pool, returned to it on drop.
@@ -109,7 +139,16 @@ impl Stack {
     /// pool.
     pub(crate) fn new(usable: usize) -> io::Result<Stack> {
         overflow::ensure_handler();
-        let slot = POOL.with(|p| p.borrow_mut().acquire(usable))?;
+        let slot = match LAST.with(Cell::take) {
+            Some(slot) if slot.usable() == usable => slot,
+            other => POOL.with(|p| {
+                let mut pool = p.borrow_mut();
+                if let Some(slot) = other {
+                    pool.release(&slot);
+                }
+                pool.acquire(usable)
+            })?,
+        };
         Ok(Stack { slot, _not_send: std::marker::PhantomData })
     }
 
@@ -121,9 +160,14 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // At thread exit the pool may be gone; the memory is then left mapped,
-        // which is always safe.
-        let _ = POOL.try_with(|p| p.borrow_mut().release(&self.slot));
+        // The previous `LAST` goes back to the pool, which keeps room for the
+        // one set aside within its idle limit. At thread exit the pool may be
+        // gone; the memory is then left mapped, which is always safe.
+        if !LAST_ALLOWED.with(Cell::get) {
+            let _ = POOL.try_with(|p| p.borrow_mut().release(&self.slot));
+        } else if let Some(previous) = LAST.with(|last| last.replace(Some(self.slot))) {
+            let _ = POOL.try_with(|p| p.borrow_mut().release_with_one_aside(&previous));
+        }
     }
 }
 

@@ -37,8 +37,8 @@ pub(crate) const GUARD_PAGES: usize = 4;
 /// Default number of idle stacks per size class kept resident.
 pub(crate) const DEFAULT_IDLE_LIMIT: usize = 256;
 
-/// A stack handed out by the pool. Returned to it on drop.
-#[derive(Debug)]
+/// A stack handed out by the pool.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Slot {
     /// Lowest address of the slot: the start of the guard region.
     pub(crate) base: usize,
@@ -48,6 +48,13 @@ pub(crate) struct Slot {
     pub(crate) class: u32,
     /// Index of the chunk within the size class.
     pub(crate) chunk: u32,
+}
+
+impl Slot {
+    /// Usable bytes.
+    pub(crate) fn usable(&self) -> usize {
+        self.top - self.base - GUARD_PAGES * sys::page_size()
+    }
 }
 
 #[derive(Debug)]
@@ -196,11 +203,23 @@ impl Pool {
 
     /// Takes back a stack from [`Pool::acquire`].
     pub(crate) fn release(&mut self, slot: &Slot) {
+        self.release_keeping(slot, self.idle_limit);
+    }
+
+    /// Like `release`, while one more idle stack of this thread is kept
+    /// outside the pool (counted against the idle limit).
+    pub(crate) fn release_with_one_aside(&mut self, slot: &Slot) {
+        self.release_keeping(slot, self.idle_limit.saturating_sub(1));
+    }
+
+    fn release_keeping(&mut self, slot: &Slot, limit: usize) {
         let class = &mut self.classes[slot.class as usize];
         let chunk = class.chunks[slot.chunk as usize].as_mut().expect("released into an unmapped chunk");
         chunk.in_use -= 1;
         class.warm.push_back(Idle { base: slot.base, chunk: slot.chunk });
-        Self::cool_down(class, self.idle_limit);
+        if class.warm.len() > limit {
+            Self::cool_down(class, limit);
+        }
     }
 
     /// Discards the memory of the oldest warm stacks beyond `limit`.
@@ -255,6 +274,7 @@ impl Drop for Pool {
     /// At thread exit, unmaps the chunks that hold no live stack. Chunks with
     /// stacks of leaked greenlets stay mapped: something may still point there.
     fn drop(&mut self) {
+        super::flush_last(self);
         self.trim();
     }
 }
