@@ -47,8 +47,8 @@
 pub use greenlet;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
-    Builder, Closed, Elapsed, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool, blocking,
-    greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, yield_now,
+    Builder, Closed, Elapsed, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool, blocking, greenlet_id,
+    joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, yield_now,
 };
 
 /// Readiness of arbitrary file descriptors, for integrating libraries that do

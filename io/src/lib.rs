@@ -43,8 +43,8 @@
 #![forbid(unsafe_code)]
 
 pub mod net;
-pub mod signal;
 mod server;
+pub mod signal;
 mod source;
 mod wait;
 

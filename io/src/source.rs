@@ -76,7 +76,11 @@ impl<T: event::Source> Source<T> {
 
     /// Writes to a stream: like `write_with`, and a short write marks the send
     /// buffer full.
-    pub(crate) fn write_stream(&self, buf_len: usize, mut op: impl FnMut(&T) -> io::Result<usize>) -> io::Result<usize> {
+    pub(crate) fn write_stream(
+        &self,
+        buf_len: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let n = self.write_with(&mut op)?;
         if n < buf_len {
             self.registration.clear_ready(Direction::Write);
@@ -126,9 +130,7 @@ impl<T: event::Source> Source<T> {
 /// `std::net` rejects a zero timeout; so do we.
 fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     match timeout {
-        Some(t) if t.is_zero() => {
-            Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"))
-        }
+        Some(t) if t.is_zero() => Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout")),
         other => Ok(other),
     }
 }

@@ -92,8 +92,7 @@ fn worker(shared: &Shared) {
             break;
         }
         queue.idle += 1;
-        let (guard, wait) =
-            shared.available.wait_timeout(queue, IDLE_TIMEOUT).unwrap_or_else(PoisonError::into_inner);
+        let (guard, wait) = shared.available.wait_timeout(queue, IDLE_TIMEOUT).unwrap_or_else(PoisonError::into_inner);
         queue = guard;
         queue.idle -= 1;
         if wait.timed_out() && queue.jobs.is_empty() {

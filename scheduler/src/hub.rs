@@ -227,19 +227,24 @@ impl Hub {
             State::Running => {
                 // It switched to the hub some other way than parking (the raw
                 // greenlet API): keep it going rather than losing it.
-                tracing::warn!(
-                    greenlet.id = task.id,
-                    "greenlet switched to the hub without parking; rescheduling it"
-                );
+                tracing::warn!(greenlet.id = task.id, "greenlet switched to the hub without parking; rescheduling it");
                 self.schedule(task, Wake::Notified);
             }
             _ => {}
         }
     }
 
-    /// Runs ready greenlets, at most `EVENT_INTERVAL` of them.
-    fn run_ready(&self) {
+    /// Runs ready greenlets, at most `EVENT_INTERVAL` of them, and none once
+    /// `root` (if given) is done.
+    fn run_ready(&self, root: Option<&Rc<Task>>) {
         for _ in 0..EVENT_INTERVAL {
+            // When the root greenlet (`run`'s `f`) returns, the rest of the
+            // batch must not run: that would be greenlet code running after
+            // `f` returned (even greenlets spawned but never started before
+            // it returned). `shutdown` kills them instead.
+            if root.is_some_and(|root| root.is_done()) {
+                break;
+            }
             let next = self.run_queue.borrow_mut().pop_front();
             match next {
                 Some(task) => self.resume(task),
@@ -331,7 +336,7 @@ impl Hub {
     /// Runs the loop until `root` is done.
     fn run_until_done(&self, root: &Rc<Task>) {
         loop {
-            self.run_ready();
+            self.run_ready(Some(root));
             if root.is_done() {
                 return;
             }
@@ -355,7 +360,7 @@ impl Hub {
             // Killed greenlets unwind without blocking (parking is refused
             // while unwinding); run until nothing is runnable.
             loop {
-                self.run_ready();
+                self.run_ready(None);
                 if self.run_queue.borrow().is_empty() {
                     break;
                 }

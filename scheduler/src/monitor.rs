@@ -36,9 +36,8 @@ impl Monitor {
             names: Mutex::new(HashMap::new()),
         });
         let watched = shared.clone();
-        let spawned = thread::Builder::new()
-            .name("runtime-monitor".into())
-            .spawn(move || watch(&watched, max_blocking_time));
+        let spawned =
+            thread::Builder::new().name("runtime-monitor".into()).spawn(move || watch(&watched, max_blocking_time));
         if let Err(err) = spawned {
             tracing::error!("cannot start the blocking monitor: {err}");
         }

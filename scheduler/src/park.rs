@@ -69,10 +69,14 @@ impl Parker {
 
     fn suspend(&self, reason: &'static str, deadline: Option<Instant>, requeue: bool) -> Wake {
         let task = &self.task;
-        raise_pending(task);
+        // Refuse first, raise pending expiries second: a greenlet killed while
+        // its `timeout` expiry is pending unwinds with it still set, and a
+        // destructor that blocks must then fail at once, not panic (a panic
+        // escaping a destructor during unwinding aborts the process).
         if std::thread::panicking() {
             return Wake::Refused;
         }
+        raise_pending(task);
         let hub = hub::current().expect("a parker exists only inside a hub");
         assert!(
             hub.task_greenlet_is_current(task),

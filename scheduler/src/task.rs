@@ -67,7 +67,11 @@ pub(crate) struct Task {
 
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task").field("id", &self.id).field("name", &self.name).field("state", &self.state.get()).finish()
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("state", &self.state.get())
+            .finish()
     }
 }
 

@@ -99,7 +99,15 @@ impl<T> TimerWheel<T> {
         let when = self.ms_ceil(deadline);
         let index = match self.free {
             NIL => {
-                self.entries.push(Entry { when, payload: None, prev: NIL, next: NIL, level: 0, slot: 0, generation: 0 });
+                self.entries.push(Entry {
+                    when,
+                    payload: None,
+                    prev: NIL,
+                    next: NIL,
+                    level: 0,
+                    slot: 0,
+                    generation: 0,
+                });
                 (self.entries.len() - 1) as u32
             }
             index => {

@@ -208,20 +208,41 @@ pub(crate) fn wait<T>(
     reason: &'static str,
     deadline: Option<Instant>,
 ) -> Waited<T> {
-    struct Reclaim<'a, T> {
+    wait_or_give_back(queue, data, reason, deadline, drop)
+}
+
+/// Like [`wait`], for queues whose completions hand the waiter something that
+/// must not be lost (a channel value, a semaphore permit, a notification): if
+/// the greenlet unwinds (killed, or its `timeout` scope expired) after its
+/// node was completed but before it could take what it was given, `give_back`
+/// receives the node's data to pass it on. Without it, the completion would be
+/// dropped with the unwinding: the value lost, the permit leaked.
+pub(crate) fn wait_or_give_back<T, F: FnOnce(T)>(
+    queue: &RefCell<WaitQueue<T>>,
+    data: T,
+    reason: &'static str,
+    deadline: Option<Instant>,
+    give_back: F,
+) -> Waited<T> {
+    struct Reclaim<'a, T, F: FnOnce(T)> {
         queue: &'a RefCell<WaitQueue<T>>,
         key: Option<WaitKey>,
+        give_back: Option<F>,
     }
-    impl<T> Drop for Reclaim<'_, T> {
+    impl<T, F: FnOnce(T)> Drop for Reclaim<'_, T, F> {
         fn drop(&mut self) {
+            // Only reached with a key when unwinding out of `park`.
             if let Some(key) = self.key.take() {
-                self.queue.borrow_mut().reclaim(key);
+                let (completed, data) = self.queue.borrow_mut().reclaim(key);
+                if let (true, Some(give_back)) = (completed, self.give_back.take()) {
+                    give_back(data);
+                }
             }
         }
     }
     let parker = park::parker();
     let key = queue.borrow_mut().push(parker.task().clone(), parker.seq(), data);
-    let mut reclaim = Reclaim { queue, key: Some(key) };
+    let mut reclaim = Reclaim { queue, key: Some(key), give_back: Some(give_back) };
     let wake = parker.park(reason, deadline);
     let key = reclaim.key.take().expect("reclaimed once");
     let (completed, data) = queue.borrow_mut().reclaim(key);

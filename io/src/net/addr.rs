@@ -109,7 +109,9 @@ impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
 
 /// Resolves a host name on the thread pool.
 fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
-    runtime_scheduler::blocking(move || std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(Iterator::collect))
+    runtime_scheduler::blocking(move || {
+        std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(Iterator::collect)
+    })
 }
 
 /// Tries `f` on each address in turn, returning the first success or the

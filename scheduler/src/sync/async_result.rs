@@ -13,7 +13,10 @@ enum Slot<T> {
     Value(T),
     /// A panic to raise in the first getter; later getters get a new panic
     /// with the message (payloads cannot be cloned).
-    Panic { payload: Option<Box<dyn Any + Send>>, message: String },
+    Panic {
+        payload: Option<Box<dyn Any + Send>>,
+        message: String,
+    },
 }
 
 /// A value that will be available later, which any number of greenlets can

@@ -121,6 +121,20 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Takes back a value handed to a receiver that unwound (killed, or its
+    /// `timeout` expired) before it could return it: the next waiting receiver
+    /// gets it, or it goes back to the front of the queue, where it was the
+    /// oldest value (a bounded channel may then hold more than its capacity
+    /// for a while; senders wait until it is below capacity again).
+    fn give_back(&self, value: T) {
+        let mut value = Some(value);
+        let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
+        match handed {
+            Some(woken) => wait_queue::unpark_all([woken]),
+            None => self.queue.borrow_mut().push_front(value.expect("not handed over")),
+        }
+    }
+
     /// Receives without waiting.
     fn try_recv(&self) -> Result<T, TryRecvError> {
         let popped = self.queue.borrow_mut().pop_front();
@@ -148,7 +162,12 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            let waited = wait_queue::wait(&self.recv_waiters, None, "Receiver::recv", deadline);
+            let waited =
+                wait_queue::wait_or_give_back(&self.recv_waiters, None, "Receiver::recv", deadline, |handed| {
+                    if let Some(value) = handed {
+                        self.give_back(value);
+                    }
+                });
             if let Some(value) = waited.data {
                 return Ok(value);
             }

@@ -192,7 +192,10 @@ impl Condvar {
         guard.value = None;
         guard.permit = None;
         drop(guard);
-        let waited = wait_queue::wait(&self.waiters, (), "Condvar::wait", deadline);
+        // A notification that reaches this greenlet as it unwinds goes to the
+        // next waiter.
+        let waited =
+            wait_queue::wait_or_give_back(&self.waiters, (), "Condvar::wait", deadline, |()| self.notify_one());
         let timed_out = !waited.completed && waited.wake != Wake::Notified;
         (mutex.lock(), timed_out)
     }

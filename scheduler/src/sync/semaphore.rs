@@ -103,7 +103,9 @@ impl Semaphore {
             if self.try_take() {
                 return true;
             }
-            let waited = wait_queue::wait(&self.waiters, (), "Semaphore::acquire", deadline);
+            // A permit handed to this greenlet as it unwinds goes to the next.
+            let waited =
+                wait_queue::wait_or_give_back(&self.waiters, (), "Semaphore::acquire", deadline, |()| self.release());
             if waited.completed {
                 return true; // handed over by `release`
             }

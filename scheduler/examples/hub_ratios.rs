@@ -1,0 +1,154 @@
+//! Prints what the hub's basic operations cost next to tokio's current-thread
+//! runtime, as ns per operation and as ratios (ours / tokio; lower is better
+//! for us).
+//!
+//! It times the same scenarios as the criterion benchmark (`benches/hub.rs`)
+//! with a plain loop: each side of a scenario is run 7 times after a warm-up,
+//! alternating with the other side, and the median is reported (the minimum
+//! is shown too). Pin it to one core:
+//!
+//! ```text
+//! taskset -c 0 cargo run --release -p runtime-scheduler --example hub_ratios [-- --scale F]
+//! ```
+//!
+//! `--scale F` multiplies the iteration counts (default 1.0; the timer
+//! scenario always runs whole batches of 100,000 sleepers). As in the
+//! benchmark, tokio runs without drivers except for the timer scenario. The
+//! timer scenario's ns per timer is the batch's time divided by 100,000, so it
+//! includes the wait for the latest deadline (100 ms, 1,000 ns per timer); the
+//! line also shows what is left without it.
+
+use std::time::Duration;
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+const RUNS: usize = 7;
+
+/// Median and minimum of one side of a scenario, in ns per operation.
+#[derive(Clone, Copy)]
+struct Timing {
+    median: f64,
+    min: f64,
+}
+
+impl Timing {
+    fn of(mut ns: Vec<f64>) -> Timing {
+        ns.sort_by(f64::total_cmp);
+        Timing { median: ns[RUNS / 2], min: ns[0] }
+    }
+}
+
+/// Runs both sides of a scenario [`RUNS`] times after a warm-up, alternating
+/// ours and tokio's run by run so that a disturbance of the machine hits both
+/// alike. `run(side, count)` performs `count` operations of `side` (0: ours, 1:
+/// tokio) and returns the time they took; each side's result is divided by
+/// `ops(count)`, the operations `count` stands for.
+fn pair(count: u64, ops: u64, mut run: impl FnMut(usize, u64) -> Duration) -> [Timing; 2] {
+    run(0, count.div_ceil(10));
+    run(1, count.div_ceil(10));
+    let mut ns = [Vec::with_capacity(RUNS), Vec::with_capacity(RUNS)];
+    for _ in 0..RUNS {
+        for (side, samples) in ns.iter_mut().enumerate() {
+            samples.push(run(side, count).as_nanos() as f64 / ops as f64);
+        }
+    }
+    ns.map(Timing::of)
+}
+
+/// Times a per-operation scenario and prints both sides.
+fn bench(name: &str, iters: u64, run: impl FnMut(usize, u64) -> Duration) -> [Timing; 2] {
+    let timings = pair(iters, iters, run);
+    for (side, timing) in ["ours", "tokio"].iter().zip(timings) {
+        println!(
+            "{:<24} median {:>9.1} ns/op    min {:>9.1} ns/op    ({iters} iters x {RUNS} runs)",
+            format!("{name}/{side}"),
+            timing.median,
+            timing.min
+        );
+    }
+    timings
+}
+
+/// Times the timer scenario, whose runs are whole batches of
+/// [`workloads::TIMERS`] sleepers, per sleeper, and prints both sides.
+fn bench_timers(name: &str, mut batch: impl FnMut(usize) -> Duration) -> [Timing; 2] {
+    let timers = workloads::TIMERS as u64;
+    // The warm-up and every run are one batch each.
+    let timings = pair(1, timers, |side, _| batch(side));
+    // What is left once the wait for the latest deadline is taken out.
+    let wait = Duration::from_millis(workloads::MAX_DEADLINE_MS).as_nanos() as f64 / timers as f64;
+    for (side, timing) in ["ours", "tokio"].iter().zip(timings) {
+        println!(
+            "{:<24} median {:>9.1} ns/timer min {:>9.1} ns/timer ({timers} timers x {RUNS} runs; beyond the {} ms \
+             wait: {:.1} ns/timer)",
+            format!("{name}/{side}"),
+            timing.median,
+            timing.min,
+            workloads::MAX_DEADLINE_MS,
+            timing.median - wait,
+        );
+    }
+    timings
+}
+
+fn main() {
+    let mut scale = 1.0f64;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().and_then(|v| v.parse::<f64>().ok())) {
+            ("--scale", Some(f)) if f > 0.0 => scale = f,
+            _ => {
+                eprintln!("usage: hub_ratios [--scale F]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let n = |base: f64| ((base * scale) as u64).max(10);
+    let bare = workloads::tokio_runtime_bare();
+    let timed = workloads::tokio_runtime();
+
+    let mut ratios = Vec::new();
+    let [ours, tokio] = bench("spawn_join", n(1_000_000.0), |side, i| match side {
+        0 => workloads::ours_spawn_join(i),
+        _ => workloads::tokio_spawn_join(&bare, i),
+    });
+    ratios.push(("spawn_join", ours, tokio, 0.5));
+    let [ours, tokio] = bench("yield_pingpong", n(5_000_000.0), |side, i| match side {
+        0 => workloads::ours_yield_pingpong(i),
+        _ => workloads::tokio_yield_pingpong(&bare, i),
+    });
+    ratios.push(("yield_pingpong", ours, tokio, 1.0));
+    let [ours, tokio] = bench("channel_pingpong", n(2_000_000.0), |side, i| match side {
+        0 => workloads::ours_channel_pingpong(i),
+        _ => workloads::tokio_channel_pingpong(&bare, i),
+    });
+    ratios.push(("channel_pingpong", ours, tokio, 1.0));
+    let deadlines = workloads::timer_deadlines();
+    let [ours, tokio] = bench_timers("timers", |side| match side {
+        0 => workloads::ours_timers(&deadlines, 1),
+        _ => workloads::tokio_timers(&timed, &deadlines, 1),
+    });
+    ratios.push(("timers", ours, tokio, f64::NAN));
+
+    println!();
+    println!(
+        "{:<18} {:>12} {:>12} {:>8} {:>10} {:>8} {:>8}",
+        "scenario", "ours ns/op", "tokio ns/op", "ratio", "ratio(min)", "target", ""
+    );
+    for (name, ours, tokio, target) in ratios {
+        let ratio = ours.median / tokio.median;
+        let (target, verdict) = if target.is_nan() {
+            ("-".to_string(), "")
+        } else {
+            (format!("<= {target:.1}"), if ratio <= target { "met" } else { "MISSED" })
+        };
+        println!(
+            "{name:<18} {:>12.1} {:>12.1} {ratio:>8.2} {:>10.2} {target:>8} {verdict:>8}",
+            ours.median,
+            tokio.median,
+            ours.min / tokio.min
+        );
+    }
+    println!("(ns/op and ratio from the medians of {RUNS} runs; ratio(min) from the minima)");
+}

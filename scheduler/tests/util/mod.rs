@@ -1,0 +1,215 @@
+//! Helpers shared by the hub's behavioural test files.
+//!
+//! Every test file includes this module with `mod util;` and uses only part of
+//! it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::{Command, Output};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// A panic payload: what `catch_unwind` hands back.
+pub type Payload = Box<dyn Any + Send>;
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The message of a panic payload (`"<non-string panic payload>"` for others).
+pub fn message(payload: &Payload) -> String {
+    greenlet::panic_message(&**payload)
+}
+
+/// Runs `f`, returning the message of the panic it raised, or `None` if it
+/// returned.
+pub fn panic_of<T>(f: impl FnOnce() -> T) -> Option<String> {
+    panic::catch_unwind(AssertUnwindSafe(f)).err().map(|payload| message(&payload))
+}
+
+/// Runs `f` on a fresh hub (`runtime_scheduler::run`), catching a panic that
+/// comes out of `run`: `Err` holds its message.
+pub fn run_catching<T: 'static>(f: impl FnOnce() -> T + 'static) -> Result<T, String> {
+    panic::catch_unwind(AssertUnwindSafe(|| runtime_scheduler::run(f))).map_err(|payload| message(&payload))
+}
+
+/// Asserts that `haystack` contains every needle.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(haystack.contains(needle), "expected {needle:?} in:\n{haystack}");
+    }
+}
+
+/// An ordered record of what greenlets did, shared between them.
+#[derive(Debug)]
+pub struct Log<T>(Rc<RefCell<Vec<T>>>);
+
+impl<T> Clone for Log<T> {
+    fn clone(&self) -> Self {
+        Log(self.0.clone())
+    }
+}
+
+impl<T> Default for Log<T> {
+    fn default() -> Self {
+        Log(Rc::new(RefCell::new(Vec::new())))
+    }
+}
+
+impl<T: Clone> Log<T> {
+    pub fn new() -> Log<T> {
+        Log::default()
+    }
+
+    pub fn push(&self, item: T) {
+        self.0.borrow_mut().push(item);
+    }
+
+    pub fn get(&self) -> Vec<T> {
+        self.0.borrow().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A shared counter that greenlets bump.
+#[derive(Clone, Debug, Default)]
+pub struct Counter(Rc<Cell<usize>>);
+
+impl Counter {
+    pub fn new() -> Counter {
+        Counter::default()
+    }
+
+    pub fn bump(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.get()
+    }
+}
+
+/// Counts how many of its guards were dropped: proves destructors ran.
+#[derive(Clone, Debug, Default)]
+pub struct Drops(Counter);
+
+impl Drops {
+    pub fn new() -> Drops {
+        Drops::default()
+    }
+
+    /// A guard that bumps the count when dropped.
+    pub fn guard(&self) -> DropGuard {
+        DropGuard(self.0.clone())
+    }
+
+    /// Guards dropped so far.
+    pub fn count(&self) -> usize {
+        self.0.get()
+    }
+}
+
+/// See [`Drops::guard`].
+#[derive(Debug)]
+pub struct DropGuard(Counter);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
+/// Environment variable that tells a re-executed test binary which test runs
+/// as a child process.
+pub const CHILD_ENV: &str = "RUNTIME_HUB_TESTS_CHILD";
+
+/// Whether this process is the child started by [`rerun_in_child`] for `test`.
+pub fn is_child(test: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|name| name == test)
+}
+
+/// Runs the test named `test` of this test binary in a child process (with
+/// `envs` set), for what must not happen in the shared test process: global
+/// tracing subscribers, environment variables, or a crash.
+pub fn rerun_in_child(test: &str, envs: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut command = Command::new(exe);
+    command.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, test);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command.output().expect("cannot run the test binary again")
+}
+
+/// The child's stdout and stderr, for assertion messages.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A `tracing_subscriber` writer that keeps everything in memory, for
+/// checking what was logged (from any thread).
+#[derive(Clone, Debug, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    pub fn new() -> Capture {
+        Capture::default()
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+
+    /// A `fmt` subscriber writing to this capture, without colours.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish()
+    }
+}
+
+/// One write of a [`Capture`].
+#[derive(Debug)]
+pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = CaptureWriter;
+
+    fn make_writer(&'a self) -> CaptureWriter {
+        CaptureWriter(self.0.clone())
+    }
+}
