@@ -157,6 +157,11 @@ fn running_many_greenlets_does_not_grow_the_stack_pool() {
             reserved.push((stats.chunks, stats.reserved_bytes));
         }
         assert!(reserved.windows(2).all(|w| w[0] == w[1]), "the pool kept growing: {reserved:?}");
+        // Idle stacks stay resident up to the recent peak (ROUND at once)...
+        let idle = stack::stats();
+        assert!(idle.idle_warm <= ROUND, "idle stacks beyond the recent peak are discarded: {idle:?}");
+        // ...and beyond the idle limit once the peak is forgotten.
+        stack::set_idle_limit(256);
         let idle = stack::stats();
         assert!(idle.idle_warm <= 256, "idle stacks beyond the limit are discarded: {idle:?}");
     });

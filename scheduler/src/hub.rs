@@ -270,6 +270,10 @@ impl Hub {
                 return;
             }
         }
+        if timeout != Some(Duration::ZERO) {
+            // About to sleep: a good moment to hand back idle stack memory.
+            greenlet::stack::maintain();
+        }
         if let Some(monitor) = &self.monitor {
             monitor.polling(true);
         }

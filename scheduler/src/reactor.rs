@@ -61,8 +61,15 @@ impl Direction {
 /// What the reactor and a registration share about one source.
 #[derive(Default)]
 struct SourceState {
-    /// Per direction: readiness may be pending.
+    /// Per direction: readiness may be pending. Cleared when an operation
+    /// would block or drained the source.
     ready: [Cell<bool>; 2],
+    /// Per direction: the peer closed that direction, or the socket has an
+    /// error. Never cleared: an operation then always returns at once (end of
+    /// file or the error), and with edge-triggered events no second
+    /// notification of it would come. Kept apart from `ready` so that a short
+    /// read of the data that arrived together with the FIN does not lose it.
+    closed: [Cell<bool>; 2],
     waiters: [RefCell<WaitQueue<()>>; 2],
 }
 
@@ -116,6 +123,12 @@ impl Reactor {
             // rarely, its successor: a spurious wake-up, which is harmless).
             let Some(Some(source)) = sources.get(event.token().0) else { continue };
             let error = event.is_error();
+            if event.is_read_closed() || error {
+                source.closed[0].set(true);
+            }
+            if event.is_write_closed() || error {
+                source.closed[1].set(true);
+            }
             if event.is_readable() || event.is_read_closed() || error {
                 source.ready[0].set(true);
                 woken.extend(source.waiters[0].borrow_mut().complete_all(|()| {}));
@@ -232,9 +245,12 @@ impl Registration {
         }
     }
 
-    /// Whether readiness may be pending in `direction`.
+    /// Whether readiness may be pending in `direction` (or that direction was
+    /// closed by the peer, or the socket failed: then operations do not block
+    /// either).
     pub fn is_ready(&self, direction: Direction) -> bool {
-        self.state.ready[direction.index()].get()
+        let i = direction.index();
+        self.state.ready[i].get() || self.state.closed[i].get()
     }
 
     /// Records that an operation in `direction` would block (or drained the
@@ -307,7 +323,13 @@ impl Registration {
                 self.wait(direction, deadline)?;
             }
             match op() {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.clear_ready(direction),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    // The operation says it would block, whatever was seen:
+                    // wait for the next event (also if a close or error was
+                    // reported, which this operation evidently does not see).
+                    self.clear_ready(direction);
+                    self.state.closed[direction.index()].set(false);
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 result => {
                     spend_budget();

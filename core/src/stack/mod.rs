@@ -15,9 +15,13 @@
 //! recognises the guard, prints which greenlet overflowed and how large its
 //! stack was, and aborts the process.
 //!
-//! Idle stacks stay resident up to a limit per stack size ([`set_idle_limit`]);
-//! beyond it their memory is handed back to the kernel while the address range
-//! stays reserved for reuse. [`trim`] gives back everything idle.
+//! Idle stacks stay resident as long as the recent peak of stacks in use may
+//! need them again (and at least 256 per stack size, unless
+//! [`set_idle_limit`] sets a strict limit); beyond that their memory is handed
+//! back to the kernel (after a second or two of lower load) while the address
+//! range stays reserved for reuse. [`maintain`] lets an idle thread hand memory back
+//! without waiting for its next greenlet to finish (the hub calls it before it
+//! sleeps); [`trim`] gives back everything idle.
 //!
 //! ```
 //! use greenlet::{Greenlet, stack};
@@ -78,8 +82,12 @@ pub fn default_size() -> usize {
     DEFAULT.with(Cell::get)
 }
 
-/// Sets how many idle stacks of each size this thread keeps resident; the
-/// memory of the rest goes back to the kernel. The default is 256.
+/// Sets how many idle stacks of each size this thread keeps resident at most;
+/// the memory of the rest goes back to the kernel at once and from then on.
+///
+/// Without a limit set, a thread keeps idle stacks resident as long as the
+/// recent peak of greenlets in use may need them again, and at least 256 per
+/// stack size.
 pub fn set_idle_limit(stacks: usize) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
@@ -87,6 +95,13 @@ pub fn set_idle_limit(stacks: usize) {
         pool.set_idle_limit(stacks);
     });
     LAST_ALLOWED.with(|allowed| allowed.set(stacks > 0));
+}
+
+/// Hands back the memory of idle stacks the recent peak no longer justifies,
+/// if the decay window has moved on since the last call. Cheap otherwise; meant
+/// for a thread that is about to go idle.
+pub fn maintain() {
+    POOL.with(|p| p.borrow_mut().maintain(std::time::Instant::now()));
 }
 
 /// Hands the memory of every idle stack of this thread back to the kernel and

@@ -12,14 +12,20 @@
 //!
 //! Stacks grow down from the top of their slot towards the guard. Released
 //! stacks go to a "warm" list and are reused last-in first-out, so the pages a
-//! greenlet touched are reused while still resident. Once more than the idle
-//! limit are warm, the oldest warm stack has its memory discarded
-//! (`MADV_DONTNEED`) and moves to the "cold" list; its address range and guard
-//! stay, so reusing it costs page faults but no system call. [`Pool::trim`]
-//! unmaps whole chunks that hold no live stack.
+//! greenlet touched are reused while still resident. By default the pool
+//! keeps as many warm stacks as the recent peak of stacks in use needs, and at
+//! least 256 (once a limit is set explicitly, exactly up to it); beyond that, the oldest warm stacks have their memory discarded
+//! (`MADV_DONTNEED`, one call per run of adjacent slots) and move to the
+//! "cold" list; their address range and guard stay, so reusing one costs page
+//! faults but no system call. The recent peak decays: it covers the current
+//! and the previous [`DECAY_WINDOW`], so a program whose load drops gives the
+//! memory back a second or two later, while a program that keeps spawning
+//! bursts of greenlets does not pay for discarding and faulting in stacks over
+//! and over. [`Pool::trim`] unmaps whole chunks that hold no live stack.
 
 use std::collections::VecDeque;
 use std::io;
+use std::time::{Duration, Instant};
 
 use super::sys;
 
@@ -36,6 +42,12 @@ pub(crate) const GUARD_PAGES: usize = 4;
 
 /// Default number of idle stacks per size class kept resident.
 pub(crate) const DEFAULT_IDLE_LIMIT: usize = 256;
+
+/// How long a peak of stacks in use keeps its idle stacks resident.
+pub(crate) const DECAY_WINDOW: Duration = Duration::from_secs(1);
+
+/// Releases between two looks at the clock for the decay.
+const RELEASES_PER_CLOCK_CHECK: u32 = 1024;
 
 /// A stack handed out by the pool.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +101,20 @@ struct SizeClass {
     /// The chunk new slots are carved from, if it has room.
     carving: Option<u32>,
     next_chunk_slots: usize,
+    /// Stacks of this class handed out.
+    in_use: usize,
+    /// Most stacks in use at once in the current decay window, and in the
+    /// previous one.
+    peak: usize,
+    previous_peak: usize,
+}
+
+impl SizeClass {
+    /// Idle stacks to keep resident: `limit`, or if `adaptive`, enough to get
+    /// back to the recent peak and at least `limit`.
+    fn allowance(&self, limit: usize, adaptive: bool) -> usize {
+        if adaptive { limit.max(self.peak.max(self.previous_peak).saturating_sub(self.in_use)) } else { limit }
+    }
 }
 
 /// Counters describing one thread's stacks; see [`crate::stack::stats`].
@@ -111,17 +137,42 @@ pub struct Stats {
 pub(crate) struct Pool {
     classes: Vec<SizeClass>,
     idle_limit: usize,
+    /// Whether idle stacks are also kept up to the recent peak (the default),
+    /// rather than strictly up to `idle_limit` (once one is set).
+    adaptive: bool,
+    /// When the current decay window started (`None` before the first stack).
+    window_start: Option<Instant>,
+    releases: u32,
 }
 
 impl Pool {
     pub(crate) const fn new() -> Pool {
-        Pool { classes: Vec::new(), idle_limit: DEFAULT_IDLE_LIMIT }
+        Pool { classes: Vec::new(), idle_limit: DEFAULT_IDLE_LIMIT, adaptive: true, window_start: None, releases: 0 }
     }
 
+    /// Keeps at most `limit` idle stacks per class from now on; the surplus
+    /// goes back at once.
     pub(crate) fn set_idle_limit(&mut self, limit: usize) {
         self.idle_limit = limit;
+        self.adaptive = false;
         for class in &mut self.classes {
             Self::cool_down(class, limit);
+        }
+    }
+
+    /// Starts a new decay window if the current one is over, and discards what
+    /// the classes no longer need.
+    pub(crate) fn maintain(&mut self, now: Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        if now.duration_since(start) < DECAY_WINDOW {
+            return;
+        }
+        self.window_start = Some(now);
+        for class in &mut self.classes {
+            class.previous_peak = class.peak;
+            class.peak = class.in_use;
+            let allowance = class.allowance(self.idle_limit, self.adaptive);
+            Self::cool_down(class, allowance);
         }
     }
 
@@ -138,6 +189,9 @@ impl Pool {
                     cold: Vec::new(),
                     carving: None,
                     next_chunk_slots: FIRST_CHUNK_SLOTS,
+                    in_use: 0,
+                    peak: 0,
+                    previous_peak: 0,
                 });
                 self.classes.len() - 1
             }
@@ -149,6 +203,8 @@ impl Pool {
         };
         let chunk = class.chunks[idle.chunk as usize].as_mut().expect("idle slot in an unmapped chunk");
         chunk.in_use += 1;
+        class.in_use += 1;
+        class.peak = class.peak.max(class.in_use);
         Ok(Slot { base: idle.base, top: idle.base + class.slot_len, class: class_index as u32, chunk: idle.chunk })
     }
 
@@ -216,21 +272,45 @@ impl Pool {
         let class = &mut self.classes[slot.class as usize];
         let chunk = class.chunks[slot.chunk as usize].as_mut().expect("released into an unmapped chunk");
         chunk.in_use -= 1;
+        class.in_use -= 1;
         class.warm.push_back(Idle { base: slot.base, chunk: slot.chunk });
-        if class.warm.len() > limit {
-            Self::cool_down(class, limit);
+        let allowance = class.allowance(limit, self.adaptive);
+        if class.warm.len() > allowance {
+            Self::cool_down(class, allowance);
+        }
+        self.releases += 1;
+        if self.releases >= RELEASES_PER_CLOCK_CHECK {
+            self.releases = 0;
+            self.maintain(Instant::now());
         }
     }
 
-    /// Discards the memory of the oldest warm stacks beyond `limit`.
+    /// Discards the memory of the oldest warm stacks beyond `limit`, with one
+    /// system call per run of adjacent slots.
     fn cool_down(class: &mut SizeClass, limit: usize) {
-        let guard = GUARD_PAGES * sys::page_size();
-        while class.warm.len() > limit {
-            let idle = class.warm.pop_front().expect("warm list longer than its limit");
-            // SAFETY: the slot is idle: no greenlet runs on it.
-            unsafe { sys::discard(idle.base + guard, class.usable) };
-            class.cold.push(idle);
+        if class.warm.len() <= limit {
+            return;
         }
+        let excess = class.warm.len() - limit;
+        let mut cooled: Vec<Idle> = class.warm.drain(..excess).collect();
+        cooled.sort_unstable_by_key(|idle| idle.base);
+        let guard = GUARD_PAGES * sys::page_size();
+        let mut run_start = 0;
+        for i in 1..=cooled.len() {
+            let adjacent = i < cooled.len()
+                && cooled[i].chunk == cooled[i - 1].chunk
+                && cooled[i].base == cooled[i - 1].base + class.slot_len;
+            if !adjacent {
+                let first = cooled[run_start].base + guard;
+                let end = cooled[i - 1].base + class.slot_len;
+                // SAFETY: the slots are idle (no greenlet runs on them) and
+                // contiguous within one chunk; the guards between them keep
+                // their markers (or protection) through a discard.
+                unsafe { sys::discard(first, end - first) };
+                run_start = i;
+            }
+        }
+        class.cold.extend(cooled);
     }
 
     /// Discards every idle stack and unmaps each chunk that holds no live stack.
