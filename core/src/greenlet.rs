@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::rc::{Rc, Weak};
 
 use crate::error::Error;
@@ -80,7 +81,8 @@ impl std::error::Error for GreenletExit {}
 /// while suspended.
 #[derive(Clone)]
 pub struct Greenlet {
-    inner: Rc<Inner>,
+    /// Dropped by hand in `Drop`, which may need to own the last reference.
+    inner: ManuallyDrop<Rc<Inner>>,
 }
 
 impl Greenlet {
@@ -99,7 +101,7 @@ impl Greenlet {
 
     #[inline(always)]
     pub(crate) fn from_inner(inner: Inner) -> Greenlet {
-        Greenlet { inner: Rc::new(inner) }
+        Greenlet::from_rc(switch::allocate(inner))
     }
 
     /// Makes a new handle from the pointer of a live greenlet.
@@ -113,8 +115,12 @@ impl Greenlet {
         // Rc; taking a new strong count keeps it alive for the new handle.
         unsafe {
             Rc::increment_strong_count(ptr);
-            Greenlet { inner: Rc::from_raw(ptr) }
+            Greenlet::from_rc(Rc::from_raw(ptr))
         }
+    }
+
+    pub(crate) fn from_rc(inner: Rc<Inner>) -> Greenlet {
+        Greenlet { inner: ManuallyDrop::new(inner) }
     }
 
     pub(crate) fn inner(&self) -> &Rc<Inner> {
@@ -255,8 +261,16 @@ impl Greenlet {
 
 impl Drop for Greenlet {
     fn drop(&mut self) {
-        if Rc::strong_count(&self.inner) == 1 && self.inner.state.get() == State::Active && !self.inner.main {
-            switch::on_last_handle(Greenlet { inner: self.inner.clone() });
+        // SAFETY: `self.inner` is not used again after being taken here.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        if Rc::strong_count(&inner) == 1 {
+            match inner.state.get() {
+                // The last handle to a suspended greenlet: kill it first.
+                State::Active if !inner.main => switch::on_last_handle(Greenlet::from_rc(inner)),
+                // A dead greenlet nobody can reach: keep its allocation.
+                State::Dead if Rc::weak_count(&inner) == 0 => switch::recycle(inner),
+                _ => drop(inner),
+            }
         }
     }
 }
@@ -296,7 +310,7 @@ pub struct WeakGreenlet {
 impl WeakGreenlet {
     /// A handle to the greenlet, if it still exists.
     pub fn upgrade(&self) -> Option<Greenlet> {
-        self.inner.upgrade().map(|inner| Greenlet { inner })
+        self.inner.upgrade().map(Greenlet::from_rc)
     }
 }
 

@@ -202,6 +202,50 @@ impl Drop for Inner {
     }
 }
 
+/// Dead greenlets kept for their allocation, so that creating a greenlet
+/// usually costs no `malloc` and finishing one no `free`.
+const RECYCLED_MAX: usize = 64;
+
+thread_local! {
+    static RECYCLED: RefCell<Vec<Rc<Inner>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Puts `inner` in an allocation, reusing a recycled one if there is one.
+#[inline(always)]
+pub(crate) fn allocate(inner: Inner) -> Rc<Inner> {
+    match RECYCLED.try_with(|recycled| recycled.borrow_mut().pop()).ok().flatten() {
+        Some(mut slot) => {
+            // Dropping the old contents here only releases nothing: they were
+            // emptied by `recycle`.
+            *Rc::get_mut(&mut slot).expect("recycled greenlets have no other reference") = inner;
+            slot
+        }
+        None => Rc::new(inner),
+    }
+}
+
+/// Called with a new handle when the last handle to a dead greenlet (with no
+/// weak handles) is being dropped: keeps its allocation for `allocate`, after
+/// releasing what it holds (name, parent, locals), as dropping it would.
+pub(crate) fn recycle(mut greenlet: Rc<Inner>) {
+    let _ = RECYCLED.try_with(|recycled| {
+        let mut recycled = recycled.borrow_mut();
+        // Reserved in one go, never grown: this may run when memory is short.
+        if recycled.len() >= RECYCLED_MAX || (recycled.capacity() == 0 && recycled.try_reserve(RECYCLED_MAX).is_err()) {
+            return;
+        }
+        let Some(inner) = Rc::get_mut(&mut greenlet) else { return };
+        let parent = inner.parent.get_mut().take();
+        let name = inner.name.take();
+        let locals = std::mem::take(inner.locals.get_mut());
+        recycled.push(greenlet);
+        drop(recycled);
+        // Dropped last, outside the borrow: the parent may be the last handle
+        // of another greenlet, whose drop may come back here.
+        drop((parent, name, locals));
+    });
+}
+
 /// Work queued by the dispatcher (or by drops during a panic) for the next
 /// greenlet that runs.
 pub(crate) enum Deferred {
@@ -307,7 +351,9 @@ fn next_id() -> u64 {
 
 /// Greenlets alive on this thread (including its main greenlet, once created).
 pub(crate) fn live_count() -> usize {
-    HOT.with(|hot| hot.live.get())
+    // Recycled allocations still hold a (dead, emptied) `Inner`.
+    let recycled = RECYCLED.try_with(|recycled| recycled.borrow().len()).unwrap_or(0);
+    HOT.with(|hot| hot.live.get()) - recycled
 }
 
 fn in_dispatcher() -> bool {
@@ -718,8 +764,7 @@ pub(crate) fn on_last_handle(greenlet: Greenlet) {
     } else if current == DISPATCHER || std::thread::panicking() {
         defer(Deferred::Kill(greenlet));
     } else {
-        // The handle whose drop called us is still alive while we run.
-        kill_unreachable(greenlet, 1);
+        kill_unreachable(greenlet);
     }
 }
 
@@ -728,10 +773,7 @@ pub(crate) fn on_last_handle(greenlet: Greenlet) {
 /// the moment, so that its destructors run and control comes back here. If it
 /// refuses to die and nothing else refers to it, it is leaked.
 ///
-/// `dying_handles` counts the handles besides `greenlet` that are about to be
-/// dropped by the caller (the one whose drop triggered the kill), which do
-/// not count as references keeping it alive.
-fn kill_unreachable(greenlet: Greenlet, dying_handles: usize) {
+fn kill_unreachable(greenlet: Greenlet) {
     let me = current();
     let parent = greenlet.inner().parent.replace(Some(me));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| greenlet.throw(Box::new(GreenletExit))));
@@ -744,10 +786,9 @@ fn kill_unreachable(greenlet: Greenlet, dying_handles: usize) {
             "greenlet panicked while being killed because all references to it were dropped: {message}"
         );
     }
-    // Without counting the dying handles, a greenlet killed straight from
-    // `Greenlet::drop` that refused to die would be freed while suspended
-    // when that handle goes, with no warning.
-    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 + dying_handles {
+    // `greenlet` is the handle whose drop started this (or a deferred one):
+    // if it is still the only one, nothing can ever reach the greenlet again.
+    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 {
         tracing::warn!(
             greenlet.id = greenlet.id(),
             greenlet.name = greenlet.name().as_deref(),
@@ -762,7 +803,7 @@ fn run_deferred() {
     loop {
         let item = COLD.with(|cold| cold.deferred.borrow_mut().pop());
         match item {
-            Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet, 0),
+            Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet),
             Some(Deferred::Drop(run)) => drop(run),
             None => break,
         }

@@ -152,19 +152,25 @@ pub(crate) struct Stack {
 impl Stack {
     /// Takes a stack with `usable` bytes (already rounded) from this thread's
     /// pool.
+    #[inline(always)]
     pub(crate) fn new(usable: usize) -> io::Result<Stack> {
         overflow::ensure_handler();
         let slot = match LAST.with(Cell::take) {
             Some(slot) if slot.usable() == usable => slot,
-            other => POOL.with(|p| {
-                let mut pool = p.borrow_mut();
-                if let Some(slot) = other {
-                    pool.release(&slot);
-                }
-                pool.acquire(usable)
-            })?,
+            other => Stack::from_pool(usable, other)?,
         };
         Ok(Stack { slot, _not_send: std::marker::PhantomData })
+    }
+
+    #[inline(never)]
+    fn from_pool(usable: usize, last: Option<pool::Slot>) -> io::Result<pool::Slot> {
+        POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            if let Some(slot) = last {
+                pool.release(&slot);
+            }
+            pool.acquire(usable)
+        })
     }
 
     /// The guard region under this stack, as `(start, end)` addresses.

@@ -84,7 +84,7 @@ impl AltStack {
         // SAFETY: the first page of our fresh reservation holds nothing.
         if unsafe { sys::install_guard(base, page) }.is_err() {
             // SAFETY: the reservation was just made and is unused.
-            unsafe { sys::unreserve(base, page + ALTSTACK_SIZE) };
+            unsafe { sys::unreserve(base, page + ALTSTACK_SIZE, 0) };
             return;
         }
         let stack = libc::stack_t { ss_sp: (base + page) as *mut libc::c_void, ss_flags: 0, ss_size: ALTSTACK_SIZE };
@@ -93,7 +93,7 @@ impl AltStack {
             self.base.set(base);
         } else {
             // SAFETY: not installed, so unused.
-            unsafe { sys::unreserve(base, page + ALTSTACK_SIZE) };
+            unsafe { sys::unreserve(base, page + ALTSTACK_SIZE, 1) };
         }
     }
 }
@@ -109,7 +109,7 @@ impl Drop for AltStack {
         // mapping is ours and no signal handler runs on it now.
         unsafe {
             libc::sigaltstack(&disable, std::ptr::null_mut());
-            sys::unreserve(base, sys::page_size() + ALTSTACK_SIZE);
+            sys::unreserve(base, sys::page_size() + ALTSTACK_SIZE, 1);
         }
     }
 }

@@ -117,6 +117,27 @@ impl SizeClass {
     }
 }
 
+/// Makes sure `list` can hold `total` entries without allocating later.
+fn reserve_total<L: Reservable>(list: &mut L, total: usize) -> io::Result<()> {
+    list.reserve_total(total).map_err(|err| io::Error::new(io::ErrorKind::OutOfMemory, err))
+}
+
+trait Reservable {
+    fn reserve_total(&mut self, total: usize) -> Result<(), std::collections::TryReserveError>;
+}
+
+impl<T> Reservable for Vec<T> {
+    fn reserve_total(&mut self, total: usize) -> Result<(), std::collections::TryReserveError> {
+        self.try_reserve(total.saturating_sub(self.len()))
+    }
+}
+
+impl<T> Reservable for VecDeque<T> {
+    fn reserve_total(&mut self, total: usize) -> Result<(), std::collections::TryReserveError> {
+        self.try_reserve(total.saturating_sub(self.len()))
+    }
+}
+
 /// Counters describing one thread's stacks; see [`crate::stack::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -211,6 +232,12 @@ impl Pool {
     /// Takes a never-used slot, reserving a new chunk if needed, and installs
     /// its guard.
     fn carve(class: &mut SizeClass) -> io::Result<Idle> {
+        // Room in the idle lists for this slot, reserved now: giving a stack
+        // back must never allocate, since it may happen when memory (or the
+        // mappings malloc needs) has run out, and allocation failure aborts.
+        let carved: usize = class.chunks.iter().flatten().map(|chunk| chunk.carved).sum::<usize>() + 1;
+        reserve_total(&mut class.warm, carved)?;
+        reserve_total(&mut class.cold, carved)?;
         let chunk_index = match class.carving {
             Some(i) => i,
             None => {
@@ -244,6 +271,11 @@ impl Pool {
         };
         class.next_chunk_slots = (slots * 2).min(MAX_CHUNK_SLOTS);
         let chunk = Chunk { base, len, slots, in_use: 0, carved: 0 };
+        if let Err(err) = class.chunks.try_reserve(1) {
+            // SAFETY: just reserved, not handed out.
+            unsafe { sys::unreserve(base, len, 0) };
+            return Err(io::Error::new(io::ErrorKind::OutOfMemory, err));
+        }
         let index = match class.chunks.iter().position(Option::is_none) {
             Some(i) => {
                 class.chunks[i] = Some(chunk);
@@ -292,7 +324,11 @@ impl Pool {
             return;
         }
         let excess = class.warm.len() - limit;
-        let mut cooled: Vec<Idle> = class.warm.drain(..excess).collect();
+        // Moved to the cold list first (its room is reserved, see `carve`),
+        // then sorted there to find runs of adjacent slots.
+        let start = class.cold.len();
+        class.cold.extend(class.warm.drain(..excess));
+        let cooled = &mut class.cold[start..];
         cooled.sort_unstable_by_key(|idle| idle.base);
         let guard = GUARD_PAGES * sys::page_size();
         let mut run_start = 0;
@@ -310,7 +346,6 @@ impl Pool {
                 run_start = i;
             }
         }
-        class.cold.extend(cooled);
     }
 
     /// Discards every idle stack and unmaps each chunk that holds no live stack.
@@ -328,7 +363,7 @@ impl Pool {
                     let chunk = slot.take().expect("checked above");
                     // SAFETY: no stack of this chunk is in use and its idle
                     // slots were just forgotten.
-                    unsafe { sys::unreserve(chunk.base, chunk.len) };
+                    unsafe { sys::unreserve(chunk.base, chunk.len, chunk.carved) };
                 }
             }
             class.next_chunk_slots = FIRST_CHUNK_SLOTS;

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// `madvise` advice that turns a range into guard pages without creating a VMA
 /// (Linux 6.13+). Not yet exported by every `libc` release.
@@ -41,6 +41,16 @@ pub(crate) fn guard_kind() -> GuardKind {
     }
 }
 
+/// With `mprotect` guards every stack costs mappings; this many are left to the
+/// rest of the program (malloc, thread stacks, the panic report when stacks
+/// run out) below `vm.max_map_count`.
+const MAPPING_HEADROOM: usize = 1000;
+
+/// `mprotect` guards installed and reservations made, to estimate the
+/// process's mappings without reading `/proc/self/maps` each time.
+static GUARDS: AtomicUsize = AtomicUsize::new(0);
+static RESERVATIONS: AtomicUsize = AtomicUsize::new(0);
+
 /// The system page size.
 pub(crate) fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
@@ -73,6 +83,7 @@ pub(crate) fn reserve(len: usize) -> io::Result<usize> {
     if ptr == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
+    RESERVATIONS.fetch_add(1, Ordering::Relaxed);
     // Transparent huge pages would make a touched stack cost 2 MiB; a failure
     // here only costs memory, so it is ignored.
     // SAFETY: the range was just mapped by us.
@@ -80,15 +91,38 @@ pub(crate) fn reserve(len: usize) -> io::Result<usize> {
     Ok(ptr as usize)
 }
 
-/// Returns a reservation made by [`reserve`] to the kernel.
+/// Returns a reservation made by [`reserve`], holding `guards` guard regions,
+/// to the kernel.
 ///
 /// # Safety
 ///
 /// `[base, base + len)` must be a whole reservation from [`reserve`] that no
 /// live stack or reference points into.
-pub(crate) unsafe fn unreserve(base: usize, len: usize) {
+pub(crate) unsafe fn unreserve(base: usize, len: usize, guards: usize) {
     // SAFETY: guaranteed by the caller.
     unsafe { libc::munmap(base as *mut libc::c_void, len) };
+    RESERVATIONS.fetch_sub(1, Ordering::Relaxed);
+    if GUARD_MODE.load(Ordering::Relaxed) == MODE_MPROTECT {
+        GUARDS.fetch_sub(guards, Ordering::Relaxed);
+    }
+}
+
+/// Refuses an `mprotect` guard that would bring the process close to
+/// `vm.max_map_count` (each splits its reservation into two more mappings).
+fn check_mapping_budget() -> io::Result<()> {
+    static LIMIT: OnceLock<usize> = OnceLock::new();
+    let limit = *LIMIT.get_or_init(|| {
+        let max = max_map_count().map_or(65530, |n| n as usize);
+        let existing = std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| maps.lines().count());
+        // What the process had besides our reservations, plus headroom.
+        let others = existing.saturating_sub(RESERVATIONS.load(Ordering::Relaxed));
+        max.saturating_sub(others + MAPPING_HEADROOM)
+    });
+    let ours = RESERVATIONS.load(Ordering::Relaxed) + 2 * GUARDS.load(Ordering::Relaxed);
+    if ours + 2 > limit {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
+    Ok(())
 }
 
 /// Makes `[addr, addr + len)` a guard region: any access raises SIGSEGV.
@@ -117,8 +151,11 @@ pub(crate) unsafe fn install_guard(addr: usize, len: usize) -> io::Result<()> {
             }
         }
     }
+    check_mapping_budget()?;
     // SAFETY: the caller guarantees the range is ours and unused.
-    check(unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) })
+    check(unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) })?;
+    GUARDS.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Picks the guard mode once: `madvise` unless `GREENLET_GUARD=mprotect` asks
