@@ -18,8 +18,8 @@
 //! naming the target; the dispatcher resolves the target (a dead target means
 //! its first live ancestor, a pending one is started) and resumes it. When the
 //! target is the main greenlet the dispatcher returns to main's caller. A
-//! greenlet that finishes returns an [`Exit`] and the dispatcher passes its
-//! result on to the parent. Each logical switch is therefore one or two
+//! greenlet that finishes leaves its result in the mailbox and returns, and
+//! the dispatcher passes the result on to the parent. Each logical switch is therefore one or two
 //! corosensei transitions; the common ones (main to a suspended greenlet and
 //! back) take a short path with no reference counting.
 //!
@@ -100,12 +100,6 @@ impl Resume {
     }
 }
 
-/// How a greenlet's `run` ended.
-pub(crate) enum Exit {
-    Returned(Value),
-    Panicked(Payload),
-}
-
 /// Coroutines carry no values themselves: what is delivered travels through
 /// the thread's mailbox (`HOT.mail_value`, `HOT.mail_other`). A suspending
 /// greenlet yields the target it switches to, as a raw pointer: the
@@ -113,7 +107,7 @@ pub(crate) enum Exit {
 /// suspended in `transfer`, and the dispatcher turns the pointer into a handle
 /// before anything else runs. That keeps every transition down to
 /// corosensei's bare register switch.
-type Coro = Coroutine<(), *const Inner, Exit, Stack>;
+type Coro = Coroutine<(), *const Inner, (), Stack>;
 type GreenletYielder = Yielder<(), *const Inner>;
 
 /// Lifecycle of a greenlet.
@@ -545,10 +539,11 @@ fn dispatch(first: &Greenlet, delivers_value: bool) {
                 HOT.with(|hot| hot.current.set(main));
                 return;
             }
-            CoroutineResult::Return(exit) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
-                // Finished, and its parent is main: hand main the result.
+            CoroutineResult::Return(()) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
+                // Finished, and its parent is main: its result is in the
+                // mailbox for main.
                 // SAFETY: we are the dispatcher and the coroutine just returned.
-                post(unsafe { finish(inner, exit) });
+                unsafe { finish(inner) };
                 HOT.with(|hot| hot.current.set(main));
                 return;
             }
@@ -561,7 +556,7 @@ fn dispatch(first: &Greenlet, delivers_value: bool) {
 /// The general dispatcher loop. `result` is what resuming `first` gave, if
 /// [`dispatch`] already resumed it.
 #[inline(never)]
-fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inner, Exit>>) {
+fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inner, ()>>) {
     let _guard = DispatchGuard;
     HOT.with(|hot| hot.current.set(DISPATCHER));
     // The greenlet to resume: `first` is kept alive by the caller's borrow,
@@ -614,10 +609,10 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
                 }
                 owned.replace(next)
             }
-            CoroutineResult::Return(exit) => {
+            CoroutineResult::Return(()) => {
                 // SAFETY: as above; the coroutine returned, so nothing refers
-                // to it any more.
-                post(unsafe { finish(inner, exit) });
+                // to it any more. Its result is in the mailbox.
+                unsafe { finish(inner) };
                 let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
                 owned.replace(parent)
             }
@@ -683,22 +678,18 @@ fn resolve(mut target: Greenlet, mut origin: Option<Greenlet>) -> Option<Greenle
     if target.inner().main { None } else { Some(target) }
 }
 
-/// Marks a greenlet whose `run` ended as dead, returns its stack to the pool
-/// and says what its parent receives.
+/// Marks a greenlet whose `run` ended as dead and returns its stack to the
+/// pool. (What its parent receives is in the mailbox.)
 ///
 /// # Safety
 ///
 /// Must be called by the dispatcher, right after the greenlet's coroutine
 /// returned.
-unsafe fn finish(inner: &Inner, exit: Exit) -> Resume {
+unsafe fn finish(inner: &Inner) {
     inner.state.set(State::Dead);
     // SAFETY: guaranteed by the caller (see `Inner::coroutine`).
     let coroutine = unsafe { (*inner.coroutine.get()).take() }.expect("a finished greenlet had a coroutine");
     drop(coroutine.into_stack());
-    match exit {
-        Exit::Returned(value) => Resume::Value(value),
-        Exit::Panicked(payload) => Resume::Throw(payload).exit_to_value(),
-    }
 }
 
 /// Gives a pending greenlet its stack and coroutine.
@@ -717,8 +708,9 @@ fn start(greenlet: &Greenlet) -> Result<(), String> {
     Ok(())
 }
 
-/// The root function of every greenlet's stack.
-fn entry(yielder: &GreenletYielder, (): ()) -> Exit {
+/// The root function of every greenlet's stack. It leaves what the parent
+/// receives in the mailbox: the return value, or the panic that escaped.
+fn entry(yielder: &GreenletYielder, (): ()) {
     let me = HOT.with(|hot| hot.current.get());
     // SAFETY: the dispatcher set `current` to this greenlet just before
     // resuming it and keeps it alive while it runs. It stays alive while
@@ -740,8 +732,8 @@ fn entry(yielder: &GreenletYielder, (): ()) -> Exit {
     let locals = std::mem::take(&mut *inner.locals.borrow_mut());
     let dropped = if locals.is_empty() { Ok(()) } else { panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) };
     match (outcome, dropped) {
-        (Ok(value), Ok(())) => Exit::Returned(value),
-        (Err(payload), _) | (Ok(_), Err(payload)) => Exit::Panicked(payload),
+        (Ok(value), Ok(())) => post(Resume::Value(value)),
+        (Err(payload), _) | (Ok(_), Err(payload)) => post(Resume::Throw(payload).exit_to_value()),
     }
 }
 

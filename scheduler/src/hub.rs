@@ -78,7 +78,12 @@ pub(crate) struct Hub {
     live_tasks: Cell<usize>,
     next_scope: Cell<u64>,
     monitor: Option<Monitor>,
+    /// Finished tasks nobody refers to any more, kept for their allocation.
+    recycled_tasks: RefCell<Vec<Rc<Task>>>,
 }
+
+/// Finished tasks kept for reuse (see `Hub::recycle_task`).
+const RECYCLED_TASKS: usize = 64;
 
 thread_local! {
     static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
@@ -120,6 +125,7 @@ impl Hub {
             live_tasks: Cell::new(0),
             next_scope: Cell::new(1),
             monitor,
+            recycled_tasks: RefCell::new(Vec::new()),
         })
     }
 
@@ -141,6 +147,28 @@ impl Hub {
         let id = self.next_scope.get();
         self.next_scope.set(id + 1);
         id
+    }
+
+    /// Puts `task` in an allocation, reusing a recycled one if there is one.
+    pub(crate) fn allocate_task(&self, task: Task) -> Rc<Task> {
+        match self.recycled_tasks.borrow_mut().pop() {
+            Some(mut slot) => {
+                *Rc::get_mut(&mut slot).expect("recycled tasks have no other reference") = task;
+                slot
+            }
+            None => Rc::new(task),
+        }
+    }
+
+    /// Keeps the allocation of a finished task whose last reference is
+    /// `task` (typically a `JoinHandle` that was just joined).
+    pub(crate) fn recycle_task(&self, task: Rc<Task>) {
+        let mut recycled = self.recycled_tasks.borrow_mut();
+        if task.is_done() && Rc::strong_count(&task) == 1 && Rc::weak_count(&task) == 0 {
+            if recycled.len() < RECYCLED_TASKS {
+                recycled.push(task);
+            }
+        }
     }
 
     pub(crate) fn register_task(&self, task: &Rc<Task>) {

@@ -44,6 +44,7 @@ pub(crate) struct Parker {
 /// # Panics
 ///
 /// Outside a greenlet spawned on a hub.
+#[inline(always)]
 pub(crate) fn parker() -> Parker {
     let task = hub::with(|hub| hub.current_task()).unwrap_or_else(|| {
         panic!("blocking operations must run in a greenlet of the runtime (inside `runtime::run` or `runtime::spawn`)")

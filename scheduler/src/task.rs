@@ -58,7 +58,10 @@ pub(crate) struct Task {
     /// The timer that starts a delayed task.
     pub(crate) start_timer: Cell<Option<TimerKey>>,
     outcome: RefCell<Option<Outcome>>,
-    /// Greenlets waiting for this one to finish.
+    /// The first greenlet waiting for this one to finish (the common case, a
+    /// `join`), kept inline so that it costs no allocation.
+    joiner: Cell<Option<(Rc<Task>, u64)>>,
+    /// More greenlets waiting for this one to finish.
     pub(crate) joiners: RefCell<WaitQueue<()>>,
     /// Index in the hub's task table.
     pub(crate) slot: Cell<usize>,
@@ -101,6 +104,9 @@ impl Task {
     pub(crate) fn finish(&self, outcome: Outcome) {
         *self.outcome.borrow_mut() = Some(outcome);
         self.state.set(State::Done);
+        if let Some((task, seq)) = self.joiner.take() {
+            park::unpark(&task, seq);
+        }
         let woken = self.joiners.borrow_mut().complete_all(|()| {});
         for (task, seq) in woken {
             park::unpark(&task, seq);
@@ -124,11 +130,29 @@ impl Task {
             if Rc::ptr_eq(parker.task(), self) {
                 panic!("greenlet {} tried to join itself", self.label());
             }
-            let key = self.joiners.borrow_mut().push(parker.task().clone(), parker.seq(), ());
-            let _reclaim = scopeguard(|| {
-                self.joiners.borrow_mut().reclaim(key);
-            });
-            if parker.park("JoinHandle::join", deadline) != Wake::Notified {
+            let wake = match self.joiner.take() {
+                None => {
+                    self.joiner.set(Some((parker.task().clone(), parker.seq())));
+                    let _reclaim = scopeguard(|| {
+                        // Still ours unless `finish` took it (or a later
+                        // joiner's park replaced it).
+                        match self.joiner.take() {
+                            Some((task, seq)) if Rc::ptr_eq(&task, parker.task()) && seq == parker.seq() => {}
+                            other => self.joiner.set(other),
+                        }
+                    });
+                    parker.park("JoinHandle::join", deadline)
+                }
+                other => {
+                    self.joiner.set(other);
+                    let key = self.joiners.borrow_mut().push(parker.task().clone(), parker.seq(), ());
+                    let _reclaim = scopeguard(|| {
+                        self.joiners.borrow_mut().reclaim(key);
+                    });
+                    parker.park("JoinHandle::join", deadline)
+                }
+            };
+            if wake != Wake::Notified {
                 return self.is_done();
             }
         }
@@ -219,6 +243,9 @@ impl<T: 'static> JoinHandle<T> {
 
     fn take(self) -> Result<T, JoinError> {
         let outcome = self.task.take_outcome().expect("a finished greenlet has an outcome, taken once");
+        if let Some(hub) = hub::current() {
+            hub.recycle_task(self.task);
+        }
         outcome.map(|value| *value.downcast::<T>().expect("the outcome has the handle's type"))
     }
 }
@@ -352,7 +379,7 @@ where
         Some(name) => tracing::info_span!("greenlet", id = greenlet.id(), name = &**name),
         None => tracing::info_span!("greenlet", id = greenlet.id()),
     };
-    let task = Rc::new(Task {
+    let task = hub.allocate_task(Task {
         id: greenlet.id(),
         name,
         greenlet: RefCell::new(Some(greenlet)),
@@ -365,6 +392,7 @@ where
         deadlock: RefCell::new(None),
         start_timer: Cell::new(None),
         outcome: RefCell::new(None),
+        joiner: Cell::new(None),
         joiners: RefCell::new(WaitQueue::new()),
         slot: Cell::new(usize::MAX),
         span,
