@@ -57,3 +57,8 @@ pub mod io {
     pub use runtime_io::{wait_readable, wait_writable};
     pub use runtime_scheduler::{Direction, Registration};
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

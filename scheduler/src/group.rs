@@ -176,7 +176,7 @@ impl Pool {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let slot = self.slots.acquire_owned();
+        let slot = self.slots.acquire_owned_as("Pool::spawn");
         self.group.spawn_with(builder, move || {
             let _slot = slot;
             f()

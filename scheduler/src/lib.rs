@@ -55,6 +55,24 @@
 //! cannot be interrupted (a CPU-bound loop should call [`yield_now`]). While a
 //! greenlet unwinds, blocking calls fail at once instead of parking.
 //!
+//! # Caveats
+//!
+//! - Blocking calls made while a greenlet unwinds (from a destructor, during a
+//!   kill or a panic) do not park: I/O, channel, event and sleep calls return
+//!   at once with an error or a timeout. Calls that cannot report one
+//!   (`Mutex::lock`, `Semaphore::acquire`, `JoinHandle::join`, [`blocking`])
+//!   panic instead, which aborts the process if it happens in a destructor
+//!   during unwinding.
+//! - Deadlock detection assumes that a live [`Handle`] may still send work: a
+//!   `Handle` kept alive on the hub's own thread (say, in a local of the root
+//!   greenlet) turns a deadlock into a hang.
+//! - Greenlets still alive when `run`'s closure returns are killed in no
+//!   particular order; work sent through a `Handle` while the runtime stops may
+//!   be dropped.
+//! - A greenlet that never parks holds the hub: CPU-heavy loops should call
+//!   [`yield_now`] now and then, or run on the thread pool with [`blocking`].
+//!   The blocking monitor ([`Builder::max_blocking_time`]) names such greenlets.
+//!
 //! # Tracing
 //!
 //! Each greenlet runs inside a `greenlet` span carrying its id and name; spawn,

@@ -227,7 +227,9 @@ impl<T: 'static> JoinHandle<T> {
     /// If called outside a greenlet of the runtime, or by the greenlet on
     /// itself.
     pub fn join(self) -> Result<T, JoinError> {
-        self.task.wait_done(None);
+        if !self.task.wait_done(None) {
+            panic!("`JoinHandle::join` cannot wait while the calling greenlet is unwinding");
+        }
         self.take()
     }
 

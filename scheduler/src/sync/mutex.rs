@@ -50,7 +50,7 @@ impl<T> Mutex<T> {
     ///
     /// Outside a greenlet of the runtime.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.guard(self.lock.acquire())
+        self.guard(self.lock.acquire_as("Mutex::lock"))
     }
 
     /// Locks if the lock is free now.

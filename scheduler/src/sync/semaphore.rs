@@ -52,7 +52,12 @@ impl Semaphore {
     ///
     /// Outside a greenlet of the runtime.
     pub fn acquire(&self) -> SemaphorePermit<'_> {
-        assert!(self.acquire_until(None), "a greenlet that is unwinding cannot wait for a semaphore");
+        self.acquire_as("Semaphore::acquire")
+    }
+
+    /// `acquire`, reporting `reason` as what a deadlocked greenlet waits on.
+    pub(crate) fn acquire_as(&self, reason: &'static str) -> SemaphorePermit<'_> {
+        assert!(self.acquire_until(None, reason), "a greenlet that is unwinding cannot wait for {reason}");
         SemaphorePermit { semaphore: self }
     }
 
@@ -63,13 +68,19 @@ impl Semaphore {
 
     /// Takes a permit, giving up after `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
-        self.acquire_until(Some(Instant::now() + timeout)).then(|| SemaphorePermit { semaphore: self })
+        self.acquire_until(Some(Instant::now() + timeout), "Semaphore::acquire")
+            .then(|| SemaphorePermit { semaphore: self })
     }
 
     /// Like [`acquire`](Semaphore::acquire), for a shared semaphore: the permit
     /// holds a reference to it and can be moved into another greenlet.
     pub fn acquire_owned(self: &Rc<Self>) -> OwnedSemaphorePermit {
-        assert!(self.acquire_until(None), "a greenlet that is unwinding cannot wait for a semaphore");
+        self.acquire_owned_as("Semaphore::acquire")
+    }
+
+    /// `acquire_owned`, reporting `reason` as what a deadlocked greenlet waits on.
+    pub(crate) fn acquire_owned_as(self: &Rc<Self>, reason: &'static str) -> OwnedSemaphorePermit {
+        assert!(self.acquire_until(None, reason), "a greenlet that is unwinding cannot wait for {reason}");
         OwnedSemaphorePermit { semaphore: self.clone() }
     }
 
@@ -98,14 +109,13 @@ impl Semaphore {
 
     /// Takes a permit; false if the deadline passed or the greenlet is
     /// unwinding.
-    fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+    fn acquire_until(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
         loop {
             if self.try_take() {
                 return true;
             }
             // A permit handed to this greenlet as it unwinds goes to the next.
-            let waited =
-                wait_queue::wait_or_give_back(&self.waiters, (), "Semaphore::acquire", deadline, |()| self.release());
+            let waited = wait_queue::wait_or_give_back(&self.waiters, (), reason, deadline, |()| self.release());
             if waited.completed {
                 return true; // handed over by `release`
             }
