@@ -164,10 +164,12 @@ impl Hub {
     /// `task` (typically a `JoinHandle` that was just joined).
     pub(crate) fn recycle_task(&self, task: Rc<Task>) {
         let mut recycled = self.recycled_tasks.borrow_mut();
-        if task.is_done() && Rc::strong_count(&task) == 1 && Rc::weak_count(&task) == 0 {
-            if recycled.len() < RECYCLED_TASKS {
-                recycled.push(task);
-            }
+        if task.is_done()
+            && Rc::strong_count(&task) == 1
+            && Rc::weak_count(&task) == 0
+            && recycled.len() < RECYCLED_TASKS
+        {
+            recycled.push(task);
         }
     }
 
