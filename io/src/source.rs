@@ -66,12 +66,20 @@ impl<T: event::Source> Source<T> {
     /// Reads from a stream: like `read_with`, and a short read marks the
     /// stream drained, so the next read waits for an event instead of trying a
     /// system call that would only say `WouldBlock`.
+    ///
+    /// The flag is cleared inside the operation, right after the system call:
+    /// `read_with` may yield to the hub before it returns (the I/O budget),
+    /// and a readiness event the hub records meanwhile (more data arrived)
+    /// must not be wiped out afterwards, or the next read would wait for an
+    /// event that already came.
     pub(crate) fn read_stream(&self, buf_len: usize, mut op: impl FnMut(&T) -> io::Result<usize>) -> io::Result<usize> {
-        let n = self.read_with(&mut op)?;
-        if n > 0 && n < buf_len {
-            self.registration.clear_ready(Direction::Read);
-        }
-        Ok(n)
+        self.read_with(|io| {
+            let n = op(io)?;
+            if n > 0 && n < buf_len {
+                self.registration.clear_ready(Direction::Read);
+            }
+            Ok(n)
+        })
     }
 
     /// Writes to a stream: like `write_with`, and a short write marks the send
@@ -81,11 +89,14 @@ impl<T: event::Source> Source<T> {
         buf_len: usize,
         mut op: impl FnMut(&T) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let n = self.write_with(&mut op)?;
-        if n < buf_len {
-            self.registration.clear_ready(Direction::Write);
-        }
-        Ok(n)
+        // Cleared inside the operation, for the reason given at `read_stream`.
+        self.write_with(|io| {
+            let n = op(io)?;
+            if n < buf_len {
+                self.registration.clear_ready(Direction::Write);
+            }
+            Ok(n)
+        })
     }
 
     /// Parks until the source may be ready in `direction`, honouring the

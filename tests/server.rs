@@ -1,0 +1,305 @@
+//! `StreamServer`: panicking handlers, read timeouts closing idle clients,
+//! `max_connections`, graceful `stop` and connection counting.
+
+mod util;
+
+use std::cell::Cell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use runtime::net::{ServerHandle, StreamServer, TcpStream};
+use util::{PATIENCE, ms};
+
+/// Echoes what the client sends until end-of-file.
+fn echo_handler(stream: TcpStream, _peer: SocketAddr) {
+    let _ = util::echo(&stream);
+}
+
+/// One request-reply exchange: sends `message`, reads as many bytes back.
+fn round_trip(stream: &TcpStream, message: &[u8]) -> Vec<u8> {
+    let mut stream = stream;
+    stream.write_all(message).unwrap();
+    let mut reply = vec![0; message.len()];
+    stream.read_exact(&mut reply).unwrap();
+    reply
+}
+
+/// Whether the peer closed (or reset) the connection, reading with a
+/// generous watchdog.
+fn closed_by_peer(stream: &TcpStream) -> bool {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0; 16];
+    match (&*stream).read(&mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!("expected the connection to be closed, got {n} bytes"),
+        Err(err) if err.kind() == ErrorKind::ConnectionReset => true,
+        Err(err) => panic!("expected the connection to be closed: {err}"),
+    }
+}
+
+/// Whether anything comes back within `wait` (used to show a connection is
+/// *not* being served).
+fn replies_within(stream: &TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut byte = [0];
+    let outcome = stream.peek(&mut byte);
+    stream.set_read_timeout(None).unwrap();
+    match outcome {
+        Ok(n) => n > 0,
+        Err(err) if err.kind() == ErrorKind::TimedOut => false,
+        Err(err) => panic!("unexpected error: {err}"),
+    }
+}
+
+#[test]
+fn a_panicking_handler_leaves_the_server_serving_the_others() {
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().start(|stream, _| {
+            let mut first = [0];
+            if (&stream).read_exact(&mut first).is_err() {
+                return;
+            }
+            assert_ne!(first[0], 0xff, "this handler panics on 0xff");
+            (&stream).write_all(&first).unwrap();
+            let _ = util::echo(&stream);
+        });
+        let addr = server.local_addr().unwrap();
+        // A connection established before the panic and kept open across it.
+        let before = TcpStream::connect(addr).unwrap();
+        assert_eq!(round_trip(&before, b"before"), b"before");
+        let doomed = TcpStream::connect(addr).unwrap();
+        (&doomed).write_all(&[0xff]).unwrap();
+        assert!(closed_by_peer(&doomed), "the panicking connection must be closed");
+        util::wait_until("the panicked connection to be forgotten", || server.connections() == 1);
+        assert_eq!(round_trip(&before, b"still here"), b"still here");
+        for i in 0..5_u8 {
+            let after = TcpStream::connect(addr).unwrap();
+            assert_eq!(round_trip(&after, &[i, i, i]), [i, i, i]);
+        }
+        drop(before);
+        util::wait_until("every connection to end", || server.connections() == 0);
+        server.stop(ms(100));
+    });
+}
+
+#[test]
+fn a_read_timeout_closes_silent_clients_while_active_ones_are_served() {
+    const IDLE_LIMIT: Duration = Duration::from_millis(200);
+    util::run(|| {
+        let timeouts = Rc::new(Cell::new(0));
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().start({
+            let timeouts = timeouts.clone();
+            move |stream, _| {
+                stream.set_read_timeout(Some(IDLE_LIMIT)).unwrap();
+                let mut buf = [0; 1024];
+                loop {
+                    match (&stream).read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => (&stream).write_all(&buf[..n]).unwrap(),
+                        Err(err) if err.kind() == ErrorKind::TimedOut => {
+                            timeouts.set(timeouts.get() + 1);
+                            return;
+                        }
+                        Err(err) => panic!("handler: {err}"),
+                    }
+                }
+            }
+        });
+        let addr = server.local_addr().unwrap();
+        let started = Instant::now();
+        let silent: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let all_closed = Rc::new(Cell::new(false));
+        // Meanwhile an active client talks more often than the idle limit,
+        // until the silent ones are gone (so for longer than the limit).
+        let active = runtime::spawn({
+            let all_closed = all_closed.clone();
+            move || {
+                let stream = TcpStream::connect(addr).unwrap();
+                let connected = Instant::now();
+                while !all_closed.get() {
+                    assert_eq!(round_trip(&stream, b"keepalive"), b"keepalive");
+                    runtime::sleep(IDLE_LIMIT / 10);
+                }
+                // Still served after the silent clients' connections ended.
+                assert_eq!(round_trip(&stream, b"last"), b"last");
+                connected.elapsed()
+            }
+        });
+        for stream in &silent {
+            assert!(closed_by_peer(stream));
+        }
+        all_closed.set(true);
+        assert!(started.elapsed() >= IDLE_LIMIT, "silent clients closed after only {:?}", started.elapsed());
+        let active_for = active.join().unwrap();
+        assert!(active_for >= IDLE_LIMIT / 2, "the active client was not tested for long: {active_for:?}");
+        util::wait_until("the active connection to end", || server.connections() == 0);
+        assert_eq!(timeouts.get(), 5, "only the silent clients time out");
+        server.stop(ms(100));
+    });
+}
+
+#[test]
+fn max_connections_holds_back_the_third_until_one_closes() {
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().max_connections(2).start(echo_handler);
+        let addr = server.local_addr().unwrap();
+        let first = TcpStream::connect(addr).unwrap();
+        let second = TcpStream::connect(addr).unwrap();
+        assert_eq!(round_trip(&first, b"1"), b"1");
+        assert_eq!(round_trip(&second, b"2"), b"2");
+        assert_eq!(server.connections(), 2);
+        // The third is connected (the kernel completed the handshake) but not
+        // accepted: its request gets no reply.
+        let third = TcpStream::connect(addr).unwrap();
+        (&third).write_all(b"3").unwrap();
+        assert!(!replies_within(&third, ms(200)), "a third connection was served");
+        assert_eq!(server.connections(), 2);
+        drop(first);
+        let mut reply = [0];
+        (&third).read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"3");
+        assert_eq!(server.connections(), 2);
+        assert_eq!(round_trip(&second, b"22"), b"22");
+        drop(second);
+        util::wait_until("the second connection to end", || server.connections() == 1);
+        drop(third);
+        util::wait_until("the third connection to end", || server.connections() == 0);
+        server.stop(ms(100));
+    });
+}
+
+/// Starts a server whose handler reads one command byte: `s` finishes after a
+/// short while, `l` would take an hour. Counts finished and unwound handlers.
+fn start_slow_server(finished: &Rc<Cell<usize>>, unwound: &Rc<Cell<usize>>) -> ServerHandle {
+    let (finished, unwound) = (finished.clone(), unwound.clone());
+    StreamServer::bind("127.0.0.1:0").unwrap().start(move |mut stream, _| {
+        struct Unwound(Rc<Cell<usize>>);
+        impl Drop for Unwound {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.set(self.0.get() + 1);
+                }
+            }
+        }
+        let _guard = Unwound(unwound.clone());
+        let mut command = [0];
+        stream.read_exact(&mut command).unwrap();
+        let work = if command[0] == b's' { ms(20) } else { Duration::from_secs(3600) };
+        runtime::sleep(work);
+        stream.write_all(b"done").unwrap();
+        finished.set(finished.get() + 1);
+    })
+}
+
+#[test]
+fn stop_refuses_new_connections_finishes_short_handlers_and_kills_long_ones() {
+    util::run(|| {
+        let (finished, unwound) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let server = start_slow_server(&finished, &unwound);
+        let addr = server.local_addr().unwrap();
+        let mut short = TcpStream::connect(addr).unwrap();
+        let mut long = TcpStream::connect(addr).unwrap();
+        short.write_all(b"s").unwrap();
+        long.write_all(b"l").unwrap();
+        util::wait_until("both handlers to run", || server.connections() == 2);
+        assert!(!server.is_stopped());
+        let grace = ms(1000);
+        let started = Instant::now();
+        server.stop(grace);
+        assert!(started.elapsed() >= grace, "stop returned after {:?}, before the grace period", started.elapsed());
+        assert!(server.is_stopped());
+        assert_eq!(server.connections(), 0);
+        assert_eq!(finished.get(), 1, "the short handler finishes within the grace period");
+        assert_eq!(unwound.get(), 1, "the long handler is killed");
+        let mut reply = Vec::new();
+        short.read_to_end(&mut reply).unwrap();
+        assert_eq!(reply, b"done");
+        // The killed handler's stream was closed by unwinding.
+        assert!(closed_by_peer(&long));
+        // Nothing listens any more.
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        // Stopping again returns at once.
+        server.stop(Duration::from_secs(3600));
+    });
+}
+
+#[test]
+fn stop_returns_when_handlers_finish_within_the_grace_period() {
+    util::run(|| {
+        let (finished, unwound) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let server = start_slow_server(&finished, &unwound);
+        let addr = server.local_addr().unwrap();
+        let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for mut client in &clients {
+            client.write_all(b"s").unwrap();
+        }
+        util::wait_until("the handlers to run", || server.connections() == 3);
+        // A grace period this test could never sit out: stop must return
+        // because the handlers finished, not because it expired.
+        let waiter = runtime::spawn({
+            let server = server.clone();
+            move || server.stop(Duration::from_secs(3600))
+        });
+        waiter.join_timeout(PATIENCE).expect("stop waited for the grace period to pass").unwrap();
+        assert_eq!((finished.get(), unwound.get()), (3, 0));
+        for client in &clients {
+            assert_eq!(util::read_all(client).unwrap(), b"done");
+        }
+    });
+}
+
+#[test]
+fn connections_counts_live_handlers() {
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler);
+        let addr = server.local_addr().unwrap();
+        assert_eq!(server.connections(), 0);
+        let mut clients = Vec::new();
+        for n in 1..=4 {
+            let client = TcpStream::connect(addr).unwrap();
+            assert_eq!(round_trip(&client, b"hi"), b"hi");
+            assert_eq!(server.connections(), n);
+            clients.push(client);
+        }
+        let debug = format!("{server:?}");
+        assert!(debug.contains("connections: 4"), "{debug}");
+        for (left, client) in clients.into_iter().enumerate().map(|(i, c)| (3 - i, c)) {
+            client.shutdown(Shutdown::Write).unwrap();
+            assert!(util::read_all(&client).unwrap().is_empty());
+            util::wait_until("a connection to end", || server.connections() == left);
+        }
+        server.stop(ms(100));
+    });
+}
+
+#[test]
+fn a_handler_can_stop_its_own_server() {
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle: Rc<Cell<Option<ServerHandle>>> = Rc::new(Cell::new(None));
+        let client = runtime::spawn(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(b"stop").unwrap();
+            util::read_all(&stream).unwrap()
+        });
+        let started = {
+            let handle = handle.clone();
+            server.start(move |stream, _| {
+                let mut command = [0; 4];
+                (&stream).read_exact(&mut command).unwrap();
+                let server = handle.take().expect("the handle is stored before any client connects");
+                server.stop(Duration::from_secs(3600));
+                (&stream).write_all(b"stopping").unwrap();
+            })
+        };
+        handle.set(Some(started.clone()));
+        // serve_forever's wait: returns once the handler's stop completes.
+        started.wait();
+        assert!(started.is_stopped());
+        assert_eq!(client.join().unwrap(), b"stopping");
+    });
+}
