@@ -19,7 +19,7 @@ use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 /// descriptors or memory): it doubles from the first value to the second,
 /// while established connections keep being served.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
 
 /// A TCP server that runs `handler(stream, peer)` in a new greenlet for each
 /// connection.

@@ -299,7 +299,8 @@ impl Registration {
     /// `timeout` has passed while waiting. Never returns `WouldBlock`.
     ///
     /// A greenlet whose operations keep succeeding without parking yields to
-    /// the others every so often.
+    /// the others every so often, before an operation (never between an
+    /// operation and the return of its result).
     ///
     /// # Errors
     ///
@@ -314,6 +315,10 @@ impl Registration {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        // A greenlet that spent its budget yields before its next operation
+        // (not after the last one: its caller may still have bookkeeping to
+        // do about the result, which must not straddle a switch).
+        yield_if_budget_spent();
         let mut deadline = None;
         loop {
             if !self.is_ready(direction) {
@@ -332,7 +337,7 @@ impl Registration {
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 result => {
-                    spend_budget();
+                    BUDGET_SPENT.with(|spent| spent.set(spent.get() + 1));
                     return result;
                 }
             }
@@ -367,15 +372,10 @@ impl Drop for WaiterCount {
     }
 }
 
-/// Counts an operation that completed without parking; yields once the budget
-/// is spent.
-fn spend_budget() {
-    let spent = BUDGET_SPENT.with(|spent| {
-        let now = spent.get() + 1;
-        spent.set(now);
-        now
-    });
-    if spent >= IO_BUDGET && !std::thread::panicking() {
+/// Yields if the running greenlet completed `IO_BUDGET` operations without
+/// parking since it was last resumed.
+fn yield_if_budget_spent() {
+    if BUDGET_SPENT.with(Cell::get) >= IO_BUDGET && !std::thread::panicking() {
         reset_budget();
         park::yield_now();
     }

@@ -377,9 +377,11 @@ where
         run_body(&task, f);
         Box::new(())
     });
+    // Root spans: a greenlet is not part of the one that spawned it (a
+    // connection outlives its accept loop's current iteration).
     let span = match &name {
-        Some(name) => tracing::info_span!("greenlet", id = greenlet.id(), name = &**name),
-        None => tracing::info_span!("greenlet", id = greenlet.id()),
+        Some(name) => tracing::info_span!(parent: None, "greenlet", id = greenlet.id(), name = &**name),
+        None => tracing::info_span!(parent: None, "greenlet", id = greenlet.id()),
     };
     let task = hub.allocate_task(Task {
         id: greenlet.id(),

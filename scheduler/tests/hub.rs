@@ -371,7 +371,7 @@ fn deadlock_on_semaphore_and_mutex_is_reported() {
         let _held = mutex.lock();
         drop(mutex.lock());
     });
-    assert_contains(&report, &["Semaphore::acquire"]);
+    assert_contains(&report, &["Mutex::lock"]);
 }
 
 #[test]

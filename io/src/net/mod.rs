@@ -79,3 +79,94 @@ macro_rules! impl_stream_io {
 }
 
 pub(crate) use impl_stream_io;
+
+/// Implements what every socket type has: `AsFd`, `AsRawFd`,
+/// `set_nonblocking` and `take_error`, through its `source` field.
+macro_rules! impl_socket {
+    ($socket:ty) => {
+        impl $socket {
+            /// With `true`, calls return `WouldBlock` instead of parking (the
+            /// descriptor itself always stays in non-blocking mode).
+            ///
+            /// # Errors
+            ///
+            /// Never; the result mirrors `std`.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.source.set_nonblocking(nonblocking);
+                Ok(())
+            }
+
+            /// Takes the pending socket error (`SO_ERROR`).
+            ///
+            /// # Errors
+            ///
+            /// What `getsockopt(2)` reports.
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.source.get_ref().take_error()
+            }
+        }
+
+        impl std::os::fd::AsFd for $socket {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.source.get_ref().as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $socket {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.source.get_ref().as_raw_fd()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_socket;
+
+/// Implements read and write timeouts for a socket type, through its `source`
+/// field. They belong to the handle: a `try_clone` starts with the same
+/// values but keeps its own.
+macro_rules! impl_timeouts {
+    ($socket:ty) => {
+        impl $socket {
+            /// Sets the read timeout (`None`: wait forever); a read that waits
+            /// longer fails with `TimedOut`.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a zero duration, as in `std`.
+            pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.source.set_read_timeout(timeout)
+            }
+
+            /// Sets the write timeout (`None`: wait forever); a write that waits
+            /// longer fails with `TimedOut`.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a zero duration, as in `std`.
+            pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.source.set_write_timeout(timeout)
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            ///
+            /// Never; the result mirrors `std`.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.source.read_timeout())
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            ///
+            /// Never; the result mirrors `std`.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.source.write_timeout())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_timeouts;

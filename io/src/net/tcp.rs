@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use runtime_scheduler::Direction;
@@ -121,25 +121,6 @@ impl TcpListener {
         self.source.get_ref().ttl()
     }
 
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// What `getsockopt(2)` reports.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// With `true`, `accept` returns `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
     /// Gives `accept` a timeout (`None`: wait forever); expiry is `TimedOut`.
     ///
     /// # Errors
@@ -147,18 +128,6 @@ impl TcpListener {
     /// `InvalidInput` for a zero duration, as in `std`.
     pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.source.set_read_timeout(timeout)
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.get_ref().as_raw_fd()
     }
 }
 
@@ -313,44 +282,6 @@ impl TcpStream {
         Ok(clone)
     }
 
-    /// Sets the read timeout (`None`: wait forever); a read that waits longer
-    /// fails with `TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_read_timeout(timeout)
-    }
-
-    /// Sets the write timeout (`None`: wait forever); a write that waits longer
-    /// fails with `TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_write_timeout(timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
-    }
-
     /// Reads without removing the data from the socket's queue.
     ///
     /// # Errors
@@ -395,40 +326,12 @@ impl TcpStream {
     pub fn ttl(&self) -> io::Result<u32> {
         self.source.get_ref().ttl()
     }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// What `getsockopt(2)` reports.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// With `true`, reads and writes return `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
 }
 
 super::impl_stream_io!(TcpStream);
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.get_ref().as_raw_fd()
-    }
-}
+super::impl_timeouts!(TcpStream);
+super::impl_socket!(TcpStream);
+super::impl_socket!(TcpListener);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

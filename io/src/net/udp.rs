@@ -3,8 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use crate::source::Source;
@@ -154,52 +153,6 @@ impl UdpSocket {
         Ok(clone)
     }
 
-    /// Sets the read timeout (`None`: wait forever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_read_timeout(timeout)
-    }
-
-    /// Sets the write timeout (`None`: wait forever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_write_timeout(timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
-    }
-
-    /// With `true`, calls return `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
     /// Sets `SO_BROADCAST`.
     ///
     /// # Errors
@@ -298,28 +251,10 @@ impl UdpSocket {
     pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.source.get_ref().leave_multicast_v6(multiaddr, interface)
     }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// What `getsockopt(2)` reports.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
 }
 
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.get_ref().as_raw_fd()
-    }
-}
+super::impl_timeouts!(UdpSocket);
+super::impl_socket!(UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -72,6 +72,15 @@ impl UnixListener {
         self.source.get_ref().local_addr()
     }
 
+    /// Gives `accept` a timeout (`None`: wait forever); expiry is `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in `std`.
+    pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_read_timeout(timeout)
+    }
+
     /// A new handle to the same socket (a duplicated descriptor).
     ///
     /// # Errors
@@ -80,37 +89,6 @@ impl UnixListener {
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         let fd = self.source.get_ref().as_fd().try_clone_to_owned()?;
         UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// What `getsockopt(2)` reports.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// With `true`, `accept` returns `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.get_ref().as_raw_fd()
     }
 }
 
@@ -260,76 +238,14 @@ impl UnixStream {
         clone.source.set_write_timeout(self.source.write_timeout())?;
         Ok(clone)
     }
-
-    /// Sets the read timeout (`None`: wait forever); expiry is `TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_read_timeout(timeout)
-    }
-
-    /// Sets the write timeout (`None`: wait forever); expiry is `TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_write_timeout(timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// What `getsockopt(2)` reports.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// With `true`, reads and writes return `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
 }
 
 super::impl_stream_io!(UnixStream);
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.get_ref().as_raw_fd()
-    }
-}
+super::impl_timeouts!(UnixStream);
+super::impl_socket!(UnixStream);
+super::impl_socket!(UnixListener);
+super::impl_timeouts!(UnixDatagram);
+super::impl_socket!(UnixDatagram);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -378,6 +294,30 @@ impl UnixDatagram {
 
     fn from_mio(socket: mio::net::UnixDatagram) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram { source: Source::new(socket)? })
+    }
+
+    /// Takes over a socket from `std`, putting it in non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered with the hub.
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        socket.set_nonblocking(true)?;
+        UnixDatagram::from_mio(mio::net::UnixDatagram::from_std(socket))
+    }
+
+    /// A new handle to the same socket (a duplicated descriptor), with the same
+    /// timeouts.
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered.
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        let fd = self.source.get_ref().as_fd().try_clone_to_owned()?;
+        let clone = UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(fd))?;
+        clone.source.set_read_timeout(self.source.read_timeout())?;
+        clone.source.set_write_timeout(self.source.write_timeout())?;
+        Ok(clone)
     }
 
     /// Sets the default destination.
@@ -451,55 +391,6 @@ impl UnixDatagram {
     /// What `shutdown(2)` reports.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.source.get_ref().shutdown(how)
-    }
-
-    /// Sets the read timeout (`None`: wait forever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_read_timeout(timeout)
-    }
-
-    /// Sets the write timeout (`None`: wait forever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in `std`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_write_timeout(timeout)
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// What `getsockopt(2)` reports.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// With `true`, calls return `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    ///
-    /// Never; the result mirrors `std`.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.get_ref().as_raw_fd()
     }
 }
 
