@@ -1,6 +1,7 @@
 //! Sets of greenlets: [`Group`], [`Pool`] and [`joinall`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -38,7 +39,10 @@ pub fn joinall<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> 
 /// ```
 #[derive(Default)]
 pub struct Group {
-    members: RefCell<Vec<Rc<Task>>>,
+    /// Members by greenlet id. Finished ones are pruned lazily.
+    members: RefCell<HashMap<u64, Rc<Task>>>,
+    /// Members after the last pruning; the next one comes when they double.
+    pruned_len: Cell<usize>,
 }
 
 impl Group {
@@ -77,16 +81,23 @@ impl Group {
 
     /// Adds an already spawned greenlet.
     pub fn add<T>(&self, handle: &JoinHandle<T>) {
+        if handle.task.is_done() {
+            return;
+        }
         let mut members = self.members.borrow_mut();
-        members.retain(|task| !task.is_done());
-        if !handle.task.is_done() && !members.iter().any(|task| Rc::ptr_eq(task, &handle.task)) {
-            members.push(handle.task.clone());
+        members.insert(handle.task.id, handle.task.clone());
+        if members.len() > 2 * self.pruned_len.get().max(32) {
+            members.retain(|_, task| !task.is_done());
+            self.pruned_len.set(members.len());
         }
     }
 
     /// Greenlets of the group still running.
     pub fn len(&self) -> usize {
-        self.members.borrow().iter().filter(|task| !task.is_done()).count()
+        let mut members = self.members.borrow_mut();
+        members.retain(|_, task| !task.is_done());
+        self.pruned_len.set(members.len());
+        members.len()
     }
 
     /// Whether every greenlet of the group has finished.
@@ -101,22 +112,31 @@ impl Group {
     ///
     /// Outside a greenlet of the runtime.
     pub fn join(&self) {
+        // Each round waits for the members running at its start (each once),
+        // then drops the finished ones; greenlets added meanwhile are left for
+        // the next round. Members stay in the group until they finish, so a
+        // join cut short (by a timeout) loses none.
         loop {
-            let next = self.members.borrow().iter().find(|task| !task.is_done()).cloned();
-            match next {
-                Some(task) => {
-                    task.wait_done(None);
-                }
-                None => break,
+            let running: Vec<Rc<Task>> =
+                self.members.borrow().values().filter(|task| !task.is_done()).cloned().collect();
+            if running.is_empty() {
+                self.members.borrow_mut().clear();
+                self.pruned_len.set(0);
+                return;
             }
+            for task in running {
+                task.wait_done(None);
+            }
+            let mut members = self.members.borrow_mut();
+            members.retain(|_, task| !task.is_done());
+            self.pruned_len.set(members.len());
         }
-        self.members.borrow_mut().clear();
     }
 
     /// Kills every greenlet of the group (see [`JoinHandle::kill`]); does not
     /// wait for them to unwind: follow with [`join`](Group::join) for that.
     pub fn kill(&self) {
-        let members: Vec<Rc<Task>> = self.members.borrow().clone();
+        let members: Vec<Rc<Task>> = self.members.borrow().values().cloned().collect();
         for task in members {
             task.kill();
         }

@@ -350,6 +350,33 @@ mod tests {
     }
 
     #[test]
+    fn a_million_timers_with_cancellations() {
+        let start = Instant::now();
+        let mut wheel = TimerWheel::new(start);
+        let mut rng = Lcg(11);
+        let keys: Vec<TimerKey> =
+            (0..1_000_000u64).map(|i| wheel.insert(start + Duration::from_millis(1 + rng.next(100_000)), i)).collect();
+        assert_eq!(wheel.len(), 1_000_000);
+        // Timeouts are mostly cancelled before they fire.
+        for key in keys.iter().step_by(2) {
+            assert!(wheel.cancel(*key).is_some());
+        }
+        assert_eq!(wheel.len(), 500_000);
+        let mut fired = 0u64;
+        let mut last_now = 0;
+        for now in (0..=100_000u64).step_by(997).chain([100_001]) {
+            wheel.expire(start + Duration::from_millis(now), |i| {
+                assert_eq!(i % 2, 1, "a cancelled timer fired");
+                fired += 1;
+            });
+            last_now = now;
+        }
+        assert_eq!(last_now, 100_001);
+        assert_eq!(fired, 500_000);
+        assert_eq!(wheel.len(), 0);
+    }
+
+    #[test]
     fn a_past_deadline_fires_at_the_next_expire() {
         let start = Instant::now();
         let mut wheel = TimerWheel::new(start);
