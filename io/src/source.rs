@@ -99,6 +99,31 @@ impl<T: event::Source> Source<T> {
         })
     }
 
+    /// Tries a stream read once, without parking: `WouldBlock` if nothing is
+    /// there (and the stream is then marked drained, so the next wait parks
+    /// until an event), as is a short read.
+    pub(crate) fn try_read_stream(&self, buf_len: usize, op: impl FnOnce(&T) -> io::Result<usize>) -> io::Result<usize> {
+        let result = op(&self.io);
+        match &result {
+            Ok(n) if *n > 0 && *n < buf_len => self.registration.clear_ready(Direction::Read),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.registration.clear_ready(Direction::Read),
+            _ => {}
+        }
+        result
+    }
+
+    /// Tries a stream write once, without parking: `WouldBlock` if the send
+    /// buffer is full (which, like a short write, marks it so).
+    pub(crate) fn try_write_stream(&self, buf_len: usize, op: impl FnOnce(&T) -> io::Result<usize>) -> io::Result<usize> {
+        let result = op(&self.io);
+        match &result {
+            Ok(n) if *n < buf_len => self.registration.clear_ready(Direction::Write),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.registration.clear_ready(Direction::Write),
+            _ => {}
+        }
+        result
+    }
+
     /// Parks until the source may be ready in `direction`, honouring the
     /// direction's timeout.
     pub(crate) fn wait(&self, direction: Direction) -> io::Result<()> {

@@ -75,8 +75,9 @@
 //!
 //! # Tracing
 //!
-//! Each greenlet runs inside a `greenlet` span carrying its id and name; spawn,
-//! finish and kill are `trace`/`debug` events and panics `error` events.
+//! Each greenlet runs inside a `greenlet` span (at `debug` level) carrying its
+//! id and name; spawn, finish and kill are `trace`/`debug` events and panics
+//! `error` events naming the greenlet.
 
 #![forbid(unsafe_code)]
 

@@ -378,10 +378,13 @@ where
         Box::new(())
     });
     // Root spans: a greenlet is not part of the one that spawned it (a
-    // connection outlives its accept loop's current iteration).
+    // connection outlives its accept loop's current iteration). Debug level:
+    // entering and leaving a span on every switch is not free, so at the
+    // usual `info` level they are off (warnings and errors about a greenlet
+    // carry its id and name as fields anyway).
     let span = match &name {
-        Some(name) => tracing::info_span!(parent: None, "greenlet", id = greenlet.id(), name = &**name),
-        None => tracing::info_span!(parent: None, "greenlet", id = greenlet.id()),
+        Some(name) => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id(), name = &**name),
+        None => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id()),
     };
     let task = hub.allocate_task(Task {
         id: greenlet.id(),

@@ -26,6 +26,48 @@ pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 /// through its `source` field.
 macro_rules! impl_stream_io {
     ($stream:ty) => {
+        impl $stream {
+            /// Parks until the stream may be read without blocking: data, the
+            /// end of the stream or an error is there (a wake-up can be
+            /// spurious). Honours the read timeout. With [`try_read`](Self::try_read),
+            /// lets a connection wait without holding a buffer.
+            ///
+            /// # Errors
+            ///
+            /// `TimedOut` after the read timeout.
+            pub fn readable(&self) -> std::io::Result<()> {
+                self.source.wait(runtime_scheduler::Direction::Read)
+            }
+
+            /// Parks until the stream may be written without blocking. Honours
+            /// the write timeout.
+            ///
+            /// # Errors
+            ///
+            /// `TimedOut` after the write timeout.
+            pub fn writable(&self) -> std::io::Result<()> {
+                self.source.wait(runtime_scheduler::Direction::Write)
+            }
+
+            /// Reads once without parking.
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` if nothing is there yet; what `read(2)` reports.
+            pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.source.try_read_stream(buf.len(), |io| std::io::Read::read(&mut &*io, buf))
+            }
+
+            /// Writes once without parking.
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` if the send buffer is full; what `write(2)` reports.
+            pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+                self.source.try_write_stream(buf.len(), |io| std::io::Write::write(&mut &*io, buf))
+            }
+        }
+
         impl std::io::Read for &$stream {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.source.read_stream(buf.len(), |io| std::io::Read::read(&mut &*io, buf))
