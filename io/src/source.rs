@@ -102,7 +102,11 @@ impl<T: event::Source> Source<T> {
     /// Tries a stream read once, without parking: `WouldBlock` if nothing is
     /// there (and the stream is then marked drained, so the next wait parks
     /// until an event), as is a short read.
-    pub(crate) fn try_read_stream(&self, buf_len: usize, op: impl FnOnce(&T) -> io::Result<usize>) -> io::Result<usize> {
+    pub(crate) fn try_read_stream(
+        &self,
+        buf_len: usize,
+        op: impl FnOnce(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let result = op(&self.io);
         match &result {
             Ok(n) if *n > 0 && *n < buf_len => self.registration.clear_ready(Direction::Read),
@@ -114,7 +118,11 @@ impl<T: event::Source> Source<T> {
 
     /// Tries a stream write once, without parking: `WouldBlock` if the send
     /// buffer is full (which, like a short write, marks it so).
-    pub(crate) fn try_write_stream(&self, buf_len: usize, op: impl FnOnce(&T) -> io::Result<usize>) -> io::Result<usize> {
+    pub(crate) fn try_write_stream(
+        &self,
+        buf_len: usize,
+        op: impl FnOnce(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let result = op(&self.io);
         match &result {
             Ok(n) if *n < buf_len => self.registration.clear_ready(Direction::Write),
