@@ -166,6 +166,12 @@ impl<T: event::Source> Source<T> {
         self.write_timeout.get()
     }
 
+    /// Gives this handle the timeouts of `other` (for `try_clone`).
+    pub(crate) fn copy_timeouts_from<U: event::Source>(&self, other: &Source<U>) {
+        self.read_timeout.set(other.read_timeout.get());
+        self.write_timeout.set(other.write_timeout.get());
+    }
+
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) {
         self.nonblocking.set(nonblocking);
     }

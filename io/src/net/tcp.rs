@@ -277,8 +277,7 @@ impl TcpStream {
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         let stream = std::net::TcpStream::from(self.source.get_ref().as_fd().try_clone_to_owned()?);
         let clone = TcpStream::from_std(stream)?;
-        clone.source.set_read_timeout(self.source.read_timeout())?;
-        clone.source.set_write_timeout(self.source.write_timeout())?;
+        clone.source.copy_timeouts_from(&self.source);
         Ok(clone)
     }
 

@@ -148,8 +148,7 @@ impl UdpSocket {
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         let socket = std::net::UdpSocket::from(self.source.get_ref().as_fd().try_clone_to_owned()?);
         let clone = UdpSocket::from_std(socket)?;
-        clone.source.set_read_timeout(self.source.read_timeout())?;
-        clone.source.set_write_timeout(self.source.write_timeout())?;
+        clone.source.copy_timeouts_from(&self.source);
         Ok(clone)
     }
 

@@ -234,8 +234,7 @@ impl UnixStream {
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         let fd = self.source.get_ref().as_fd().try_clone_to_owned()?;
         let clone = UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))?;
-        clone.source.set_read_timeout(self.source.read_timeout())?;
-        clone.source.set_write_timeout(self.source.write_timeout())?;
+        clone.source.copy_timeouts_from(&self.source);
         Ok(clone)
     }
 }
@@ -315,8 +314,7 @@ impl UnixDatagram {
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
         let fd = self.source.get_ref().as_fd().try_clone_to_owned()?;
         let clone = UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(fd))?;
-        clone.source.set_read_timeout(self.source.read_timeout())?;
-        clone.source.set_write_timeout(self.source.write_timeout())?;
+        clone.source.copy_timeouts_from(&self.source);
         Ok(clone)
     }
 
