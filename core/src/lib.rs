@@ -67,6 +67,12 @@ pub use crate::greenlet::{Builder, Greenlet, GreenletExit, Value, WeakGreenlet, 
 pub use crate::local::GreenletLocal;
 pub use crate::trace::{TraceEvent, Tracer, is_tracing, settrace};
 
+/// The id of the running greenlet, without creating a handle to it; `None`
+/// before the thread's first greenlet operation.
+pub fn current_id() -> Option<u64> {
+    switch::current_id()
+}
+
 /// The number of greenlets alive on this thread, its main greenlet included
 /// once it exists. Useful to check for leaks.
 pub fn live_greenlets() -> usize {

@@ -385,6 +385,18 @@ fn main_greenlet() -> Greenlet {
     COLD.with(|cold| cold.main.borrow().clone()).expect("the main greenlet exists once any greenlet does")
 }
 
+/// The id of the running greenlet (`None` before the main greenlet exists,
+/// or inside the dispatcher).
+pub(crate) fn current_id() -> Option<u64> {
+    let ptr = HOT.with(|hot| hot.current.get());
+    if ptr.is_null() || ptr == DISPATCHER {
+        return None;
+    }
+    // SAFETY: any other value of `current` points to a live greenlet (module
+    // invariants); `id` never changes.
+    Some(unsafe { (*ptr).id })
+}
+
 /// Whether `greenlet` is the one running now.
 pub(crate) fn is_current(greenlet: &Greenlet) -> bool {
     HOT.with(|hot| std::ptr::eq(hot.current.get(), greenlet.inner_ptr()))

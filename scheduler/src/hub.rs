@@ -140,7 +140,7 @@ impl Hub {
     /// Whether the running greenlet is `task`'s own (and not some raw greenlet
     /// it created).
     pub(crate) fn task_greenlet_is_current(&self, task: &Task) -> bool {
-        greenlet::getcurrent().id() == task.id
+        greenlet::current_id() == Some(task.id)
     }
 
     pub(crate) fn next_scope_id(&self) -> u64 {

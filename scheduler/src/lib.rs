@@ -168,7 +168,7 @@ where
 
 /// The id of the running greenlet.
 pub fn greenlet_id() -> u64 {
-    greenlet::getcurrent().id()
+    greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
 }
 
 /// Configures and starts a runtime.
