@@ -159,7 +159,8 @@ impl Inner {
         stack_size: usize,
         run: Option<Box<dyn FnOnce(Value) -> Value>>,
     ) -> Inner {
-        HOT.with(|hot| hot.live.set(hot.live.get() + 1));
+        let hot = hot();
+        hot.live.set(hot.live.get() + 1);
         Inner {
             id: next_id(),
             name,
@@ -178,7 +179,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        HOT.with(|hot| hot.live.set(hot.live.get() - 1));
+        let hot = hot();
+        hot.live.set(hot.live.get() - 1);
         // A closure dropped inside the dispatcher could run user code there.
         if let Some(run) = self.run.take() {
             if in_dispatcher() {
@@ -327,36 +329,45 @@ thread_local! {
     };
 }
 
+/// This thread's `Hot`, as a plain reference: one thread-local access for a
+/// whole switch instead of one per field.
+#[inline(always)]
+fn hot() -> &'static Hot {
+    // SAFETY: `HOT` has a constant initialiser and no destructor, so it lives,
+    // unmoved, for as long as its thread; the reference cannot leave the
+    // thread (`Hot` is not `Sync`), and greenlets never change threads.
+    HOT.with(|hot| unsafe { &*(hot as *const Hot) })
+}
+
 /// Ids are unique in the process; each thread takes them in blocks so that
 /// creating a greenlet touches no shared cache line.
 fn next_id() -> u64 {
     const BLOCK: u64 = 1024;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
-    HOT.with(|hot| {
-        let mut id = hot.next_id.get();
-        if id == hot.id_end.get() {
-            id = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
-            hot.id_end.set(id + BLOCK);
-        }
-        hot.next_id.set(id + 1);
-        id
-    })
+    let hot = hot();
+    let mut id = hot.next_id.get();
+    if id == hot.id_end.get() {
+        id = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+        hot.id_end.set(id + BLOCK);
+    }
+    hot.next_id.set(id + 1);
+    id
 }
 
 /// Greenlets alive on this thread (including its main greenlet, once created).
 pub(crate) fn live_count() -> usize {
     // Recycled allocations still hold a (dead, emptied) `Inner`.
     let recycled = RECYCLED.try_with(|recycled| recycled.borrow().len()).unwrap_or(0);
-    HOT.with(|hot| hot.live.get()) - recycled
+    hot().live.get() - recycled
 }
 
 fn in_dispatcher() -> bool {
-    HOT.with(|hot| hot.current.get() == DISPATCHER)
+    hot().current.get() == DISPATCHER
 }
 
 /// The running greenlet of this thread, creating the main greenlet on first use.
 pub(crate) fn current() -> Greenlet {
-    let ptr = HOT.with(|hot| hot.current.get());
+    let ptr = hot().current.get();
     assert!(ptr != DISPATCHER, "greenlet API used inside the dispatcher (from a destructor run by a switch)");
     if ptr.is_null() {
         return init_main();
@@ -388,7 +399,7 @@ fn main_greenlet() -> Greenlet {
 /// The id of the running greenlet (`None` before the main greenlet exists,
 /// or inside the dispatcher).
 pub(crate) fn current_id() -> Option<u64> {
-    let ptr = HOT.with(|hot| hot.current.get());
+    let ptr = hot().current.get();
     if ptr.is_null() || ptr == DISPATCHER {
         return None;
     }
@@ -399,22 +410,27 @@ pub(crate) fn current_id() -> Option<u64> {
 
 /// Whether `greenlet` is the one running now.
 pub(crate) fn is_current(greenlet: &Greenlet) -> bool {
-    HOT.with(|hot| std::ptr::eq(hot.current.get(), greenlet.inner_ptr()))
+    std::ptr::eq(hot().current.get(), greenlet.inner_ptr())
 }
 
 /// Fills the mailbox.
 #[inline(always)]
 fn post(resume: Resume) {
+    post_to(hot(), resume);
+}
+
+#[inline(always)]
+fn post_to(hot: &Hot, resume: Resume) {
     match resume {
-        Resume::Value(value) => HOT.with(|hot| hot.mail_value.set(ManuallyDrop::new(Some(value)))),
-        other => HOT.with(|hot| hot.mail_other.set(ManuallyDrop::new(Some(other)))),
+        Resume::Value(value) => hot.mail_value.set(ManuallyDrop::new(Some(value))),
+        other => hot.mail_other.set(ManuallyDrop::new(Some(other))),
     }
 }
 
 /// Empties the mailbox.
 #[inline(always)]
 fn take() -> Resume {
-    match HOT.with(|hot| ManuallyDrop::into_inner(hot.mail_value.replace(ManuallyDrop::new(None)))) {
+    match ManuallyDrop::into_inner(hot().mail_value.replace(ManuallyDrop::new(None))) {
         Some(value) => Resume::Value(value),
         None => take_other(),
     }
@@ -422,7 +438,7 @@ fn take() -> Resume {
 
 #[cold]
 fn take_other() -> Resume {
-    match HOT.with(|hot| ManuallyDrop::into_inner(hot.mail_other.replace(ManuallyDrop::new(None)))) {
+    match ManuallyDrop::into_inner(hot().mail_other.replace(ManuallyDrop::new(None))) {
         Some(resume) => resume,
         None => unreachable!("control arrived without a delivery"),
     }
@@ -432,27 +448,28 @@ fn take_other() -> Resume {
 /// current greenlet receives when control comes back to it.
 #[inline(always)]
 pub(crate) fn transfer(target: &Greenlet, resume: Resume) -> Value {
-    let (current, slow) = HOT.with(|hot| (hot.current.get(), hot.slow.get()));
+    let hot = hot();
+    let current = hot.current.get();
     // `slow` is set until the main greenlet exists, so `current` is not null.
-    if slow || current == DISPATCHER || std::ptr::eq(current, target.inner_ptr()) {
+    if hot.slow.get() || current == DISPATCHER || std::ptr::eq(current, target.inner_ptr()) {
         return transfer_slow(target, resume);
     }
-    switch_from(current, target, resume);
-    receive()
+    switch_from(hot, current, target, resume);
+    receive(hot)
 }
 
 /// Suspends the running greenlet `current` (or, for main, runs the
 /// dispatcher) until control comes back to it; what it receives is then in
 /// the mailbox.
 #[inline(always)]
-fn switch_from(current: *const Inner, target: &Greenlet, resume: Resume) {
+fn switch_from(hot: &'static Hot, current: *const Inner, target: &Greenlet, resume: Resume) {
     // SAFETY: `current` is the running greenlet, which is live (module
     // invariants); the caller has ruled out null and DISPATCHER.
     let current = unsafe { &*current };
     let delivers_value = resume.is_value();
-    post(resume);
+    post_to(hot, resume);
     if current.main {
-        dispatch(target, delivers_value);
+        dispatch(hot, target, delivers_value);
     } else {
         // SAFETY: the running greenlet's entry function stored a pointer to its
         // own yielder, which lives in its root frame until it returns; it is
@@ -465,11 +482,11 @@ fn switch_from(current: *const Inner, target: &Greenlet, resume: Resume) {
 /// Takes what control arrived with, after a switch returned to the current
 /// greenlet.
 #[inline(always)]
-fn receive() -> Value {
-    if HOT.with(|hot| hot.slow.get()) {
+fn receive(hot: &Hot) -> Value {
+    if hot.slow.get() {
         return receive_slow();
     }
-    match HOT.with(|hot| ManuallyDrop::into_inner(hot.mail_value.replace(ManuallyDrop::new(None)))) {
+    match ManuallyDrop::into_inner(hot.mail_value.replace(ManuallyDrop::new(None))) {
         Some(value) => value,
         None => take_other().into_value(),
     }
@@ -506,8 +523,9 @@ fn transfer_slow(target: &Greenlet, resume: Resume) -> Value {
     // keep this greenlet reachable. The pointer stays valid while it runs.
     let current_ptr = current.inner_ptr();
     drop(current);
-    switch_from(current_ptr, target, resume);
-    receive()
+    let hot = hot();
+    switch_from(hot, current_ptr, target, resume);
+    receive(hot)
 }
 
 /// Marks the dispatcher as running and restores the main greenlet as current
@@ -517,7 +535,8 @@ struct DispatchGuard;
 impl Drop for DispatchGuard {
     #[inline(always)]
     fn drop(&mut self) {
-        HOT.with(|hot| hot.current.set(hot.main.get()));
+        let hot = hot();
+        hot.current.set(hot.main.get());
     }
 }
 
@@ -528,9 +547,9 @@ impl Drop for DispatchGuard {
 /// The common case, resuming a suspended greenlet that switches straight back
 /// to main, is handled inline; everything else goes to [`dispatch_loop`].
 #[inline(always)]
-fn dispatch(first: &Greenlet, delivers_value: bool) {
+fn dispatch(hot: &'static Hot, first: &Greenlet, delivers_value: bool) {
     let inner = first.inner();
-    let slow = HOT.with(|hot| hot.slow.get());
+    let slow = hot.slow.get();
     match inner.state.get() {
         State::Active if !slow => {}
         // Starting a greenlet is common enough (spawning) to skip `resolve`.
@@ -542,13 +561,13 @@ fn dispatch(first: &Greenlet, delivers_value: bool) {
     let Some(coroutine) = (unsafe { (*inner.coroutine.get()).as_mut() }) else {
         unreachable!("an active greenlet has a coroutine")
     };
-    HOT.with(|hot| hot.current.set(Rc::as_ptr(inner)));
+    hot.current.set(Rc::as_ptr(inner));
     let result = coroutine.resume(());
-    let (main, slow) = HOT.with(|hot| (hot.main.get(), hot.slow.get()));
+    let (main, slow) = (hot.main.get(), hot.slow.get());
     if !slow {
         match result {
             CoroutineResult::Yield(request) if std::ptr::eq(request, main) => {
-                HOT.with(|hot| hot.current.set(main));
+                hot.current.set(main);
                 return;
             }
             CoroutineResult::Return(()) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
@@ -556,7 +575,7 @@ fn dispatch(first: &Greenlet, delivers_value: bool) {
                 // mailbox for main.
                 // SAFETY: we are the dispatcher and the coroutine just returned.
                 unsafe { finish(inner) };
-                HOT.with(|hot| hot.current.set(main));
+                hot.current.set(main);
                 return;
             }
             result => return dispatch_loop(first, Some(result)),
@@ -569,15 +588,16 @@ fn dispatch(first: &Greenlet, delivers_value: bool) {
 /// [`dispatch`] already resumed it.
 #[inline(never)]
 fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inner, ()>>) {
+    let hot = hot();
     let _guard = DispatchGuard;
-    HOT.with(|hot| hot.current.set(DISPATCHER));
+    hot.current.set(DISPATCHER);
     // The greenlet to resume: `first` is kept alive by the caller's borrow,
     // later ones by `owned`.
     let mut owned: Option<Greenlet> = None;
     let mut target: *const Inner = first.inner_ptr();
     // SAFETY: `target` is kept alive by `first` or `owned` as just described
     // (this holds for every `&*target` below).
-    if result.is_none() && (unsafe { (*target).state.get() } != State::Active || HOT.with(|hot| hot.slow.get())) {
+    if result.is_none() && (unsafe { (*target).state.get() } != State::Active || hot.slow.get()) {
         match resolve(first.clone(), None) {
             None => return,
             Some(next) => {
@@ -592,18 +612,18 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
         let result = match result.take() {
             Some(result) => result,
             None => {
-                HOT.with(|hot| hot.current.set(target));
+                hot.current.set(target);
                 // SAFETY: only the dispatcher touches an active greenlet's
                 // coroutine (`Inner::coroutine` invariant), and it is not
                 // re-entered.
                 let coroutine =
                     unsafe { (*inner.coroutine.get()).as_mut() }.expect("an active greenlet has a coroutine");
                 let result = coroutine.resume(());
-                HOT.with(|hot| hot.current.set(DISPATCHER));
+                hot.current.set(DISPATCHER);
                 result
             }
         };
-        let (main, slow) = HOT.with(|hot| (hot.main.get(), hot.slow.get()));
+        let (main, slow) = (hot.main.get(), hot.slow.get());
         let origin = match result {
             CoroutineResult::Yield(request) => {
                 if std::ptr::eq(request, main) && !slow {
@@ -723,7 +743,7 @@ fn start(greenlet: &Greenlet) -> Result<(), String> {
 /// The root function of every greenlet's stack. It leaves what the parent
 /// receives in the mailbox: the return value, or the panic that escaped.
 fn entry(yielder: &GreenletYielder, (): ()) {
-    let me = HOT.with(|hot| hot.current.get());
+    let me = hot().current.get();
     // SAFETY: the dispatcher set `current` to this greenlet just before
     // resuming it and keeps it alive while it runs. It stays alive while
     // suspended too: a suspended greenlet is never freed (module invariants).
@@ -731,7 +751,7 @@ fn entry(yielder: &GreenletYielder, (): ()) {
     inner.yielder.set(yielder);
     let first = take();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        if HOT.with(|hot| hot.slow.get()) {
+        if hot().slow.get() {
             // A tracer that panics here kills the greenlet before its body runs.
             after_switch_slow();
         }
@@ -754,14 +774,14 @@ pub(crate) fn defer(item: Deferred) {
     // At thread teardown `item` is dropped by the failed `try_with` instead;
     // `Greenlet`'s drop then leaks a suspended greenlet.
     if COLD.try_with(|cold| cold.deferred.borrow_mut().push(item)).is_ok() {
-        HOT.with(|hot| hot.slow.set(true));
+        hot().slow.set(true);
     }
 }
 
 /// Called when `greenlet`'s last handle is being dropped while it is
 /// suspended. `greenlet` is a new handle to it.
 pub(crate) fn on_last_handle(greenlet: Greenlet) {
-    let current = HOT.with(|hot| hot.current.get());
+    let current = hot().current.get();
     if current.is_null() {
         // Thread teardown: nothing can run it any more.
         std::mem::forget(greenlet);
@@ -818,7 +838,8 @@ fn run_deferred() {
 /// Recomputes whether switches must take the slow path.
 pub(crate) fn refresh_slow() {
     let deferred = COLD.try_with(|cold| !cold.deferred.borrow().is_empty()).unwrap_or(true);
-    HOT.with(|hot| hot.slow.set(deferred || hot.main.get().is_null() || trace::installed()));
+    let hot = hot();
+    hot.slow.set(deferred || hot.main.get().is_null() || trace::installed());
 }
 
 /// Records, for the tracer, who hands control over and how.

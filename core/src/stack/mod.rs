@@ -52,20 +52,37 @@ pub const MIN_SIZE: usize = 16 * 1024;
 
 const _: () = assert!(MIN_SIZE >= corosensei::stack::MIN_STACK_SIZE);
 
-thread_local! {
-    static POOL: RefCell<pool::Pool> = const { RefCell::new(pool::Pool::new()) };
-    static DEFAULT: Cell<usize> = const { Cell::new(DEFAULT_SIZE) };
+/// Per-thread state touched whenever a greenlet starts or finishes.
+struct Local {
+    /// The stack size of greenlets created without one.
+    default_size: Cell<usize>,
     /// The stack released last, kept out of the pool so that the common
     /// "one greenlet finishes, the next one starts" pattern skips the pool's
     /// bookkeeping. Its chunk still counts it as in use.
-    static LAST: Cell<Option<pool::Slot>> = const { Cell::new(None) };
-    /// Whether the idle limit leaves room for `LAST`.
-    static LAST_ALLOWED: Cell<bool> = const { Cell::new(true) };
+    last: Cell<Option<pool::Slot>>,
+    /// Whether the idle limit leaves room for `last`.
+    last_allowed: Cell<bool>,
 }
 
-/// Puts the stack kept in `LAST` back into the pool.
+thread_local! {
+    static POOL: RefCell<pool::Pool> = const { RefCell::new(pool::Pool::new()) };
+    static LOCAL: Local = const {
+        Local { default_size: Cell::new(DEFAULT_SIZE), last: Cell::new(None), last_allowed: Cell::new(true) }
+    };
+}
+
+/// This thread's `Local`, as a plain reference (one thread-local access).
+#[inline(always)]
+fn local() -> &'static Local {
+    // SAFETY: `LOCAL` has a constant initialiser and no destructor, so it
+    // lives, unmoved, as long as its thread; the reference cannot leave the
+    // thread (`Local` is not `Sync`).
+    LOCAL.with(|local| unsafe { &*(local as *const Local) })
+}
+
+/// Puts the stack kept in `Local::last` back into the pool.
 fn flush_last(pool: &mut pool::Pool) {
-    if let Some(slot) = LAST.with(Cell::take) {
+    if let Some(slot) = local().last.take() {
         pool.release(&slot);
     }
 }
@@ -73,13 +90,13 @@ fn flush_last(pool: &mut pool::Pool) {
 /// Sets the stack size for greenlets created on this thread without an
 /// explicit size. Rounded up to whole pages.
 pub fn set_default_size(bytes: usize) {
-    DEFAULT.with(|d| d.set(round_size(bytes)));
+    local().default_size.set(round_size(bytes));
 }
 
 /// The stack size given to greenlets created on this thread without an
 /// explicit size.
 pub fn default_size() -> usize {
-    DEFAULT.with(Cell::get)
+    local().default_size.get()
 }
 
 /// Sets how many idle stacks of each size this thread keeps resident at most;
@@ -94,7 +111,7 @@ pub fn set_idle_limit(stacks: usize) {
         flush_last(&mut pool);
         pool.set_idle_limit(stacks);
     });
-    LAST_ALLOWED.with(|allowed| allowed.set(stacks > 0));
+    local().last_allowed.set(stacks > 0);
 }
 
 /// Hands back the memory of idle stacks the recent peak no longer justifies,
@@ -117,7 +134,7 @@ pub fn trim() {
 /// Counters for this thread's stacks.
 pub fn stats() -> Stats {
     let mut stats = POOL.with(|p| p.borrow().stats());
-    if LAST.with(|last| last.get().is_some()) {
+    if local().last.get().is_some() {
         stats.in_use -= 1;
         stats.idle_warm += 1;
     }
@@ -155,7 +172,7 @@ impl Stack {
     #[inline(always)]
     pub(crate) fn new(usable: usize) -> io::Result<Stack> {
         overflow::ensure_handler();
-        let slot = match LAST.with(Cell::take) {
+        let slot = match local().last.take() {
             Some(slot) if slot.usable() == usable => slot,
             other => Stack::from_pool(usable, other)?,
         };
@@ -181,12 +198,13 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // The previous `LAST` goes back to the pool, which keeps room for the
+        // The previous `last` goes back to the pool, which keeps room for the
         // one set aside within its idle limit. At thread exit the pool may be
         // gone; the memory is then left mapped, which is always safe.
-        if !LAST_ALLOWED.with(Cell::get) {
+        let local = local();
+        if !local.last_allowed.get() {
             let _ = POOL.try_with(|p| p.borrow_mut().release(&self.slot));
-        } else if let Some(previous) = LAST.with(|last| last.replace(Some(self.slot))) {
+        } else if let Some(previous) = local.last.replace(Some(self.slot)) {
             let _ = POOL.try_with(|p| p.borrow_mut().release_with_one_aside(&previous));
         }
     }
@@ -197,10 +215,12 @@ impl Drop for Stack {
 // rounded up by `round_size`); both addresses are page aligned, which satisfies
 // STACK_ALIGNMENT.
 unsafe impl corosensei::stack::Stack for Stack {
+    #[inline]
     fn base(&self) -> StackPointer {
         StackPointer::new(self.slot.top).expect("stack top is never null")
     }
 
+    #[inline]
     fn limit(&self) -> StackPointer {
         StackPointer::new(self.slot.base).expect("stack base is never null")
     }

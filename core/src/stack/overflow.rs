@@ -37,13 +37,26 @@ thread_local! {
 
 /// Installs the `SIGSEGV` handler (once per process) and makes sure this
 /// thread has an alternate signal stack to run it on.
+#[inline(always)]
 pub(crate) fn ensure_handler() {
-    if ALTSTACK_READY.with(Cell::get) {
-        return;
+    if !ready().get() {
+        prepare_thread();
     }
+}
+
+/// Whether this thread was prepared, as a plain reference.
+#[inline(always)]
+fn ready() -> &'static Cell<bool> {
+    // SAFETY: a constant-initialised thread-local without destructor lives as
+    // long as its thread; the reference stays on it (`Cell` is not `Sync`).
+    ALTSTACK_READY.with(|ready| unsafe { &*(ready as *const Cell<bool>) })
+}
+
+#[cold]
+fn prepare_thread() {
     PREVIOUS.get_or_init(install);
     ALTSTACK.with(AltStack::ensure);
-    ALTSTACK_READY.with(|r| r.set(true));
+    ready().set(true);
 }
 
 fn install() -> libc::sigaction {
