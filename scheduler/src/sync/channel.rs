@@ -75,6 +75,22 @@ fn channel<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Chan<T> {
+    fn len(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    /// Counts one handle of a side gone. When it was the last, everyone
+    /// waiting on the other side wakes and finds the channel disconnected
+    /// (a waiting sender still holds its value in its node).
+    fn release(handles: &Cell<usize>, other_side: &RefCell<WaitQueue<Option<T>>>) {
+        let left = handles.get() - 1;
+        handles.set(left);
+        if left == 0 {
+            let woken = other_side.borrow_mut().complete_all(|_| {});
+            wait_queue::unpark_all(woken);
+        }
+    }
+
     /// Sends without waiting.
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         if self.receivers.get() == 0 {
@@ -234,7 +250,7 @@ impl<T> Sender<T> {
 
     /// Values in the channel.
     pub fn len(&self) -> usize {
-        self.chan.queue.borrow().len()
+        self.chan.len()
     }
 
     /// Whether the channel holds no value.
@@ -262,12 +278,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let senders = self.chan.senders.get() - 1;
-        self.chan.senders.set(senders);
-        if senders == 0 {
-            let woken = self.chan.recv_waiters.borrow_mut().complete_all(|_| {});
-            wait_queue::unpark_all(woken);
-        }
+        Chan::release(&self.chan.senders, &self.chan.recv_waiters);
     }
 }
 
@@ -337,7 +348,7 @@ impl<T> Receiver<T> {
 
     /// Values in the channel.
     pub fn len(&self) -> usize {
-        self.chan.queue.borrow().len()
+        self.chan.len()
     }
 
     /// Whether the channel holds no value.
@@ -365,14 +376,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let receivers = self.chan.receivers.get() - 1;
-        self.chan.receivers.set(receivers);
-        if receivers == 0 {
-            // Waiting senders wake with their values still in their nodes and
-            // find the channel disconnected.
-            let woken = self.chan.send_waiters.borrow_mut().complete_all(|_| {});
-            wait_queue::unpark_all(woken);
-        }
+        Chan::release(&self.chan.receivers, &self.chan.send_waiters);
     }
 }
 
