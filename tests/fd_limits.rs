@@ -143,7 +143,7 @@ fn a_server_out_of_file_descriptors_keeps_serving_and_recovers() {
         return;
     }
     let _serial = serial();
-    let output = util::rerun_in_child(EMFILE_TEST);
+    let output = util::rerun_in_child(EMFILE_TEST, &[]);
     assert!(output.status.success(), "the child process failed:\n{}", util::output_text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("1 passed"), "the child did not run the scenario:\n{}", util::output_text(&output));

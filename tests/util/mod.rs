@@ -7,13 +7,10 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use runtime::net::{TcpListener, TcpStream};
-use tracing_subscriber::fmt::MakeWriter;
 
 /// `n` milliseconds.
 pub fn ms(n: u64) -> Duration {
@@ -265,81 +262,5 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
     unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) }
 }
 
-/// Environment variable that tells a re-executed test binary which test runs
-/// as a child process.
-pub const CHILD_ENV: &str = "RUNTIME_NET_TESTS_CHILD";
-
-/// Whether this process is the child started by [`rerun_in_child`] for `test`.
-pub fn is_child(test: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|name| name == test)
-}
-
-/// Runs the test named `test` of this test binary in a child process, for
-/// what must not happen in the shared test process (lowering resource limits,
-/// installing a global tracing subscriber).
-pub fn rerun_in_child(test: &str) -> Output {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    Command::new(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, test)
-        .output()
-        .expect("cannot run the test binary again")
-}
-
-/// The child's stdout and stderr, for assertion messages.
-pub fn output_text(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A `tracing_subscriber` writer that keeps everything in memory, for
-/// checking what was logged.
-#[derive(Clone, Debug, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    pub fn new() -> Capture {
-        Capture::default()
-    }
-
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-
-    /// A `fmt` subscriber writing to this capture, without colours.
-    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
-        tracing_subscriber::fmt()
-            .with_writer(self.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish()
-    }
-}
-
-/// One write of a [`Capture`].
-#[derive(Debug)]
-pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> CaptureWriter {
-        CaptureWriter(self.0.clone())
-    }
-}
+#[allow(unused_imports)] // each test file uses some of them
+pub use runtime_testkit::{Capture, is_child, output_text, rerun_in_child};

@@ -6,14 +6,9 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Output};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use tracing_subscriber::fmt::MakeWriter;
 
 /// A panic payload: what `catch_unwind` hands back.
 pub type Payload = Box<dyn Any + Send>;
@@ -134,82 +129,5 @@ impl Drop for DropGuard {
     }
 }
 
-/// Environment variable that tells a re-executed test binary which test runs
-/// as a child process.
-pub const CHILD_ENV: &str = "RUNTIME_HUB_TESTS_CHILD";
-
-/// Whether this process is the child started by [`rerun_in_child`] for `test`.
-pub fn is_child(test: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|name| name == test)
-}
-
-/// Runs the test named `test` of this test binary in a child process (with
-/// `envs` set), for what must not happen in the shared test process: global
-/// tracing subscribers, environment variables, or a crash.
-pub fn rerun_in_child(test: &str, envs: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(exe);
-    command.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, test);
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    command.output().expect("cannot run the test binary again")
-}
-
-/// The child's stdout and stderr, for assertion messages.
-pub fn output_text(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A `tracing_subscriber` writer that keeps everything in memory, for
-/// checking what was logged (from any thread).
-#[derive(Clone, Debug, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    pub fn new() -> Capture {
-        Capture::default()
-    }
-
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-
-    /// A `fmt` subscriber writing to this capture, without colours.
-    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
-        tracing_subscriber::fmt()
-            .with_writer(self.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish()
-    }
-}
-
-/// One write of a [`Capture`].
-#[derive(Debug)]
-pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> CaptureWriter {
-        CaptureWriter(self.0.clone())
-    }
-}
+#[allow(unused_imports)] // each test file uses some of them
+pub use runtime_testkit::{Capture, is_child, output_text, rerun_in_child};
