@@ -13,22 +13,17 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use greenlet::stack::{self, GuardKind, Stats};
 use greenlet::{Builder, Greenlet, Value, getcurrent};
-
-/// Names the scenario a child process runs; unset in the parent.
-const CHILD_ROLE: &str = "GREENLET_STACKS_TEST_CHILD";
+use runtime_testkit::{ChildTest, child_role, output_text};
 
 /// The first line of the hint printed after an overflow report.
 const HINT: &str = "hint: give it a larger stack with `Builder::stack_size`";
-
-/// How long a child process may take before it counts as hung.
-const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Serialises the tests that measure or load the whole process.
 static PROCESS: Mutex<()> = Mutex::new(());
@@ -132,58 +127,15 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// The scenario this process was started to run, if it is a child.
-fn child_role() -> Option<String> {
-    std::env::var(CHILD_ROLE).ok()
-}
-
-/// Re-executes this test binary to run only `test`, in the role `role`, and
-/// collects how it ended. A child that hangs (say, faulting forever because a
-/// signal handler returns without fixing anything) is killed after
-/// [`CHILD_DEADLINE`] and fails the test.
-fn run_child(test: &str, role: &str, env: &[(&str, &str)]) -> Output {
-    run_child_within(test, role, env, CHILD_DEADLINE)
-}
-
-/// [`run_child`] with a deadline of its own.
-fn run_child_within(test: &str, role: &str, env: &[(&str, &str)], deadline: Duration) -> Output {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let child = command.spawn().expect("start the child test process");
-    let pid = child.id();
-    let (done, outcome) = mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()));
-    let output = match outcome.recv_timeout(deadline) {
-        Ok(output) => output,
-        Err(_) => {
-            let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
-            // SAFETY: kill has no memory-safety preconditions; `pid` is our
-            // own child, not yet reaped (its waiter has not returned).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let output = outcome.recv().expect("the waiter reports").expect("wait for the child");
-            panic!("child for {test} ({role}) hung for {deadline:?} and was killed; {}", describe(&output));
-        }
-    };
-    output.expect("wait for the child test process")
-}
-
-/// The child's stderr, with its exit status, for assertion messages.
-fn describe(output: &Output) -> String {
-    format!("child {}; stderr:\n{}", output.status, String::from_utf8_lossy(&output.stderr))
+/// A re-execution of this test binary running only `test`, in the role
+/// `role`. The child's backtrace setting is cleared so its reports look as
+/// users see them by default.
+fn child_test(test: &str, role: &str, env: &[(&str, &str)]) -> ChildTest {
+    ChildTest::new(test).role(role).envs(env).env_remove("RUST_BACKTRACE")
 }
 
 fn assert_killed_by(output: &Output, signal: libc::c_int) {
-    assert_eq!(output.status.signal(), Some(signal), "expected death by signal {signal}: {}", describe(output));
+    assert_eq!(output.status.signal(), Some(signal), "expected death by signal {signal}: {}", output_text(output));
 }
 
 /// A child that is about to crash on purpose: keeps it from writing a core
@@ -212,10 +164,14 @@ fn overflow_named_greenlet(name: &str) -> ! {
 fn assert_overflow_reported(output: &Output, name: &str) {
     assert_killed_by(output, libc::SIGABRT);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("greenlet '{name}' (#")), "no report naming the greenlet: {}", describe(output));
-    assert!(stderr.contains("overflowed its 16 KiB stack"), "no stack size in the report: {}", describe(output));
-    assert!(stderr.contains(HINT), "no hint: {}", describe(output));
-    assert!(!stderr.contains("has overflowed its stack"), "Rust's thread report too: {}", describe(output));
+    assert!(
+        stderr.contains(&format!("greenlet '{name}' (#")),
+        "no report naming the greenlet: {}",
+        output_text(output)
+    );
+    assert!(stderr.contains("overflowed its 16 KiB stack"), "no stack size in the report: {}", output_text(output));
+    assert!(stderr.contains(HINT), "no hint: {}", output_text(output));
+    assert!(!stderr.contains("has overflowed its stack"), "Rust's thread report too: {}", output_text(output));
 }
 
 /// The guard kind the child reported with `guard kind: ...`.
@@ -291,11 +247,11 @@ fn overflow_is_reported() {
         overflow_named_greenlet("deep-diver");
     }
     let _lock = process_lock();
-    let output = run_child(TEST, "overflow", &[]);
+    let output = child_test(TEST, "overflow", &[]).run();
     assert_overflow_reported(&output, "deep-diver");
     // The child makes guards the way this process does.
     let parent_kind = format!("{:?}", decided_guard_kind());
-    assert_eq!(child_guard_kind(&output), Some(parent_kind.as_str()), "{}", describe(&output));
+    assert_eq!(child_guard_kind(&output), Some(parent_kind.as_str()), "{}", output_text(&output));
 }
 
 /// The same with guards made by `mprotect`, the fallback for kernels before
@@ -308,9 +264,9 @@ fn overflow_is_reported_with_mprotect_guards() {
         overflow_named_greenlet("deep-diver-mprotect");
     }
     let _lock = process_lock();
-    let output = run_child(TEST, "overflow", &[("GREENLET_GUARD", "mprotect")]);
+    let output = child_test(TEST, "overflow", &[("GREENLET_GUARD", "mprotect")]).run();
     assert_overflow_reported(&output, "deep-diver-mprotect");
-    assert_eq!(child_guard_kind(&output), Some("Mprotect"), "{}", describe(&output));
+    assert_eq!(child_guard_kind(&output), Some("Mprotect"), "{}", output_text(&output));
 }
 
 /// After `MADV_DONTNEED` recycling, a reused stack still has its guard.
@@ -371,9 +327,9 @@ fn recycled_stack_still_overflows_cleanly() {
     }
     let _lock = process_lock();
     for (env, kind) in [(&[][..], None), (&[("GREENLET_GUARD", "mprotect")][..], Some("Mprotect"))] {
-        let output = run_child(TEST, "recycled", env);
+        let output = child_test(TEST, "recycled", env).run();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("on a discarded stack"), "{}", describe(&output));
+        assert!(stderr.contains("on a discarded stack"), "{}", output_text(&output));
         let named = stderr
             .lines()
             .find_map(|l| l.strip_prefix("overflowing ").and_then(|r| r.split(' ').next()))
@@ -381,7 +337,7 @@ fn recycled_stack_still_overflows_cleanly() {
             .to_owned();
         assert_overflow_reported(&output, &named);
         if let Some(kind) = kind {
-            assert_eq!(child_guard_kind(&output), Some(kind), "{}", describe(&output));
+            assert_eq!(child_guard_kind(&output), Some(kind), "{}", output_text(&output));
         }
     }
 }
@@ -416,11 +372,11 @@ fn other_segfaults_are_passed_on() {
     }
     let _lock = process_lock();
     for role in ["in-greenlet", "on-thread"] {
-        let output = run_child(TEST, role, &[]);
+        let output = child_test(TEST, role, &[]).run();
         assert_killed_by(&output, libc::SIGSEGV);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!stderr.contains("greenlet '"), "{role}: a greenlet was blamed: {}", describe(&output));
-        assert!(!stderr.contains("overflowed"), "{role}: reported as an overflow: {}", describe(&output));
+        assert!(!stderr.contains("greenlet '"), "{role}: a greenlet was blamed: {}", output_text(&output));
+        assert!(!stderr.contains("overflowed"), "{role}: reported as an overflow: {}", output_text(&output));
     }
 }
 
@@ -437,11 +393,11 @@ fn thread_stack_overflow_gets_rusts_report() {
         panic!("the thread's stack did not overflow");
     }
     let _lock = process_lock();
-    let output = run_child(TEST, "thread-overflow", &[]);
+    let output = child_test(TEST, "thread-overflow", &[]).run();
     assert_killed_by(&output, libc::SIGABRT);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("has overflowed its stack"), "no Rust report: {}", describe(&output));
-    assert!(!stderr.contains("greenlet '"), "a greenlet was blamed: {}", describe(&output));
+    assert!(stderr.contains("has overflowed its stack"), "no Rust report: {}", output_text(&output));
+    assert!(!stderr.contains("greenlet '"), "a greenlet was blamed: {}", output_text(&output));
 }
 
 // ---------------------------------------------------------------------------
@@ -458,7 +414,7 @@ fn stack_allocation_failure_panics_in_the_starter() {
         return;
     }
     let _lock = process_lock();
-    let output = run_child(TEST, "out-of-address-space", &[]);
+    let output = child_test(TEST, "out-of-address-space", &[]).run();
     assert_out_of_stacks_handled(&output);
 }
 
@@ -478,10 +434,10 @@ fn mapping_exhaustion_panics_in_the_starter() {
         return;
     }
     let _lock = process_lock();
-    let output = run_child(TEST, "out-of-mappings", &[("GREENLET_GUARD", "mprotect")]);
+    let output = child_test(TEST, "out-of-mappings", &[("GREENLET_GUARD", "mprotect")]).run();
     assert_out_of_stacks_handled(&output);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("vm.max_map_count is {limit}")), "{}", describe(&output));
+    assert!(stderr.contains(&format!("vm.max_map_count is {limit}")), "{}", output_text(&output));
 }
 
 /// Once mappings are exhausted, finishing the parked greenlets must not need
@@ -508,7 +464,7 @@ fn stacks_are_released_without_allocating_after_mapping_exhaustion() {
     }
     let _lock = process_lock();
     let env = [("GREENLET_GUARD", "mprotect"), ("MALLOC_ARENA_MAX", "1")];
-    let output = run_child(TEST, "out-of-mappings-one-arena", &env);
+    let output = child_test(TEST, "out-of-mappings-one-arena", &env).run();
     assert_out_of_stacks_handled(&output);
 }
 
@@ -534,20 +490,20 @@ fn mapping_exhaustion_leaves_room_to_report_it() {
     }
     let _lock = process_lock();
     let env = [("GREENLET_GUARD", "mprotect"), ("MALLOC_ARENA_MAX", "1"), ("RUST_BACKTRACE", "1")];
-    let output = run_child_within(TEST, "out-of-mappings-backtrace", &env, Duration::from_secs(10));
+    let output = child_test(TEST, "out-of-mappings-backtrace", &env).deadline(Duration::from_secs(10)).run();
     assert_out_of_stacks_handled(&output);
 }
 
 fn assert_out_of_stacks_handled(output: &Output) {
-    assert_eq!(output.status.code(), Some(0), "{}", describe(output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("start failed from main: "), "the child did not get that far: {}", describe(output));
-    assert!(stderr.contains("could not allocate a 64 KiB greenlet stack"), "{}", describe(output));
-    assert!(stderr.contains("out of memory or address space"), "{}", describe(output));
-    assert!(stderr.contains("ulimit -v"), "{}", describe(output));
-    assert!(stderr.contains("vm.max_map_count"), "{}", describe(output));
-    assert!(stderr.contains("start failed from a greenlet: "), "{}", describe(output));
-    assert!(stderr.contains("all parked greenlets finished"), "{}", describe(output));
+    assert!(stderr.contains("start failed from main: "), "the child did not get that far: {}", output_text(output));
+    assert!(stderr.contains("could not allocate a 64 KiB greenlet stack"), "{}", output_text(output));
+    assert!(stderr.contains("out of memory or address space"), "{}", output_text(output));
+    assert!(stderr.contains("ulimit -v"), "{}", output_text(output));
+    assert!(stderr.contains("vm.max_map_count"), "{}", output_text(output));
+    assert!(stderr.contains("start failed from a greenlet: "), "{}", output_text(output));
+    assert!(stderr.contains("all parked greenlets finished"), "{}", output_text(output));
 }
 
 /// What runs out in [`run_out_of_stacks`].
