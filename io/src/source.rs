@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use mio::event;
@@ -16,18 +17,20 @@ use runtime_scheduler::{Direction, Registration};
 /// greenlet in between; each direction has an optional timeout, as with
 /// `std::net` sockets. With [`Source::set_nonblocking`] the calls return
 /// `WouldBlock` instead of parking.
-pub(crate) struct Source<T: event::Source> {
-    io: T,
+pub(crate) struct Source<T: event::Source + AsFd> {
+    /// Declared (so dropped) before `io`: the descriptor leaves the poller
+    /// before it is closed.
     registration: Registration,
+    io: T,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
     nonblocking: Cell<bool>,
 }
 
-impl<T: event::Source> Source<T> {
+impl<T: event::Source + AsFd> Source<T> {
     /// Registers `io`, which must already be in non-blocking mode.
-    pub(crate) fn new(mut io: T) -> io::Result<Source<T>> {
-        let registration = Registration::new(&mut io)?;
+    pub(crate) fn new(io: T) -> io::Result<Source<T>> {
+        let registration = Registration::new(&io)?;
         Ok(Source {
             io,
             registration,
@@ -60,7 +63,11 @@ impl<T: event::Source> Source<T> {
         if self.nonblocking.get() {
             return op(&self.io);
         }
-        self.registration.io(direction, timeout, || op(&self.io))
+        let name = match direction {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        };
+        self.registration.io(direction, name, timeout, || op(&self.io))
     }
 
     /// Reads from a stream: like `read_with`, and a short read marks the
@@ -139,7 +146,11 @@ impl<T: event::Source> Source<T> {
             Direction::Read => self.read_timeout.get(),
             Direction::Write => self.write_timeout.get(),
         };
-        self.registration.wait(direction, timeout.map(|t| std::time::Instant::now() + t))
+        let name = match direction {
+            Direction::Read => "wait_readable",
+            Direction::Write => "wait_writable",
+        };
+        self.registration.wait(direction, name, timeout.map(|t| std::time::Instant::now() + t))
     }
 
     /// Forgets any readiness in `direction`, so the next operation waits for
@@ -167,7 +178,7 @@ impl<T: event::Source> Source<T> {
     }
 
     /// Gives this handle the timeouts of `other` (for `try_clone`).
-    pub(crate) fn copy_timeouts_from<U: event::Source>(&self, other: &Source<U>) {
+    pub(crate) fn copy_timeouts_from<U: event::Source + AsFd>(&self, other: &Source<U>) {
         self.read_timeout.set(other.read_timeout.get());
         self.write_timeout.set(other.write_timeout.get());
     }
@@ -185,14 +196,7 @@ fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     }
 }
 
-impl<T: event::Source> Drop for Source<T> {
-    fn drop(&mut self) {
-        // Before the descriptor closes (when `io` drops after this).
-        let _ = self.registration.deregister(&mut self.io);
-    }
-}
-
-impl<T: event::Source + fmt::Debug> fmt::Debug for Source<T> {
+impl<T: event::Source + AsFd + fmt::Debug> fmt::Debug for Source<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.io.fmt(f)
     }

@@ -2,10 +2,9 @@
 //! `wait_write`), to integrate libraries that do their own non-blocking I/O.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
 use runtime_scheduler::{Direction, Registration};
 
 /// Parks the current greenlet until `fd` is readable (or has hung up or
@@ -59,8 +58,7 @@ pub fn wait_writable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()>
 
 fn wait(fd: impl AsFd, direction: Direction, timeout: Option<Duration>) -> io::Result<()> {
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
-    let raw = fd.as_fd().as_raw_fd();
-    let registration = Registration::new(&mut SourceFd(&raw)).map_err(|err| {
+    let registration = Registration::new(fd.as_fd()).map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -70,23 +68,15 @@ fn wait(fd: impl AsFd, direction: Direction, timeout: Option<Duration>) -> io::R
             err
         }
     })?;
-    // Deregistered when this guard drops, also when the wait unwinds (a
-    // kill): the registration must not outlive the call, and the descriptor
-    // is not ours to close.
-    let guard = Registered { registration, fd: raw };
-    // Registering reports the current state as an event, so whatever is
-    // ready now wakes us on the hub's next turn; nothing is assumed.
-    guard.registration.clear_ready(direction);
-    guard.registration.wait(direction, deadline)
-}
-
-struct Registered {
-    registration: Registration,
-    fd: std::os::fd::RawFd,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        let _ = self.registration.deregister(&mut SourceFd(&self.fd));
-    }
+    // Deregistered when it drops, also when the wait unwinds (a kill): the
+    // registration must not outlive the call, and the descriptor is not ours
+    // to close. Registering reports the current state as an event, so
+    // whatever is ready now wakes us on the hub's next turn; nothing is
+    // assumed.
+    registration.clear_ready(direction);
+    let op = match direction {
+        Direction::Read => "wait_readable",
+        Direction::Write => "wait_writable",
+    };
+    registration.wait(direction, op, deadline)
 }

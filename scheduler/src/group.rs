@@ -6,8 +6,10 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::error::JoinError;
+use crate::hub;
+use crate::record::Task;
 use crate::sync::Semaphore;
-use crate::task::{self, JoinHandle, Task};
+use crate::task::{self, JoinHandle, wait_finished};
 
 /// Joins every handle, in order, and returns their results.
 ///
@@ -85,7 +87,7 @@ impl Group {
             return;
         }
         let mut members = self.members.borrow_mut();
-        members.insert(handle.task.id, handle.task.clone());
+        members.insert(handle.task.id(), handle.task.clone());
         if members.len() > 2 * self.pruned_len.get().max(32) {
             members.retain(|_, task| !task.is_done());
             self.pruned_len.set(members.len());
@@ -125,7 +127,7 @@ impl Group {
                 return;
             }
             for task in running {
-                task.wait_done(None);
+                wait_finished(&task, None);
             }
             let mut members = self.members.borrow_mut();
             members.retain(|_, task| !task.is_done());
@@ -135,10 +137,12 @@ impl Group {
 
     /// Kills every greenlet of the group (see [`JoinHandle::kill`]); does not
     /// wait for them to unwind: follow with [`join`](Group::join) for that.
+    #[track_caller]
     pub fn kill(&self) {
         let members: Vec<Rc<Task>> = self.members.borrow().values().cloned().collect();
+        let hub = hub::expect();
         for task in members {
-            task.kill();
+            hub.kill(&task);
         }
     }
 }

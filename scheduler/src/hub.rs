@@ -1,52 +1,55 @@
 //! The hub: one per thread, running the scheduling loop on the thread's main
 //! greenlet.
 //!
-//! `run` makes the calling greenlet (normally the thread's main greenlet) the
-//! hub and spawns the user's closure as the first task. Every task greenlet
-//! has the hub as its parent; parking switches to the hub, and the hub
-//! switches to the next runnable task. One turn of the loop:
+//! The hub owns every table of the scheduler (run queue, tasks, timers,
+//! reactor, remote queue, thread pool) behind methods; nothing below it calls
+//! back into it. One turn of the loop:
 //!
 //! 1. resume up to [`EVENT_INTERVAL`] runnable greenlets, in FIFO order;
 //! 2. poll for I/O readiness: without blocking if anything is runnable,
-//!    otherwise until the next timer deadline (or indefinitely);
-//! 3. run work sent from other threads (remote spawns, thread-pool results);
+//!    otherwise until the next timer deadline (or indefinitely); the reactor
+//!    hands back the unparkers of ready sources, which the hub unparks;
+//! 3. handle messages from other threads (remote spawns, wake-ups);
 //! 4. fire due timers.
 //!
 //! If the loop would block with nothing that could ever wake the root
-//! greenlet (no runnable greenlet, timer, I/O waiter, thread-pool job or live
-//! [`Handle`](crate::Handle)), the root greenlet panics with a deadlock report.
+//! greenlet (no runnable greenlet, timer, I/O waiter, live
+//! [`Handle`](crate::Handle) or pending wake-up from another thread), the root
+//! greenlet panics with a deadlock report.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::panic;
+use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use greenlet::{Greenlet, GreenletExit};
+use greenlet::Greenlet;
 
-use crate::blocking::BlockingPool;
+use crate::budget;
 use crate::error::JoinError;
 use crate::monitor::Monitor;
-use crate::park::Wake;
 use crate::reactor::Reactor;
-use crate::remote::Remote;
-use crate::task::{self, State, Task};
-use crate::timer::TimerWheel;
+use crate::record::{Pending, ReadyQueue, State, Task, Wake};
+use crate::remote::{Message, Remote};
+use crate::slab::Slab;
+use crate::thread_pool::ThreadPool;
+use crate::timer::{TimerKey, TimerWheel};
+use crate::unpark::Unparker;
+use crate::waiting::Seconds;
 
 /// Greenlets resumed per turn before the hub polls for I/O and timers again,
 /// so that a busy run queue cannot starve I/O. The value is tokio's
 /// (`event_interval`, in turn taken from Go's scheduler).
 pub(crate) const EVENT_INTERVAL: usize = 61;
 
-/// Kill rounds at shutdown before greenlets that refuse to die are given up on.
-const SHUTDOWN_ROUNDS: usize = 3;
+/// Finished tasks kept for reuse (see `Hub::recycle_task`).
+const RECYCLED_TASKS: usize = 64;
 
 /// What a timer does when it fires.
 pub(crate) enum TimerAction {
-    /// A park deadline: wake the task if it is still parked with this number.
-    Unpark(Rc<Task>, u64),
-    /// A `timeout` scope expired.
+    /// A park deadline: wake that park as timed out.
+    Unpark(Unparker),
+    /// A `timeout` scope of this task expired.
     ScopeTimeout(Rc<Task>, u64),
     /// Start a task spawned with a delay.
     Start(Rc<Task>),
@@ -58,32 +61,36 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     pub(crate) blocking_threads: usize,
     pub(crate) max_blocking_time: Option<Duration>,
+    pub(crate) shutdown_grace: Duration,
 }
 
 /// The state of one thread's hub. Every field is only touched on that thread.
 pub(crate) struct Hub {
     /// The greenlet running the loop; the parent of every task.
-    pub(crate) greenlet: Greenlet,
-    pub(crate) config: Config,
-    run_queue: RefCell<VecDeque<Rc<Task>>>,
+    greenlet: Greenlet,
+    config: Config,
+    ready: Rc<ReadyQueue>,
     /// The task whose greenlet is running, if any.
     current: RefCell<Option<Rc<Task>>>,
-    pub(crate) timers: RefCell<TimerWheel<TimerAction>>,
-    pub(crate) reactor: Reactor,
-    pub(crate) remote: Arc<Remote>,
-    pub(crate) blocking: BlockingPool,
-    /// Every task not yet finished, so that shutdown can kill them.
-    tasks: RefCell<Vec<Option<Rc<Task>>>>,
-    free_slots: RefCell<Vec<usize>>,
-    live_tasks: Cell<usize>,
+    timers: RefCell<TimerWheel<TimerAction>>,
+    reactor: Rc<Reactor>,
+    remote: Arc<Remote>,
+    pool: ThreadPool,
+    /// Every task not yet finished, so that shutdown can kill them and
+    /// wake-ups from other threads can find them.
+    tasks: RefCell<Slab<Rc<Task>>>,
     next_scope: Cell<u64>,
     monitor: Option<Monitor>,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
+    /// Tasks parked while unwinding: while there are any,
+    /// `std::thread::panicking()` is true for every greenlet of the thread.
+    parked_unwinding: Cell<usize>,
+    /// Buffers reused every turn, so a turn allocates nothing.
+    woken: RefCell<Vec<Unparker>>,
+    messages: RefCell<Vec<Message>>,
+    fired: RefCell<Vec<TimerAction>>,
 }
-
-/// Finished tasks kept for reuse (see `Hub::recycle_task`).
-const RECYCLED_TASKS: usize = 64;
 
 thread_local! {
     static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
@@ -94,53 +101,84 @@ pub(crate) fn current() -> Option<Rc<Hub>> {
     HUB.try_with(|hub| hub.borrow().clone()).ok().flatten()
 }
 
-/// Calls `f` with this thread's hub.
+/// This thread's hub.
 ///
 /// # Panics
 ///
 /// If no hub runs on this thread.
-pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    HUB.with(|hub| match &*hub.borrow() {
-        Some(hub) => f(hub),
-        None => panic!("this must be called inside a runtime: wrap your code in `runtime::run(|| ...)`"),
-    })
+#[track_caller]
+pub(crate) fn expect() -> Rc<Hub> {
+    current()
+        .unwrap_or_else(|| panic!("this must be called inside a runtime: wrap your code in `runtime::run(|| ...)`"))
 }
 
 impl Hub {
-    fn new(config: Config) -> std::io::Result<Hub> {
-        let reactor = Reactor::new()?;
+    pub(crate) fn new(config: Config) -> std::io::Result<Hub> {
+        let reactor = Rc::new(Reactor::new()?);
         let remote = Arc::new(Remote::new(reactor.waker()?));
         let monitor = config.max_blocking_time.map(Monitor::start);
         Ok(Hub {
             greenlet: greenlet::getcurrent(),
-            blocking: BlockingPool::new(config.blocking_threads),
+            pool: ThreadPool::new(config.blocking_threads),
             config,
-            run_queue: RefCell::new(VecDeque::new()),
+            ready: Rc::new(ReadyQueue::new(remote.clone())),
             current: RefCell::new(None),
             timers: RefCell::new(TimerWheel::new(Instant::now())),
             reactor,
             remote,
-            tasks: RefCell::new(Vec::new()),
-            free_slots: RefCell::new(Vec::new()),
-            live_tasks: Cell::new(0),
+            tasks: RefCell::new(Slab::new()),
             next_scope: Cell::new(1),
             monitor,
             recycled_tasks: RefCell::new(Vec::new()),
+            parked_unwinding: Cell::new(0),
+            woken: RefCell::new(Vec::new()),
+            messages: RefCell::new(Vec::new()),
+            fired: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Makes this the hub of the thread until the returned guard drops.
+    pub(crate) fn install(self: &Rc<Hub>) -> impl Drop {
+        assert!(
+            current().is_none(),
+            "`runtime::run` was called inside a running runtime; use `runtime::spawn` instead"
+        );
+        HUB.with(|slot| *slot.borrow_mut() = Some(self.clone()));
+        crate::guard::defer(|| {
+            HUB.with(|slot| slot.borrow_mut().take());
+        })
+    }
+
+    pub(crate) fn greenlet(&self) -> &Greenlet {
+        &self.greenlet
+    }
+
+    pub(crate) fn stack_size(&self) -> usize {
+        self.config.stack_size
+    }
+
+    pub(crate) fn ready(&self) -> &Rc<ReadyQueue> {
+        &self.ready
+    }
+
+    pub(crate) fn reactor(&self) -> &Rc<Reactor> {
+        &self.reactor
+    }
+
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    pub(crate) fn pool(&self) -> &ThreadPool {
+        &self.pool
     }
 
     pub(crate) fn current_task(&self) -> Option<Rc<Task>> {
         self.current.borrow().clone()
     }
 
-    pub(crate) fn is_current(&self, task: &Rc<Task>) -> bool {
-        self.current.borrow().as_ref().is_some_and(|current| Rc::ptr_eq(current, task))
-    }
-
-    /// Whether the running greenlet is `task`'s own (and not some raw greenlet
-    /// it created).
-    pub(crate) fn task_greenlet_is_current(&self, task: &Task) -> bool {
-        greenlet::current_id() == Some(task.id)
+    pub(crate) fn is_current(&self, task: &Task) -> bool {
+        self.current.borrow().as_deref().is_some_and(|current| std::ptr::eq(current, task))
     }
 
     pub(crate) fn next_scope_id(&self) -> u64 {
@@ -149,9 +187,31 @@ impl Hub {
         id
     }
 
+    pub(crate) fn arm_timer(&self, at: Instant, action: TimerAction) -> TimerKey {
+        self.timers.borrow_mut().insert(at, action)
+    }
+
+    pub(crate) fn cancel_timer(&self, key: TimerKey) {
+        // Dropped outside the borrow: an action holds tasks, whose drop may
+        // run arbitrary code.
+        let action = self.timers.borrow_mut().cancel(key);
+        drop(action);
+    }
+
+    /// Counts a task starting (`true`) or ending a park while unwinding.
+    pub(crate) fn count_parked_unwinding(&self, parked: bool) {
+        let n = self.parked_unwinding.get();
+        self.parked_unwinding.set(if parked { n + 1 } else { n - 1 });
+    }
+
+    pub(crate) fn parked_unwinding(&self) -> usize {
+        self.parked_unwinding.get()
+    }
+
     /// Puts `task` in an allocation, reusing a recycled one if there is one.
     pub(crate) fn allocate_task(&self, task: Task) -> Rc<Task> {
-        match self.recycled_tasks.borrow_mut().pop() {
+        let recycled = self.recycled_tasks.borrow_mut().pop();
+        match recycled {
             Some(mut slot) => {
                 *Rc::get_mut(&mut slot).expect("recycled tasks have no other reference") = task;
                 slot
@@ -173,49 +233,29 @@ impl Hub {
         }
     }
 
-    pub(crate) fn register_task(&self, task: &Rc<Task>) {
-        let mut tasks = self.tasks.borrow_mut();
-        let slot = match self.free_slots.borrow_mut().pop() {
-            Some(slot) => {
-                tasks[slot] = Some(task.clone());
-                slot
-            }
-            None => {
-                tasks.push(Some(task.clone()));
-                tasks.len() - 1
-            }
-        };
-        task.slot.set(slot);
-        self.live_tasks.set(self.live_tasks.get() + 1);
+    /// Enters a new task in the table.
+    pub(crate) fn add_task(&self, task: &Rc<Task>) {
+        let key = self.tasks.borrow_mut().insert(task.clone());
+        task.set_key(Some(key));
         if let Some(monitor) = &self.monitor {
-            monitor.name_task(task.id, task.name.as_deref());
+            monitor.name_task(task.id(), &task.label(), task.spawned_at());
         }
     }
 
     /// Removes a finished task from the table.
     pub(crate) fn forget_task(&self, task: &Task) {
-        let slot = task.slot.replace(usize::MAX);
-        if slot == usize::MAX {
-            return;
-        }
-        self.tasks.borrow_mut()[slot] = None;
-        self.free_slots.borrow_mut().push(slot);
-        self.live_tasks.set(self.live_tasks.get() - 1);
+        let Some(key) = task.key() else { return };
+        task.set_key(None);
+        let removed = self.tasks.borrow_mut().remove(key);
         if let Some(monitor) = &self.monitor {
-            monitor.forget_task(task.id);
+            monitor.forget_task(task.id());
         }
+        drop(removed);
     }
 
-    /// A live task by its slot and id (for work coming back from other threads).
-    pub(crate) fn task_at(&self, slot: usize, id: u64) -> Option<Rc<Task>> {
-        self.tasks.borrow().get(slot).and_then(|task| task.as_ref().filter(|task| task.id == id).cloned())
-    }
-
-    /// Makes `task` runnable (at the back of the run queue).
-    pub(crate) fn schedule(&self, task: Rc<Task>, wake: Wake) {
-        task.state.set(State::Scheduled);
-        task.wake.set(wake);
-        self.run_queue.borrow_mut().push_back(task);
+    /// Every live task, in table order.
+    pub(crate) fn tasks(&self) -> Vec<Rc<Task>> {
+        self.tasks.borrow().iter().map(|(_, task)| task.clone()).collect()
     }
 
     /// Switches from the running task's greenlet to the hub; returns when the
@@ -224,32 +264,63 @@ impl Hub {
         drop(self.greenlet.switch(Box::new(())));
     }
 
+    /// Kills `task`: see [`JoinHandle::kill`](crate::JoinHandle::kill).
+    pub(crate) fn kill(&self, task: &Rc<Task>) {
+        match task.state() {
+            State::Done => {}
+            _ if !task.is_started() => {
+                // Never ran: it never will. Dropping the pending greenlet drops
+                // the closure without running it.
+                if let Some(timer) = task.start_timer().take() {
+                    self.cancel_timer(timer);
+                }
+                drop(task.release_greenlet());
+                tracing::debug!(
+                    greenlet.id = task.id(),
+                    greenlet.name = task.name().map(|n| &**n),
+                    "killed before it ran"
+                );
+                task.finish(Err(JoinError::killed(task.id(), task.name().cloned())));
+                self.forget_task(task);
+            }
+            State::Running if self.is_current(task) => {
+                // Killing oneself: unwind right here (unless already
+                // unwinding: a second kill ends nothing but waits).
+                if !task.is_unwinding() {
+                    task.set_unwinding(true);
+                    std::panic::resume_unwind(Box::new(greenlet::GreenletExit));
+                }
+            }
+            State::Parked => {
+                task.set_pending(Pending::Kill);
+                task.schedule(Wake::Notified);
+            }
+            State::Running | State::Scheduled | State::Delayed => task.set_pending(Pending::Kill),
+        }
+    }
+
     /// Runs one task until it parks, yields or finishes.
     fn resume(&self, task: Rc<Task>) {
-        if task.state.get() != State::Scheduled {
+        if task.state() != State::Scheduled {
             return; // killed before it ran, or a stale entry
         }
         let Some(greenlet) = task.greenlet() else { return };
-        task.state.set(State::Running);
+        task.set_state(State::Running);
         *self.current.borrow_mut() = Some(task.clone());
-        crate::reactor::reset_budget();
+        budget::reset();
         if let Some(monitor) = &self.monitor {
-            monitor.enter(task.id);
+            monitor.enter(task.id());
         }
         {
             let _entered = task.span.enter();
-            if task.kill_requested.replace(false) && greenlet.is_started() {
-                tracing::debug!("kill delivered");
-                drop(greenlet.throw(Box::new(GreenletExit)));
-            } else {
-                drop(greenlet.switch(Box::new(())));
-            }
+            // Kills and timeouts are raised by the park the task returns to.
+            drop(greenlet.switch(Box::new(())));
         }
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }
         *self.current.borrow_mut() = None;
-        match task.state.get() {
+        match task.state() {
             State::Done => {
                 drop(task.release_greenlet());
                 self.forget_task(&task);
@@ -257,8 +328,11 @@ impl Hub {
             State::Running => {
                 // It switched to the hub some other way than parking (the raw
                 // greenlet API): keep it going rather than losing it.
-                tracing::warn!(greenlet.id = task.id, "greenlet switched to the hub without parking; rescheduling it");
-                self.schedule(task, Wake::Notified);
+                tracing::warn!(
+                    greenlet.id = task.id(),
+                    "greenlet switched to the hub without parking; rescheduling it"
+                );
+                task.schedule(Wake::Notified);
             }
             _ => {}
         }
@@ -275,30 +349,38 @@ impl Hub {
             if root.is_some_and(|root| root.is_done()) {
                 break;
             }
-            let next = self.run_queue.borrow_mut().pop_front();
-            match next {
+            match self.ready.pop() {
                 Some(task) => self.resume(task),
                 None => break,
             }
         }
     }
 
-    /// Polls I/O (blocking at most until the next timer, or not at all if
-    /// greenlets are runnable), runs remote work and fires timers. With
-    /// `root`, reports a deadlock to it instead of blocking forever.
-    fn turn(&self, root: Option<&Rc<Task>>) {
+    /// Polls I/O (blocking at most until the next timer or `max_wait`, or not
+    /// at all if greenlets are runnable), handles messages from other threads
+    /// and fires timers. With `root`, reports a deadlock to it instead of
+    /// blocking forever; returns false if that cannot be done (the root is
+    /// unwinding, so it cannot be made to panic).
+    fn turn(&self, root: Option<&Rc<Task>>, max_wait: Option<Duration>) -> bool {
         let now = Instant::now();
-        let timeout = if !self.run_queue.borrow().is_empty() {
+        self.ready.tick(now);
+        let mut timeout = if !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
             self.timers.borrow().next_deadline().map(|at| at.saturating_duration_since(now))
         };
         if timeout.is_none() && !self.can_be_woken() {
-            if let Some(root) = root.filter(|root| root.state.get() == State::Parked) {
-                *root.deadlock.borrow_mut() = Some(self.deadlock_report(root));
-                self.schedule(root.clone(), Wake::Notified);
-                return;
+            if let Some(root) = root.filter(|root| root.state() == State::Parked) {
+                if root.is_unwinding() && root.deadlock().borrow().is_some() {
+                    return false;
+                }
+                *root.deadlock().borrow_mut() = Some(self.deadlock_report(root));
+                root.schedule(Wake::Notified);
+                return true;
             }
+        }
+        if let Some(max_wait) = max_wait {
+            timeout = Some(timeout.map_or(max_wait, |t| t.min(max_wait)));
         }
         if timeout != Some(Duration::ZERO) {
             // About to sleep: a good moment to hand back idle stack memory.
@@ -307,41 +389,55 @@ impl Hub {
         if let Some(monitor) = &self.monitor {
             monitor.polling(true);
         }
-        let woken = self.reactor.poll(timeout);
+        let mut woken = self.woken.take();
+        self.reactor.react(timeout, &mut woken);
         if let Some(monitor) = &self.monitor {
             monitor.polling(false);
         }
-        for (task, seq) in woken {
-            crate::park::unpark(&task, seq);
+        for unparker in woken.drain(..) {
+            unparker.unpark();
         }
-        for work in self.remote.drain() {
-            work();
+        *self.woken.borrow_mut() = woken;
+
+        let mut messages = self.messages.take();
+        self.remote.drain_into(&mut messages);
+        for message in messages.drain(..) {
+            match message {
+                Message::Run(work) => work(),
+                Message::Unpark { task, seq } => {
+                    let task = self.tasks.borrow().get(task).cloned();
+                    if let Some(task) = task {
+                        task.wake_up(seq, Wake::Notified);
+                    }
+                }
+            }
         }
-        let mut fired = Vec::new();
+        *self.messages.borrow_mut() = messages;
+
+        let mut fired = self.fired.take();
         self.timers.borrow_mut().expire(Instant::now(), |action| fired.push(action));
-        for action in fired {
+        for action in fired.drain(..) {
             self.fire(action);
         }
+        *self.fired.borrow_mut() = fired;
+        true
     }
 
     fn fire(&self, action: TimerAction) {
         match action {
-            TimerAction::Unpark(task, seq) => {
-                if task.state.get() == State::Parked && task.seq.get() == seq {
-                    self.schedule(task, Wake::TimedOut);
-                }
+            TimerAction::Unpark(unparker) => {
+                unparker.time_out();
             }
             TimerAction::ScopeTimeout(task, scope) => {
-                let pending = task.pending_timeout.get().map_or(scope, |other| other.min(scope));
-                task.pending_timeout.set(Some(pending));
-                if task.state.get() == State::Parked {
-                    self.schedule(task, Wake::Notified);
+                task.set_pending(Pending::Timeout(scope));
+                if task.state() == State::Parked {
+                    task.schedule(Wake::Notified);
                 }
             }
             TimerAction::Start(task) => {
-                task.start_timer.set(None);
-                if task.state.get() == State::Delayed {
-                    self.schedule(task, Wake::Notified);
+                task.start_timer().set(None);
+                if task.state() == State::Delayed {
+                    task.schedule(Wake::Notified);
                 }
             }
         }
@@ -349,91 +445,115 @@ impl Hub {
 
     /// Whether anything besides a timer could still make a greenlet runnable.
     fn can_be_woken(&self) -> bool {
-        self.reactor.waiters() > 0
-            || self.blocking.in_flight() > 0
-            || self.remote.handles() > 0
-            || self.remote.has_pending()
-            || self.timers.borrow().len() > 0
+        self.reactor.waiters() > 0 || self.remote.may_send() || self.timers.borrow().len() > 0
     }
 
     fn deadlock_report(&self, root: &Task) -> String {
-        let parked = self.live_tasks.get().saturating_sub(1);
-        format!(
+        let now = self.ready.clock();
+        let (on, _, deadline) = root.waiting();
+        let mut report = format!(
             "deadlock: the main greenlet is waiting on {} but nothing can ever wake it: no greenlet is runnable, \
-             no timer is armed, no greenlet waits for I/O, no thread-pool job is running and no `Handle` is alive \
-             ({parked} other greenlet(s) parked). Hint: a value, permit or event this code waits for is never \
-             provided; check which greenlet was meant to send, release or set it.",
-            root.waiting_on.get()
-        )
+             no timer is armed, no greenlet waits for I/O, no thread-pool job is running and no `Handle` is alive.",
+            on.describe(deadline, now)
+        );
+        let others: Vec<Rc<Task>> = self.tasks().into_iter().filter(|task| task.id() != root.id()).collect();
+        if !others.is_empty() {
+            let _ = write!(report, " Other greenlets, all parked:");
+            for task in &others {
+                let (on, since, deadline) = task.waiting();
+                let _ = write!(
+                    report,
+                    "\n  {} parked {} on {} (spawned at {})",
+                    task.label(),
+                    Seconds(now.saturating_duration_since(since)),
+                    on.describe(deadline, now),
+                    task.spawned_at()
+                );
+            }
+        }
+        report.push_str(
+            "\nHint: a value, permit or event this code waits for is never provided; check which greenlet was \
+             meant to send, release or set it.",
+        );
+        report
     }
 
-    /// Runs the loop until `root` is done.
-    fn run_until_done(&self, root: &Rc<Task>) {
+    /// Runs the loop until `root` is done. Returns false if it had to stop
+    /// early: a deadlock while the root greenlet was unwinding.
+    pub(crate) fn run_until_done(&self, root: &Rc<Task>) -> bool {
         loop {
             self.run_ready(Some(root));
             if root.is_done() {
-                return;
+                return true;
             }
-            self.turn(Some(root));
+            if !self.turn(Some(root), None) {
+                return false;
+            }
         }
     }
 
-    /// Kills every remaining greenlet and runs the loop until they are gone.
-    fn shutdown(&self) {
-        for round in 0..SHUTDOWN_ROUNDS {
-            let remaining: Vec<Rc<Task>> = self.tasks.borrow().iter().flatten().cloned().collect();
+    /// Kills every remaining greenlet and runs the loop until they are gone,
+    /// for at most the shutdown grace period (their cleanup may park). Those
+    /// still alive then are reported by name and leaked: their stacks stay
+    /// mapped, so nothing is freed under them, and they never run again.
+    pub(crate) fn shutdown(&self) {
+        let deadline = Instant::now() + self.config.shutdown_grace;
+        let mut killed = 0usize;
+        loop {
+            let remaining = self.tasks();
             if remaining.is_empty() {
                 return;
             }
-            if round == 0 {
+            // Kill each task once (including ones spawned by cleanup code).
+            let mut fresh = 0;
+            for task in &remaining {
+                if task.pending() != Pending::Kill && !task.is_unwinding() {
+                    self.kill(task);
+                    fresh += 1;
+                }
+            }
+            if killed == 0 && fresh > 0 {
                 tracing::debug!(greenlets = remaining.len(), "killing the greenlets still alive at the end of `run`");
             }
-            for task in &remaining {
-                task.kill();
+            killed += fresh;
+            self.run_ready(None);
+            let now = Instant::now();
+            if now >= deadline || (self.ready.is_empty() && !self.can_be_woken()) {
+                break;
             }
-            // Killed greenlets unwind without blocking (parking is refused
-            // while unwinding); run until nothing is runnable.
-            loop {
-                self.run_ready(None);
-                if self.run_queue.borrow().is_empty() {
-                    break;
-                }
-                self.turn(None);
+            if self.ready.is_empty() {
+                self.turn(None, Some(deadline - now));
             }
         }
-        let stubborn: Vec<Rc<Task>> = self.tasks.borrow_mut().iter_mut().filter_map(Option::take).collect();
-        for task in &stubborn {
-            tracing::warn!(
-                greenlet.id = task.id,
-                greenlet.name = task.name.as_deref(),
-                "greenlet survived being killed at the end of `run`; abandoning it"
-            );
-            task.finish(Err(JoinError::killed(task.id, task.name.clone())));
-            drop(task.release_greenlet());
-        }
+        self.abandon_remaining();
     }
-}
 
-/// Runs `f` on a new hub on this thread and returns its value once it returns;
-/// see [`Builder::run`](crate::Builder::run).
-pub(crate) fn run<T: 'static>(config: Config, f: impl FnOnce() -> T + 'static) -> T {
-    if current().is_some() {
-        panic!("`runtime::run` was called inside a running runtime; use `runtime::spawn` instead");
+    /// Leaks the tasks that are still alive, reporting each.
+    fn abandon_remaining(&self) {
+        let now = Instant::now();
+        for task in self.tasks() {
+            let (on, _, deadline) = task.waiting();
+            let message = format!(
+                "the runtime is shutting down: greenlet {} (spawned at {}) was killed but did not finish within \
+                 the shutdown grace period of {:?}; it is leaked (it was waiting on {})",
+                task.label(),
+                task.spawned_at(),
+                self.config.shutdown_grace,
+                on.describe(deadline, now)
+            );
+            crate::report::warn(&message, task.id(), task.name().map(|n| &**n));
+            if let Some(greenlet) = task.release_greenlet() {
+                // Never resumed and never dropped: dropping would throw into it
+                // again, and freeing its stack would free what it borrows.
+                std::mem::forget(greenlet);
+            }
+            task.finish(Err(JoinError::killed(task.id(), task.name().cloned())));
+            self.forget_task(&task);
+        }
     }
-    let hub = Rc::new(Hub::new(config).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
-    HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
-    let _uninstall = task::scopeguard(|| {
-        HUB.with(|slot| slot.borrow_mut().take());
-    });
-    let root = task::spawn_task(&hub, task::Builder::new().name("main"), f, None);
-    hub.run_until_done(&root);
-    hub.shutdown();
-    hub.remote.close();
-    let outcome = root.take_outcome().expect("the root greenlet is done");
-    drop(root);
-    match outcome {
-        Ok(value) => *value.downcast::<T>().expect("the root outcome has the closure's type"),
-        Err(err) if err.is_panic() => panic::resume_unwind(err.into_panic()),
-        Err(_) => panic!("the main greenlet of the runtime was killed"),
+
+    /// Refuses further work from other threads.
+    pub(crate) fn close(&self) {
+        self.remote.close();
     }
 }

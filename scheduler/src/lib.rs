@@ -39,6 +39,30 @@
 //! their hub's thread, so thread-locals stay sound and most types here are
 //! neither `Send` nor `Sync`.
 //!
+//! # Layout
+//!
+//! Each module below uses only the ones under it; nothing calls back up.
+//!
+//! ```text
+//!  user API    task (spawn, JoinHandle)   time (sleep, timeout)   sync/*   group   blocking
+//!              handle (Handle)   registration (Registration)   dump
+//!                  │                       │
+//!  park seam   park: Parker::park -> Result<Wake, Refused>, wait_in (wait queues)
+//!                  │
+//!  the loop    hub: run queue, task table, timers, reactor, remote queue, thread pool
+//!                  │
+//!  engines     reactor (mio)   timer (wheel)   remote (other threads)   thread_pool   monitor
+//!                  │
+//!  wake path   wait_queue ── unpark: Unparker, SendUnparker ── record: Task and its state machine
+//!                  │
+//!  storage     slab (one generational slab for tasks, sources, timers, waiters)
+//! ```
+//!
+//! Every wake-up is an [`Unparker`](crate::unpark) (a task, the number of one
+//! of its parks, and through the task its hub): wait queues, the reactor and
+//! timers hold one; the thread pool and other threads hold its `Send`
+//! version, which travels through the hub's remote queue.
+//!
 //! # Glossary
 //!
 //! - *park*: the current greenlet gives up the CPU until something makes it
@@ -52,23 +76,36 @@
 //!
 //! [`JoinHandle::kill`] and [`timeout`] interrupt a greenlet where it is
 //! parked by unwinding it, so its destructors run. Code that never parks
-//! cannot be interrupted (a CPU-bound loop should call [`yield_now`]). While a
-//! greenlet unwinds, blocking calls fail at once instead of parking.
+//! cannot be interrupted (a CPU-bound loop should call [`yield_now`]).
+//!
+//! Cleanup may park: a greenlet that is unwinding (killed, timed out or
+//! panicking) can still block in its destructors, so a `BufWriter` flushes
+//! into its socket, a goodbye is sent, a lock is released in turn. A second
+//! kill or timeout aimed at a greenlet that is already unwinding does not
+//! unwind it again (that would abort the process): the wait it is parked in
+//! ends as if its deadline had passed (`TimedOut`, a `Timeout` error,
+//! `false`); waits that cannot fail (`Mutex::lock`, `JoinHandle::join`,
+//! [`blocking`]) go on waiting.
+//!
+//! When `run`'s closure returns, the greenlets still alive are killed, and
+//! their cleanup gets a grace period ([`Builder::shutdown_grace`], one second
+//! by default). Any still alive after it are reported by name and leaked
+//! (never resumed, their stacks never freed), so `run` always returns.
 //!
 //! # Caveats
 //!
-//! - Blocking calls made while a greenlet unwinds (from a destructor, during a
-//!   kill or a panic) do not park: I/O, channel, event and sleep calls return
-//!   at once with an error or a timeout. Calls that cannot report one
-//!   (`Mutex::lock`, `Semaphore::acquire`, `JoinHandle::join`, [`blocking`])
-//!   panic instead, which aborts the process if it happens in a destructor
-//!   during unwinding.
+//! - Rust counts panics per thread, not per greenlet: while a greenlet is
+//!   parked in the middle of unwinding, `std::thread::panicking()` is true in
+//!   every greenlet of the thread, and a `std::sync::Mutex` guard held across
+//!   a park and dropped then gets poisoned. The runtime's own types do not
+//!   rely on it.
 //! - Deadlock detection assumes that a live [`Handle`] may still send work: a
 //!   `Handle` kept alive on the hub's own thread (say, in a local of the root
 //!   greenlet) turns a deadlock into a hang.
 //! - Greenlets still alive when `run`'s closure returns are killed in no
 //!   particular order; work sent through a `Handle` while the runtime stops may
-//!   be dropped.
+//!   be dropped. A leaked greenlet that was parked while unwinding leaves
+//!   `std::thread::panicking()` true on that thread.
 //! - A greenlet that never parks holds the hub: CPU-heavy loops should call
 //!   [`yield_now`] now and then, or run on the thread pool with [`blocking`].
 //!   The blocking monitor ([`Builder::max_blocking_time`]) names such greenlets.
@@ -82,27 +119,40 @@
 #![forbid(unsafe_code)]
 
 mod blocking;
+mod budget;
+mod dump;
 mod error;
 mod group;
+mod guard;
+mod handle;
 mod hub;
 mod monitor;
 mod park;
 mod reactor;
+mod record;
+mod registration;
 mod remote;
+mod report;
+mod slab;
 pub mod sync;
 pub mod task;
+mod thread_pool;
 mod time;
 mod timer;
+mod unpark;
 mod wait_queue;
+mod waiting;
 
-use std::time::Duration;
+use std::rc::Rc;
 
 pub use crate::blocking::blocking;
+pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
 pub use crate::group::{Group, Pool, joinall};
+pub use crate::handle::Handle;
 pub use crate::park::yield_now;
-pub use crate::reactor::{Direction, Registration};
-pub use crate::remote::Handle;
+pub use crate::reactor::Direction;
+pub use crate::registration::Registration;
 pub use crate::task::JoinHandle;
 pub use crate::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
 
@@ -130,7 +180,8 @@ pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 ///
 /// If called inside a running runtime, and if `f` panics. If `f`'s greenlet
 /// parks on something that nothing can ever provide (a deadlock), it panics
-/// at that point with a report of what it was waiting on.
+/// at that point with a report of what it and every other greenlet wait on.
+#[track_caller]
 pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
     Builder::new().run(f)
 }
@@ -145,6 +196,7 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
 /// # Panics
 ///
 /// Outside a runtime.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -158,6 +210,7 @@ where
 /// # Panics
 ///
 /// Outside a runtime.
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -174,7 +227,8 @@ pub fn greenlet_id() -> u64 {
 /// Configures and starts a runtime.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::rc::Rc;
+use std::time::Duration;
 /// let v = runtime_scheduler::Builder::new()
 ///     .stack_size(128 * 1024)
 ///     .blocking_threads(4)
@@ -188,6 +242,7 @@ pub struct Builder {
     stack_size: usize,
     blocking_threads: usize,
     max_blocking_time: Option<Duration>,
+    shutdown_grace: Duration,
 }
 
 impl Default for Builder {
@@ -197,14 +252,25 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Default settings: 64 KiB stacks, up to 64 blocking threads, and the
-    /// blocking monitor off unless [`MAX_BLOCKING_TIME_ENV`] is set.
+    /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
+    /// second shutdown grace period, and the blocking monitor off unless
+    /// [`MAX_BLOCKING_TIME_ENV`] is set.
     pub fn new() -> Builder {
         Builder {
             stack_size: greenlet::stack::DEFAULT_SIZE,
             blocking_threads: 64,
             max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
+            shutdown_grace: Duration::from_secs(1),
         }
+    }
+
+    /// How long greenlets killed when `run`'s closure returns may take to
+    /// unwind (their cleanup may park: flush, say goodbye, release locks).
+    /// Greenlets still alive after it are reported by name and leaked: they
+    /// never run again and their stacks stay mapped, so `run` returns.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
+        self.shutdown_grace = grace;
+        self
     }
 
     /// The stack size of greenlets spawned without one, in bytes.
@@ -232,13 +298,32 @@ impl Builder {
     /// # Panics
     ///
     /// As [`run`].
+    #[track_caller]
     pub fn run<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> T {
         let config = hub::Config {
             stack_size: self.stack_size,
             blocking_threads: self.blocking_threads,
             max_blocking_time: self.max_blocking_time,
+            shutdown_grace: self.shutdown_grace,
         };
-        hub::run(config, f)
+        let spawned_at = std::panic::Location::caller();
+        let hub = Rc::new(hub::Hub::new(config).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
+        let _installed = hub.install();
+        let root = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
+        let finished = hub.run_until_done(&root);
+        let report = (!finished).then(|| root.deadlock().borrow_mut().take()).flatten();
+        hub.shutdown();
+        hub.close();
+        if let Some(report) = report {
+            panic!("{report}\n(the main greenlet was unwinding when it deadlocked; it was leaked)");
+        }
+        let outcome = root.take_outcome().expect("the root greenlet is done");
+        drop(root);
+        match outcome {
+            Ok(value) => *value.downcast::<T>().expect("the root outcome has the closure's type"),
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => panic!("the main greenlet of the runtime was killed"),
+        }
     }
 }
 

@@ -44,10 +44,11 @@ impl Monitor {
         Monitor { shared }
     }
 
-    pub(crate) fn name_task(&self, id: u64, name: Option<&str>) {
-        if let Some(name) = name {
-            self.shared.names.lock().unwrap_or_else(PoisonError::into_inner).insert(id, name.to_owned());
-        }
+    /// Remembers how to name a task in a report: its label and where it was
+    /// spawned.
+    pub(crate) fn name_task(&self, id: u64, label: &str, spawned_at: &std::panic::Location<'_>) {
+        let described = format!("{label} (spawned at {spawned_at})");
+        self.shared.names.lock().unwrap_or_else(PoisonError::into_inner).insert(id, described);
     }
 
     pub(crate) fn forget_task(&self, id: u64) {
@@ -92,14 +93,12 @@ fn watch(shared: &Shared, max_blocking_time: Duration) {
         }
         reported = true;
         let name = shared.names.lock().unwrap_or_else(PoisonError::into_inner).get(&running).cloned();
-        tracing::warn!(
-            greenlet.id = running,
-            greenlet.name = name.as_deref(),
-            max_blocking_time_ms = max_blocking_time.as_millis() as u64,
-            "greenlet #{running}{} has held the hub for more than {:?} without yielding; \
-             it is blocking every other greenlet (use `runtime::blocking` for blocking or CPU-heavy work)",
-            name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default(),
+        let message = format!(
+            "greenlet {} has held the hub for more than {:?} without yielding; it is blocking every other \
+             greenlet (use `runtime::blocking` for blocking or CPU-heavy work)",
+            name.as_deref().map_or_else(|| format!("#{running}"), str::to_owned),
             max_blocking_time,
         );
+        crate::report::warn(&message, running, None);
     }
 }

@@ -1,123 +1,250 @@
 //! The park seam: how a greenlet gives up the CPU until something wakes it.
 //!
-//! Every blocking operation of the runtime ends in [`Parker::park`]. Waking is
-//! [`unpark`], which only makes a greenlet runnable (it never switches). A
-//! parked greenlet is identified by its task and a sequence number that grows
-//! with each park, so a late wake-up meant for an earlier park is ignored.
+//! Every blocking operation of the runtime ends in [`Parker::park`] (most
+//! through [`Parker::wait_in`], which parks in a wait queue). The protocol is
+//! event-listener's: check the condition, register an
+//! [`Unparker`](crate::unpark::Unparker), check again, park.
 //!
-//! Two things arrive at a park point as unwinding rather than as a return
-//! value: a kill (`GreenletExit`, thrown by the hub) and the expiry of an
-//! enclosing [`timeout`](crate::timeout) scope.
+//! # What a park returns
+//!
+//! `Ok(Wake::Notified)` or `Ok(Wake::TimedOut)` (the deadline passed), or
+//! `Err(Refused)`. Kills and `timeout` expiries are not return values: they
+//! unwind the greenlet from its park point, so its destructors run, and those
+//! destructors may park in turn (a `BufWriter` flushing into a socket, a
+//! goodbye message, a lock released by a greenlet that is still running).
+//! A *second* kill or timeout that arrives while the greenlet is already
+//! unwinding cannot unwind it again (a panic escaping a destructor aborts
+//! the process), so the park returns `Err(Refused)` instead. Every caller
+//! handles it by the same rule: **a refused park ends the wait as if its
+//! deadline had passed** (`TimedOut`, `Timeout`, `false`...); a wait that
+//! has no such outcome (`Mutex::lock`, `JoinHandle::join`) parks again.
+//!
+//! Outside a runtime there is nobody to park with: [`Parker::current`] panics
+//! with the name of the call (at the user's line, through `#[track_caller]`).
+//!
+//! # Unwinding greenlets and `std::thread::panicking`
+//!
+//! Rust keeps one panic count per thread, not per greenlet. While a greenlet
+//! is parked in the middle of unwinding, `std::thread::panicking()` is true
+//! for every greenlet of the thread; a `std::sync::Mutex` guard held across a
+//! park and dropped then is poisoned. The hub tracks which task is unwinding
+//! itself (kills and timeouts it raised, and a panic seen while no other task
+//! is parked unwinding) instead of asking std.
 
+use std::cell::{Cell, RefCell};
 use std::panic;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::hub::{self, TimerAction};
-use crate::task::{State, Task, scopeguard};
+use greenlet::GreenletExit;
+
+use crate::hub::{self, Hub, TimerAction};
+use crate::record::{Pending, Task, Wake};
 use crate::time::TimeoutUnwind;
+use crate::unpark::Unparker;
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
 
-/// Why a parked greenlet runs again.
+/// A park that did not wait: a kill or timeout arrived while the greenlet was
+/// already unwinding. See the module docs for how callers handle it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// Something it waited for happened (or it was woken spuriously: callers
-    /// re-check their condition).
-    Notified,
-    /// Its deadline passed.
-    TimedOut,
-    /// It did not park, because it is unwinding: blocking while a panic is in
-    /// flight would leave `std::thread::panicking()` true for every other
-    /// greenlet of the thread (poisoning their mutexes).
-    Refused,
-}
+pub(crate) struct Refused;
 
-/// The current greenlet, about to park: waiters register with its task and
-/// sequence number, then call [`Parker::park`].
-#[derive(Debug)]
+/// The result of a park (a `Result`, so it must be used: ignoring a refusal
+/// would turn a wait into a busy loop).
+pub(crate) type Parked = Result<Wake, Refused>;
+
+/// The current greenlet, about to park: waiters register its
+/// [`unparker`](Parker::unparker), then call [`park`](Parker::park).
 pub(crate) struct Parker {
+    hub: Rc<Hub>,
     task: Rc<Task>,
-    seq: u64,
-}
-
-/// A parker for the current greenlet.
-///
-/// # Panics
-///
-/// Outside a greenlet spawned on a hub.
-#[inline(always)]
-pub(crate) fn parker() -> Parker {
-    let task = hub::with(|hub| hub.current_task()).unwrap_or_else(|| {
-        panic!("blocking operations must run in a greenlet of the runtime (inside `runtime::run` or `runtime::spawn`)")
-    });
-    let seq = task.seq.get() + 1;
-    Parker { task, seq }
+    /// The number of the next park.
+    seq: Cell<u64>,
 }
 
 impl Parker {
+    /// A parker for the current greenlet.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet spawned on a hub.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn current() -> Parker {
+        match Parker::try_current() {
+            Some(parker) => parker,
+            None => panic!(
+                "blocking operations must run in a greenlet of the runtime (inside `runtime::run` or `runtime::spawn`)"
+            ),
+        }
+    }
+
+    /// A parker for the current greenlet, if it is a task of a hub.
+    #[inline]
+    pub(crate) fn try_current() -> Option<Parker> {
+        let hub = hub::current()?;
+        let task = hub.current_task()?;
+        let seq = Cell::new(task.next_seq());
+        Some(Parker { hub, task, seq })
+    }
+
     pub(crate) fn task(&self) -> &Rc<Task> {
         &self.task
     }
 
-    pub(crate) fn seq(&self) -> u64 {
-        self.seq
+    pub(crate) fn hub(&self) -> &Rc<Hub> {
+        &self.hub
     }
 
-    /// Parks until unparked (with this parker's sequence number), killed, or
-    /// `deadline` passes. `reason` names what is awaited, for deadlock reports.
-    pub(crate) fn park(&self, reason: &'static str, deadline: Option<Instant>) -> Wake {
-        self.suspend(reason, deadline, false)
+    /// Wakes this greenlet's next park.
+    pub(crate) fn unparker(&self) -> Unparker {
+        Unparker::new(self.task.clone(), self.seq.get())
     }
 
-    fn suspend(&self, reason: &'static str, deadline: Option<Instant>, requeue: bool) -> Wake {
+    /// Parks until unparked (through an unparker of this park), killed, or
+    /// `deadline` passes. `on` says what is awaited, for `dump` and deadlock
+    /// reports.
+    #[must_use = "a refused park must end the wait (as a timeout) or park again"]
+    pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
+        self.suspend(on, deadline, false)
+    }
+
+    fn suspend(&self, on: WaitingOn, deadline: Option<Instant>, requeue: bool) -> Parked {
         let task = &self.task;
-        // Refuse first, raise pending expiries second: a greenlet killed while
-        // its `timeout` expiry is pending unwinds with it still set, and a
-        // destructor that blocks must then fail at once, not panic (a panic
-        // escaping a destructor during unwinding aborts the process).
-        if std::thread::panicking() {
-            return Wake::Refused;
-        }
-        raise_pending(task);
-        let hub = hub::current().expect("a parker exists only inside a hub");
         assert!(
-            hub.task_greenlet_is_current(task),
+            greenlet::current_id() == Some(task.id()),
             "blocking operations must run in a greenlet spawned by the runtime, not in a raw greenlet it created"
         );
-        task.seq.set(self.seq);
-        task.state.set(State::Parked);
-        task.waiting_on.set(reason);
+        self.note_unwinding();
+        self.deliver_pending()?;
+        let seq = self.seq.get();
+        self.seq.set(seq + 1);
+        task.park(seq, on, deadline);
         if requeue {
-            hub.schedule(task.clone(), Wake::Notified);
+            task.schedule(Wake::Notified);
         }
-        let timer = deadline.map(|at| hub.timers.borrow_mut().insert(at, TimerAction::Unpark(task.clone(), self.seq)));
-        let _cancel = scopeguard(|| {
-            if let Some(timer) = timer {
-                hub.timers.borrow_mut().cancel(timer);
+        let timer = deadline.map(|at| self.hub.arm_timer(at, TimerAction::Unpark(Unparker::new(task.clone(), seq))));
+        let unwinding = task.is_unwinding();
+        if unwinding {
+            self.hub.count_parked_unwinding(true);
+        }
+        self.hub.switch_to_hub();
+        if unwinding {
+            self.hub.count_parked_unwinding(false);
+        }
+        if let Some(timer) = timer {
+            self.hub.cancel_timer(timer);
+        }
+        task.unpark_done();
+        self.deliver_pending()?;
+        Ok(task.wake())
+    }
+
+    /// Keeps the task's "unwinding" mark in step with std's panic count where
+    /// that count tells: false means nothing unwinds; true while no other task
+    /// is parked unwinding means this one does (a panic of its own).
+    fn note_unwinding(&self) {
+        if !std::thread::panicking() {
+            self.task.set_unwinding(false);
+        } else if self.hub.parked_unwinding() == 0 {
+            self.task.set_unwinding(true);
+        }
+    }
+
+    /// Raises a pending kill, timeout or deadlock, or refuses the park if the
+    /// greenlet is already unwinding.
+    fn deliver_pending(&self) -> Result<(), Refused> {
+        let task = &self.task;
+        if task.pending() == Pending::None && task.deadlock().borrow().is_none() {
+            return Ok(());
+        }
+        if task.is_unwinding() {
+            task.take_pending();
+            // A deadlock report stays: the hub sees it and stops waiting for
+            // the root greenlet.
+            return Err(Refused);
+        }
+        task.set_unwinding(true);
+        match task.take_pending() {
+            Pending::Kill => panic::resume_unwind(Box::new(GreenletExit)),
+            Pending::Timeout(scope) => panic::resume_unwind(Box::new(TimeoutUnwind { scope })),
+            Pending::None => {
+                let report = task.deadlock().borrow_mut().take().expect("checked above");
+                panic!("{report}")
             }
-        });
-        hub.switch_to_hub();
-        drop(_cancel);
-        raise_pending(task);
-        task.wake.get()
+        }
+    }
+
+    /// Parks in `queue` with `data` until its node is completed, it is woken,
+    /// or `deadline` passes; the node is reclaimed in every case, also when
+    /// the greenlet unwinds.
+    pub(crate) fn wait_in<T>(
+        &self,
+        queue: &RefCell<WaitQueue<T>>,
+        data: T,
+        on: WaitingOn,
+        deadline: Option<Instant>,
+    ) -> Waited<T> {
+        self.wait_in_or_give_back(queue, data, on, deadline, drop)
+    }
+
+    /// Like [`wait_in`](Parker::wait_in), for queues whose completions hand
+    /// the waiter something that must not be lost (a channel value, a
+    /// semaphore permit, a notification): if the greenlet unwinds (killed, or
+    /// its `timeout` scope expired) after its node was completed but before it
+    /// could take what it was given, `give_back` receives the node's data to
+    /// pass it on. Without it, the completion would be dropped with the
+    /// unwinding: the value lost, the permit leaked.
+    pub(crate) fn wait_in_or_give_back<T, F: FnOnce(T)>(
+        &self,
+        queue: &RefCell<WaitQueue<T>>,
+        data: T,
+        on: WaitingOn,
+        deadline: Option<Instant>,
+        give_back: F,
+    ) -> Waited<T> {
+        struct Reclaim<'a, T, F: FnOnce(T)> {
+            queue: &'a RefCell<WaitQueue<T>>,
+            key: Option<crate::wait_queue::WaitKey>,
+            give_back: Option<F>,
+        }
+        impl<T, F: FnOnce(T)> Drop for Reclaim<'_, T, F> {
+            fn drop(&mut self) {
+                // Only reached with a key when unwinding out of `park`.
+                if let Some(key) = self.key.take() {
+                    let (completed, data) = self.queue.borrow_mut().reclaim(key);
+                    if let (true, Some(give_back)) = (completed, self.give_back.take()) {
+                        give_back(data);
+                    }
+                }
+            }
+        }
+        let key = queue.borrow_mut().push(self.unparker(), data);
+        let mut reclaim = Reclaim { queue, key: Some(key), give_back: Some(give_back) };
+        let woke = self.park(on, deadline);
+        let key = reclaim.key.take().expect("reclaimed once");
+        let (completed, data) = queue.borrow_mut().reclaim(key);
+        Waited { completed, data, woke }
     }
 }
 
-/// Raises what must unwind the task at a park point: an expired `timeout`
-/// scope, or (for the root greenlet) a deadlock.
-fn raise_pending(task: &Task) {
-    if let Some(scope) = task.pending_timeout.take() {
-        panic::resume_unwind(Box::new(TimeoutUnwind { scope }));
-    }
-    if let Some(message) = task.deadlock.borrow_mut().take() {
-        panic!("{message}");
-    }
+/// How a [`Parker::wait_in`] ended.
+#[derive(Debug)]
+pub(crate) struct Waited<T> {
+    /// Whether the node was completed (its condition was met for it).
+    pub(crate) completed: bool,
+    /// The node's data, possibly changed by the completer.
+    pub(crate) data: T,
+    /// How the park ended.
+    pub(crate) woke: Parked,
 }
 
-/// Makes a parked greenlet runnable, if it is still parked with `seq`.
-/// Never switches.
-pub(crate) fn unpark(task: &Rc<Task>, seq: u64) {
-    if task.state.get() == State::Parked && task.seq.get() == seq {
-        hub::with(|hub| hub.schedule(task.clone(), Wake::Notified));
+impl<T> Waited<T> {
+    /// Whether the wait is over without its condition: the deadline passed,
+    /// or the park was refused (which counts as the deadline passing).
+    pub(crate) fn gave_up(&self) -> bool {
+        !self.completed && self.woke != Ok(Wake::Notified)
     }
 }
 
@@ -129,6 +256,8 @@ pub(crate) fn unpark(task: &Rc<Task>, seq: u64) {
 /// # Panics
 ///
 /// Outside a greenlet of the runtime.
+#[track_caller]
 pub fn yield_now() {
-    parker().suspend("yield_now", None, true);
+    // Refused only while unwinding, when there is nothing to yield for.
+    let _ = Parker::current().suspend(WaitingOn::Op("yield_now"), None, true);
 }

@@ -1,27 +1,45 @@
-//! Work from other threads: [`Handle`] and the hub's remote queue.
+//! The hub's door for other threads: a lock-free queue of messages and the
+//! `mio::Waker` that interrupts the hub's poll.
+//!
+//! Two kinds of message arrive: work to run on the hub thread (a spawn from a
+//! [`Handle`](crate::Handle)) and wake-ups of parked greenlets (a
+//! [`SendUnparker`](crate::unpark::SendUnparker): thread-pool results, and
+//! later wakes from other hubs). The hub drains the queue after every poll.
+//! This module knows nothing of tasks: a wake-up names its task by the key
+//! of the hub's task table, and the hub resolves it.
 
-use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_queue::SegQueue;
 
 use crate::error::Closed;
-use crate::hub;
+use crate::slab::Key;
 
-type Work = Box<dyn FnOnce() + Send>;
+/// Work sent to run on the hub's thread (not in a greenlet).
+pub(crate) type Work = Box<dyn FnOnce() + Send>;
 
-/// The part of a hub other threads can reach: a queue of work and the waker
-/// that interrupts the hub's poll.
+/// What another thread asks of the hub.
+pub(crate) enum Message {
+    /// Run this on the hub thread.
+    Run(Work),
+    /// Unpark the task at this key of the hub's task table, if it is still
+    /// parked with this sequence number.
+    Unpark { task: Key, seq: u64 },
+}
+
+/// See the module docs.
 pub(crate) struct Remote {
-    queue: SegQueue<Work>,
+    queue: SegQueue<Message>,
     waker: mio::Waker,
-    /// Set once a wake-up is in flight, so a burst of submissions costs one
+    /// Set once a wake-up is in flight, so a burst of messages costs one
     /// system call.
     notified: AtomicBool,
     closed: AtomicBool,
     /// Live `Handle`s: while any exists, another thread may still send work.
     handles: AtomicUsize,
+    /// Live `SendUnparker`s: while any exists, a parked greenlet may still be
+    /// woken from elsewhere (a thread-pool job is running, say).
+    unparkers: AtomicUsize,
 }
 
 impl Remote {
@@ -32,21 +50,26 @@ impl Remote {
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             handles: AtomicUsize::new(0),
+            unparkers: AtomicUsize::new(0),
         }
     }
 
-    /// Queues `work` to run on the hub thread (not in a greenlet) and wakes
-    /// the hub.
-    pub(crate) fn post(&self, work: Work) -> Result<(), Closed> {
+    /// Queues `message` and wakes the hub.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the hub has stopped; the message is dropped.
+    pub(crate) fn post(&self, message: Message) -> Result<(), Closed> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Closed);
         }
-        self.queue.push(work);
+        self.queue.push(message);
         self.wake();
         Ok(())
     }
 
-    fn wake(&self) {
+    /// Interrupts the hub's poll (once per burst).
+    pub(crate) fn wake(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             if let Err(err) = self.waker.wake() {
                 tracing::error!("cannot wake the hub: {err}");
@@ -54,105 +77,55 @@ impl Remote {
         }
     }
 
-    /// Takes the queued work; called by the hub after each poll.
-    pub(crate) fn drain(&self) -> Vec<Work> {
-        self.notified.store(false, Ordering::Release);
-        let mut work = Vec::new();
-        while let Some(item) = self.queue.pop() {
-            work.push(item);
+    /// Moves the queued messages into `into` (a buffer the hub keeps, so a
+    /// turn allocates nothing).
+    pub(crate) fn drain_into(&self, into: &mut Vec<Message>) {
+        // Cleared before popping, and with a read-modify-write (so it orders
+        // with the senders' `swap`): a message pushed after the last pop
+        // then finds `notified` false and wakes the next poll.
+        self.notified.swap(false, Ordering::AcqRel);
+        while let Some(message) = self.queue.pop() {
+            into.push(message);
         }
-        work
     }
 
     pub(crate) fn has_pending(&self) -> bool {
         !self.queue.is_empty()
     }
 
-    pub(crate) fn handles(&self) -> usize {
-        self.handles.load(Ordering::Acquire)
+    /// Whether another thread may still send work or a wake-up.
+    pub(crate) fn may_send(&self) -> bool {
+        self.handles.load(Ordering::Acquire) > 0 || self.unparkers.load(Ordering::Acquire) > 0 || self.has_pending()
     }
 
-    /// Refuses further work; called when the hub stops.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Counts a new `Handle` (`true`) or a dropped one (`false`). The last
+    /// one gone wakes the hub, which may be blocked only because it was alive:
+    /// it re-checks whether anything can still happen.
+    pub(crate) fn count_handle(&self, alive: bool) {
+        Self::count(&self.handles, alive, || self.wake());
+    }
+
+    /// Counts a new `SendUnparker` (`true`) or a used or dropped one.
+    pub(crate) fn count_unparker(&self, alive: bool) {
+        Self::count(&self.unparkers, alive, || self.wake());
+    }
+
+    fn count(counter: &AtomicUsize, alive: bool, on_last: impl FnOnce()) {
+        if alive {
+            counter.fetch_add(1, Ordering::AcqRel);
+        } else if counter.fetch_sub(1, Ordering::AcqRel) == 1 {
+            on_last();
+        }
+    }
+
+    /// Refuses further messages and drops the queued ones; called when the hub
+    /// stops.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         while self.queue.pop().is_some() {}
-    }
-}
-
-/// A handle to a hub that other threads can use to spawn greenlets on it.
-///
-/// `Handle` is `Send + Sync + Clone`. While any `Handle` to a hub is alive,
-/// the hub assumes more work may arrive, so its deadlock detection stays quiet.
-///
-/// ```
-/// use std::sync::mpsc;
-/// runtime_scheduler::run(|| {
-///     let handle = runtime_scheduler::Handle::current();
-///     let (tx, rx) = mpsc::channel();
-///     let thread = std::thread::spawn(move || {
-///         handle.spawn(move || tx.send(runtime_scheduler::greenlet_id()).unwrap()).unwrap();
-///     });
-///     let id = runtime_scheduler::blocking(move || rx.recv().unwrap());
-///     assert!(id > 0);
-///     thread.join().unwrap();
-/// });
-/// ```
-pub struct Handle {
-    remote: Arc<Remote>,
-}
-
-impl Handle {
-    /// A handle to the hub running on this thread.
-    ///
-    /// # Panics
-    ///
-    /// Outside a runtime.
-    pub fn current() -> Handle {
-        hub::with(|hub| Handle::new(hub.remote.clone()))
-    }
-
-    /// A handle to the hub running on this thread, if any.
-    pub fn try_current() -> Option<Handle> {
-        hub::current().map(|hub| Handle::new(hub.remote.clone()))
-    }
-
-    fn new(remote: Arc<Remote>) -> Handle {
-        remote.handles.fetch_add(1, Ordering::AcqRel);
-        Handle { remote }
-    }
-
-    /// Spawns a greenlet running `f` on the hub, from any thread. It runs on
-    /// the hub's thread like any other greenlet.
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the hub has stopped (its `run` returned).
-    pub fn spawn<F>(&self, f: F) -> Result<(), Closed>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.remote.post(Box::new(move || drop(crate::spawn(f))))
-    }
-}
-
-impl Clone for Handle {
-    fn clone(&self) -> Handle {
-        Handle::new(self.remote.clone())
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if self.remote.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // The hub may be blocked waiting only because this handle was
-            // alive: let it re-check whether anything can still happen.
-            self.remote.wake();
-        }
-    }
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("closed", &self.remote.closed.load(Ordering::Relaxed)).finish()
     }
 }

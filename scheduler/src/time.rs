@@ -4,8 +4,10 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::hub::{self, TimerAction};
-use crate::park::{Wake, parker};
+use crate::hub::TimerAction;
+use crate::park::Parker;
+use crate::record::{Pending, Wake};
+use crate::waiting::WaitingOn;
 
 /// Parks the current greenlet for at least `duration`.
 ///
@@ -25,21 +27,26 @@ use crate::park::{Wake, parker};
 /// # Panics
 ///
 /// Outside a greenlet of the runtime.
+#[track_caller]
 pub fn sleep(duration: Duration) {
     sleep_until(Instant::now() + duration);
 }
 
 /// Parks the current greenlet until `deadline` has passed.
 ///
+/// A sleep in a greenlet that is already unwinding (in a destructor during a
+/// kill) returns early if a second kill or timeout arrives.
+///
 /// # Panics
 ///
 /// Outside a greenlet of the runtime.
+#[track_caller]
 pub fn sleep_until(deadline: Instant) {
-    let parker = parker();
+    let parker = Parker::current();
     loop {
-        match parker.park("sleep", Some(deadline)) {
-            Wake::Notified if Instant::now() < deadline => continue,
-            _ => return,
+        match parker.park(WaitingOn::Sleep, Some(deadline)) {
+            Ok(Wake::Notified) if Instant::now() < deadline => continue,
+            Ok(_) | Err(_) => return,
         }
     }
 }
@@ -90,6 +97,7 @@ pub(crate) struct TimeoutUnwind {
 /// # Panics
 ///
 /// Outside a greenlet of the runtime. Panics of `f` propagate.
+#[track_caller]
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     timeout_at(Instant::now() + duration, f)
 }
@@ -99,22 +107,28 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
 /// # Errors
 ///
 /// [`Elapsed`] if the deadline passed before `f` returned.
+#[track_caller]
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let task = parker().task().clone();
-    let hub = hub::current().expect("a parker exists only inside a hub");
+    let parker = Parker::current();
+    let (hub, task) = (parker.hub(), parker.task());
     let scope = hub.next_scope_id();
-    let timer = hub.timers.borrow_mut().insert(deadline, TimerAction::ScopeTimeout(task.clone(), scope));
-    let _disarm = crate::task::scopeguard(|| {
-        hub.timers.borrow_mut().cancel(timer);
+    let was_unwinding = task.is_unwinding();
+    let timer = hub.arm_timer(deadline, TimerAction::ScopeTimeout(task.clone(), scope));
+    let _disarm = crate::guard::defer(|| {
+        hub.cancel_timer(timer);
         // Fired but not delivered yet: it is moot now.
-        if task.pending_timeout.get() == Some(scope) {
-            task.pending_timeout.set(None);
+        if task.pending() == Pending::Timeout(scope) {
+            task.take_pending();
         }
     });
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<TimeoutUnwind>() {
-            Ok(unwind) if unwind.scope == scope => Err(Elapsed),
+            Ok(unwind) if unwind.scope == scope => {
+                // The unwinding this scope started is over.
+                task.set_unwinding(was_unwinding);
+                Err(Elapsed)
+            }
             Ok(unwind) => panic::resume_unwind(unwind),
             Err(payload) => panic::resume_unwind(payload),
         },

@@ -17,6 +17,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::slab::{Key, Slab};
+
 const LEVELS: usize = 6;
 const SLOTS: usize = 64;
 const SLOT_BITS: u32 = 6;
@@ -27,23 +29,18 @@ const NIL: u32 = u32::MAX;
 const DUE: u8 = u8::MAX;
 
 /// Identifies an armed timer, for cancellation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TimerKey {
-    index: u32,
-    generation: u32,
-}
+pub(crate) type TimerKey = Key;
 
 #[derive(Debug)]
 struct Entry<T> {
-    /// Milliseconds since `start`; `payload` is `None` for a free entry.
+    /// Milliseconds since `start`.
     when: u64,
-    payload: Option<T>,
+    payload: T,
     prev: u32,
-    /// Next in the slot's list, or in the free list.
+    /// Next in the slot's list.
     next: u32,
     level: u8,
     slot: u8,
-    generation: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,9 +67,7 @@ pub(crate) struct TimerWheel<T> {
     levels: Box<[Level; LEVELS]>,
     /// Timers already due when inserted; fired by the next `expire`.
     due: List,
-    entries: Vec<Entry<T>>,
-    free: u32,
-    len: usize,
+    entries: Slab<Entry<T>>,
 }
 
 impl<T> TimerWheel<T> {
@@ -82,56 +77,29 @@ impl<T> TimerWheel<T> {
             elapsed: 0,
             levels: Box::new(std::array::from_fn(|_| Level { occupied: 0, slots: [EMPTY; SLOTS] })),
             due: EMPTY,
-            entries: Vec::new(),
-            free: NIL,
-            len: 0,
+            entries: Slab::new(),
         }
     }
 
     /// Armed timers.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// Arms a timer firing at `deadline` (or as soon as possible, if it has
     /// passed).
     pub(crate) fn insert(&mut self, deadline: Instant, payload: T) -> TimerKey {
         let when = self.ms_ceil(deadline);
-        let index = match self.free {
-            NIL => {
-                self.entries.push(Entry {
-                    when,
-                    payload: None,
-                    prev: NIL,
-                    next: NIL,
-                    level: 0,
-                    slot: 0,
-                    generation: 0,
-                });
-                (self.entries.len() - 1) as u32
-            }
-            index => {
-                self.free = self.entries[index as usize].next;
-                index
-            }
-        };
-        let entry = &mut self.entries[index as usize];
-        entry.when = when;
-        entry.payload = Some(payload);
-        let generation = entry.generation;
-        self.place(index);
-        self.len += 1;
-        TimerKey { index, generation }
+        let key = self.entries.insert(Entry { when, payload, prev: NIL, next: NIL, level: 0, slot: 0 });
+        self.place(key.index());
+        key
     }
 
     /// Disarms a timer, returning its payload if it had not fired yet.
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        let entry = self.entries.get(key.index as usize)?;
-        if entry.generation != key.generation || entry.payload.is_none() {
-            return None;
-        }
-        self.unlink(key.index);
-        Some(self.release(key.index))
+        self.entries.get(key)?;
+        self.unlink(key.index());
+        Some(self.release(key.index()))
     }
 
     /// The earliest deadline of an armed timer.
@@ -158,8 +126,8 @@ impl<T> TimerWheel<T> {
             // Fire what is due; move the rest down to finer levels.
             let mut index = list.head;
             while index != NIL {
-                let next = self.entries[index as usize].next;
-                if self.entries[index as usize].when <= deadline {
+                let next = self.entries.at(index).next;
+                if self.entries.at(index).when <= deadline {
                     fire(self.release(index));
                 } else {
                     self.place(index);
@@ -173,7 +141,7 @@ impl<T> TimerWheel<T> {
     fn fire_list(&mut self, list: List, fire: &mut impl FnMut(T)) {
         let mut index = list.head;
         while index != NIL {
-            let next = self.entries[index as usize].next;
+            let next = self.entries.at(index).next;
             fire(self.release(index));
             index = next;
         }
@@ -181,7 +149,7 @@ impl<T> TimerWheel<T> {
 
     /// Links entry `index` into the list its `when` belongs to.
     fn place(&mut self, index: u32) {
-        let when = self.entries[index as usize].when;
+        let when = self.entries.at(index).when;
         let (level, slot) = if when <= self.elapsed {
             (DUE, 0)
         } else {
@@ -200,9 +168,9 @@ impl<T> TimerWheel<T> {
         }
         list.tail = index;
         if old_tail != NIL {
-            self.entries[old_tail as usize].next = index;
+            self.entries.at_mut(old_tail).next = index;
         }
-        let entry = &mut self.entries[index as usize];
+        let entry = self.entries.at_mut(index);
         entry.prev = old_tail;
         entry.next = NIL;
         entry.level = level;
@@ -210,12 +178,12 @@ impl<T> TimerWheel<T> {
     }
 
     fn unlink(&mut self, index: u32) {
-        let Entry { prev, next, level, slot, .. } = self.entries[index as usize];
+        let &Entry { prev, next, level, slot, .. } = self.entries.at(index);
         if prev != NIL {
-            self.entries[prev as usize].next = next;
+            self.entries.at_mut(prev).next = next;
         }
         if next != NIL {
-            self.entries[next as usize].prev = prev;
+            self.entries.at_mut(next).prev = prev;
         }
         let list = if level == DUE { &mut self.due } else { &mut self.levels[level as usize].slots[slot as usize] };
         if list.head == index {
@@ -231,13 +199,8 @@ impl<T> TimerWheel<T> {
 
     /// Frees an unlinked entry and returns its payload.
     fn release(&mut self, index: u32) -> T {
-        let entry = &mut self.entries[index as usize];
-        let payload = entry.payload.take().expect("releasing a free timer entry");
-        entry.generation = entry.generation.wrapping_add(1);
-        entry.next = self.free;
-        self.free = index;
-        self.len -= 1;
-        payload
+        let key = self.entries.key_at(index);
+        self.entries.remove(key).expect("releasing a linked timer entry").payload
     }
 
     /// The earliest non-empty slot: `(level, slot, deadline in ms)`. The lowest

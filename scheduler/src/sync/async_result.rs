@@ -4,9 +4,10 @@ use std::fmt;
 use std::panic;
 use std::time::{Duration, Instant};
 
-use crate::park::Wake;
+use crate::park::Parker;
 use crate::time::Elapsed;
-use crate::wait_queue::{self, WaitQueue};
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
 
 enum Slot<T> {
     Empty,
@@ -66,8 +67,7 @@ impl<T> AsyncResult<T> {
     }
 
     fn notify(&self) {
-        let woken = self.waiters.borrow_mut().complete_all(|()| {});
-        wait_queue::unpark_all(woken);
+        self.waiters.borrow_mut().complete_all(|()| {});
     }
 
     /// Whether a value or panic is stored.
@@ -92,8 +92,8 @@ impl<T> AsyncResult<T> {
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         while !self.ready() {
-            let waited = wait_queue::wait(&self.waiters, (), "AsyncResult::get", deadline);
-            if !waited.completed && waited.wake != Wake::Notified {
+            let waited = Parker::current().wait_in(&self.waiters, (), WaitingOn::Op("AsyncResult::get"), deadline);
+            if waited.gave_up() {
                 break;
             }
         }

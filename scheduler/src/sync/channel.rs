@@ -36,8 +36,10 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::park::Wake;
-use crate::wait_queue::{self, WaitQueue};
+use crate::park::Parker;
+use crate::record::Wake;
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
 
 struct Chan<T> {
     queue: RefCell<VecDeque<T>>,
@@ -86,8 +88,7 @@ impl<T> Chan<T> {
         let left = handles.get() - 1;
         handles.set(left);
         if left == 0 {
-            let woken = other_side.borrow_mut().complete_all(|_| {});
-            wait_queue::unpark_all(woken);
+            other_side.borrow_mut().complete_all(|_| {});
         }
     }
 
@@ -98,8 +99,7 @@ impl<T> Chan<T> {
         }
         let mut value = Some(value);
         let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
-        if let Some(woken) = handed {
-            wait_queue::unpark_all([woken]);
+        if handed {
             return Ok(());
         }
         let value = value.expect("not handed over");
@@ -119,7 +119,8 @@ impl<T> Chan<T> {
             Err(TrySendError::Full(value)) => value,
         };
         loop {
-            let waited = wait_queue::wait(&self.send_waiters, Some(value), "Sender::send", deadline);
+            let on = WaitingOn::Op("Sender::send");
+            let waited = Parker::current().wait_in(&self.send_waiters, Some(value), on, deadline);
             value = match waited.data {
                 None => return Ok(()), // a receiver took it
                 Some(value) => value,
@@ -129,10 +130,10 @@ impl<T> Chan<T> {
                 Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
                 Err(TrySendError::Full(back)) => value = back,
             }
-            match waited.wake {
-                Wake::Notified => {}
-                Wake::TimedOut => return Err(SendTimeoutError::Timeout(value)),
-                Wake::Refused => return Err(SendTimeoutError::Disconnected(value)),
+            // A refused park ends the wait as a timeout (see `park`).
+            match waited.woke {
+                Ok(Wake::Notified) => {}
+                Ok(Wake::TimedOut) | Err(_) => return Err(SendTimeoutError::Timeout(value)),
             }
         }
     }
@@ -145,9 +146,8 @@ impl<T> Chan<T> {
     fn give_back(&self, value: T) {
         let mut value = Some(value);
         let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
-        match handed {
-            Some(woken) => wait_queue::unpark_all([woken]),
-            None => self.queue.borrow_mut().push_front(value.expect("not handed over")),
+        if !handed {
+            self.queue.borrow_mut().push_front(value.expect("not handed over"));
         }
     }
 
@@ -155,10 +155,7 @@ impl<T> Chan<T> {
     fn try_recv(&self) -> Result<T, TryRecvError> {
         let popped = self.queue.borrow_mut().pop_front();
         let mut moved = None;
-        let refill = self.send_waiters.borrow_mut().complete_front(|slot| moved = slot.take());
-        if let Some(woken) = refill {
-            wait_queue::unpark_all([woken]);
-        }
+        self.send_waiters.borrow_mut().complete_front(|slot| moved = slot.take());
         match (popped, moved) {
             (Some(value), Some(next)) => {
                 // A waiting sender's value takes the freed place, in order.
@@ -178,25 +175,25 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            let waited =
-                wait_queue::wait_or_give_back(&self.recv_waiters, None, "Receiver::recv", deadline, |handed| {
-                    if let Some(value) = handed {
-                        self.give_back(value);
-                    }
-                });
+            let on = WaitingOn::Op("Receiver::recv");
+            let waited = Parker::current().wait_in_or_give_back(&self.recv_waiters, None, on, deadline, |handed| {
+                if let Some(value) = handed {
+                    self.give_back(value);
+                }
+            });
             if let Some(value) = waited.data {
                 return Ok(value);
             }
-            match waited.wake {
-                Wake::Notified => {}
-                Wake::TimedOut => {
+            // A refused park ends the wait as a timeout (see `park`).
+            match waited.woke {
+                Ok(Wake::Notified) => {}
+                Ok(Wake::TimedOut) | Err(_) => {
                     return match self.try_recv() {
                         Ok(value) => Ok(value),
                         Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
                         Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
                     };
                 }
-                Wake::Refused => return Err(RecvTimeoutError::Disconnected),
             }
         }
     }

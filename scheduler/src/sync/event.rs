@@ -2,8 +2,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::park::Wake;
-use crate::wait_queue::{self, WaitQueue};
+use crate::park::Parker;
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
 
 /// A flag greenlets can wait for (gevent's `Event`).
 ///
@@ -37,8 +38,7 @@ impl Event {
     /// Sets the flag and wakes every waiting greenlet.
     pub fn set(&self) {
         self.flag.set(true);
-        let woken = self.waiters.borrow_mut().complete_all(|()| {});
-        wait_queue::unpark_all(woken);
+        self.waiters.borrow_mut().complete_all(|()| {});
     }
 
     /// Clears the flag.
@@ -85,11 +85,11 @@ impl Event {
             if self.flag.get() {
                 return true;
             }
-            let waited = wait_queue::wait(&self.waiters, (), "Event::wait", deadline);
+            let waited = Parker::current().wait_in(&self.waiters, (), WaitingOn::Op("Event::wait"), deadline);
             if waited.completed {
                 return true;
             }
-            if waited.wake != Wake::Notified {
+            if waited.gave_up() {
                 return self.flag.get();
             }
         }

@@ -4,8 +4,9 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::semaphore::{Semaphore, SemaphorePermit};
-use crate::park::Wake;
-use crate::wait_queue::{self, WaitQueue};
+use crate::park::Parker;
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
 
 /// A mutual-exclusion lock for greenlets: `lock` parks the greenlet (not the
 /// thread) while another greenlet holds it. Waiters get the lock in FIFO order.
@@ -194,22 +195,20 @@ impl Condvar {
         drop(guard);
         // A notification that reaches this greenlet as it unwinds goes to the
         // next waiter.
-        let waited =
-            wait_queue::wait_or_give_back(&self.waiters, (), "Condvar::wait", deadline, |()| self.notify_one());
-        let timed_out = !waited.completed && waited.wake != Wake::Notified;
+        let on = WaitingOn::Op("Condvar::wait");
+        let waited = Parker::current().wait_in_or_give_back(&self.waiters, (), on, deadline, |()| self.notify_one());
+        let timed_out = waited.gave_up();
         (mutex.lock(), timed_out)
     }
 
     /// Wakes the first waiting greenlet.
     pub fn notify_one(&self) {
-        let woken = self.waiters.borrow_mut().complete_front(|()| {});
-        wait_queue::unpark_all(woken);
+        self.waiters.borrow_mut().complete_front(|()| {});
     }
 
     /// Wakes every waiting greenlet.
     pub fn notify_all(&self) {
-        let woken = self.waiters.borrow_mut().complete_all(|()| {});
-        wait_queue::unpark_all(woken);
+        self.waiters.borrow_mut().complete_all(|()| {});
     }
 }
 

@@ -3,8 +3,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::park::Wake;
-use crate::wait_queue::{self, WaitQueue};
+use crate::park::Parker;
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
 
 /// A counting semaphore (gevent's `Semaphore`).
 ///
@@ -57,7 +58,7 @@ impl Semaphore {
 
     /// `acquire`, reporting `reason` as what a deadlocked greenlet waits on.
     pub(crate) fn acquire_as(&self, reason: &'static str) -> SemaphorePermit<'_> {
-        assert!(self.acquire_until(None, reason), "a greenlet that is unwinding cannot wait for {reason}");
+        self.acquire_until(None, reason);
         SemaphorePermit { semaphore: self }
     }
 
@@ -80,7 +81,7 @@ impl Semaphore {
 
     /// `acquire_owned`, reporting `reason` as what a deadlocked greenlet waits on.
     pub(crate) fn acquire_owned_as(self: &Rc<Self>, reason: &'static str) -> OwnedSemaphorePermit {
-        assert!(self.acquire_until(None, reason), "a greenlet that is unwinding cannot wait for {reason}");
+        self.acquire_until(None, reason);
         OwnedSemaphorePermit { semaphore: self.clone() }
     }
 
@@ -107,28 +108,32 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit; false if the deadline passed or the greenlet is
-    /// unwinding.
+    /// Takes a permit; false if the deadline passed. A refused park counts
+    /// as the deadline passing; without a deadline, it waits on.
+    #[track_caller]
     fn acquire_until(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
         loop {
             if self.try_take() {
                 return true;
             }
             // A permit handed to this greenlet as it unwinds goes to the next.
-            let waited = wait_queue::wait_or_give_back(&self.waiters, (), reason, deadline, |()| self.release());
+            let waited =
+                Parker::current().wait_in_or_give_back(&self.waiters, (), WaitingOn::Op(reason), deadline, |()| {
+                    self.release();
+                });
             if waited.completed {
                 return true; // handed over by `release`
             }
-            if waited.wake != Wake::Notified {
+            if waited.gave_up() && deadline.is_some() {
                 return false;
             }
         }
     }
 
     fn release(&self) {
-        match self.waiters.borrow_mut().complete_front(|()| {}) {
-            Some(woken) => wait_queue::unpark_all([woken]),
-            None => self.permits.set(self.permits.get() + 1),
+        let handed = self.waiters.borrow_mut().complete_front(|()| {});
+        if !handed {
+            self.permits.set(self.permits.get() + 1);
         }
     }
 }

@@ -1,0 +1,90 @@
+//! [`Handle`]: spawning onto a hub from other threads.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::error::Closed;
+use crate::hub;
+use crate::remote::{Message, Remote};
+use crate::task::{self, spawn_task};
+
+/// A handle to a hub that other threads can use to spawn greenlets on it.
+///
+/// `Handle` is `Send + Sync + Clone`. While any `Handle` to a hub is alive,
+/// the hub assumes more work may arrive, so its deadlock detection stays quiet.
+///
+/// ```
+/// use std::sync::mpsc;
+/// runtime_scheduler::run(|| {
+///     let handle = runtime_scheduler::Handle::current();
+///     let (tx, rx) = mpsc::channel();
+///     let thread = std::thread::spawn(move || {
+///         handle.spawn(move || tx.send(runtime_scheduler::greenlet_id()).unwrap()).unwrap();
+///     });
+///     let id = runtime_scheduler::blocking(move || rx.recv().unwrap());
+///     assert!(id > 0);
+///     thread.join().unwrap();
+/// });
+/// ```
+pub struct Handle {
+    remote: Arc<Remote>,
+}
+
+impl Handle {
+    /// A handle to the hub running on this thread.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    #[track_caller]
+    pub fn current() -> Handle {
+        Handle::new(hub::expect().remote().clone())
+    }
+
+    /// A handle to the hub running on this thread, if any.
+    pub fn try_current() -> Option<Handle> {
+        hub::current().map(|hub| Handle::new(hub.remote().clone()))
+    }
+
+    fn new(remote: Arc<Remote>) -> Handle {
+        remote.count_handle(true);
+        Handle { remote }
+    }
+
+    /// Spawns a greenlet running `f` on the hub, from any thread. It runs on
+    /// the hub's thread like any other greenlet.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the hub has stopped (its `run` returned).
+    #[track_caller]
+    pub fn spawn<F>(&self, f: F) -> Result<(), Closed>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let spawned_at = Location::caller();
+        self.remote.post(Message::Run(Box::new(move || {
+            let hub = hub::expect();
+            drop(spawn_task(&hub, task::Builder::new(), f, None, spawned_at));
+        })))
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        Handle::new(self.remote.clone())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.remote.count_handle(false);
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("closed", &self.remote.is_closed()).finish()
+    }
+}

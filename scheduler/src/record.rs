@@ -1,0 +1,379 @@
+//! The hub's record of one spawned greenlet (a *task*) and its state machine.
+//!
+//! ```text
+//!   spawn ──────────────┐            spawn_later ──► Delayed
+//!                       ▼                               │ start timer
+//!               ┌──► Scheduled ◄────────────────────────┘
+//!               │       │ the hub resumes it
+//!       unpark, │       ▼
+//!   timer, kill │    Running ──── its closure returns or unwinds ───► Done
+//!               │       │ park                                          ▲
+//!               └── Parked                                              │
+//!                                                                       │
+//!   Delayed or Scheduled, never started, killed ────────────────────────┘
+//! ```
+//!
+//! A `Running` task may also go straight back to `Scheduled` (`yield_now`,
+//! or a raw greenlet switch to the hub). Every change goes through
+//! [`Task::set_state`], which checks it against this drawing.
+//!
+//! Each park bumps the task's sequence number. A wake-up carries the number
+//! of the park it is meant for ([`Unparker`](crate::unpark::Unparker)), so a
+//! late one (a timer that fired after the greenlet was woken by its channel)
+//! is ignored.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::Location;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use greenlet::Greenlet;
+
+use crate::error::JoinError;
+use crate::remote::Remote;
+use crate::slab::Key;
+use crate::timer::TimerKey;
+use crate::unpark::Unparker;
+use crate::wait_queue::WaitQueue;
+use crate::waiting::WaitingOn;
+
+/// Where a task is in its life; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Spawned with a delay; a timer will schedule it.
+    Delayed,
+    /// In the run queue.
+    Scheduled,
+    /// Its greenlet is running.
+    Running,
+    /// Waiting for an unpark, a timer or a kill.
+    Parked,
+    /// Finished, or killed before it ran.
+    Done,
+}
+
+impl State {
+    /// Whether the module docs' drawing has an arrow from `self` to `to`.
+    fn may_become(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Delayed, Scheduled)
+                | (Scheduled, Running)
+                | (Running, Parked | Scheduled | Done)
+                | (Parked, Scheduled)
+                | (Delayed | Scheduled, Done)
+        )
+    }
+}
+
+/// Why a parked greenlet runs again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Something it waited for happened (or it was woken spuriously: callers
+    /// re-check their condition).
+    Notified,
+    /// Its deadline passed.
+    TimedOut,
+}
+
+/// What a task ended with: its value (type-erased) or why it has none.
+pub(crate) type Outcome = Result<Box<dyn Any>, JoinError>;
+
+/// The hub's run queue, and what a task needs to reach its hub without the
+/// hub's thread-local: unparking a task pushes it here.
+pub(crate) struct ReadyQueue {
+    tasks: RefCell<VecDeque<Rc<Task>>>,
+    /// The hub's door for other threads (for [`SendUnparker`](crate::unpark::SendUnparker)s).
+    pub(crate) remote: Arc<Remote>,
+    /// When the hub's current turn started: a clock for diagnostics (how long
+    /// a greenlet has been parked) that costs nothing per park.
+    clock: Cell<Instant>,
+}
+
+impl ReadyQueue {
+    pub(crate) fn new(remote: Arc<Remote>) -> ReadyQueue {
+        ReadyQueue { tasks: RefCell::new(VecDeque::new()), remote, clock: Cell::new(Instant::now()) }
+    }
+
+    pub(crate) fn pop(&self) -> Option<Rc<Task>> {
+        self.tasks.borrow_mut().pop_front()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tasks.borrow().is_empty()
+    }
+
+    pub(crate) fn clock(&self) -> Instant {
+        self.clock.get()
+    }
+
+    pub(crate) fn tick(&self, now: Instant) {
+        self.clock.set(now);
+    }
+}
+
+/// A pending exception for the task, raised at its next park point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// Nothing to raise.
+    None,
+    /// The outermost `timeout` scope whose deadline passed.
+    Timeout(u64),
+    /// A kill.
+    Kill,
+}
+
+/// The hub's record of one spawned greenlet. Fields are private: the state
+/// machine above changes only through these methods.
+pub(crate) struct Task {
+    /// The greenlet's id.
+    id: u64,
+    name: Option<Rc<str>>,
+    /// Where `spawn` was called.
+    spawned_at: &'static Location<'static>,
+    /// Taken when the task is done.
+    greenlet: RefCell<Option<Greenlet>>,
+    state: Cell<State>,
+    /// Bumped each time the task parks; a wake-up for an older number is stale.
+    seq: Cell<u64>,
+    /// Why the task was last made runnable.
+    wake: Cell<Wake>,
+    /// What the task is parked on, since when, and until when.
+    waiting_on: Cell<WaitingOn>,
+    parked_at: Cell<Instant>,
+    park_deadline: Cell<Option<Instant>>,
+    /// A kill or timeout to raise at the next park point.
+    pending: Cell<Pending>,
+    /// Whether the greenlet is unwinding (a kill, a timeout or a panic): then
+    /// a second kill or timeout is not raised (it would abort the process)
+    /// but ends the wait it arrives in.
+    unwinding: Cell<bool>,
+    /// Set on the root task when nothing can ever wake it.
+    deadlock: RefCell<Option<String>>,
+    /// The timer that starts a delayed task.
+    start_timer: Cell<Option<TimerKey>>,
+    outcome: RefCell<Option<Outcome>>,
+    /// The first greenlet waiting for this one to finish (the common case, a
+    /// `join`), kept inline so that it costs no allocation.
+    joiner: Cell<Option<Unparker>>,
+    /// More greenlets waiting for this one to finish.
+    joiners: RefCell<WaitQueue<()>>,
+    /// Key in the hub's task table, while the task is alive.
+    key: Cell<Option<Key>>,
+    ready: Rc<ReadyQueue>,
+    pub(crate) span: tracing::Span,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("state", &self.state.get())
+            .finish()
+    }
+}
+
+impl Task {
+    /// A new task, `Delayed` until the hub schedules or starts it.
+    pub(crate) fn new(
+        greenlet: Greenlet,
+        name: Option<Rc<str>>,
+        spawned_at: &'static Location<'static>,
+        ready: Rc<ReadyQueue>,
+        span: tracing::Span,
+    ) -> Task {
+        Task {
+            id: greenlet.id(),
+            name,
+            spawned_at,
+            greenlet: RefCell::new(Some(greenlet)),
+            state: Cell::new(State::Delayed),
+            seq: Cell::new(0),
+            wake: Cell::new(Wake::Notified),
+            waiting_on: Cell::new(WaitingOn::Nothing),
+            parked_at: Cell::new(ready.clock()),
+            park_deadline: Cell::new(None),
+            pending: Cell::new(Pending::None),
+            unwinding: Cell::new(false),
+            deadlock: RefCell::new(None),
+            start_timer: Cell::new(None),
+            outcome: RefCell::new(None),
+            joiner: Cell::new(None),
+            joiners: RefCell::new(WaitQueue::new()),
+            key: Cell::new(None),
+            ready,
+            span,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn name(&self) -> Option<&Rc<str>> {
+        self.name.as_ref()
+    }
+
+    pub(crate) fn spawned_at(&self) -> &'static Location<'static> {
+        self.spawned_at
+    }
+
+    /// A printable "'name' (#id)" or "#id".
+    pub(crate) fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("'{name}' (#{})", self.id),
+            None => format!("#{}", self.id),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// The one place a task's state changes.
+    pub(crate) fn set_state(&self, to: State) {
+        let from = self.state.get();
+        debug_assert!(from.may_become(to), "task {} cannot go from {from:?} to {to:?}", self.id);
+        self.state.set(to);
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.get() == State::Done
+    }
+
+    pub(crate) fn greenlet(&self) -> Option<Greenlet> {
+        self.greenlet.borrow().clone()
+    }
+
+    /// Whether its greenlet ever ran.
+    pub(crate) fn is_started(&self) -> bool {
+        self.greenlet.borrow().as_ref().is_some_and(Greenlet::is_started)
+    }
+
+    /// Drops (or hands out, to leak) the greenlet of a finished task.
+    pub(crate) fn release_greenlet(&self) -> Option<Greenlet> {
+        self.greenlet.borrow_mut().take()
+    }
+
+    pub(crate) fn key(&self) -> Option<Key> {
+        self.key.get()
+    }
+
+    pub(crate) fn set_key(&self, key: Option<Key>) {
+        self.key.set(key);
+    }
+
+    pub(crate) fn ready_queue(&self) -> &Rc<ReadyQueue> {
+        &self.ready
+    }
+
+    pub(crate) fn start_timer(&self) -> &Cell<Option<TimerKey>> {
+        &self.start_timer
+    }
+
+    /// Makes the task runnable, at the back of the run queue.
+    pub(crate) fn schedule(self: &Rc<Self>, wake: Wake) {
+        self.set_state(State::Scheduled);
+        self.wake.set(wake);
+        self.ready.tasks.borrow_mut().push_back(self.clone());
+    }
+
+    /// Schedules the task if it is still parked with `seq`; never switches.
+    /// Returns whether it did.
+    pub(crate) fn wake_up(self: &Rc<Self>, seq: u64, wake: Wake) -> bool {
+        let parked = self.state.get() == State::Parked && self.seq.get() == seq;
+        if parked {
+            self.schedule(wake);
+        }
+        parked
+    }
+
+    /// The sequence number the task's next park will have.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.get() + 1
+    }
+
+    /// Records a park (`Running` → `Parked`).
+    pub(crate) fn park(&self, seq: u64, on: WaitingOn, deadline: Option<Instant>) {
+        self.set_state(State::Parked);
+        self.seq.set(seq);
+        self.waiting_on.set(on);
+        self.parked_at.set(self.ready.clock());
+        self.park_deadline.set(deadline);
+    }
+
+    /// Why the task was last woken.
+    pub(crate) fn wake(&self) -> Wake {
+        self.wake.get()
+    }
+
+    /// What it is parked on, since when, and its deadline.
+    pub(crate) fn waiting(&self) -> (WaitingOn, Instant, Option<Instant>) {
+        (self.waiting_on.get(), self.parked_at.get(), self.park_deadline.get())
+    }
+
+    /// Clears the description once the task runs again.
+    pub(crate) fn unpark_done(&self) {
+        self.waiting_on.set(WaitingOn::Nothing);
+    }
+
+    pub(crate) fn pending(&self) -> Pending {
+        self.pending.get()
+    }
+
+    pub(crate) fn take_pending(&self) -> Pending {
+        self.pending.replace(Pending::None)
+    }
+
+    /// Records a kill, or a timeout scope's expiry (the outermost wins), to
+    /// raise at the next park point.
+    pub(crate) fn set_pending(&self, pending: Pending) {
+        let merged = match (self.pending.get(), pending) {
+            (Pending::Kill, _) | (_, Pending::Kill) => Pending::Kill,
+            (Pending::Timeout(a), Pending::Timeout(b)) => Pending::Timeout(a.min(b)),
+            (Pending::None, other) | (other, Pending::None) => other,
+        };
+        self.pending.set(merged);
+    }
+
+    pub(crate) fn is_unwinding(&self) -> bool {
+        self.unwinding.get()
+    }
+
+    pub(crate) fn set_unwinding(&self, unwinding: bool) {
+        self.unwinding.set(unwinding);
+    }
+
+    pub(crate) fn deadlock(&self) -> &RefCell<Option<String>> {
+        &self.deadlock
+    }
+
+    /// Records how the task ended and wakes its joiners.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        *self.outcome.borrow_mut() = Some(outcome);
+        self.set_state(State::Done);
+        self.waiting_on.set(WaitingOn::Nothing);
+        if let Some(joiner) = self.joiner.take() {
+            joiner.unpark();
+        }
+        self.joiners.borrow_mut().complete_all(|()| {});
+    }
+
+    pub(crate) fn take_outcome(&self) -> Option<Outcome> {
+        self.outcome.borrow_mut().take()
+    }
+
+    pub(crate) fn joiner(&self) -> &Cell<Option<Unparker>> {
+        &self.joiner
+    }
+
+    pub(crate) fn joiners(&self) -> &RefCell<WaitQueue<()>> {
+        &self.joiners
+    }
+}

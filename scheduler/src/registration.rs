@@ -1,0 +1,251 @@
+//! [`Registration`]: a source registered with one hub's reactor, and the
+//! blocking-style I/O loop built on it.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+
+use crate::budget;
+use crate::hub;
+use crate::park::{Parker, yield_now};
+use crate::reactor::{Direction, Reactor, SourceState};
+use crate::record::Wake;
+use crate::slab::Key;
+use crate::waiting::WaitingOn;
+
+/// A source registered with the current hub's poller.
+///
+/// This is the low-level seam the blocking-style sockets are built on; most
+/// code wants `runtime::io::Source` instead, which owns the descriptor too.
+/// Create a registration with [`Registration::new`]; dropping it removes the
+/// descriptor from its hub's poller (do that before closing the descriptor).
+/// Use [`Registration::io`] to run non-blocking operations in blocking style.
+///
+/// A registration belongs to the hub it was created on (as a mio source
+/// belongs to its `Poll`). Dropping it anywhere, also after that hub has
+/// stopped, only touches that hub's tables; using it on another hub returns
+/// an error that says so.
+///
+/// ```no_run
+/// use std::io::Read;
+/// use runtime_scheduler::{Direction, Registration};
+///
+/// runtime_scheduler::run(|| {
+///     let (a, _b) = mio::net::UnixStream::pair().unwrap();
+///     let registration = Registration::new(&a).unwrap();
+///     let mut buf = [0; 16];
+///     // Parks this greenlet until `a` is readable, for at most a second.
+///     let timeout = Some(std::time::Duration::from_secs(1));
+///     let n = registration.io(Direction::Read, "UnixStream::read", timeout, || (&a).read(&mut buf));
+///     assert!(n.is_err()); // nothing was written: timed out
+/// });
+/// ```
+pub struct Registration {
+    /// The hub's reactor, while that hub runs.
+    reactor: Weak<Reactor>,
+    /// The id of that reactor, to recognise another hub's.
+    reactor_id: u64,
+    key: Key,
+    fd: RawFd,
+    state: Rc<SourceState>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("hub", &self.reactor_id)
+            .field("read_ready", &self.state.ready[0].get())
+            .field("write_ready", &self.state.ready[1].get())
+            .finish()
+    }
+}
+
+impl Registration {
+    /// Registers the descriptor `fd` (which must be in non-blocking mode)
+    /// with the current hub, for both directions. The first operation in each
+    /// direction is simply tried.
+    ///
+    /// # Errors
+    ///
+    /// What `mio::Registry::register` returns, e.g. `AlreadyExists` if the
+    /// file descriptor is already registered.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    #[track_caller]
+    pub fn new(fd: impl AsFd) -> io::Result<Registration> {
+        let fd = fd.as_fd().as_raw_fd();
+        let hub = hub::expect();
+        let reactor = hub.reactor();
+        let state = Rc::new(SourceState::default());
+        state.ready[0].set(true);
+        state.ready[1].set(true);
+        let key = reactor.register(&mut SourceFd(&fd), state.clone())?;
+        Ok(Registration { reactor: Rc::downgrade(reactor), reactor_id: reactor.id(), key, fd, state })
+    }
+
+    /// The registered descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Whether readiness may be pending in `direction` (or that direction was
+    /// closed by the peer, or the socket failed: then operations do not block
+    /// either).
+    pub fn is_ready(&self, direction: Direction) -> bool {
+        let i = direction.index();
+        self.state.ready[i].get() || self.state.closed[i].get()
+    }
+
+    /// Records that an operation in `direction` would block (or drained the
+    /// source), so the next operation waits for a readiness event first.
+    pub fn clear_ready(&self, direction: Direction) {
+        self.state.ready[direction.index()].set(false);
+    }
+
+    /// The reactor, if this runs on the hub the registration belongs to.
+    fn own_reactor(&self) -> io::Result<Rc<Reactor>> {
+        let Some(reactor) = self.reactor.upgrade() else {
+            return Err(io::Error::other(
+                "this I/O object was registered with a runtime that has stopped; create it again inside the \
+                 running one",
+            ));
+        };
+        match hub::current() {
+            Some(hub) if hub.reactor().id() == self.reactor_id => Ok(reactor),
+            _ => Err(io::Error::other(
+                "this I/O object belongs to another hub: sockets cannot move between runtimes (each hub polls \
+                 its own descriptors)",
+            )),
+        }
+    }
+
+    /// Parks the current greenlet until the source may be ready in
+    /// `direction`. `op` names the operation in `runtime::dump` (for example
+    /// `"TcpStream::read"`).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if `deadline` passes first, or if a kill or timeout arrives
+    /// while the greenlet is already unwinding; an error if the registration
+    /// belongs to another hub.
+    ///
+    /// # Panics
+    ///
+    /// If it has to park outside a greenlet of the runtime.
+    #[track_caller]
+    pub fn wait(&self, direction: Direction, op: &'static str, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait_with_timeout(direction, op, deadline, None)
+    }
+
+    #[track_caller]
+    fn wait_with_timeout(
+        &self,
+        direction: Direction,
+        op: &'static str,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        if self.is_ready(direction) {
+            return Ok(());
+        }
+        let reactor = self.own_reactor()?;
+        let parker = Parker::current();
+        let queue = &self.state.waiters[direction.index()];
+        let on = WaitingOn::Io { op, fd: self.fd, timeout };
+        reactor.count_waiter(true);
+        let _uncount = crate::guard::defer(|| reactor.count_waiter(false));
+        while !self.is_ready(direction) {
+            let waited = parker.wait_in(queue, (), on, deadline);
+            if waited.completed {
+                continue;
+            }
+            match waited.woke {
+                Ok(Wake::Notified) => {}
+                Ok(Wake::TimedOut) => return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "wait cancelled: the greenlet was killed or timed out while it was already unwinding",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the non-blocking operation `f` in blocking style: tries it while
+    /// the source may be ready in `direction`; when it would block, parks until
+    /// a readiness event and tries again. Gives up with `TimedOut` once
+    /// `timeout` has passed while waiting. Never returns `WouldBlock`. `op`
+    /// names the operation in `runtime::dump`.
+    ///
+    /// A greenlet whose operations keep succeeding without parking yields to
+    /// the others every so often, before an operation (never between an
+    /// operation and the return of its result).
+    ///
+    /// # Errors
+    ///
+    /// What `f` returns, other than `WouldBlock`; `TimedOut` as for
+    /// [`wait`](Registration::wait).
+    ///
+    /// # Panics
+    ///
+    /// If it has to park outside a greenlet of the runtime.
+    #[track_caller]
+    pub fn io<R>(
+        &self,
+        direction: Direction,
+        op: &'static str,
+        timeout: Option<Duration>,
+        mut f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        // A greenlet that spent its budget yields before its next operation
+        // (not after the last one: its caller may still have bookkeeping to
+        // do about the result, which must not straddle a switch).
+        if budget::is_spent() {
+            budget::reset();
+            yield_now();
+        }
+        let mut deadline = None;
+        loop {
+            if !self.is_ready(direction) {
+                if deadline.is_none() {
+                    deadline = timeout.map(|timeout| Instant::now() + timeout);
+                }
+                self.wait_with_timeout(direction, op, deadline, timeout)?;
+            }
+            match f() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    // The operation says it would block, whatever was seen:
+                    // wait for the next event (also if a close or error was
+                    // reported, which this operation evidently does not see).
+                    self.clear_ready(direction);
+                    self.state.closed[direction.index()].set(false);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                result => {
+                    budget::spend();
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // Only the hub it belongs to, and only while that hub runs: a stale
+        // key finds nothing, so another hub's tables are never touched.
+        // Nobody can be waiting: waiters borrow the registration.
+        if let Some(reactor) = self.reactor.upgrade() {
+            reactor.deregister(&mut SourceFd(&self.fd), self.key);
+        }
+    }
+}
