@@ -10,7 +10,8 @@
 //!               │       │ park                                          ▲
 //!               └── Parked                                              │
 //!                                                                       │
-//!   Delayed or Scheduled, never started, killed ────────────────────────┘
+//!   Delayed or Scheduled, never started, killed ────────────────────────┤
+//!   Parked or Scheduled, leaked at shutdown (see `Hub::shutdown`) ──────┘
 //! ```
 //!
 //! A `Running` task may also go straight back to `Scheduled` (`yield_now`,
@@ -66,7 +67,7 @@ impl State {
                 | (Scheduled, Running)
                 | (Running, Parked | Scheduled | Done)
                 | (Parked, Scheduled)
-                | (Delayed | Scheduled, Done)
+                | (Delayed | Scheduled | Parked, Done)
         )
     }
 }
