@@ -112,6 +112,15 @@ pub(crate) fn expect() -> Rc<Hub> {
         .unwrap_or_else(|| panic!("this must be called inside a runtime: wrap your code in `runtime::run(|| ...)`"))
 }
 
+/// The label of the task running on this thread's hub, and where it was
+/// spawned, without panicking whatever the state of the hub (for the panic
+/// hook).
+pub(crate) fn current_task_label() -> Option<(String, &'static std::panic::Location<'static>)> {
+    let hub = HUB.try_with(|hub| hub.try_borrow().ok().and_then(|hub| hub.clone())).ok().flatten()?;
+    let task = hub.current.try_borrow().ok()?.clone()?;
+    Some((task.label(), task.spawned_at()))
+}
+
 impl Hub {
     pub(crate) fn new(config: Config) -> std::io::Result<Hub> {
         let reactor = Rc::new(Reactor::new()?);

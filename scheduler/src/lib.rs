@@ -120,13 +120,16 @@
 
 mod blocking;
 mod budget;
+mod cancel;
 mod dump;
 mod error;
 mod group;
 mod guard;
 mod handle;
 mod hub;
+mod join_set;
 mod monitor;
+mod panic_hook;
 mod park;
 mod reactor;
 mod record;
@@ -146,14 +149,16 @@ mod waiting;
 use std::rc::Rc;
 
 pub use crate::blocking::blocking;
+pub use crate::cancel::{catch_panic, is_cancellation};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
 pub use crate::group::{Group, Pool, joinall};
 pub use crate::handle::Handle;
+pub use crate::join_set::JoinSet;
 pub use crate::park::yield_now;
 pub use crate::reactor::Direction;
 pub use crate::registration::Registration;
-pub use crate::task::JoinHandle;
+pub use crate::task::{JoinHandle, KillOnDrop};
 pub use crate::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
 
 /// Environment variable that turns on the blocking monitor for runtimes whose
@@ -307,6 +312,7 @@ impl Builder {
             shutdown_grace: self.shutdown_grace,
         };
         let spawned_at = std::panic::Location::caller();
+        panic_hook::install();
         let hub = Rc::new(hub::Hub::new(config).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
         let _installed = hub.install();
         let root = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);

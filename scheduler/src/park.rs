@@ -106,10 +106,12 @@ impl Parker {
     /// `deadline` passes. `on` says what is awaited, for `dump` and deadlock
     /// reports.
     #[must_use = "a refused park must end the wait (as a timeout) or park again"]
+    #[track_caller]
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
         self.suspend(on, deadline, false)
     }
 
+    #[track_caller]
     fn suspend(&self, on: WaitingOn, deadline: Option<Instant>, requeue: bool) -> Parked {
         let task = &self.task;
         assert!(
@@ -154,6 +156,7 @@ impl Parker {
 
     /// Raises a pending kill, timeout or deadlock, or refuses the park if the
     /// greenlet is already unwinding.
+    #[track_caller]
     fn deliver_pending(&self) -> Result<(), Refused> {
         let task = &self.task;
         if task.pending() == Pending::None && task.deadlock().borrow().is_none() {
@@ -179,6 +182,7 @@ impl Parker {
     /// Parks in `queue` with `data` until its node is completed, it is woken,
     /// or `deadline` passes; the node is reclaimed in every case, also when
     /// the greenlet unwinds.
+    #[track_caller]
     pub(crate) fn wait_in<T>(
         &self,
         queue: &RefCell<WaitQueue<T>>,
@@ -196,6 +200,7 @@ impl Parker {
     /// could take what it was given, `give_back` receives the node's data to
     /// pass it on. Without it, the completion would be dropped with the
     /// unwinding: the value lost, the permit leaked.
+    #[track_caller]
     pub(crate) fn wait_in_or_give_back<T, F: FnOnce(T)>(
         &self,
         queue: &RefCell<WaitQueue<T>>,

@@ -19,6 +19,7 @@ use crate::waiting::WaitingOn;
 /// Returns whether it is done. A refused park (see `park`) parks again
 /// without a deadline (there is nothing else a join can do), and gives up
 /// with one.
+#[track_caller]
 pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool {
     while !task.is_done() {
         let parker = Parker::current();
@@ -139,6 +140,78 @@ impl<T> JoinHandle<T> {
     /// The greenlet's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.task.name().map(|name| &**name)
+    }
+}
+
+/// A [`JoinHandle`] that kills its greenlet when dropped (tokio-util's
+/// `AbortOnDropHandle`); see [`JoinHandle::kill_on_drop`].
+#[must_use = "dropping a KillOnDrop kills the greenlet at once"]
+pub struct KillOnDrop<T> {
+    handle: Option<JoinHandle<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Ties the greenlet to the returned guard: dropping the guard kills the
+    /// greenlet (if it has not finished). This is the way to tie a helper
+    /// greenlet to the code that needs it, say the second direction of a
+    /// proxied connection to its handler: when the handler returns, panics or
+    /// is killed, the helper goes too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime_scheduler::run(|| {
+    ///     let helper = runtime_scheduler::spawn(|| runtime_scheduler::sleep(Duration::from_secs(60))).kill_on_drop();
+    ///     let id = helper.id();
+    ///     drop(helper); // killed; it unwinds when the hub next runs it
+    ///     runtime_scheduler::yield_now();
+    ///     assert!(runtime_scheduler::dump().greenlets().iter().all(|g| g.id() != id));
+    /// });
+    /// ```
+    pub fn kill_on_drop(self) -> KillOnDrop<T> {
+        KillOnDrop { handle: Some(self) }
+    }
+}
+
+impl<T: 'static> KillOnDrop<T> {
+    /// Waits for the greenlet, as [`JoinHandle::join`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JoinHandle::join`].
+    #[track_caller]
+    pub fn join(mut self) -> Result<T, JoinError> {
+        self.handle.take().expect("present until consumed").join()
+    }
+
+    /// Gives back the plain handle: the greenlet is no longer killed on drop.
+    pub fn detach(mut self) -> JoinHandle<T> {
+        self.handle.take().expect("present until consumed")
+    }
+}
+
+impl<T> std::ops::Deref for KillOnDrop<T> {
+    type Target = JoinHandle<T>;
+
+    fn deref(&self) -> &JoinHandle<T> {
+        self.handle.as_ref().expect("present until consumed")
+    }
+}
+
+impl<T> Drop for KillOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            // Outside its runtime (which killed it at its end) there is
+            // nothing left to kill.
+            if let Some(hub) = hub::current() {
+                hub.kill(&handle.task);
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for KillOnDrop<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KillOnDrop").field(&self.handle).finish()
     }
 }
 

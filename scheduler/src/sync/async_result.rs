@@ -80,16 +80,19 @@ impl<T> AsyncResult<T> {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
     }
 
     /// Parks until a value or panic is stored or `timeout` passes; returns
     /// whether it is ready.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(Instant::now() + timeout))
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         while !self.ready() {
             let waited = Parker::current().wait_in(&self.waiters, (), WaitingOn::Op("AsyncResult::get"), deadline);
@@ -107,6 +110,7 @@ impl<T: Clone> AsyncResult<T> {
     /// # Panics
     ///
     /// Resumes a stored panic. Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn get(&self) -> T {
         self.wait();
         self.try_get().expect("an AsyncResult waited for is ready")
@@ -117,6 +121,7 @@ impl<T: Clone> AsyncResult<T> {
     /// # Errors
     ///
     /// [`Elapsed`] if nothing was stored in time.
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Elapsed> {
         if self.wait_timeout(timeout) { Ok(self.try_get().expect("ready")) } else { Err(Elapsed) }
     }

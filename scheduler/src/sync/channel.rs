@@ -112,6 +112,7 @@ impl<T> Chan<T> {
         }
     }
 
+    #[track_caller]
     fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut value = match self.try_send(value) {
             Ok(()) => return Ok(()),
@@ -168,6 +169,7 @@ impl<T> Chan<T> {
         }
     }
 
+    #[track_caller]
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         loop {
             match self.try_recv() {
@@ -214,6 +216,7 @@ impl<T> Sender<T> {
     /// # Panics
     ///
     /// If it has to wait outside a greenlet of the runtime.
+    #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send(value, None).map_err(|err| SendError(err.into_inner()))
     }
@@ -232,6 +235,7 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// [`SendTimeoutError`] with the value.
+    #[track_caller]
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(value, Some(Instant::now() + timeout))
     }
@@ -241,6 +245,7 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// [`SendTimeoutError`] with the value.
+    #[track_caller]
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(value, Some(deadline))
     }
@@ -301,6 +306,7 @@ impl<T> Receiver<T> {
     /// # Panics
     ///
     /// If it has to wait outside a greenlet of the runtime.
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
     }
@@ -319,6 +325,7 @@ impl<T> Receiver<T> {
     /// # Errors
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan.recv(Some(Instant::now() + timeout))
     }
@@ -328,6 +335,7 @@ impl<T> Receiver<T> {
     /// # Errors
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    #[track_caller]
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.chan.recv(Some(deadline))
     }

@@ -56,6 +56,7 @@ impl Event {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
     }
@@ -66,6 +67,7 @@ impl Event {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(Instant::now() + timeout))
     }
@@ -76,10 +78,12 @@ impl Event {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
         self.wait_until(Some(deadline))
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         loop {
             if self.flag.get() {

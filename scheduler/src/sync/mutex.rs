@@ -50,6 +50,7 @@ impl<T> Mutex<T> {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.guard(self.lock.acquire_as("Mutex::lock"))
     }
@@ -60,6 +61,7 @@ impl<T> Mutex<T> {
     }
 
     /// Locks, giving up after `timeout`.
+    #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
         self.lock.acquire_timeout(timeout).map(|permit| self.guard(permit))
     }
@@ -164,12 +166,14 @@ impl Condvar {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_until(guard, None).0
     }
 
     /// Waits until `condition` returns false, re-checking it after each
     /// notification.
+    #[track_caller]
     pub fn wait_while<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -183,10 +187,12 @@ impl Condvar {
 
     /// Like [`wait`](Condvar::wait), giving up after `timeout`; the flag says
     /// whether it timed out.
+    #[track_caller]
     pub fn wait_timeout<'a, T>(&self, guard: MutexGuard<'a, T>, timeout: Duration) -> (MutexGuard<'a, T>, bool) {
         self.wait_until(guard, Some(Instant::now() + timeout))
     }
 
+    #[track_caller]
     fn wait_until<'a, T>(&self, mut guard: MutexGuard<'a, T>, deadline: Option<Instant>) -> (MutexGuard<'a, T>, bool) {
         let mutex = guard.mutex;
         // Unlock: the value borrow first, then the permit.

@@ -52,11 +52,13 @@ impl Semaphore {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_as("Semaphore::acquire")
     }
 
     /// `acquire`, reporting `reason` as what a deadlocked greenlet waits on.
+    #[track_caller]
     pub(crate) fn acquire_as(&self, reason: &'static str) -> SemaphorePermit<'_> {
         self.acquire_until(None, reason);
         SemaphorePermit { semaphore: self }
@@ -68,6 +70,7 @@ impl Semaphore {
     }
 
     /// Takes a permit, giving up after `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         self.acquire_until(Some(Instant::now() + timeout), "Semaphore::acquire")
             .then(|| SemaphorePermit { semaphore: self })
@@ -75,11 +78,13 @@ impl Semaphore {
 
     /// Like [`acquire`](Semaphore::acquire), for a shared semaphore: the permit
     /// holds a reference to it and can be moved into another greenlet.
+    #[track_caller]
     pub fn acquire_owned(self: &Rc<Self>) -> OwnedSemaphorePermit {
         self.acquire_owned_as("Semaphore::acquire")
     }
 
     /// `acquire_owned`, reporting `reason` as what a deadlocked greenlet waits on.
+    #[track_caller]
     pub(crate) fn acquire_owned_as(self: &Rc<Self>, reason: &'static str) -> OwnedSemaphorePermit {
         self.acquire_until(None, reason);
         OwnedSemaphorePermit { semaphore: self.clone() }
