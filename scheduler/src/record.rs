@@ -366,6 +366,11 @@ impl Task {
         self.joiners.borrow_mut().complete_all(|()| {});
     }
 
+    /// Whether the task ended in a panic that nobody has taken yet.
+    pub(crate) fn outcome_is_panic(&self) -> bool {
+        matches!(&*self.outcome.borrow(), Some(Err(err)) if err.is_panic())
+    }
+
     pub(crate) fn take_outcome(&self) -> Option<Outcome> {
         self.outcome.borrow_mut().take()
     }

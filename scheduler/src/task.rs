@@ -58,9 +58,12 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
 
 /// An owned permission to join a greenlet spawned on the hub.
 ///
-/// Dropping the handle detaches the greenlet: it keeps running. The handle is
-/// not `Send`: greenlets never leave their hub's thread.
-#[must_use = "dropping a JoinHandle detaches the greenlet; use `join` to wait for it"]
+/// Dropping the handle detaches the greenlet: it keeps running (the usual
+/// fire-and-forget `spawn` of a connection handler, so the handle is not
+/// `#[must_use]`). To tie a helper's life to its owner instead, use
+/// [`kill_on_drop`](JoinHandle::kill_on_drop), a [`JoinSet`](crate::JoinSet)
+/// or [`scope`](crate::scope). The handle is not `Send`: greenlets never
+/// leave their hub's thread.
 pub struct JoinHandle<T> {
     pub(crate) task: Rc<Task>,
     _marker: PhantomData<T>,

@@ -265,3 +265,125 @@ fn misuse_panics_point_at_the_callers_line() {
     let (_tx, rx) = channel::bounded::<u8>(1);
     let _ = panic::catch_unwind(AssertUnwindSafe(|| rx.recv()));
 }
+
+#[test]
+fn scoped_greenlets_borrow_locals_and_are_all_joined() {
+    rt::run(|| {
+        let data = [1u64, 2, 3, 4];
+        let mut counter = 0u64;
+        let finished = Log::new();
+        let total = rt::scope(|s| {
+            let sums: Vec<_> = data
+                .chunks(2)
+                .map(|chunk| {
+                    let finished = finished.clone();
+                    s.spawn(move || {
+                        sleep(ms(5));
+                        finished.push("sum");
+                        chunk.iter().sum::<u64>()
+                    })
+                })
+                .collect();
+            let counter = &mut counter;
+            let f = finished.clone();
+            drop(s.spawn(move || {
+                sleep(ms(10));
+                *counter += 1;
+                f.push("count");
+            }));
+            sums.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(total, 10);
+        assert_eq!(counter, 1, "the unjoined child finished before `scope` returned");
+        assert_eq!(finished.len(), 3);
+    });
+}
+
+#[test]
+fn killing_the_owner_of_a_scope_kills_and_joins_its_children_first() {
+    rt::run(|| {
+        let log = Log::new();
+        let l = log.clone();
+        let owner = spawn(move || {
+            let local = String::from("borrowed");
+            let _after = OnDrop(Some({
+                let l = l.clone();
+                move || l.push("owner unwound past the scope".to_string())
+            }));
+            rt::scope(|s| {
+                for i in 0..3 {
+                    let (l, local) = (l.clone(), &local);
+                    drop(s.spawn(move || {
+                        let _cleanup = OnDrop(Some(move || {
+                            sleep(ms(5)); // cleanup may park; the owner waits
+                            l.push(format!("child {i} unwound, still reading {local}"));
+                        }));
+                        sleep(Duration::from_secs(60));
+                    }));
+                }
+                sleep(Duration::from_secs(60));
+            });
+        });
+        yield_now();
+        owner.kill();
+        assert!(owner.join().unwrap_err().is_killed());
+        let log = log.get();
+        assert_eq!(log.len(), 4, "{log:?}");
+        assert_eq!(log[3], "owner unwound past the scope");
+        assert!(log[..3].iter().all(|line| line.ends_with("still reading borrowed")));
+    });
+}
+
+#[test]
+fn a_stubborn_child_keeps_the_scope_waiting() {
+    rt::run(|| {
+        let log = Log::new();
+        let l = log.clone();
+        let owner = spawn(move || {
+            let _after = OnDrop(Some({
+                let l = l.clone();
+                move || l.push("owner done")
+            }));
+            rt::scope(|s| {
+                let l = l.clone();
+                drop(s.spawn(move || {
+                    // Survives its kill once, then takes its time.
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| sleep(Duration::from_secs(60))));
+                    sleep(ms(30));
+                    l.push("child done");
+                }));
+                sleep(Duration::from_secs(60));
+            });
+        });
+        yield_now();
+        owner.kill();
+        yield_now();
+        owner.kill(); // a second kill does not cut the scope's wait short
+        assert!(owner.join().unwrap_err().is_killed());
+        assert_eq!(log.get(), ["child done", "owner done"]);
+    });
+}
+
+#[test]
+fn a_panic_in_an_unjoined_scoped_greenlet_panics_the_scope() {
+    rt::run(|| {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            rt::scope(|s| drop(s.spawn(|| panic!("child failed"))));
+        }));
+        let payload = outcome.unwrap_err();
+        assert!(util::message(&payload).contains("spawned in a `runtime::scope` panicked"));
+        // A joined panic is the joiner's business.
+        rt::scope(|s| assert!(s.spawn(|| panic!("joined")).join().unwrap_err().is_panic()));
+    });
+}
+
+/// Runs its closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
