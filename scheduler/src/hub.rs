@@ -21,6 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use greenlet::Greenlet;
@@ -31,7 +32,7 @@ use crate::monitor::Monitor;
 use crate::reactor::Reactor;
 use crate::record::{Pending, ReadyQueue, State, Task, Wake};
 use crate::remote::{Message, Remote};
-use crate::slab::Slab;
+use crate::slab::{Key, Slab};
 use crate::thread_pool::ThreadPool;
 use crate::timer::{TimerKey, TimerWheel};
 use crate::unpark::Unparker;
@@ -88,6 +89,7 @@ pub(crate) struct Hub {
     parked_unwinding: Cell<usize>,
     /// Buffers reused every turn, so a turn allocates nothing.
     woken: RefCell<Vec<Unparker>>,
+    wakers: RefCell<Vec<Waker>>,
     messages: RefCell<Vec<Message>>,
     fired: RefCell<Vec<TimerAction>>,
 }
@@ -121,6 +123,24 @@ pub(crate) fn current_task_label() -> Option<(String, &'static std::panic::Locat
     Some((task.label(), task.spawned_at()))
 }
 
+/// Wakes park `seq` of the task at `task` on the hub behind `remote`, from
+/// any thread: directly when called on that hub's own thread (no system
+/// call), through its remote queue otherwise. A hub that has stopped ignores
+/// it.
+pub(crate) fn unpark_anywhere(remote: &Arc<Remote>, task: Key, seq: u64) {
+    if let Some(hub) = current().filter(|hub| Arc::ptr_eq(&hub.remote, remote)) {
+        if let Ok(tasks) = hub.tasks.try_borrow() {
+            let task = tasks.get(task).cloned();
+            drop(tasks);
+            if let Some(task) = task {
+                task.wake_up(seq, Wake::Notified);
+            }
+            return;
+        }
+    }
+    let _ = remote.post(Message::Unpark { task, seq });
+}
+
 impl Hub {
     pub(crate) fn new(config: Config) -> std::io::Result<Hub> {
         let reactor = Rc::new(Reactor::new()?);
@@ -141,6 +161,7 @@ impl Hub {
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
             woken: RefCell::new(Vec::new()),
+            wakers: RefCell::new(Vec::new()),
             messages: RefCell::new(Vec::new()),
             fired: RefCell::new(Vec::new()),
         })
@@ -398,15 +419,19 @@ impl Hub {
         if let Some(monitor) = &self.monitor {
             monitor.polling(true);
         }
-        let mut woken = self.woken.take();
-        self.reactor.react(timeout, &mut woken);
+        let (mut woken, mut wakers) = (self.woken.take(), self.wakers.take());
+        self.reactor.react(timeout, &mut woken, &mut wakers);
         if let Some(monitor) = &self.monitor {
             monitor.polling(false);
         }
         for unparker in woken.drain(..) {
             unparker.unpark();
         }
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
         *self.woken.borrow_mut() = woken;
+        *self.wakers.borrow_mut() = wakers;
 
         let mut messages = self.messages.take();
         self.remote.drain_into(&mut messages);

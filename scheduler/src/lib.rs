@@ -121,6 +121,7 @@
 // safe code, and the lint keeps it so.
 #![deny(unsafe_code)]
 
+mod block_on;
 mod blocking;
 mod budget;
 mod cancel;
@@ -152,6 +153,7 @@ mod waiting;
 
 use std::rc::Rc;
 
+pub use crate::block_on::block_on;
 pub use crate::blocking::blocking;
 pub use crate::cancel::{catch_panic, is_cancellation};
 pub use crate::dump::{Dump, GreenletInfo, dump};

@@ -97,6 +97,11 @@ impl Parker {
         &self.hub
     }
 
+    /// The number of this greenlet's next park.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.get()
+    }
+
     /// Wakes this greenlet's next park.
     pub(crate) fn unparker(&self) -> Unparker {
         Unparker::new(self.task.clone(), self.seq.get())

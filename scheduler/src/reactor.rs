@@ -19,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Waker;
 use std::time::Duration;
 
 use mio::event::Source;
@@ -66,6 +67,9 @@ pub(crate) struct SourceState {
     /// lose it.
     pub(crate) closed: [Cell<bool>; 2],
     pub(crate) waiters: [RefCell<WaitQueue<()>>; 2],
+    /// Per direction: the waker of a task polling the source (async I/O
+    /// adapters), woken with the waiters.
+    pub(crate) wakers: [RefCell<Option<Waker>>; 2],
 }
 
 /// The key of a registered source: a slab key, which is also its mio token.
@@ -117,8 +121,9 @@ impl Reactor {
     }
 
     /// Polls for events, waiting at most `timeout`, and moves the waiters of
-    /// ready sources into `woken`.
-    pub(crate) fn react(&self, timeout: Option<Duration>, woken: &mut Vec<Unparker>) {
+    /// ready sources into `woken` (and their polling tasks' wakers into
+    /// `wakers`).
+    pub(crate) fn react(&self, timeout: Option<Duration>, woken: &mut Vec<Unparker>, wakers: &mut Vec<Waker>) {
         let mut events = self.events.borrow_mut();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
             if err.kind() != io::ErrorKind::Interrupted {
@@ -146,10 +151,12 @@ impl Reactor {
             if event.is_readable() || event.is_read_closed() || error {
                 source.ready[0].set(true);
                 source.waiters[0].borrow_mut().complete_all_into(woken);
+                wakers.extend(source.wakers[0].take());
             }
             if event.is_writable() || event.is_write_closed() || error {
                 source.ready[1].set(true);
                 source.waiters[1].borrow_mut().complete_all_into(woken);
+                wakers.extend(source.wakers[1].take());
             }
         }
     }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -178,6 +179,29 @@ impl Registration {
             }
         }
         Ok(())
+    }
+
+    /// Polls for readiness in `direction`, for async I/O adapters: `Ready`
+    /// if an operation may not block (try it; on `WouldBlock`, call
+    /// [`clear_ready`](Registration::clear_ready) and poll again), otherwise
+    /// `Pending`, and the task's waker is woken when an event arrives. Only
+    /// the last waker per direction is kept.
+    ///
+    /// # Errors
+    ///
+    /// If the registration belongs to another hub, or to one that stopped.
+    pub fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_ready(direction) {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(err) = self.own_reactor() {
+            return Poll::Ready(Err(err));
+        }
+        let mut slot = self.state.wakers[direction.index()].borrow_mut();
+        if !slot.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            *slot = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Runs the non-blocking operation `f` in blocking style: tries it while
