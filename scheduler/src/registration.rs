@@ -16,6 +16,8 @@ use crate::park::{Parker, yield_now};
 use crate::reactor::{Direction, Reactor, SourceState};
 use crate::record::Wake;
 use crate::slab::Key;
+use crate::unpark::Unparker;
+use crate::wait_queue::WaitKey;
 use crate::waiting::WaitingOn;
 
 /// A source registered with the current hub's poller.
@@ -179,6 +181,23 @@ impl Registration {
             }
         }
         Ok(())
+    }
+
+    /// Registers `unparker` to be woken with the waiters of `direction`
+    /// (for `Select`); it counts as a greenlet waiting for I/O.
+    pub(crate) fn watch(&self, direction: Direction, unparker: Unparker) -> WaitKey {
+        if let Some(reactor) = self.reactor.upgrade() {
+            reactor.count_waiter(true);
+        }
+        self.state.waiters[direction.index()].borrow_mut().push(unparker, ())
+    }
+
+    /// Takes back what [`watch`](Registration::watch) registered.
+    pub(crate) fn unwatch(&self, direction: Direction, key: WaitKey) {
+        if let Some(reactor) = self.reactor.upgrade() {
+            reactor.count_waiter(false);
+        }
+        self.state.waiters[direction.index()].borrow_mut().reclaim(key);
     }
 
     /// Polls for readiness in `direction`, for async I/O adapters: `Ready`

@@ -38,7 +38,9 @@ use std::time::{Duration, Instant};
 
 use crate::park::Parker;
 use crate::record::Wake;
-use crate::wait_queue::WaitQueue;
+use crate::sync::select::Watch;
+use crate::unpark::Unparker;
+use crate::wait_queue::{WaitKey, WaitQueue};
 use crate::waiting::WaitingOn;
 
 struct Chan<T> {
@@ -51,6 +53,19 @@ struct Chan<T> {
     recv_waiters: RefCell<WaitQueue<Option<T>>>,
     /// A sender's node holds its value; a receiver takes it out.
     send_waiters: RefCell<WaitQueue<Option<T>>>,
+    /// `Select`s waiting for a `recv` that would not block: woken, never
+    /// handed anything, so nothing can be lost in them.
+    recv_watchers: RefCell<WaitQueue<()>>,
+    /// `Select`s waiting for a `send` that would not block.
+    send_watchers: RefCell<WaitQueue<()>>,
+}
+
+/// Wakes every `Select` watching for a change (cheap when none does).
+fn notify(watchers: &RefCell<WaitQueue<()>>) {
+    let mut watchers = watchers.borrow_mut();
+    if watchers.len() > 0 {
+        watchers.complete_all(|()| {});
+    }
 }
 
 /// Creates a channel holding at most `capacity` values; `0` makes every
@@ -72,6 +87,8 @@ fn channel<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
         receivers: Cell::new(1),
         recv_waiters: RefCell::new(WaitQueue::new()),
         send_waiters: RefCell::new(WaitQueue::new()),
+        recv_watchers: RefCell::new(WaitQueue::new()),
+        send_watchers: RefCell::new(WaitQueue::new()),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -84,12 +101,25 @@ impl<T> Chan<T> {
     /// Counts one handle of a side gone. When it was the last, everyone
     /// waiting on the other side wakes and finds the channel disconnected
     /// (a waiting sender still holds its value in its node).
-    fn release(handles: &Cell<usize>, other_side: &RefCell<WaitQueue<Option<T>>>) {
+    fn release(handles: &Cell<usize>, other_side: &RefCell<WaitQueue<Option<T>>>, watchers: &RefCell<WaitQueue<()>>) {
         let left = handles.get() - 1;
         handles.set(left);
         if left == 0 {
             other_side.borrow_mut().complete_all(|_| {});
+            notify(watchers);
         }
+    }
+
+    /// Whether `recv` would not block now.
+    fn recv_ready(&self) -> bool {
+        !self.queue.borrow().is_empty() || self.send_waiters.borrow().len() > 0 || self.senders.get() == 0
+    }
+
+    /// Whether `send` would not block now.
+    fn send_ready(&self) -> bool {
+        self.receivers.get() == 0
+            || self.recv_waiters.borrow().len() > 0
+            || self.capacity.is_none_or(|capacity| self.queue.borrow().len() < capacity)
     }
 
     /// Sends without waiting.
@@ -106,6 +136,8 @@ impl<T> Chan<T> {
         let mut queue = self.queue.borrow_mut();
         if self.capacity.is_none_or(|capacity| queue.len() < capacity) {
             queue.push_back(value);
+            drop(queue);
+            notify(&self.recv_watchers);
             Ok(())
         } else {
             Err(TrySendError::Full(value))
@@ -121,6 +153,8 @@ impl<T> Chan<T> {
         };
         loop {
             let on = WaitingOn::Op("Sender::send");
+            // A waiting sender makes `recv` ready (its value moves over).
+            notify(&self.recv_watchers);
             let waited = Parker::current().wait_in(&self.send_waiters, Some(value), on, deadline);
             value = match waited.data {
                 None => return Ok(()), // a receiver took it
@@ -149,6 +183,7 @@ impl<T> Chan<T> {
         let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
         if !handed {
             self.queue.borrow_mut().push_front(value.expect("not handed over"));
+            notify(&self.recv_watchers);
         }
     }
 
@@ -163,7 +198,11 @@ impl<T> Chan<T> {
                 self.queue.borrow_mut().push_back(next);
                 Ok(value)
             }
-            (Some(value), None) | (None, Some(value)) => Ok(value),
+            (Some(value), None) => {
+                notify(&self.send_watchers); // room freed
+                Ok(value)
+            }
+            (None, Some(value)) => Ok(value),
             (None, None) if self.senders.get() == 0 => Err(TryRecvError::Disconnected),
             (None, None) => Err(TryRecvError::Empty),
         }
@@ -178,6 +217,8 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Empty) => {}
             }
             let on = WaitingOn::Op("Receiver::recv");
+            // A waiting receiver makes `send` ready (even on `bounded(0)`).
+            notify(&self.send_watchers);
             let waited = Parker::current().wait_in_or_give_back(&self.recv_waiters, None, on, deadline, |handed| {
                 if let Some(value) = handed {
                     self.give_back(value);
@@ -280,7 +321,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        Chan::release(&self.chan.senders, &self.chan.recv_waiters);
+        Chan::release(&self.chan.senders, &self.chan.recv_waiters, &self.chan.recv_watchers);
     }
 }
 
@@ -381,7 +422,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        Chan::release(&self.chan.receivers, &self.chan.send_waiters);
+        Chan::release(&self.chan.receivers, &self.chan.send_waiters, &self.chan.send_watchers);
     }
 }
 
@@ -661,3 +702,39 @@ impl<T> std::error::Error for SendTimeoutError<T> {}
 impl std::error::Error for RecvError {}
 impl std::error::Error for TryRecvError {}
 impl std::error::Error for RecvTimeoutError {}
+
+impl<T> Watch for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        self.chan.recv_ready()
+    }
+
+    fn watch(&self, unparker: Unparker) -> WaitKey {
+        self.chan.recv_watchers.borrow_mut().push(unparker, ())
+    }
+
+    fn unwatch(&self, key: WaitKey) {
+        self.chan.recv_watchers.borrow_mut().reclaim(key);
+    }
+
+    fn identity(&self) -> *const () {
+        Rc::as_ptr(&self.chan).cast()
+    }
+}
+
+impl<T> Watch for Sender<T> {
+    fn is_ready(&self) -> bool {
+        self.chan.send_ready()
+    }
+
+    fn watch(&self, unparker: Unparker) -> WaitKey {
+        self.chan.send_watchers.borrow_mut().push(unparker, ())
+    }
+
+    fn unwatch(&self, key: WaitKey) {
+        self.chan.send_watchers.borrow_mut().reclaim(key);
+    }
+
+    fn identity(&self) -> *const () {
+        Rc::as_ptr(&self.chan).cast()
+    }
+}

@@ -51,6 +51,10 @@ impl Event {
         self.flag.get()
     }
 
+    pub(crate) fn waiters(&self) -> &RefCell<WaitQueue<()>> {
+        &self.waiters
+    }
+
     /// Parks until the flag is set (returns at once if it is).
     ///
     /// # Panics

@@ -10,9 +10,14 @@ mod async_result;
 pub mod channel;
 mod event;
 mod mutex;
+mod select;
+mod select_macro;
 mod semaphore;
 
 pub use async_result::AsyncResult;
 pub use event::Event;
 pub use mutex::{Condvar, Mutex, MutexGuard};
+pub use select::{
+    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError, Waitable, wait_any,
+};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
