@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::JoinError;
 use crate::hub;
@@ -167,14 +168,14 @@ impl fmt::Debug for Group {
 /// ```
 pub struct Pool {
     group: Group,
-    slots: Rc<Semaphore>,
+    slots: Arc<Semaphore>,
     size: usize,
 }
 
 impl Pool {
     /// A pool of `size` greenlets at most.
     pub fn new(size: usize) -> Pool {
-        Pool { group: Group::new(), slots: Rc::new(Semaphore::new(size)), size }
+        Pool { group: Group::new(), slots: Arc::new(Semaphore::new(size)), size }
     }
 
     /// Spawns a greenlet once the pool has room, parking the caller until then.

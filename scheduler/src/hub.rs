@@ -21,6 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,11 @@ use crate::waiting::Seconds;
 /// so that a busy run queue cannot starve I/O. The value is tokio's
 /// (`event_interval`, in turn taken from Go's scheduler).
 pub(crate) const EVENT_INTERVAL: usize = 61;
+
+/// How long the hub waits, with nothing on it able to wake the main
+/// greenlet, before it reports a possible deadlock once `sync` types have
+/// crossed threads (another thread may still wake it, so it only warns).
+const DEADLOCK_WARNING_AFTER: Duration = Duration::from_secs(5);
 
 /// Finished tasks kept for reuse (see `Hub::recycle_task`).
 const RECYCLED_TASKS: usize = 64;
@@ -84,6 +90,8 @@ pub(crate) struct Hub {
     monitor: Option<Monitor>,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
+    /// The root park a possible deadlock was reported for (once each).
+    deadlock_warned: Cell<Option<u64>>,
     /// Tasks parked while unwinding: while there are any,
     /// `std::thread::panicking()` is true for every greenlet of the thread.
     parked_unwinding: Cell<usize>,
@@ -123,6 +131,19 @@ pub(crate) fn current_task_label() -> Option<(String, &'static std::panic::Locat
     Some((task.label(), task.spawned_at()))
 }
 
+/// Set once a wake-up crossed threads (a plain thread waited on a `sync`
+/// type, or woke a greenlet of some hub): from then on a hub cannot tell
+/// whether another thread will still wake a greenlet waiting on a `sync`
+/// type, so it reports such waits as *possible* deadlocks, without panicking.
+static CROSS_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// Records that `sync` types are used across threads; see [`CROSS_THREAD`].
+pub(crate) fn note_cross_thread() {
+    if !CROSS_THREAD.load(Ordering::Relaxed) {
+        CROSS_THREAD.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Wakes park `seq` of the task at `task` on the hub behind `remote`, from
 /// any thread: directly when called on that hub's own thread (no system
 /// call), through its remote queue otherwise. A hub that has stopped ignores
@@ -138,6 +159,7 @@ pub(crate) fn unpark_anywhere(remote: &Arc<Remote>, task: Key, seq: u64) {
             return;
         }
     }
+    note_cross_thread();
     let _ = remote.post(Message::Unpark { task, seq });
 }
 
@@ -160,6 +182,7 @@ impl Hub {
             monitor,
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
+            deadlock_warned: Cell::new(None),
             woken: RefCell::new(Vec::new()),
             wakers: RefCell::new(Vec::new()),
             messages: RefCell::new(Vec::new()),
@@ -399,14 +422,22 @@ impl Hub {
         } else {
             self.timers.borrow().next_deadline().map(|at| at.saturating_duration_since(now))
         };
+        let mut suspect = None;
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
-                if root.is_unwinding() && root.deadlock().borrow().is_some() {
-                    return false;
+                if CROSS_THREAD.load(Ordering::Relaxed) {
+                    // Another thread may still wake a greenlet through a
+                    // `sync` type: wait, and only warn if nothing happens.
+                    timeout = Some(DEADLOCK_WARNING_AFTER);
+                    suspect = Some(root.next_seq());
+                } else {
+                    if root.is_unwinding() && root.deadlock().borrow().is_some() {
+                        return false;
+                    }
+                    *root.deadlock().borrow_mut() = Some(self.deadlock_report(root));
+                    root.schedule(Wake::Notified);
+                    return true;
                 }
-                *root.deadlock().borrow_mut() = Some(self.deadlock_report(root));
-                root.schedule(Wake::Notified);
-                return true;
             }
         }
         if let Some(max_wait) = max_wait {
@@ -454,6 +485,20 @@ impl Hub {
             self.fire(action);
         }
         *self.fired.borrow_mut() = fired;
+        if let (Some(seq), Some(root)) = (suspect, root) {
+            let still = root.state() == State::Parked && root.next_seq() == seq && self.ready.is_empty();
+            if still && !self.can_be_woken() && self.deadlock_warned.replace(Some(seq)) != Some(seq) {
+                let report = self.deadlock_report(root);
+                crate::report::warn(
+                    &format!(
+                        "possible {report}\n(Another thread may still wake it through a `runtime::sync` value; \
+                         if one does, ignore this.)"
+                    ),
+                    root.id(),
+                    root.name().map(|n| &**n),
+                );
+            }
+        }
         true
     }
 

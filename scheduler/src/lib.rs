@@ -47,7 +47,7 @@
 //!  user API    task (spawn, JoinHandle)   time (sleep, timeout)   sync/*   group   blocking
 //!              handle (Handle)   registration (Registration)   dump
 //!                  │                       │
-//!  park seam   park: Parker::park -> Result<Wake, Refused>, wait_in (wait queues)
+//!  park seam   park: Parker::park -> Result<Wake, Refused>;  sync::wait: the same for any thread
 //!                  │
 //!  the loop    hub: run queue, task table, timers, reactor, remote queue, thread pool
 //!                  │

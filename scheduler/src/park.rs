@@ -184,77 +184,36 @@ impl Parker {
         }
     }
 
-    /// Parks in `queue` with `data` until its node is completed, it is woken,
-    /// or `deadline` passes; the node is reclaimed in every case, also when
-    /// the greenlet unwinds.
+    /// Parks in a hub-local `queue` (the reactor's, a join's) until its node
+    /// is completed, it is woken, or `deadline` passes; the node is reclaimed
+    /// in every case, also when the greenlet unwinds. Returns whether the
+    /// node was completed, and how the park ended. (The `sync` types, which
+    /// other threads reach, wait through `sync::wait` instead.)
     #[track_caller]
-    pub(crate) fn wait_in<T>(
+    pub(crate) fn wait_in(
         &self,
-        queue: &RefCell<WaitQueue<T>>,
-        data: T,
+        queue: &RefCell<WaitQueue<()>>,
         on: WaitingOn,
         deadline: Option<Instant>,
-    ) -> Waited<T> {
-        self.wait_in_or_give_back(queue, data, on, deadline, drop)
-    }
-
-    /// Like [`wait_in`](Parker::wait_in), for queues whose completions hand
-    /// the waiter something that must not be lost (a channel value, a
-    /// semaphore permit, a notification): if the greenlet unwinds (killed, or
-    /// its `timeout` scope expired) after its node was completed but before it
-    /// could take what it was given, `give_back` receives the node's data to
-    /// pass it on. Without it, the completion would be dropped with the
-    /// unwinding: the value lost, the permit leaked.
-    #[track_caller]
-    pub(crate) fn wait_in_or_give_back<T, F: FnOnce(T)>(
-        &self,
-        queue: &RefCell<WaitQueue<T>>,
-        data: T,
-        on: WaitingOn,
-        deadline: Option<Instant>,
-        give_back: F,
-    ) -> Waited<T> {
-        struct Reclaim<'a, T, F: FnOnce(T)> {
-            queue: &'a RefCell<WaitQueue<T>>,
+    ) -> (bool, Parked) {
+        struct Reclaim<'a> {
+            queue: &'a RefCell<WaitQueue<()>>,
             key: Option<crate::wait_queue::WaitKey>,
-            give_back: Option<F>,
         }
-        impl<T, F: FnOnce(T)> Drop for Reclaim<'_, T, F> {
+        impl Drop for Reclaim<'_> {
             fn drop(&mut self) {
                 // Only reached with a key when unwinding out of `park`.
                 if let Some(key) = self.key.take() {
-                    let (completed, data) = self.queue.borrow_mut().reclaim(key);
-                    if let (true, Some(give_back)) = (completed, self.give_back.take()) {
-                        give_back(data);
-                    }
+                    self.queue.borrow_mut().reclaim(key);
                 }
             }
         }
-        let key = queue.borrow_mut().push(self.unparker(), data);
-        let mut reclaim = Reclaim { queue, key: Some(key), give_back: Some(give_back) };
+        let key = queue.borrow_mut().push(self.unparker(), ());
+        let mut reclaim = Reclaim { queue, key: Some(key) };
         let woke = self.park(on, deadline);
         let key = reclaim.key.take().expect("reclaimed once");
-        let (completed, data) = queue.borrow_mut().reclaim(key);
-        Waited { completed, data, woke }
-    }
-}
-
-/// How a [`Parker::wait_in`] ended.
-#[derive(Debug)]
-pub(crate) struct Waited<T> {
-    /// Whether the node was completed (its condition was met for it).
-    pub(crate) completed: bool,
-    /// The node's data, possibly changed by the completer.
-    pub(crate) data: T,
-    /// How the park ended.
-    pub(crate) woke: Parked,
-}
-
-impl<T> Waited<T> {
-    /// Whether the wait is over without its condition: the deadline passed,
-    /// or the park was refused (which counts as the deadline passing).
-    pub(crate) fn gave_up(&self) -> bool {
-        !self.completed && self.woke != Ok(Wake::Notified)
+        let (completed, ()) = queue.borrow_mut().reclaim(key);
+        (completed, woke)
     }
 }
 

@@ -165,11 +165,11 @@ impl Registration {
         reactor.count_waiter(true);
         let _uncount = crate::guard::defer(|| reactor.count_waiter(false));
         while !self.is_ready(direction) {
-            let waited = parker.wait_in(queue, (), on, deadline);
-            if waited.completed {
+            let (completed, woke) = parker.wait_in(queue, on, deadline);
+            if completed {
                 continue;
             }
-            match waited.woke {
+            match woke {
                 Ok(Wake::Notified) => {}
                 Ok(Wake::TimedOut) => return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
                 Err(_) => {

@@ -43,7 +43,7 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
             }
             other => {
                 task.joiner().set(other);
-                parker.wait_in(task.joiners(), (), on, deadline).woke
+                parker.wait_in(task.joiners(), on, deadline).1
             }
         };
         match woke {

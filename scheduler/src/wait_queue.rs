@@ -17,6 +17,11 @@
 //!
 //! Step 3 runs from a guard's `Drop` (see `park::wait_in`), so it also happens
 //! when a killed greenlet unwinds.
+//!
+//! The queue is generic over how a waiter is woken: hub-local queues (the
+//! reactor's, joins, selects of hub-local things) hold an [`Unparker`];
+//! queues of the `sync` types, which other threads reach, hold a `Send`
+//! [`Wakeup`](crate::sync::wait::Wakeup).
 
 use crate::slab::{Key, Slab};
 use crate::unpark::Unparker;
@@ -32,30 +37,42 @@ enum Link {
     Completed,
 }
 
+/// How a waiter is woken.
+pub(crate) trait Waiter {
+    /// Makes the waiter runnable (never switches).
+    fn wake(&self);
+}
+
+impl Waiter for Unparker {
+    fn wake(&self) {
+        self.unpark();
+    }
+}
+
 #[derive(Debug)]
-struct Node<T> {
+struct Node<T, W> {
     link: Link,
-    unparker: Unparker,
+    waiter: W,
     data: T,
 }
 
 /// See the module docs.
 #[derive(Debug)]
-pub(crate) struct WaitQueue<T> {
-    nodes: Slab<Node<T>>,
+pub(crate) struct WaitQueue<T, W = Unparker> {
+    nodes: Slab<Node<T, W>>,
     head: u32,
     tail: u32,
     waiting: usize,
 }
 
-impl<T> Default for WaitQueue<T> {
+impl<T, W: Waiter> Default for WaitQueue<T, W> {
     fn default() -> Self {
         WaitQueue::new()
     }
 }
 
-impl<T> WaitQueue<T> {
-    pub(crate) const fn new() -> WaitQueue<T> {
+impl<T, W: Waiter> WaitQueue<T, W> {
+    pub(crate) const fn new() -> WaitQueue<T, W> {
         WaitQueue { nodes: Slab::new(), head: NIL, tail: NIL, waiting: 0 }
     }
 
@@ -65,8 +82,8 @@ impl<T> WaitQueue<T> {
     }
 
     /// Appends a waiter at the back.
-    pub(crate) fn push(&mut self, unparker: Unparker, data: T) -> WaitKey {
-        let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, unparker, data });
+    pub(crate) fn push(&mut self, waiter: W, data: T) -> WaitKey {
+        let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data });
         let index = key.index();
         if self.tail == NIL {
             self.head = index;
@@ -84,36 +101,23 @@ impl<T> WaitQueue<T> {
         if self.head == NIL {
             return false;
         }
-        self.complete(self.head, f).unpark();
+        self.complete(self.head, f).wake();
         true
     }
 
     /// Completes and unparks every waiter, front to back.
     pub(crate) fn complete_all(&mut self, mut f: impl FnMut(&mut T)) {
         while self.head != NIL {
-            self.complete(self.head, &mut f).unpark();
+            self.complete(self.head, &mut f).wake();
         }
     }
 
-    /// Completes every waiter, front to back, and hands their unparkers to
-    /// `woken` instead of unparking them (for the reactor, which never calls
-    /// into the scheduler).
-    pub(crate) fn complete_all_into(&mut self, woken: &mut Vec<Unparker>) {
-        while self.head != NIL {
-            let index = self.head;
-            self.unlink(index);
-            let node = self.nodes.at_mut(index);
-            node.link = Link::Completed;
-            woken.push(node.unparker.clone());
-        }
-    }
-
-    fn complete(&mut self, index: u32, f: impl FnOnce(&mut T)) -> &Unparker {
+    fn complete(&mut self, index: u32, f: impl FnOnce(&mut T)) -> &W {
         self.unlink(index);
         let node = self.nodes.at_mut(index);
         node.link = Link::Completed;
         f(&mut node.data);
-        &node.unparker
+        &node.waiter
     }
 
     /// Takes back a node from `push`: returns whether it was completed, and
@@ -155,6 +159,21 @@ impl<T> WaitQueue<T> {
         match &mut self.nodes.at_mut(index).link {
             Link::Waiting { prev, .. } => *prev = to,
             Link::Completed => unreachable!("linking a node that is not waiting"),
+        }
+    }
+}
+
+impl<T> WaitQueue<T, Unparker> {
+    /// Completes every waiter, front to back, and hands their unparkers to
+    /// `woken` instead of unparking them (for the reactor, which never calls
+    /// into the scheduler).
+    pub(crate) fn complete_all_into(&mut self, woken: &mut Vec<Unparker>) {
+        while self.head != NIL {
+            let index = self.head;
+            self.unlink(index);
+            let node = self.nodes.at_mut(index);
+            node.link = Link::Completed;
+            woken.push(node.waiter.clone());
         }
     }
 }

@@ -246,7 +246,7 @@ struct World {
     trace: RefCell<Vec<Event>>,
     senders: Vec<Sender<Token>>,
     receivers: Vec<Receiver<Token>>,
-    semaphores: Vec<Rc<Semaphore>>,
+    semaphores: Vec<std::sync::Arc<Semaphore>>,
     /// Indexed by task; slot 0 (the main greenlet) stays empty.
     handles: RefCell<Vec<Option<JoinHandle<()>>>>,
     next_value: Cell<u32>,
@@ -370,7 +370,7 @@ fn execute(program: &Program) -> Results {
         trace: RefCell::new(Vec::new()),
         senders,
         receivers,
-        semaphores: program.semaphores.iter().map(|permits| Rc::new(Semaphore::new(*permits))).collect(),
+        semaphores: program.semaphores.iter().map(|permits| std::sync::Arc::new(Semaphore::new(*permits))).collect(),
         handles: RefCell::new((0..=program.workers.len()).map(|_| None).collect()),
         next_value: Cell::new(0),
         drops: Rc::new(RefCell::new(Vec::new())),

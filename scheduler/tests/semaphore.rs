@@ -29,7 +29,7 @@ fn two_releases_wake_two_waiters() {
     // gevent test__semaphore.py TestSemaphore.test_release_twice (both
     // rawlinks fire): here two parked acquirers.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(0));
+        let semaphore = std::sync::Arc::new(Semaphore::new(0));
         let woken = Counter::new();
         let handles: Vec<_> = (0..2)
             .map(|_| {
@@ -74,7 +74,7 @@ fn released_permit_goes_to_the_first_waiter_not_the_releaser() {
     // that queued first gets the semaphore even against a holder that releases
     // and re-acquires in a loop.
     let order = rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(1));
+        let semaphore = std::sync::Arc::new(Semaphore::new(1));
         let log = Log::new();
         let (s, l) = (semaphore.clone(), log.clone());
         let hog = spawn(move || {
@@ -99,7 +99,7 @@ fn released_permit_goes_to_the_first_waiter_not_the_releaser() {
 fn waiters_get_permits_in_fifo_order() {
     // sync/mod.rs docs; gevent test__semaphore.py TestSemaphoreFair.
     let order = rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(0));
+        let semaphore = std::sync::Arc::new(Semaphore::new(0));
         let log = Log::new();
         let handles: Vec<_> = (0..5)
             .map(|i| {
@@ -143,7 +143,7 @@ fn contended_acquires_follow_the_released_counts() {
     // lock_tests.py BaseSemaphoreTests.test_acquire_contended: counting
     // semantics across phases (6, then 7, then 6 acquisitions), exactly.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(7));
+        let semaphore = std::sync::Arc::new(Semaphore::new(7));
         semaphore.acquire().forget();
         let phase = Rc::new(Cell::new(0));
         let (results1, results2) = (Log::new(), Log::new());
@@ -206,7 +206,7 @@ fn killed_holder_releases_its_permit() {
     // gevent test__greenlet.py TestKillWhileRunning + lock_tests.py: a holder
     // killed while parked releases its permit, which goes to the waiter.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(1));
+        let semaphore = std::sync::Arc::new(Semaphore::new(1));
         let s = semaphore.clone();
         let holder = spawn(move || {
             let _permit = s.acquire_owned();
@@ -227,7 +227,7 @@ fn waiter_killed_after_the_hand_off_does_not_leak_the_permit() {
     // sync/mod.rs docs (permits are handed to waiters, never lost): a permit
     // handed to a waiter killed before it ran again goes back.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(0));
+        let semaphore = std::sync::Arc::new(Semaphore::new(0));
         let s = semaphore.clone();
         let doomed = spawn(move || drop(s.acquire()));
         yield_now();
@@ -242,7 +242,7 @@ fn waiter_killed_after_the_hand_off_does_not_leak_the_permit() {
 fn permit_handed_to_a_killed_waiter_goes_to_the_next_one() {
     // As above with a second waiter queued: FIFO service continues.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(0));
+        let semaphore = std::sync::Arc::new(Semaphore::new(0));
         let s = semaphore.clone();
         let doomed = spawn(move || drop(s.acquire()));
         let s = semaphore.clone();
@@ -262,7 +262,7 @@ fn timed_out_waiter_leaves_the_queue() {
     // TestSemaphoreMultiThread.test_acquire_in_one_then_another_timed (a timed
     // acquire gives up and leaves nothing pending), within one thread.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(0));
+        let semaphore = std::sync::Arc::new(Semaphore::new(0));
         let s = semaphore.clone();
         let quitter = spawn(move || s.acquire_timeout(ms(2)).is_some());
         let s = semaphore.clone();
@@ -292,7 +292,7 @@ fn owned_permit_can_be_released_by_another_greenlet() {
     // lock_tests.py LockTests.test_different_thread ("lock can be released by
     // another thread"): an owned permit moves to another greenlet.
     rt::run(|| {
-        let semaphore = Rc::new(Semaphore::new(1));
+        let semaphore = std::sync::Arc::new(Semaphore::new(1));
         let permit = semaphore.acquire_owned();
         assert_eq!(semaphore.available(), 0);
         spawn(move || drop(permit)).join().unwrap();
@@ -307,7 +307,7 @@ fn acquiring_a_free_semaphore_in_a_destructor_during_a_kill_works() {
     // (acquired in a destructor during GC does not crash): here in a
     // destructor run by a kill's unwinding.
     rt::run(|| {
-        struct TakesOnDrop(Rc<Semaphore>, Counter);
+        struct TakesOnDrop(std::sync::Arc<Semaphore>, Counter);
         impl Drop for TakesOnDrop {
             fn drop(&mut self) {
                 if let Some(permit) = self.0.try_acquire() {
@@ -318,7 +318,7 @@ fn acquiring_a_free_semaphore_in_a_destructor_during_a_kill_works() {
                 self.1.bump();
             }
         }
-        let semaphore = Rc::new(Semaphore::new(1));
+        let semaphore = std::sync::Arc::new(Semaphore::new(1));
         let done = Counter::new();
         let guard = TakesOnDrop(semaphore.clone(), done.clone());
         let victim = spawn(move || {

@@ -1,10 +1,10 @@
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::panic;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::park::Parker;
+use super::wait::{self, Waiter, Wakeup};
 use crate::time::Elapsed;
 use crate::wait_queue::WaitQueue;
 use crate::waiting::WaitingOn;
@@ -37,8 +37,12 @@ enum Slot<T> {
 /// });
 /// ```
 pub struct AsyncResult<T> {
-    slot: RefCell<Slot<T>>,
-    waiters: RefCell<WaitQueue<()>>,
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    slot: Slot<T>,
+    waiters: WaitQueue<(), Wakeup>,
 }
 
 impl<T> Default for AsyncResult<T> {
@@ -50,29 +54,31 @@ impl<T> Default for AsyncResult<T> {
 impl<T> AsyncResult<T> {
     /// An empty result.
     pub fn new() -> AsyncResult<T> {
-        AsyncResult { slot: RefCell::new(Slot::Empty), waiters: RefCell::new(WaitQueue::new()) }
+        AsyncResult { state: Mutex::new(State { slot: Slot::Empty, waiters: WaitQueue::new() }) }
     }
 
     /// Stores the value (replacing any earlier one) and wakes every waiter.
     pub fn set(&self, value: T) {
-        *self.slot.borrow_mut() = Slot::Value(value);
-        self.notify();
+        self.store(Slot::Value(value));
     }
 
     /// Stores a panic: getters resume it instead of returning a value.
     pub fn set_panic(&self, payload: Box<dyn Any + Send>) {
         let message = greenlet::panic_message(&*payload);
-        *self.slot.borrow_mut() = Slot::Panic { payload: Some(payload), message };
-        self.notify();
+        self.store(Slot::Panic { payload: Some(payload), message });
     }
 
-    fn notify(&self) {
-        self.waiters.borrow_mut().complete_all(|()| {});
+    fn store(&self, slot: Slot<T>) {
+        let mut state = wait::lock(&self.state);
+        let old = std::mem::replace(&mut state.slot, slot);
+        state.waiters.complete_all(|()| {});
+        drop(state);
+        drop(old); // its `Drop` runs outside the lock
     }
 
     /// Whether a value or panic is stored.
     pub fn ready(&self) -> bool {
-        !matches!(*self.slot.borrow(), Slot::Empty)
+        !matches!(wait::lock(&self.state).slot, Slot::Empty)
     }
 
     /// Parks until a value or panic is stored.
@@ -94,13 +100,21 @@ impl<T> AsyncResult<T> {
 
     #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        while !self.ready() {
-            let waited = Parker::current().wait_in(&self.waiters, (), WaitingOn::Op("AsyncResult::get"), deadline);
+        if self.ready() {
+            return true;
+        }
+        let waiter = Waiter::current();
+        loop {
+            let state = wait::lock(&self.state);
+            if !matches!(state.slot, Slot::Empty) {
+                return true;
+            }
+            let on = WaitingOn::Op("AsyncResult::get");
+            let waited = wait::wait_in(&waiter, &self.state, state, |s| &mut s.waiters, (), on, deadline, |_, ()| {});
             if waited.gave_up() {
-                break;
+                return self.ready();
             }
         }
-        self.ready()
     }
 }
 
@@ -132,8 +146,8 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// Resumes a stored panic.
     pub fn try_get(&self) -> Option<T> {
-        let mut slot = self.slot.borrow_mut();
-        match &mut *slot {
+        let mut slot = wait::lock(&self.state);
+        match &mut slot.slot {
             Slot::Empty => None,
             Slot::Value(value) => Some(value.clone()),
             Slot::Panic { payload, message } => match payload.take() {

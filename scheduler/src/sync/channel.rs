@@ -30,39 +30,41 @@
 //! });
 //! ```
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::wait::{self, Waiter, Wakeup};
 use crate::park::Parker;
-use crate::record::Wake;
 use crate::sync::select::Watch;
-use crate::unpark::Unparker;
 use crate::wait_queue::{WaitKey, WaitQueue};
 use crate::waiting::WaitingOn;
 
 struct Chan<T> {
-    queue: RefCell<VecDeque<T>>,
+    state: Mutex<State<T>>,
     /// `None` for unbounded.
     capacity: Option<usize>,
-    senders: Cell<usize>,
-    receivers: Cell<usize>,
+}
+
+/// Everything that changes, behind the channel's lock.
+struct State<T> {
+    queue: VecDeque<T>,
+    senders: usize,
+    receivers: usize,
     /// A receiver's node gets `Some(value)` when a sender hands one over.
-    recv_waiters: RefCell<WaitQueue<Option<T>>>,
+    recv_waiters: WaitQueue<Option<T>, Wakeup>,
     /// A sender's node holds its value; a receiver takes it out.
-    send_waiters: RefCell<WaitQueue<Option<T>>>,
+    send_waiters: WaitQueue<Option<T>, Wakeup>,
     /// `Select`s waiting for a `recv` that would not block: woken, never
     /// handed anything, so nothing can be lost in them.
-    recv_watchers: RefCell<WaitQueue<()>>,
+    recv_watchers: WaitQueue<(), Wakeup>,
     /// `Select`s waiting for a `send` that would not block.
-    send_watchers: RefCell<WaitQueue<()>>,
+    send_watchers: WaitQueue<(), Wakeup>,
 }
 
 /// Wakes every `Select` watching for a change (cheap when none does).
-fn notify(watchers: &RefCell<WaitQueue<()>>) {
-    let mut watchers = watchers.borrow_mut();
+fn notify(watchers: &mut WaitQueue<(), Wakeup>) {
     if watchers.len() > 0 {
         watchers.complete_all(|()| {});
     }
@@ -80,96 +82,71 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 fn channel<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
-    let chan = Rc::new(Chan {
-        queue: RefCell::new(VecDeque::new()),
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            receivers: 1,
+            recv_waiters: WaitQueue::new(),
+            send_waiters: WaitQueue::new(),
+            recv_watchers: WaitQueue::new(),
+            send_watchers: WaitQueue::new(),
+        }),
         capacity,
-        senders: Cell::new(1),
-        receivers: Cell::new(1),
-        recv_waiters: RefCell::new(WaitQueue::new()),
-        send_waiters: RefCell::new(WaitQueue::new()),
-        recv_watchers: RefCell::new(WaitQueue::new()),
-        send_watchers: RefCell::new(WaitQueue::new()),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-impl<T> Chan<T> {
-    fn len(&self) -> usize {
-        self.queue.borrow().len()
-    }
-
-    /// Counts one handle of a side gone. When it was the last, everyone
-    /// waiting on the other side wakes and finds the channel disconnected
-    /// (a waiting sender still holds its value in its node).
-    fn release(handles: &Cell<usize>, other_side: &RefCell<WaitQueue<Option<T>>>, watchers: &RefCell<WaitQueue<()>>) {
-        let left = handles.get() - 1;
-        handles.set(left);
-        if left == 0 {
-            other_side.borrow_mut().complete_all(|_| {});
-            notify(watchers);
-        }
-    }
-
+impl<T> State<T> {
     /// Whether `recv` would not block now.
     fn recv_ready(&self) -> bool {
-        !self.queue.borrow().is_empty() || self.send_waiters.borrow().len() > 0 || self.senders.get() == 0
+        !self.queue.is_empty() || self.send_waiters.len() > 0 || self.senders == 0
     }
 
     /// Whether `send` would not block now.
-    fn send_ready(&self) -> bool {
-        self.receivers.get() == 0
-            || self.recv_waiters.borrow().len() > 0
-            || self.capacity.is_none_or(|capacity| self.queue.borrow().len() < capacity)
+    fn send_ready(&self, capacity: Option<usize>) -> bool {
+        self.receivers == 0
+            || self.recv_waiters.len() > 0
+            || capacity.is_none_or(|capacity| self.queue.len() < capacity)
     }
 
     /// Sends without waiting.
-    fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        if self.receivers.get() == 0 {
+    fn try_send(&mut self, value: T, capacity: Option<usize>) -> Result<(), TrySendError<T>> {
+        if self.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
         }
         let mut value = Some(value);
-        let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
-        if handed {
+        if self.recv_waiters.complete_front(|slot| *slot = value.take()) {
             return Ok(());
         }
         let value = value.expect("not handed over");
-        let mut queue = self.queue.borrow_mut();
-        if self.capacity.is_none_or(|capacity| queue.len() < capacity) {
-            queue.push_back(value);
-            drop(queue);
-            notify(&self.recv_watchers);
+        if capacity.is_none_or(|capacity| self.queue.len() < capacity) {
+            self.queue.push_back(value);
+            notify(&mut self.recv_watchers);
             Ok(())
         } else {
             Err(TrySendError::Full(value))
         }
     }
 
-    #[track_caller]
-    fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut value = match self.try_send(value) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
-            Err(TrySendError::Full(value)) => value,
-        };
-        loop {
-            let on = WaitingOn::Op("Sender::send");
-            // A waiting sender makes `recv` ready (its value moves over).
-            notify(&self.recv_watchers);
-            let waited = Parker::current().wait_in(&self.send_waiters, Some(value), on, deadline);
-            value = match waited.data {
-                None => return Ok(()), // a receiver took it
-                Some(value) => value,
-            };
-            match self.try_send(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
-                Err(TrySendError::Full(back)) => value = back,
+    /// Receives without waiting.
+    fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let popped = self.queue.pop_front();
+        let mut moved = None;
+        self.send_waiters.complete_front(|slot| moved = slot.take());
+        match (popped, moved) {
+            (Some(value), Some(next)) => {
+                // A waiting sender's value takes the freed place, in order.
+                self.queue.push_back(next);
+                Ok(value)
             }
-            // A refused park ends the wait as a timeout (see `park`).
-            match waited.woke {
-                Ok(Wake::Notified) => {}
-                Ok(Wake::TimedOut) | Err(_) => return Err(SendTimeoutError::Timeout(value)),
+            (Some(value), None) => {
+                notify(&mut self.send_watchers); // room freed
+                Ok(value)
             }
+            (None, Some(value)) => Ok(value),
+            (None, None) if self.senders == 0 => Err(TryRecvError::Disconnected),
+            (None, None) => Err(TryRecvError::Empty),
         }
     }
 
@@ -178,65 +155,111 @@ impl<T> Chan<T> {
     /// gets it, or it goes back to the front of the queue, where it was the
     /// oldest value (a bounded channel may then hold more than its capacity
     /// for a while; senders wait until it is below capacity again).
-    fn give_back(&self, value: T) {
+    fn give_back(&mut self, value: T) {
         let mut value = Some(value);
-        let handed = self.recv_waiters.borrow_mut().complete_front(|slot| *slot = value.take());
-        if !handed {
-            self.queue.borrow_mut().push_front(value.expect("not handed over"));
-            notify(&self.recv_watchers);
+        if !self.recv_waiters.complete_front(|slot| *slot = value.take()) {
+            self.queue.push_front(value.expect("not handed over"));
+            notify(&mut self.recv_watchers);
+        }
+    }
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        wait::lock(&self.state)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.lock().try_send(value, self.capacity)
+    }
+
+    #[track_caller]
+    fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut value = value;
+        let mut waiter = None;
+        loop {
+            let mut state = self.lock();
+            value = match state.try_send(value, self.capacity) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
+                Err(TrySendError::Full(value)) => value,
+            };
+            // A waiting sender makes `recv` ready (its value moves over).
+            notify(&mut state.recv_watchers);
+            let waiter = waiter.get_or_insert_with(Waiter::current);
+            let on = WaitingOn::Op("Sender::send");
+            let waited = wait::wait_in(
+                waiter,
+                &self.state,
+                state,
+                |s| &mut s.send_waiters,
+                Some(value),
+                on,
+                deadline,
+                |_, _| {},
+            );
+            let gave_up = waited.gave_up();
+            value = match waited.data {
+                None => return Ok(()), // a receiver took it
+                Some(value) => value,
+            };
+            // A refused park ends the wait as a timeout (see `park`).
+            if gave_up {
+                return match self.lock().try_send(value, self.capacity) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Disconnected(value)) => Err(SendTimeoutError::Disconnected(value)),
+                    Err(TrySendError::Full(value)) => Err(SendTimeoutError::Timeout(value)),
+                };
+            }
         }
     }
 
-    /// Receives without waiting.
     fn try_recv(&self) -> Result<T, TryRecvError> {
-        let popped = self.queue.borrow_mut().pop_front();
-        let mut moved = None;
-        self.send_waiters.borrow_mut().complete_front(|slot| moved = slot.take());
-        match (popped, moved) {
-            (Some(value), Some(next)) => {
-                // A waiting sender's value takes the freed place, in order.
-                self.queue.borrow_mut().push_back(next);
-                Ok(value)
-            }
-            (Some(value), None) => {
-                notify(&self.send_watchers); // room freed
-                Ok(value)
-            }
-            (None, Some(value)) => Ok(value),
-            (None, None) if self.senders.get() == 0 => Err(TryRecvError::Disconnected),
-            (None, None) => Err(TryRecvError::Empty),
-        }
+        self.lock().try_recv()
     }
 
     #[track_caller]
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut waiter = None;
         loop {
-            match self.try_recv() {
+            let mut state = self.lock();
+            match state.try_recv() {
                 Ok(value) => return Ok(value),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            let on = WaitingOn::Op("Receiver::recv");
             // A waiting receiver makes `send` ready (even on `bounded(0)`).
-            notify(&self.send_watchers);
-            let waited = Parker::current().wait_in_or_give_back(&self.recv_waiters, None, on, deadline, |handed| {
-                if let Some(value) = handed {
-                    self.give_back(value);
-                }
-            });
+            notify(&mut state.send_watchers);
+            let waiter = waiter.get_or_insert_with(Waiter::current);
+            let on = WaitingOn::Op("Receiver::recv");
+            let waited = wait::wait_in(
+                waiter,
+                &self.state,
+                state,
+                |s| &mut s.recv_waiters,
+                None,
+                on,
+                deadline,
+                |s, handed| {
+                    if let Some(value) = handed {
+                        s.give_back(value);
+                    }
+                },
+            );
             if let Some(value) = waited.data {
                 return Ok(value);
             }
             // A refused park ends the wait as a timeout (see `park`).
-            match waited.woke {
-                Ok(Wake::Notified) => {}
-                Ok(Wake::TimedOut) | Err(_) => {
-                    return match self.try_recv() {
-                        Ok(value) => Ok(value),
-                        Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-                        Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
-                    };
-                }
+            if waited.gave_up() {
+                return match self.lock().try_recv() {
+                    Ok(value) => Ok(value),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+                };
             }
         }
     }
@@ -244,7 +267,7 @@ impl<T> Chan<T> {
 
 /// The sending side of a channel. Clone it for more producers.
 pub struct Sender<T> {
-    chan: Rc<Chan<T>>,
+    chan: Arc<Chan<T>>,
 }
 
 impl<T> Sender<T> {
@@ -308,20 +331,26 @@ impl<T> Sender<T> {
 
     /// Whether every receiver is gone.
     pub fn is_disconnected(&self) -> bool {
-        self.chan.receivers.get() == 0
+        self.chan.lock().receivers == 0
     }
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.senders.set(self.chan.senders.get() + 1);
+        self.chan.lock().senders += 1;
         Sender { chan: self.chan.clone() }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        Chan::release(&self.chan.senders, &self.chan.recv_waiters, &self.chan.recv_watchers);
+        let mut state = self.chan.lock();
+        state.senders -= 1;
+        if state.senders == 0 {
+            // Receivers waiting now find the channel disconnected.
+            state.recv_waiters.complete_all(|_| {});
+            notify(&mut state.recv_watchers);
+        }
     }
 }
 
@@ -334,7 +363,7 @@ impl<T> fmt::Debug for Sender<T> {
 /// The receiving side of a channel. Clone it for more consumers; each value
 /// goes to one receiver.
 pub struct Receiver<T> {
-    chan: Rc<Chan<T>>,
+    chan: Arc<Chan<T>>,
 }
 
 impl<T> Receiver<T> {
@@ -409,20 +438,27 @@ impl<T> Receiver<T> {
 
     /// Whether every sender is gone.
     pub fn is_disconnected(&self) -> bool {
-        self.chan.senders.get() == 0
+        self.chan.lock().senders == 0
     }
 }
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.receivers.set(self.chan.receivers.get() + 1);
+        self.chan.lock().receivers += 1;
         Receiver { chan: self.chan.clone() }
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        Chan::release(&self.chan.receivers, &self.chan.send_waiters, &self.chan.send_watchers);
+        let mut state = self.chan.lock();
+        state.receivers -= 1;
+        if state.receivers == 0 {
+            // Senders waiting now find the channel disconnected (each still
+            // holds its value in its node).
+            state.send_waiters.complete_all(|_| {});
+            notify(&mut state.send_watchers);
+        }
     }
 }
 
@@ -705,36 +741,37 @@ impl std::error::Error for RecvTimeoutError {}
 
 impl<T> Watch for Receiver<T> {
     fn is_ready(&self) -> bool {
-        self.chan.recv_ready()
+        self.chan.lock().recv_ready()
     }
 
-    fn watch(&self, unparker: Unparker) -> WaitKey {
-        self.chan.recv_watchers.borrow_mut().push(unparker, ())
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        self.chan.lock().recv_watchers.push(Wakeup::for_greenlet(parker), ())
     }
 
     fn unwatch(&self, key: WaitKey) {
-        self.chan.recv_watchers.borrow_mut().reclaim(key);
+        self.chan.lock().recv_watchers.reclaim(key);
     }
 
     fn identity(&self) -> *const () {
-        Rc::as_ptr(&self.chan).cast()
+        Arc::as_ptr(&self.chan).cast()
     }
 }
 
 impl<T> Watch for Sender<T> {
     fn is_ready(&self) -> bool {
-        self.chan.send_ready()
+        let capacity = self.chan.capacity;
+        self.chan.lock().send_ready(capacity)
     }
 
-    fn watch(&self, unparker: Unparker) -> WaitKey {
-        self.chan.send_watchers.borrow_mut().push(unparker, ())
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        self.chan.lock().send_watchers.push(Wakeup::for_greenlet(parker), ())
     }
 
     fn unwatch(&self, key: WaitKey) {
-        self.chan.send_watchers.borrow_mut().reclaim(key);
+        self.chan.lock().send_watchers.reclaim(key);
     }
 
     fn identity(&self) -> *const () {
-        Rc::as_ptr(&self.chan).cast()
+        Arc::as_ptr(&self.chan).cast()
     }
 }

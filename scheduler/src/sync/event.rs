@@ -1,32 +1,36 @@
-use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::park::Parker;
+use super::wait::{self, Waiter, Wakeup};
 use crate::wait_queue::WaitQueue;
 use crate::waiting::WaitingOn;
 
-/// A flag greenlets can wait for (gevent's `Event`).
+/// A flag greenlets and threads can wait for (gevent's `Event`).
 ///
-/// [`set`](Event::set) wakes every greenlet waiting at that moment, even if
-/// the flag is cleared again before they run.
+/// [`set`](Event::set) wakes every waiter at that moment, even if the flag
+/// is cleared again before they run. `Event` is `Send + Sync`: share it with
+/// `Arc` between greenlets of any hub and plain threads (a plain thread
+/// blocks in [`wait`](Event::wait)); on one hub, `Rc` is enough.
 ///
 /// ```
-/// use std::rc::Rc;
+/// use std::sync::Arc;
 /// use runtime_scheduler::sync::Event;
 ///
 /// runtime_scheduler::run(|| {
-///     let ready = Rc::new(Event::new());
+///     let ready = Arc::new(Event::new());
 ///     let setter = ready.clone();
-///     runtime_scheduler::spawn(move || setter.set());
+///     let thread = std::thread::spawn(move || setter.set());
 ///     ready.wait();
 ///     assert!(ready.is_set());
+///     thread.join().unwrap();
 /// });
 /// ```
 #[derive(Default)]
 pub struct Event {
-    flag: Cell<bool>,
-    waiters: RefCell<WaitQueue<()>>,
+    flag: AtomicBool,
+    waiters: Mutex<WaitQueue<(), Wakeup>>,
 }
 
 impl Event {
@@ -35,53 +39,55 @@ impl Event {
         Event::default()
     }
 
-    /// Sets the flag and wakes every waiting greenlet.
+    /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
-        self.flag.set(true);
-        self.waiters.borrow_mut().complete_all(|()| {});
+        // Stored before the queue is locked: a waiter that checks the flag
+        // under the lock either sees it or is in the queue when it is woken.
+        self.flag.store(true, Ordering::Release);
+        wait::lock(&self.waiters).complete_all(|()| {});
     }
 
     /// Clears the flag.
     pub fn clear(&self) {
-        self.flag.set(false);
+        self.flag.store(false, Ordering::Release);
     }
 
     /// Whether the flag is set.
     pub fn is_set(&self) -> bool {
-        self.flag.get()
+        self.flag.load(Ordering::Acquire)
     }
 
-    pub(crate) fn waiters(&self) -> &RefCell<WaitQueue<()>> {
+    pub(crate) fn waiters(&self) -> &Mutex<WaitQueue<(), Wakeup>> {
         &self.waiters
     }
 
-    /// Parks until the flag is set (returns at once if it is).
+    /// Waits until the flag is set (returns at once if it is).
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets.
     #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
     }
 
-    /// Parks until the flag is set or `timeout` passes; returns whether it
+    /// Waits until the flag is set or `timeout` passes; returns whether it
     /// was set.
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets.
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(Instant::now() + timeout))
     }
 
-    /// Parks until the flag is set or `deadline` passes; returns whether it
+    /// Waits until the flag is set or `deadline` passes; returns whether it
     /// was set.
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets.
     #[track_caller]
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
         self.wait_until(Some(deadline))
@@ -89,16 +95,22 @@ impl Event {
 
     #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if self.is_set() {
+            return true;
+        }
+        let waiter = Waiter::current();
         loop {
-            if self.flag.get() {
+            let queue = wait::lock(&self.waiters);
+            if self.is_set() {
                 return true;
             }
-            let waited = Parker::current().wait_in(&self.waiters, (), WaitingOn::Op("Event::wait"), deadline);
+            let on = WaitingOn::Op("Event::wait");
+            let waited = wait::wait_in(&waiter, &self.waiters, queue, |q| q, (), on, deadline, |_, ()| {});
             if waited.completed {
                 return true;
             }
             if waited.gave_up() {
-                return self.flag.get();
+                return self.is_set();
             }
         }
     }
@@ -106,6 +118,6 @@ impl Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event").field("set", &self.flag.get()).field("waiters", &self.waiters.borrow().len()).finish()
+        f.debug_struct("Event").field("set", &self.is_set()).field("waiters", &wait::lock(&self.waiters).len()).finish()
     }
 }

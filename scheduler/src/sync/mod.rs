@@ -13,6 +13,7 @@ mod mutex;
 mod select;
 mod select_macro;
 mod semaphore;
+pub(crate) mod wait;
 
 pub use async_result::AsyncResult;
 pub use event::Event;

@@ -1,10 +1,10 @@
-use std::cell::{RefCell, RefMut};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::{self, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::semaphore::{Semaphore, SemaphorePermit};
-use crate::park::Parker;
+use super::wait::{self, Waiter, Wakeup};
 use crate::wait_queue::WaitQueue;
 use crate::waiting::WaitingOn;
 
@@ -13,6 +13,9 @@ use crate::waiting::WaitingOn;
 ///
 /// Unlike `std::sync::Mutex`, it is meant to be held across blocking calls:
 /// a greenlet may park while holding it, and the others wait their turn.
+/// It is `Send + Sync` when `T: Send`: greenlets of other hubs and plain
+/// threads wait their turn too (a thread blocks). It has no poisoning: a
+/// holder that panics releases the lock as it unwinds.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -35,14 +38,17 @@ use crate::waiting::WaitingOn;
 /// });
 /// ```
 pub struct Mutex<T> {
-    value: RefCell<T>,
+    /// Taken by whoever holds the permit of `lock`, so never contended: it
+    /// only makes the value `Sync` without unsafe code. Its guard is not
+    /// `Send`, and neither is ours: a greenlet never leaves its thread.
+    value: sync::Mutex<T>,
     lock: Semaphore,
 }
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
     pub fn new(value: T) -> Mutex<T> {
-        Mutex { value: RefCell::new(value), lock: Semaphore::new(1) }
+        Mutex { value: sync::Mutex::new(value), lock: Semaphore::new(1) }
     }
 
     /// Locks, parking until the lock is free.
@@ -67,7 +73,15 @@ impl<T> Mutex<T> {
     }
 
     fn guard<'a>(&'a self, permit: SemaphorePermit<'a>) -> MutexGuard<'a, T> {
-        MutexGuard { value: Some(self.value.borrow_mut()), permit: Some(permit), mutex: self }
+        // The permit makes this the only taker; a holder that panicked
+        // (poisoning) released the lock as it unwound, which is all it means
+        // here.
+        let value = match self.value.try_lock() {
+            Ok(value) => value,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => unreachable!("the permit holder is the only one to lock the value"),
+        };
+        MutexGuard { value: Some(value), permit: Some(permit), mutex: self }
     }
 
     /// Whether some greenlet holds the lock.
@@ -77,12 +91,12 @@ impl<T> Mutex<T> {
 
     /// The value, without locking (the borrow checker proves exclusivity).
     pub fn get_mut(&mut self) -> &mut T {
-        self.value.get_mut()
+        self.value.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The value.
     pub fn into_inner(self) -> T {
-        self.value.into_inner()
+        self.value.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -95,9 +109,9 @@ impl<T: Default> Default for Mutex<T> {
 impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Mutex");
-        match self.value.try_borrow() {
-            Ok(value) => d.field("value", &*value),
-            Err(_) => d.field("value", &"<locked>"),
+        match self.try_lock() {
+            Some(value) => d.field("value", &*value),
+            None => d.field("value", &"<locked>"),
         };
         d.finish()
     }
@@ -107,7 +121,7 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T> {
     // Declared first: the borrow ends before the lock is released.
-    value: Option<RefMut<'a, T>>,
+    value: Option<sync::MutexGuard<'a, T>>,
     permit: Option<SemaphorePermit<'a>>,
     mutex: &'a Mutex<T>,
 }
@@ -152,7 +166,7 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 /// ```
 #[derive(Default)]
 pub struct Condvar {
-    waiters: RefCell<WaitQueue<()>>,
+    waiters: sync::Mutex<WaitQueue<(), Wakeup>>,
 }
 
 impl Condvar {
@@ -195,31 +209,48 @@ impl Condvar {
     #[track_caller]
     fn wait_until<'a, T>(&self, mut guard: MutexGuard<'a, T>, deadline: Option<Instant>) -> (MutexGuard<'a, T>, bool) {
         let mutex = guard.mutex;
-        // Unlock: the value borrow first, then the permit.
-        guard.value = None;
-        guard.permit = None;
-        drop(guard);
-        // A notification that reaches this greenlet as it unwinds goes to the
-        // next waiter.
+        let waiter = Waiter::current();
+        let queue = wait::lock(&self.waiters);
+        // Registered before the mutex is unlocked, so a notification sent
+        // right after the unlock (from another thread) finds this waiter. A
+        // notification that reaches it as it unwinds goes to the next one.
         let on = WaitingOn::Op("Condvar::wait");
-        let waited = Parker::current().wait_in_or_give_back(&self.waiters, (), on, deadline, |()| self.notify_one());
+        let unlock = || {
+            // The value guard first, then the permit.
+            guard.value = None;
+            guard.permit = None;
+        };
+        let waited = wait::wait_in_then(
+            &waiter,
+            &self.waiters,
+            queue,
+            |q| q,
+            (),
+            on,
+            deadline,
+            |q, ()| {
+                q.complete_front(|()| {});
+            },
+            unlock,
+        );
+        drop(guard);
         let timed_out = waited.gave_up();
         (mutex.lock(), timed_out)
     }
 
-    /// Wakes the first waiting greenlet.
+    /// Wakes the first waiter.
     pub fn notify_one(&self) {
-        self.waiters.borrow_mut().complete_front(|()| {});
+        wait::lock(&self.waiters).complete_front(|()| {});
     }
 
-    /// Wakes every waiting greenlet.
+    /// Wakes every waiter.
     pub fn notify_all(&self) {
-        self.waiters.borrow_mut().complete_all(|()| {});
+        wait::lock(&self.waiters).complete_all(|()| {});
     }
 }
 
 impl fmt::Debug for Condvar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Condvar").field("waiters", &self.waiters.borrow().len()).finish()
+        f.debug_struct("Condvar").field("waiters", &wait::lock(&self.waiters).len()).finish()
     }
 }

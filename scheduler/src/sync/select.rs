@@ -25,8 +25,8 @@ use crate::record::Wake;
 use crate::registration::Registration;
 use crate::sync::Event;
 use crate::sync::channel::{Receiver, RecvError, SendError, Sender};
+use crate::sync::wait::{self, Wakeup};
 use crate::task::JoinHandle;
-use crate::unpark::Unparker;
 use crate::wait_queue::WaitKey;
 use crate::waiting::WaitingOn;
 
@@ -35,8 +35,9 @@ use crate::waiting::WaitingOn;
 pub(crate) trait Watch {
     /// Whether the operation would complete now without parking.
     fn is_ready(&self) -> bool;
-    /// Wakes `unparker` when the operation may have become possible.
-    fn watch(&self, unparker: Unparker) -> WaitKey;
+    /// Wakes `parker`'s next park when the operation may have become
+    /// possible.
+    fn watch(&self, parker: &Parker) -> WaitKey;
     /// Takes back what `watch` registered.
     fn unwatch(&self, key: WaitKey);
     /// Identifies the object, so a completion can check it got the right one.
@@ -252,7 +253,7 @@ impl<'a> Select<'a> {
             }
             let parker = Parker::current();
             let arms = &self.arms;
-            let keys: Vec<WaitKey> = arms.iter().map(|arm| arm.watch().watch(parker.unparker())).collect();
+            let keys: Vec<WaitKey> = arms.iter().map(|arm| arm.watch().watch(&parker)).collect();
             let _unwatch = crate::guard::defer(|| {
                 for (arm, key) in arms.iter().zip(&keys) {
                     arm.watch().unwatch(*key);
@@ -380,8 +381,8 @@ impl Watch for FdWatch {
         self.registration.is_ready(self.direction)
     }
 
-    fn watch(&self, unparker: Unparker) -> WaitKey {
-        self.registration.watch(self.direction, unparker)
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        self.registration.watch(self.direction, parker.unparker())
     }
 
     fn unwatch(&self, key: WaitKey) {
@@ -398,12 +399,12 @@ impl Watch for Event {
         self.is_set()
     }
 
-    fn watch(&self, unparker: Unparker) -> WaitKey {
-        self.waiters().borrow_mut().push(unparker, ())
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        wait::lock(self.waiters()).push(Wakeup::for_greenlet(parker), ())
     }
 
     fn unwatch(&self, key: WaitKey) {
-        self.waiters().borrow_mut().reclaim(key);
+        wait::lock(self.waiters()).reclaim(key);
     }
 
     fn identity(&self) -> *const () {
@@ -416,8 +417,8 @@ impl<T> Watch for JoinHandle<T> {
         self.is_finished()
     }
 
-    fn watch(&self, unparker: Unparker) -> WaitKey {
-        self.task.joiners().borrow_mut().push(unparker, ())
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        self.task.joiners().borrow_mut().push(parker.unparker(), ())
     }
 
     fn unwatch(&self, key: WaitKey) {

@@ -1,23 +1,22 @@
-use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::park::Parker;
+use super::wait::{self, Waiter, Wakeup};
 use crate::wait_queue::WaitQueue;
 use crate::waiting::WaitingOn;
 
 /// A counting semaphore (gevent's `Semaphore`).
 ///
-/// Permits are handed to waiting greenlets in FIFO order; a permit released
-/// while greenlets wait goes straight to the first of them.
+/// Permits are handed to waiters in FIFO order; a permit released while
+/// others wait goes straight to the first of them. `Semaphore` is `Send +
+/// Sync`: greenlets of any hub and plain threads may share it (with `Arc`).
 ///
 /// ```
-/// use std::rc::Rc;
 /// use runtime_scheduler::sync::Semaphore;
 ///
 /// runtime_scheduler::run(|| {
-///     let slots = Rc::new(Semaphore::new(2));
+///     let slots = Semaphore::new(2);
 ///     let a = slots.acquire();
 ///     let b = slots.try_acquire().unwrap();
 ///     assert!(slots.try_acquire().is_none());
@@ -27,31 +26,35 @@ use crate::waiting::WaitingOn;
 /// });
 /// ```
 pub struct Semaphore {
-    permits: Cell<usize>,
-    waiters: RefCell<WaitQueue<()>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    permits: usize,
+    waiters: WaitQueue<(), Wakeup>,
 }
 
 impl Semaphore {
     /// A semaphore with `permits` permits.
     pub fn new(permits: usize) -> Semaphore {
-        Semaphore { permits: Cell::new(permits), waiters: RefCell::new(WaitQueue::new()) }
+        Semaphore { state: Mutex::new(State { permits, waiters: WaitQueue::new() }) }
     }
 
     /// Permits available now.
     pub fn available(&self) -> usize {
-        self.permits.get()
+        wait::lock(&self.state).permits
     }
 
-    /// Greenlets waiting for a permit.
+    /// Waiters waiting for a permit.
     pub fn waiters(&self) -> usize {
-        self.waiters.borrow().len()
+        wait::lock(&self.state).waiters.len()
     }
 
-    /// Takes a permit, parking until one is available.
+    /// Takes a permit, waiting until one is available.
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets.
     #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_as("Semaphore::acquire")
@@ -77,55 +80,64 @@ impl Semaphore {
     }
 
     /// Like [`acquire`](Semaphore::acquire), for a shared semaphore: the permit
-    /// holds a reference to it and can be moved into another greenlet.
+    /// holds a reference to it and can be moved to another greenlet or
+    /// thread.
     #[track_caller]
-    pub fn acquire_owned(self: &Rc<Self>) -> OwnedSemaphorePermit {
+    pub fn acquire_owned(self: &Arc<Self>) -> OwnedSemaphorePermit {
         self.acquire_owned_as("Semaphore::acquire")
     }
 
     /// `acquire_owned`, reporting `reason` as what a deadlocked greenlet waits on.
     #[track_caller]
-    pub(crate) fn acquire_owned_as(self: &Rc<Self>, reason: &'static str) -> OwnedSemaphorePermit {
+    pub(crate) fn acquire_owned_as(self: &Arc<Self>, reason: &'static str) -> OwnedSemaphorePermit {
         self.acquire_until(None, reason);
         OwnedSemaphorePermit { semaphore: self.clone() }
     }
 
     /// Like [`try_acquire`](Semaphore::try_acquire), for a shared semaphore.
-    pub fn try_acquire_owned(self: &Rc<Self>) -> Option<OwnedSemaphorePermit> {
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
         self.try_take().then(|| OwnedSemaphorePermit { semaphore: self.clone() })
     }
 
     /// Adds `n` permits, waking waiters.
     pub fn add_permits(&self, n: usize) {
+        let mut state = wait::lock(&self.state);
         for _ in 0..n {
-            self.release();
+            state.release();
         }
     }
 
     fn try_take(&self) -> bool {
-        // With waiters queued, permits are handed to them, never left over.
-        let permits = self.permits.get();
-        if permits > 0 {
-            self.permits.set(permits - 1);
-            true
-        } else {
-            false
-        }
+        wait::lock(&self.state).try_take()
     }
 
     /// Takes a permit; false if the deadline passed. A refused park counts
     /// as the deadline passing; without a deadline, it waits on.
     #[track_caller]
     fn acquire_until(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
+        if self.try_take() {
+            return true;
+        }
+        let waiter = Waiter::current();
         loop {
-            if self.try_take() {
+            let mut state = wait::lock(&self.state);
+            if state.try_take() {
                 return true;
             }
-            // A permit handed to this greenlet as it unwinds goes to the next.
-            let waited =
-                Parker::current().wait_in_or_give_back(&self.waiters, (), WaitingOn::Op(reason), deadline, |()| {
-                    self.release();
-                });
+            // A permit handed to this waiter as it unwinds goes to the next.
+            let on = WaitingOn::Op(reason);
+            let waited = wait::wait_in(
+                &waiter,
+                &self.state,
+                state,
+                |s| &mut s.waiters,
+                (),
+                on,
+                deadline,
+                |s, ()| {
+                    s.release();
+                },
+            );
             if waited.completed {
                 return true; // handed over by `release`
             }
@@ -136,9 +148,25 @@ impl Semaphore {
     }
 
     fn release(&self) {
-        let handed = self.waiters.borrow_mut().complete_front(|()| {});
-        if !handed {
-            self.permits.set(self.permits.get() + 1);
+        wait::lock(&self.state).release();
+    }
+}
+
+impl State {
+    fn try_take(&mut self) -> bool {
+        // With waiters queued, permits are handed to them, never left over.
+        if self.permits > 0 {
+            self.permits -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Hands a permit to the first waiter, or keeps it.
+    fn release(&mut self) {
+        if !self.waiters.complete_front(|()| {}) {
+            self.permits += 1;
         }
     }
 }
@@ -177,7 +205,7 @@ impl fmt::Debug for SemaphorePermit<'_> {
 /// A permit of a shared [`Semaphore`], released when dropped.
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct OwnedSemaphorePermit {
-    semaphore: Rc<Semaphore>,
+    semaphore: Arc<Semaphore>,
 }
 
 impl Drop for OwnedSemaphorePermit {
