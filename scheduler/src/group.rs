@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
@@ -107,6 +108,14 @@ impl Group {
         self.len() == 0
     }
 
+    /// Whether the greenlet with id `id` is a member still running (gevent's
+    /// `greenlet in group`). With [`greenlet_id`](crate::greenlet_id), tells
+    /// a member from the outside, for example before waiting for the group,
+    /// which a member cannot do.
+    pub fn contains(&self, id: u64) -> bool {
+        self.members.borrow().get(&id).is_some_and(|task| !task.is_done())
+    }
+
     /// Parks until every greenlet of the group has finished (including ones
     /// added meanwhile).
     ///
@@ -114,24 +123,67 @@ impl Group {
     ///
     /// Outside a greenlet of the runtime.
     pub fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// Like [`join`](Group::join), giving up after `timeout`; returns whether
+    /// every greenlet finished. Those still running stay in the group.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime_scheduler::run(|| {
+    ///     let group = runtime_scheduler::Group::new();
+    ///     let slow = group.spawn(|| runtime_scheduler::sleep(Duration::from_secs(60)));
+    ///     assert!(!group.join_timeout(Duration::from_millis(10)));
+    ///     assert_eq!(group.len(), 1);
+    ///     slow.kill();
+    ///     assert!(group.join_timeout(Duration::from_secs(60)));
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+
+    /// Like [`join`](Group::join), giving up at `deadline`; returns whether
+    /// every greenlet finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_deadline(&self, deadline: Instant) -> bool {
+        self.join_until(Some(deadline))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
         // Each round waits for the members running at its start (each once),
         // then drops the finished ones; greenlets added meanwhile are left for
         // the next round. Members stay in the group until they finish, so a
-        // join cut short (by a timeout) loses none.
+        // join cut short (by its deadline or a timeout) loses none.
         loop {
             let running: Vec<Rc<Task>> =
                 self.members.borrow().values().filter(|task| !task.is_done()).cloned().collect();
             if running.is_empty() {
                 self.members.borrow_mut().clear();
                 self.pruned_len.set(0);
-                return;
+                return true;
             }
+            let mut all_finished = true;
             for task in running {
-                wait_finished(&task, None);
+                if !wait_finished(&task, deadline) {
+                    all_finished = false;
+                    break;
+                }
             }
             let mut members = self.members.borrow_mut();
             members.retain(|_, task| !task.is_done());
             self.pruned_len.set(members.len());
+            if !all_finished {
+                return false;
+            }
         }
     }
 
@@ -154,7 +206,9 @@ impl fmt::Debug for Group {
 }
 
 /// A group that runs at most `size` greenlets at once (gevent's `Pool`):
-/// [`spawn`](Pool::spawn) parks the caller while the pool is full.
+/// [`spawn`](Pool::spawn) parks the caller while the pool is full. An
+/// [`unbounded`](Pool::unbounded) pool never is, and is simply a group with a
+/// pool's interface (gevent's `Pool(size=None)`).
 ///
 /// ```
 /// runtime_scheduler::run(|| {
@@ -175,6 +229,13 @@ impl Pool {
     /// A pool of `size` greenlets at most.
     pub fn new(size: usize) -> Pool {
         Pool { group: Group::new(), slots: Rc::new(Semaphore::new(size)), size }
+    }
+
+    /// A pool without a limit: [`spawn`](Pool::spawn) never parks, and
+    /// [`size`](Pool::size) is `usize::MAX`.
+    pub fn unbounded() -> Pool {
+        // As many permits as there could ever be greenlets.
+        Pool::new(usize::MAX)
     }
 
     /// Spawns a greenlet once the pool has room, parking the caller until then.
@@ -236,6 +297,25 @@ impl Pool {
         self.slots.available()
     }
 
+    /// Parks until the pool has room for one more greenlet (gevent's
+    /// `wait_available`), without taking it: a server waits here before it
+    /// accepts a connection, so that connections beyond the limit stay
+    /// queued in the kernel. Another greenlet spawning meanwhile can take the
+    /// room again.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn wait_available(&self) {
+        drop(self.slots.acquire_as("Pool::wait_available"));
+    }
+
+    /// Whether the greenlet with id `id` is a member still running; see
+    /// [`Group::contains`].
+    pub fn contains(&self, id: u64) -> bool {
+        self.group.contains(id)
+    }
+
     /// Greenlets running (or started and not yet finished).
     pub fn len(&self) -> usize {
         self.group.len()
@@ -253,6 +333,26 @@ impl Pool {
     /// Outside a greenlet of the runtime.
     pub fn join(&self) {
         self.group.join();
+    }
+
+    /// Like [`join`](Pool::join), giving up after `timeout`; returns whether
+    /// every greenlet finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.group.join_timeout(timeout)
+    }
+
+    /// Like [`join`](Pool::join), giving up at `deadline`; returns whether
+    /// every greenlet finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_deadline(&self, deadline: Instant) -> bool {
+        self.group.join_deadline(deadline)
     }
 
     /// Kills every greenlet of the pool.
