@@ -59,6 +59,7 @@ impl Group {
     /// # Panics
     ///
     /// Outside a runtime.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -72,6 +73,7 @@ impl Group {
     /// # Panics
     ///
     /// Outside a runtime.
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -243,6 +245,7 @@ impl Pool {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -256,6 +259,7 @@ impl Pool {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -273,6 +277,7 @@ impl Pool {
     /// # Errors
     ///
     /// `Err(f)` when the pool is full.
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, F>
     where
         F: FnOnce() -> T + 'static,

@@ -599,3 +599,26 @@ fn pool_join_timeout_then_kill_is_a_graceful_stop() {
         assert_eq!(pool.free_count(), 3);
     });
 }
+
+#[test]
+fn members_are_reported_as_spawned_where_the_group_or_pool_was_asked() {
+    // runtime::dump and deadlock reports say where a greenlet was spawned:
+    // for a member, the caller of Group::spawn or Pool::spawn, not the
+    // group's own code.
+    rt::run(|| {
+        let group = Group::new();
+        let pool = Pool::new(2);
+        let handles = [
+            group.spawn(|| sleep(Duration::from_secs(30))),
+            pool.spawn(|| sleep(Duration::from_secs(30))),
+            pool.try_spawn(|| sleep(Duration::from_secs(30))).ok().unwrap(),
+        ];
+        yield_now();
+        let dump = rt::dump();
+        for handle in &handles {
+            let info = dump.greenlets().iter().find(|info| info.id() == handle.id()).unwrap();
+            assert_eq!(info.spawned_at().file(), file!(), "{info}");
+            handle.kill();
+        }
+    });
+}
