@@ -117,6 +117,7 @@ impl StreamServer {
     /// # Panics
     ///
     /// Outside a runtime.
+    #[track_caller]
     pub fn start<H>(self, handler: H) -> ServerHandle
     where
         H: Fn(TcpStream, SocketAddr) + 'static,
@@ -152,6 +153,7 @@ impl StreamServer {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn serve_forever<H>(self, handler: H)
     where
         H: Fn(TcpStream, SocketAddr) + 'static,
