@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, gives open
-//! connections a few seconds to finish, then closes them.
+//! connections a few seconds to finish, then closes them. SIGUSR1
+//! (`kill -USR1 <pid>`) prints `runtime::dump()` to stderr: every greenlet,
+//! what it is parked on (`TcpStream::readable fd 9` for an idle connection)
+//! and for how long.
 //!
 //! Each connection waits for data with `readable()` before taking a read
 //! buffer from a shared pool, so ten thousand idle connections cost ten
@@ -21,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use runtime::net::{StreamServer, TcpStream};
-use runtime::signal::{SIGINT, SIGTERM, Signals};
+use runtime::signal::{SIGINT, SIGTERM, SIGUSR1, Signals};
 
 /// Bytes read at a time.
 const BUF_SIZE: usize = 16 * 1024;
@@ -67,6 +70,21 @@ fn echo(stream: TcpStream, peer: SocketAddr) {
     }
 }
 
+/// Writes `runtime::dump()` to stderr each time the process receives one of
+/// `signals` (a plain blocking write: the dump is for a person looking at a
+/// terminal or a log, and is written at once).
+fn dump_on_signal(mut signals: Signals) {
+    loop {
+        match signals.wait() {
+            Ok(_) => eprint!("{}", runtime::dump()),
+            Err(err) => {
+                tracing::warn!("cannot wait for SIGUSR1 any more: {err}");
+                return;
+            }
+        }
+    }
+}
+
 struct Args {
     addr: String,
     max_connections: Option<usize>,
@@ -83,7 +101,13 @@ fn parse_args() -> Result<Args, String> {
                 args.max_connections = Some(n.parse().map_err(|_| format!("bad --max-connections: {n}"))?);
             }
             "-h" | "--help" => {
-                println!("usage: echo-server [--addr HOST:PORT] [--max-connections N]");
+                println!(
+                    "usage: echo-server [--addr HOST:PORT] [--max-connections N]\n\n\
+                     Echoes what each client sends (default address 127.0.0.1:7000).\n\
+                     SIGINT or SIGTERM: stop accepting, give connections 5 s to finish, exit.\n\
+                     SIGUSR1: print every greenlet and what it is parked on to stderr\n\
+                     (runtime::dump), e.g. `kill -USR1 <pid>`."
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other} (try --help)")),
@@ -110,8 +134,10 @@ fn main() {
         }
         let addr = server.local_addr()?;
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let dump_signals = Signals::new([SIGUSR1])?;
+        drop(runtime::task::Builder::new().name("sigusr1").spawn(move || dump_on_signal(dump_signals)));
         let server = server.start(echo);
-        tracing::info!("echo server listening on {addr}");
+        tracing::info!("echo server listening on {addr} (pid {}; SIGUSR1 prints a dump)", std::process::id());
         let signal = signals.wait()?;
         tracing::info!(signal, connections = server.connections(), "stopping");
         server.stop(Duration::from_secs(5));

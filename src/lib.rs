@@ -36,25 +36,46 @@
 //!   [`timeout`], [`blocking`], [`Pool`], ...).
 //! - blocking-style networking (`runtime-io`): [`net`] mirrors `std::net`
 //!   (plus Unix sockets and a [`StreamServer`](net::StreamServer)), so code
-//!   ports by changing an import; [`io`] lets any file descriptor wait for
-//!   readiness; [`signal`] delivers Unix signals to a greenlet.
+//!   ports by changing an import; [`io`] brings any other file descriptor
+//!   onto the hub; [`signal`] delivers Unix signals to a greenlet.
 //!
 //! Greenlets never leave the thread of their hub, so thread-locals stay
-//! sound; run one hub per thread to use several cores.
+//! sound; run one hub per thread to use several cores. [`dump`] lists a hub's
+//! greenlets and what each is parked on (`TcpStream::read fd 7, read timeout
+//! 5s`), for a debugging endpoint or a signal handler.
 
 #![forbid(unsafe_code)]
 
 pub use greenlet;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
-    Builder, Closed, Elapsed, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool, blocking, greenlet_id,
-    joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, yield_now,
+    Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool,
+    blocking, dump, greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at,
+    yield_now,
 };
 
-/// Readiness of arbitrary file descriptors, for integrating libraries that do
-/// their own non-blocking I/O.
+/// Any file descriptor on the hub, for integrating libraries that do their
+/// own non-blocking I/O: [`Source`](io::Source) owns one and runs its
+/// operations in blocking style; [`wait_readable`](io::wait_readable) and
+/// [`wait_writable`](io::wait_writable) wait on one without taking it over.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+///
+/// runtime::run(|| {
+///     let (a, b) = UnixStream::pair()?;
+///     let (mut a, mut b) = (runtime::io::Source::new(a)?, runtime::io::Source::new(b)?);
+///     runtime::spawn(move || b.write_all(b"hello"));
+///     let mut buf = [0; 5];
+///     a.read_exact(&mut buf)?; // parks until the other greenlet wrote
+///     assert_eq!(&buf, b"hello");
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
 pub mod io {
-    pub use runtime_io::{wait_readable, wait_writable};
+    pub use runtime_io::{Source, wait_readable, wait_writable};
     pub use runtime_scheduler::{Direction, Registration};
 }
 

@@ -303,3 +303,36 @@ fn a_handler_can_stop_its_own_server() {
         assert_eq!(client.join().unwrap(), b"stopping");
     });
 }
+
+#[test]
+fn stop_while_at_max_connections_ends_the_waiting_acceptor_and_the_handlers() {
+    util::run(|| {
+        let (finished, unwound) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (f, u) = (finished.clone(), unwound.clone());
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().max_connections(1).start(move |stream, _| {
+            struct Unwound(Rc<Cell<usize>>);
+            impl Drop for Unwound {
+                fn drop(&mut self) {
+                    self.0.set(self.0.get() + 1);
+                }
+            }
+            let _guard = Unwound(u.clone());
+            let _ = util::echo(&stream);
+            f.set(f.get() + 1);
+        });
+        let addr = server.local_addr().unwrap();
+        let first = TcpStream::connect(addr).unwrap();
+        assert_eq!(round_trip(&first, b"1"), b"1");
+        // Full: the acceptor waits for room, the second stays in the backlog.
+        let second = TcpStream::connect(addr).unwrap();
+        (&second).write_all(b"2").unwrap();
+        assert!(!replies_within(&second, ms(100)), "a second connection was served");
+        server.stop(ms(50));
+        assert!(server.is_stopped());
+        assert_eq!(server.connections(), 0);
+        assert_eq!((finished.get(), unwound.get()), (0, 1), "the one handler was killed, none finished");
+        assert!(closed_by_peer(&first));
+        // The never-accepted connection is reset or closed with the listener.
+        assert!(closed_by_peer(&second));
+    });
+}

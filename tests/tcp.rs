@@ -622,3 +622,29 @@ fn from_std_takes_over_std_sockets() {
         assert_eq!(&buf, b"std");
     });
 }
+
+#[test]
+fn readable_after_a_nonblocking_would_block_waits_for_data() {
+    util::run(|| {
+        let (client, server) = tcp_pair();
+        server.set_nonblocking(true).unwrap();
+        assert_eq!((&server).read(&mut [0; 8]).unwrap_err().kind(), ErrorKind::WouldBlock);
+        let written = Rc::new(Cell::new(false));
+        let writer = runtime::spawn({
+            let written = written.clone();
+            move || {
+                runtime::sleep(ms(20));
+                written.set(true);
+                (&client).write_all(b"data").unwrap();
+                client
+            }
+        });
+        // The WouldBlock told the stream it is drained: readable waits for
+        // the data instead of returning at once.
+        server.readable().unwrap();
+        assert!(written.get(), "readable returned before anything was written");
+        let mut buf = [0; 8];
+        assert_eq!((&server).read(&mut buf).unwrap(), 4);
+        drop(writer.join().unwrap());
+    });
+}

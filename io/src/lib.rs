@@ -2,9 +2,11 @@
 //! only the calling greenlet, so plain sequential server code runs
 //! concurrently on one thread.
 //!
-//! [`net`] mirrors `std::net` and `std::os::unix::net`; [`wait_readable`] and
-//! [`wait_writable`] wait on any file descriptor; [`StreamServer`](net::StreamServer)
-//! runs a handler per connection; [`signal`] delivers Unix signals to a
+//! [`net`] mirrors `std::net` and `std::os::unix::net`; [`Source`] brings any
+//! other file descriptor onto the hub (async-io's `Async<T>`), and
+//! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
+//! [`StreamServer`](net::StreamServer) runs a handler per connection in a
+//! [`Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix signals to a
 //! greenlet.
 //!
 //! ```
@@ -32,10 +34,11 @@
 //!
 //! # Implementation
 //!
-//! Each socket is a non-blocking `mio` source registered once with the hub's
-//! poller, edge-triggered, for both directions. An operation is tried while
-//! the socket may be ready; when it would block (or a read comes back short),
-//! the greenlet parks until the hub sees a readiness event. Reads and writes
+//! Each socket is a [`Source`] over a non-blocking `mio` socket, registered
+//! once with the hub's poller, edge-triggered, for both directions. An
+//! operation is tried while the socket may be ready; when it would block (or a
+//! read comes back short), the greenlet parks until the hub sees a readiness
+//! event. Reads and writes
 //! of one socket wait independently, so one greenlet can read while another
 //! writes. A greenlet whose operations always succeed at once yields every
 //! 128 of them, so it cannot starve the others.
@@ -48,4 +51,5 @@ pub mod signal;
 mod source;
 mod wait;
 
+pub use crate::source::Source;
 pub use crate::wait::{wait_readable, wait_writable};

@@ -1,17 +1,16 @@
 //! A TCP server helper after gevent's `StreamServer`: accept in one greenlet,
-//! run a handler in a greenlet per connection, limit concurrency, and stop
-//! gracefully.
+//! run a handler in a greenlet per connection, in a [`Pool`] that limits
+//! concurrency, and stop gracefully.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use runtime_scheduler::sync::{Event, Semaphore};
-use runtime_scheduler::{JoinHandle, task};
+use runtime_scheduler::sync::Event;
+use runtime_scheduler::{JoinHandle, Pool, task};
 
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 
@@ -23,6 +22,11 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
 
 /// A TCP server that runs `handler(stream, peer)` in a new greenlet for each
 /// connection.
+///
+/// As in gevent, the connection greenlets belong to a [`Pool`] (of
+/// `max_connections`, or unbounded): the server waits for room in the pool
+/// before it accepts, and stopping joins the pool for the grace period, then
+/// kills what is left.
 ///
 /// ```no_run
 /// use std::io::{Read, Write};
@@ -113,22 +117,20 @@ impl StreamServer {
     /// # Panics
     ///
     /// Outside a runtime.
+    #[track_caller]
     pub fn start<H>(self, handler: H) -> ServerHandle
     where
         H: Fn(TcpStream, SocketAddr) + 'static,
     {
         let state = Rc::new(State {
             local_addr: self.listener.local_addr().ok(),
-            connections: RefCell::new(HashMap::new()),
-            idle: Event::new(),
+            pool: self.max_connections.map_or_else(Pool::unbounded, Pool::new),
             stopped: Event::new(),
             stopping: Cell::new(false),
             acceptor: RefCell::new(None),
         });
-        state.idle.set();
         let acceptor = AcceptLoop {
             listener: self.listener,
-            limit: self.max_connections.map(|n| Rc::new(Semaphore::new(n))),
             nodelay: self.nodelay,
             builder: {
                 let builder = task::Builder::new().name(self.name.clone());
@@ -151,6 +153,7 @@ impl StreamServer {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn serve_forever<H>(self, handler: H)
     where
         H: Fn(TcpStream, SocketAddr) + 'static,
@@ -172,28 +175,18 @@ impl fmt::Debug for StreamServer {
 /// What the server's greenlets share.
 struct State {
     local_addr: Option<SocketAddr>,
-    /// Connection greenlets still running, by greenlet id.
-    connections: RefCell<HashMap<u64, JoinHandle<()>>>,
-    /// Set while no connection is being served.
-    idle: Event,
+    /// The connection greenlets (gevent's `StreamServer.pool`).
+    pool: Pool,
+    /// Set once `stop` has completed.
     stopped: Event,
+    /// Set when the first `stop` begins.
     stopping: Cell<bool>,
+    /// The accepting greenlet, until `stop` kills it.
     acceptor: RefCell<Option<JoinHandle<()>>>,
-}
-
-impl State {
-    fn connection_done(&self, id: u64) {
-        let mut connections = self.connections.borrow_mut();
-        connections.remove(&id);
-        if connections.is_empty() {
-            self.idle.set();
-        }
-    }
 }
 
 struct AcceptLoop<H> {
     listener: TcpListener,
-    limit: Option<Rc<Semaphore>>,
     nodelay: bool,
     builder: task::Builder,
     handler: Rc<H>,
@@ -207,7 +200,9 @@ impl<H: Fn(TcpStream, SocketAddr) + 'static> AcceptLoop<H> {
         let mut backoff = ACCEPT_BACKOFF_MIN;
         let mut last_warning: Option<Instant> = None;
         loop {
-            let permit = self.limit.as_ref().map(|limit| limit.acquire_owned());
+            // Beyond the limit, connections wait in the kernel's accept
+            // queue, not in this process.
+            self.state.pool.wait_available();
             let (stream, peer) = match self.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(err) if is_out_of_resources(&err) => {
@@ -232,29 +227,9 @@ impl<H: Fn(TcpStream, SocketAddr) + 'static> AcceptLoop<H> {
                 let _ = stream.set_nodelay(true);
             }
             let handler = self.handler.clone();
-            let done = Rc::downgrade(&self.state);
-            let handle = self.builder.clone().spawn(move || {
-                let _permit = permit;
-                let _done = ConnectionDone { state: done, id: runtime_scheduler::greenlet_id() };
-                handler(stream, peer);
-            });
-            self.state.idle.clear();
-            self.state.connections.borrow_mut().insert(handle.id(), handle);
-        }
-    }
-}
-
-/// Removes a connection from the server's table when its greenlet ends, also
-/// by panic or kill.
-struct ConnectionDone {
-    state: std::rc::Weak<State>,
-    id: u64,
-}
-
-impl Drop for ConnectionDone {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.upgrade() {
-            state.connection_done(self.id);
+            // Room was made above and only this greenlet spawns into the
+            // pool, so this does not park.
+            drop(self.state.pool.spawn_with(self.builder.clone(), move || handler(stream, peer)));
         }
     }
 }
@@ -284,7 +259,7 @@ impl ServerHandle {
 
     /// Connections being served.
     pub fn connections(&self) -> usize {
-        self.state.connections.borrow().len()
+        self.state.pool.len()
     }
 
     /// Whether [`stop`](ServerHandle::stop) has completed.
@@ -304,7 +279,8 @@ impl ServerHandle {
     ///
     /// Outside a greenlet of the runtime.
     pub fn stop(&self, grace: Duration) {
-        if self.state.connections.borrow().contains_key(&runtime_scheduler::greenlet_id()) {
+        let pool = &self.state.pool;
+        if pool.contains(runtime_scheduler::greenlet_id()) {
             let handle = self.clone();
             drop(runtime_scheduler::spawn(move || handle.stop(grace)));
             return;
@@ -313,17 +289,17 @@ impl ServerHandle {
             self.state.stopped.wait();
             return;
         }
-        if let Some(acceptor) = self.state.acceptor.borrow_mut().take() {
+        let acceptor = self.state.acceptor.borrow_mut().take();
+        if let Some(acceptor) = acceptor {
             acceptor.kill();
             let _ = acceptor.join();
         }
-        if !self.state.idle.wait_timeout(grace) {
-            let running: Vec<u64> = self.state.connections.borrow().keys().copied().collect();
-            tracing::info!(connections = running.len(), "grace period over; killing the remaining connections");
-            for handle in self.state.connections.borrow().values() {
-                handle.kill();
-            }
-            self.state.idle.wait();
+        // gevent's `stop(timeout)`: join the pool for the grace period, then
+        // kill the rest and wait for them to unwind.
+        if !pool.join_timeout(grace) {
+            tracing::info!(connections = pool.len(), "grace period over; killing the remaining connections");
+            pool.kill();
+            pool.join();
         }
         self.state.stopped.set();
     }

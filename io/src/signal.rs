@@ -63,7 +63,7 @@ impl Signals {
             if let Some(signal) = self.delivery.pending().next() {
                 return Ok(signal);
             }
-            crate::wait::wait_readable(self.delivery.get_read(), None)?;
+            crate::wait::wait_as(self.delivery.get_read(), runtime_scheduler::Direction::Read, None, "Signals::wait")?;
         }
     }
 

@@ -5,13 +5,17 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use runtime_scheduler::{Direction, Registration};
+use runtime_scheduler::Direction;
+
+use crate::source::Source;
 
 /// Parks the current greenlet until `fd` is readable (or has hung up or
 /// failed), or `timeout` passes.
 ///
 /// The descriptor is registered with the hub for the duration of the call and
-/// must not be one of this runtime's sockets (use their own methods).
+/// must not be one of this runtime's sockets or [`Source`]s (use their own
+/// methods). To wait on a descriptor often, wrap it in a [`Source`], which
+/// registers it once.
 ///
 /// ```
 /// use std::io::Write;
@@ -39,7 +43,7 @@ use runtime_scheduler::{Direction, Registration};
 ///
 /// Outside a greenlet of the runtime.
 pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait(fd, Direction::Read, timeout)
+    wait_as(fd, Direction::Read, deadline(timeout), "wait_readable")
 }
 
 /// Parks the current greenlet until `fd` is writable (or has hung up or
@@ -53,12 +57,22 @@ pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()>
 ///
 /// Outside a greenlet of the runtime.
 pub fn wait_writable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait(fd, Direction::Write, timeout)
+    wait_as(fd, Direction::Write, deadline(timeout), "wait_writable")
 }
 
-fn wait(fd: impl AsFd, direction: Direction, timeout: Option<Duration>) -> io::Result<()> {
-    let deadline = timeout.map(|timeout| Instant::now() + timeout);
-    let registration = Registration::new(fd.as_fd()).map_err(|err| {
+/// Parks until `fd` may be ready in `direction`, or `deadline`; `op` names
+/// the wait in `runtime::dump`.
+pub(crate) fn wait_as(
+    fd: impl AsFd,
+    direction: Direction,
+    deadline: Option<Instant>,
+    op: &'static str,
+) -> io::Result<()> {
+    // Registered for the duration of the call only, and deregistered when the
+    // source drops, also when the wait unwinds (a kill); the descriptor is
+    // borrowed, not ours to close, and its mode is left alone (we do no I/O on
+    // it).
+    let source = Source::from_nonblocking(fd.as_fd()).map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -68,15 +82,12 @@ fn wait(fd: impl AsFd, direction: Direction, timeout: Option<Duration>) -> io::R
             err
         }
     })?;
-    // Deregistered when it drops, also when the wait unwinds (a kill): the
-    // registration must not outlive the call, and the descriptor is not ours
-    // to close. Registering reports the current state as an event, so
-    // whatever is ready now wakes us on the hub's next turn; nothing is
-    // assumed.
-    registration.clear_ready(direction);
-    let op = match direction {
-        Direction::Read => "wait_readable",
-        Direction::Write => "wait_writable",
-    };
-    registration.wait(direction, op, deadline)
+    // Registering reports the current state as an event, so whatever is
+    // ready now wakes us on the hub's next turn; nothing is assumed.
+    source.clear_ready(direction);
+    source.wait_until(direction, op, deadline)
+}
+
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|timeout| Instant::now() + timeout)
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
@@ -59,6 +60,7 @@ impl Group {
     /// # Panics
     ///
     /// Outside a runtime.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -72,6 +74,7 @@ impl Group {
     /// # Panics
     ///
     /// Outside a runtime.
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -108,6 +111,14 @@ impl Group {
         self.len() == 0
     }
 
+    /// Whether the greenlet with id `id` is a member still running (gevent's
+    /// `greenlet in group`). With [`greenlet_id`](crate::greenlet_id), tells
+    /// a member from the outside, for example before waiting for the group,
+    /// which a member cannot do.
+    pub fn contains(&self, id: u64) -> bool {
+        self.members.borrow().get(&id).is_some_and(|task| !task.is_done())
+    }
+
     /// Parks until every greenlet of the group has finished (including ones
     /// added meanwhile).
     ///
@@ -115,24 +126,67 @@ impl Group {
     ///
     /// Outside a greenlet of the runtime.
     pub fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// Like [`join`](Group::join), giving up after `timeout`; returns whether
+    /// every greenlet finished. Those still running stay in the group.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime_scheduler::run(|| {
+    ///     let group = runtime_scheduler::Group::new();
+    ///     let slow = group.spawn(|| runtime_scheduler::sleep(Duration::from_secs(60)));
+    ///     assert!(!group.join_timeout(Duration::from_millis(10)));
+    ///     assert_eq!(group.len(), 1);
+    ///     slow.kill();
+    ///     assert!(group.join_timeout(Duration::from_secs(60)));
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+
+    /// Like [`join`](Group::join), giving up at `deadline`; returns whether
+    /// every greenlet finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_deadline(&self, deadline: Instant) -> bool {
+        self.join_until(Some(deadline))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
         // Each round waits for the members running at its start (each once),
         // then drops the finished ones; greenlets added meanwhile are left for
         // the next round. Members stay in the group until they finish, so a
-        // join cut short (by a timeout) loses none.
+        // join cut short (by its deadline or a timeout) loses none.
         loop {
             let running: Vec<Rc<Task>> =
                 self.members.borrow().values().filter(|task| !task.is_done()).cloned().collect();
             if running.is_empty() {
                 self.members.borrow_mut().clear();
                 self.pruned_len.set(0);
-                return;
+                return true;
             }
+            let mut all_finished = true;
             for task in running {
-                wait_finished(&task, None);
+                if !wait_finished(&task, deadline) {
+                    all_finished = false;
+                    break;
+                }
             }
             let mut members = self.members.borrow_mut();
             members.retain(|_, task| !task.is_done());
             self.pruned_len.set(members.len());
+            if !all_finished {
+                return false;
+            }
         }
     }
 
@@ -155,7 +209,9 @@ impl fmt::Debug for Group {
 }
 
 /// A group that runs at most `size` greenlets at once (gevent's `Pool`):
-/// [`spawn`](Pool::spawn) parks the caller while the pool is full.
+/// [`spawn`](Pool::spawn) parks the caller while the pool is full. An
+/// [`unbounded`](Pool::unbounded) pool never is, and is simply a group with a
+/// pool's interface (gevent's `Pool(size=None)`).
 ///
 /// ```
 /// runtime_scheduler::run(|| {
@@ -178,11 +234,19 @@ impl Pool {
         Pool { group: Group::new(), slots: Arc::new(Semaphore::new(size)), size }
     }
 
+    /// A pool without a limit: [`spawn`](Pool::spawn) never parks, and
+    /// [`size`](Pool::size) is `usize::MAX`.
+    pub fn unbounded() -> Pool {
+        // As many permits as there could ever be greenlets.
+        Pool::new(usize::MAX)
+    }
+
     /// Spawns a greenlet once the pool has room, parking the caller until then.
     ///
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -196,6 +260,7 @@ impl Pool {
     /// # Panics
     ///
     /// Outside a greenlet of the runtime.
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -213,6 +278,7 @@ impl Pool {
     /// # Errors
     ///
     /// `Err(f)` when the pool is full.
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, F>
     where
         F: FnOnce() -> T + 'static,
@@ -237,6 +303,25 @@ impl Pool {
         self.slots.available()
     }
 
+    /// Parks until the pool has room for one more greenlet (gevent's
+    /// `wait_available`), without taking it: a server waits here before it
+    /// accepts a connection, so that connections beyond the limit stay
+    /// queued in the kernel. Another greenlet spawning meanwhile can take the
+    /// room again.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn wait_available(&self) {
+        drop(self.slots.acquire_as("Pool::wait_available"));
+    }
+
+    /// Whether the greenlet with id `id` is a member still running; see
+    /// [`Group::contains`].
+    pub fn contains(&self, id: u64) -> bool {
+        self.group.contains(id)
+    }
+
     /// Greenlets running (or started and not yet finished).
     pub fn len(&self) -> usize {
         self.group.len()
@@ -254,6 +339,26 @@ impl Pool {
     /// Outside a greenlet of the runtime.
     pub fn join(&self) {
         self.group.join();
+    }
+
+    /// Like [`join`](Pool::join), giving up after `timeout`; returns whether
+    /// every greenlet finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.group.join_timeout(timeout)
+    }
+
+    /// Like [`join`](Pool::join), giving up at `deadline`; returns whether
+    /// every greenlet finished.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    pub fn join_deadline(&self, deadline: Instant) -> bool {
+        self.group.join_deadline(deadline)
     }
 
     /// Kills every greenlet of the pool.

@@ -464,3 +464,161 @@ fn joinall_waits_for_everything_in_order() {
         assert!(group.is_empty());
     });
 }
+
+// ---------------------------------------------------------------------------
+// Timed joins, membership, unbounded pools and waiting for room (what
+// StreamServer builds on)
+
+#[test]
+fn group_join_timeout_gives_up_and_keeps_the_running_members() {
+    // gevent test__pool.py TestJoinSleep (join(timeout) returns False while a
+    // member runs; the member stays).
+    rt::run(|| {
+        let group = Group::new();
+        let quick = group.spawn(|| sleep(ms(1)));
+        let slow = group.spawn(|| sleep(Duration::from_secs(30)));
+        let started = std::time::Instant::now();
+        assert!(!group.join_timeout(ms(20)));
+        assert!(started.elapsed() >= ms(20));
+        assert!(quick.is_finished());
+        assert_eq!(group.len(), 1);
+        assert!(group.contains(slow.id()));
+        slow.kill();
+        assert!(group.join_deadline(std::time::Instant::now() + Duration::from_secs(30)));
+        assert!(group.is_empty());
+    });
+}
+
+#[test]
+fn group_join_timeout_waits_for_members_added_meanwhile() {
+    rt::run(|| {
+        let group = Rc::new(Group::new());
+        let done = Counter::new();
+        let (g, d) = (group.clone(), done.clone());
+        drop(group.spawn(move || {
+            sleep(ms(1));
+            let d2 = d.clone();
+            drop(g.spawn(move || {
+                sleep(ms(5));
+                d2.bump();
+            }));
+            d.bump();
+        }));
+        assert!(group.join_timeout(Duration::from_secs(30)));
+        assert_eq!(done.get(), 2);
+        // Empty: returns at once, also with a deadline in the past.
+        assert!(group.join_deadline(std::time::Instant::now()));
+    });
+}
+
+#[test]
+fn contains_knows_running_members_only() {
+    // gevent test__greenletset.py (`greenlet in group`, and finished members
+    // leave).
+    rt::run(|| {
+        let pool = Pool::new(2);
+        let member = pool.spawn(rt::greenlet_id);
+        let outsider = spawn(|| sleep(ms(1)));
+        assert!(pool.contains(member.id()));
+        assert!(!pool.contains(outsider.id()));
+        let id = member.id();
+        assert_eq!(member.join().unwrap(), id);
+        assert!(!pool.contains(id));
+        outsider.join().unwrap();
+    });
+}
+
+#[test]
+fn unbounded_pool_never_parks_the_spawner() {
+    // gevent test__pool.py (Pool(size=None) behaves as a Group).
+    rt::run(|| {
+        let pool = Pool::unbounded();
+        assert_eq!(pool.size(), usize::MAX);
+        let handles: Vec<_> = (0..1000).map(|i| pool.try_spawn(move || i).ok().unwrap()).collect();
+        assert_eq!(pool.len(), 1000);
+        pool.wait_available(); // returns at once
+        assert_eq!(pool.free_count(), usize::MAX - 1000);
+        let sum: u64 = rt::joinall(handles).into_iter().map(Result::unwrap).sum();
+        assert_eq!(sum, 999 * 1000 / 2);
+        assert_eq!(pool.free_count(), usize::MAX);
+    });
+}
+
+#[test]
+fn wait_available_parks_until_a_member_finishes_and_takes_no_slot() {
+    // gevent test__pool.py TestPool0/test_wait_available (wait_available
+    // returns once a greenlet of a full pool finishes).
+    rt::run(|| {
+        let pool = Rc::new(Pool::new(1));
+        let release = Rc::new(Event::new());
+        let member = pool.spawn({
+            let release = release.clone();
+            move || release.wait()
+        });
+        let waited = Counter::new();
+        let waiter = spawn({
+            let (pool, waited) = (pool.clone(), waited.clone());
+            move || {
+                pool.wait_available();
+                waited.bump();
+            }
+        });
+        yield_now();
+        yield_now();
+        assert_eq!(waited.get(), 0, "wait_available returned while the pool was full");
+        release.set();
+        member.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!(waited.get(), 1);
+        // The room is still there for the next spawn.
+        assert_eq!(pool.free_count(), 1);
+        assert!(pool.try_spawn(|| ()).is_ok());
+    });
+}
+
+#[test]
+fn pool_join_timeout_then_kill_is_a_graceful_stop() {
+    // gevent's StreamServer.stop: pool.join(timeout=grace), then kill.
+    rt::run(|| {
+        let pool = Pool::new(3);
+        let finished = Counter::new();
+        let drops = Drops::new();
+        for delay in [1u64, 2, 30_000] {
+            let (finished, guard) = (finished.clone(), drops.guard());
+            drop(pool.spawn(move || {
+                let _guard = guard;
+                sleep(ms(delay));
+                finished.bump();
+            }));
+        }
+        assert!(!pool.join_timeout(ms(50)));
+        assert_eq!((finished.get(), pool.len()), (2, 1));
+        pool.kill();
+        pool.join();
+        assert_eq!((finished.get(), drops.count()), (2, 3));
+        assert_eq!(pool.free_count(), 3);
+    });
+}
+
+#[test]
+fn members_are_reported_as_spawned_where_the_group_or_pool_was_asked() {
+    // runtime::dump and deadlock reports say where a greenlet was spawned:
+    // for a member, the caller of Group::spawn or Pool::spawn, not the
+    // group's own code.
+    rt::run(|| {
+        let group = Group::new();
+        let pool = Pool::new(2);
+        let handles = [
+            group.spawn(|| sleep(Duration::from_secs(30))),
+            pool.spawn(|| sleep(Duration::from_secs(30))),
+            pool.try_spawn(|| sleep(Duration::from_secs(30))).ok().unwrap(),
+        ];
+        yield_now();
+        let dump = rt::dump();
+        for handle in &handles {
+            let info = dump.greenlets().iter().find(|info| info.id() == handle.id()).unwrap();
+            assert_eq!(info.spawned_at().file(), file!(), "{info}");
+            handle.kill();
+        }
+    });
+}

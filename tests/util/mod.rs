@@ -179,6 +179,16 @@ pub fn open_fd_numbers() -> Vec<i32> {
     fds
 }
 
+/// Whether `fd` is in non-blocking mode (`O_NONBLOCK`).
+pub fn is_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL only reads the flags of a descriptor the borrow keeps
+    // open.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    assert_ne!(flags, -1, "fcntl(F_GETFL): {}", io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
 fn fd_is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD only queries the descriptor table; an unused number
     // gives EBADF.
@@ -252,9 +262,19 @@ impl Drop for TempDir {
 
 /// A non-blocking pipe: `(read end, write end)`.
 pub fn pipe() -> (std::fs::File, std::fs::File) {
+    pipe_with_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+}
+
+/// A pipe in blocking mode (as `std` creates descriptors): `(read end, write
+/// end)`.
+pub fn blocking_pipe() -> (std::fs::File, std::fs::File) {
+    pipe_with_flags(libc::O_CLOEXEC)
+}
+
+fn pipe_with_flags(flags: libc::c_int) -> (std::fs::File, std::fs::File) {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), flags) };
     assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
     use std::os::fd::FromRawFd;
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by

@@ -23,9 +23,10 @@ pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
 /// Implements `Read` and `Write` for a stream type and for references to it,
-/// through its `source` field.
+/// through its `source` field. Waits are named after the type in
+/// `runtime::dump` (`TcpStream::read`).
 macro_rules! impl_stream_io {
-    ($stream:ty) => {
+    ($stream:ident) => {
         impl $stream {
             /// Parks until the stream may be read without blocking: data, the
             /// end of the stream or an error is there (a wake-up can be
@@ -36,7 +37,7 @@ macro_rules! impl_stream_io {
             ///
             /// `TimedOut` after the read timeout.
             pub fn readable(&self) -> std::io::Result<()> {
-                self.source.wait(runtime_scheduler::Direction::Read)
+                self.source.wait_as(runtime_scheduler::Direction::Read, concat!(stringify!($stream), "::readable"))
             }
 
             /// Parks until the stream may be written without blocking. Honours
@@ -46,7 +47,7 @@ macro_rules! impl_stream_io {
             ///
             /// `TimedOut` after the write timeout.
             pub fn writable(&self) -> std::io::Result<()> {
-                self.source.wait(runtime_scheduler::Direction::Write)
+                self.source.wait_as(runtime_scheduler::Direction::Write, concat!(stringify!($stream), "::writable"))
             }
 
             /// Reads once without parking.
@@ -70,23 +71,31 @@ macro_rules! impl_stream_io {
 
         impl std::io::Read for &$stream {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.source.read_stream(buf.len(), |io| std::io::Read::read(&mut &*io, buf))
+                self.source.read_stream(concat!(stringify!($stream), "::read"), buf.len(), |io| {
+                    std::io::Read::read(&mut &*io, buf)
+                })
             }
 
             fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
                 let len = bufs.iter().map(|buf| buf.len()).sum();
-                self.source.read_stream(len, |io| std::io::Read::read_vectored(&mut &*io, bufs))
+                self.source.read_stream(concat!(stringify!($stream), "::read"), len, |io| {
+                    std::io::Read::read_vectored(&mut &*io, bufs)
+                })
             }
         }
 
         impl std::io::Write for &$stream {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.source.write_stream(buf.len(), |io| std::io::Write::write(&mut &*io, buf))
+                self.source.write_stream(concat!(stringify!($stream), "::write"), buf.len(), |io| {
+                    std::io::Write::write(&mut &*io, buf)
+                })
             }
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 let len = bufs.iter().map(|buf| buf.len()).sum();
-                self.source.write_stream(len, |io| std::io::Write::write_vectored(&mut &*io, bufs))
+                self.source.write_stream(concat!(stringify!($stream), "::write"), len, |io| {
+                    std::io::Write::write_vectored(&mut &*io, bufs)
+                })
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

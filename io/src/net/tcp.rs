@@ -55,7 +55,7 @@ impl TcpListener {
             socket.bind(&addr.into())?;
             socket.listen(LISTEN_BACKLOG)?;
             let listener = mio::net::TcpListener::from_std(socket.into());
-            Ok(TcpListener { source: Source::new(listener)? })
+            Ok(TcpListener { source: Source::from_nonblocking(listener)? })
         })
     }
 
@@ -66,7 +66,7 @@ impl TcpListener {
     /// If it cannot be made non-blocking or registered with the hub.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
-        Ok(TcpListener { source: Source::new(mio::net::TcpListener::from_std(listener))? })
+        Ok(TcpListener { source: Source::from_nonblocking(mio::net::TcpListener::from_std(listener))? })
     }
 
     /// Accepts a connection, parking until one arrives.
@@ -75,7 +75,7 @@ impl TcpListener {
     ///
     /// What `accept(2)` reports, e.g. `EMFILE` when out of file descriptors.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, addr) = self.source.read_with(mio::net::TcpListener::accept)?;
+        let (stream, addr) = self.source.read_with_as("TcpListener::accept", mio::net::TcpListener::accept)?;
         Ok((TcpStream::from_mio(stream)?, addr))
     }
 
@@ -212,7 +212,7 @@ impl TcpStream {
         // mio's recipe: wait until writable, then check for an error, then
         // check that the socket is connected.
         loop {
-            stream.source.wait(Direction::Write)?;
+            stream.source.wait_as(Direction::Write, "TcpStream::connect")?;
             if let Some(err) = stream.take_error()? {
                 return Err(err);
             }
@@ -227,7 +227,7 @@ impl TcpStream {
     }
 
     pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream { source: Source::new(stream)? })
+        Ok(TcpStream { source: Source::from_nonblocking(stream)? })
     }
 
     /// Takes over a stream from `std::net`, putting it in non-blocking mode.
@@ -287,7 +287,7 @@ impl TcpStream {
     ///
     /// As `read`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.read_with(|stream| stream.peek(buf))
+        self.source.read_with_as("TcpStream::peek", |stream| stream.peek(buf))
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).

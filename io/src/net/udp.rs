@@ -40,7 +40,7 @@ impl UdpSocket {
     ///
     /// Outside a runtime.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        each_addr(addr, |addr| Ok(UdpSocket { source: Source::new(mio::net::UdpSocket::bind(addr)?)? }))
+        each_addr(addr, |addr| Ok(UdpSocket { source: Source::from_nonblocking(mio::net::UdpSocket::bind(addr)?)? }))
     }
 
     /// Takes over a socket from `std::net`, putting it in non-blocking mode.
@@ -50,7 +50,7 @@ impl UdpSocket {
     /// If it cannot be made non-blocking or registered with the hub.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
-        Ok(UdpSocket { source: Source::new(mio::net::UdpSocket::from_std(socket))? })
+        Ok(UdpSocket { source: Source::from_nonblocking(mio::net::UdpSocket::from_std(socket))? })
     }
 
     /// Sets the default destination (and the only source `recv` accepts).
@@ -73,7 +73,7 @@ impl UdpSocket {
             .into_iter()
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))?;
-        self.source.write_with(|socket| socket.send_to(buf, target))
+        self.source.write_with_as("UdpSocket::send_to", |socket| socket.send_to(buf, target))
     }
 
     /// Receives a datagram, parking until one arrives.
@@ -82,7 +82,7 @@ impl UdpSocket {
     ///
     /// What `recvfrom(2)` reports; `TimedOut` after the read timeout.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.read_with(|socket| socket.recv_from(buf))
+        self.source.read_with_as("UdpSocket::recv_from", |socket| socket.recv_from(buf))
     }
 
     /// Receives a datagram without removing it from the queue.
@@ -91,7 +91,7 @@ impl UdpSocket {
     ///
     /// As [`recv_from`](UdpSocket::recv_from).
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.read_with(|socket| socket.peek_from(buf))
+        self.source.read_with_as("UdpSocket::peek_from", |socket| socket.peek_from(buf))
     }
 
     /// Sends a datagram to the connected address.
@@ -100,7 +100,7 @@ impl UdpSocket {
     ///
     /// What `send(2)` reports.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.write_with(|socket| socket.send(buf))
+        self.source.write_with_as("UdpSocket::send", |socket| socket.send(buf))
     }
 
     /// Receives a datagram from the connected address.
@@ -109,7 +109,7 @@ impl UdpSocket {
     ///
     /// What `recv(2)` reports; `TimedOut` after the read timeout.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.read_with(|socket| socket.recv(buf))
+        self.source.read_with_as("UdpSocket::recv", |socket| socket.recv(buf))
     }
 
     /// Receives a datagram from the connected address without removing it.
@@ -118,7 +118,7 @@ impl UdpSocket {
     ///
     /// As [`recv`](UdpSocket::recv).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.read_with(|socket| socket.peek(buf))
+        self.source.read_with_as("UdpSocket::peek", |socket| socket.peek(buf))
     }
 
     /// The local address.

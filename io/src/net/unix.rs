@@ -35,7 +35,7 @@ impl UnixListener {
     ///
     /// Outside a runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        Ok(UnixListener { source: Source::new(mio::net::UnixListener::bind(path)?)? })
+        Ok(UnixListener { source: Source::from_nonblocking(mio::net::UnixListener::bind(path)?)? })
     }
 
     /// Takes over a listener from `std`, putting it in non-blocking mode.
@@ -45,7 +45,7 @@ impl UnixListener {
     /// If it cannot be made non-blocking or registered with the hub.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
-        Ok(UnixListener { source: Source::new(mio::net::UnixListener::from_std(listener))? })
+        Ok(UnixListener { source: Source::from_nonblocking(mio::net::UnixListener::from_std(listener))? })
     }
 
     /// Accepts a connection, parking until one arrives.
@@ -54,7 +54,7 @@ impl UnixListener {
     ///
     /// What `accept(2)` reports.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = self.source.read_with(mio::net::UnixListener::accept)?;
+        let (stream, addr) = self.source.read_with_as("UnixListener::accept", mio::net::UnixListener::accept)?;
         Ok((UnixStream::from_mio(stream)?, addr))
     }
 
@@ -158,7 +158,7 @@ impl UnixStream {
             }
         };
         loop {
-            stream.source.wait(Direction::Write)?;
+            stream.source.wait_as(Direction::Write, "UnixStream::connect")?;
             if let Some(err) = stream.take_error()? {
                 return Err(err);
             }
@@ -185,7 +185,7 @@ impl UnixStream {
     }
 
     pub(crate) fn from_mio(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
-        Ok(UnixStream { source: Source::new(stream)? })
+        Ok(UnixStream { source: Source::from_nonblocking(stream)? })
     }
 
     /// Takes over a socket from `std`, putting it in non-blocking mode.
@@ -292,7 +292,7 @@ impl UnixDatagram {
     }
 
     fn from_mio(socket: mio::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram { source: Source::new(socket)? })
+        Ok(UnixDatagram { source: Source::from_nonblocking(socket)? })
     }
 
     /// Takes over a socket from `std`, putting it in non-blocking mode.
@@ -334,7 +334,7 @@ impl UnixDatagram {
     /// What `sendto(2)` reports.
     pub fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let path = path.as_ref();
-        self.source.write_with(|socket| socket.send_to(buf, path))
+        self.source.write_with_as("UnixDatagram::send_to", |socket| socket.send_to(buf, path))
     }
 
     /// Receives a datagram and its sender's address.
@@ -343,7 +343,7 @@ impl UnixDatagram {
     ///
     /// What `recvfrom(2)` reports; `TimedOut` after the read timeout.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.read_with(|socket| socket.recv_from(buf))
+        self.source.read_with_as("UnixDatagram::recv_from", |socket| socket.recv_from(buf))
     }
 
     /// Sends a datagram to the connected address.
@@ -352,7 +352,7 @@ impl UnixDatagram {
     ///
     /// What `send(2)` reports.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.write_with(|socket| socket.send(buf))
+        self.source.write_with_as("UnixDatagram::send", |socket| socket.send(buf))
     }
 
     /// Receives a datagram.
@@ -361,7 +361,7 @@ impl UnixDatagram {
     ///
     /// What `recv(2)` reports; `TimedOut` after the read timeout.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.read_with(|socket| socket.recv(buf))
+        self.source.read_with_as("UnixDatagram::recv", |socket| socket.recv(buf))
     }
 
     /// The local address.
