@@ -369,6 +369,11 @@ impl Pool {
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("size", &self.size).field("running", &self.len()).finish()
+        let mut d = f.debug_struct("Pool");
+        match self.size {
+            usize::MAX => d.field("size", &"unbounded"),
+            size => d.field("size", &size),
+        };
+        d.field("running", &self.len()).finish()
     }
 }

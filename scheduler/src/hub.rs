@@ -21,7 +21,6 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -45,8 +44,8 @@ use crate::waiting::Seconds;
 pub(crate) const EVENT_INTERVAL: usize = 61;
 
 /// How long the hub waits, with nothing on it able to wake the main
-/// greenlet, before it reports a possible deadlock once `sync` types have
-/// crossed threads (another thread may still wake it, so it only warns).
+/// greenlet but greenlets waiting on `sync` types (which another thread may
+/// still wake), before it warns of a possible deadlock.
 const DEADLOCK_WARNING_AFTER: Duration = Duration::from_secs(5);
 
 /// Finished tasks kept for reuse (see `Hub::recycle_task`).
@@ -69,6 +68,7 @@ pub(crate) struct Config {
     pub(crate) blocking_threads: usize,
     pub(crate) max_blocking_time: Option<Duration>,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) strict_deadlocks: bool,
 }
 
 /// The state of one thread's hub. Every field is only touched on that thread.
@@ -90,6 +90,8 @@ pub(crate) struct Hub {
     monitor: Option<Monitor>,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
+    /// Greenlets parked on a `sync` type (which other threads may wake).
+    sync_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
     deadlock_warned: Cell<Option<u64>>,
     /// Tasks parked while unwinding: while there are any,
@@ -104,6 +106,14 @@ pub(crate) struct Hub {
 
 thread_local! {
     static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+    /// The id of the running hub's reactor (0 for none): a check that a
+    /// registration belongs here, cheap enough for every I/O operation.
+    static REACTOR_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The id of the reactor of this thread's hub, 0 if none runs.
+pub(crate) fn reactor_id() -> u64 {
+    REACTOR_ID.try_with(Cell::get).unwrap_or(0)
 }
 
 /// The hub of this thread, if one is running.
@@ -131,19 +141,6 @@ pub(crate) fn current_task_label() -> Option<(String, &'static std::panic::Locat
     Some((task.label(), task.spawned_at()))
 }
 
-/// Set once a wake-up crossed threads (a plain thread waited on a `sync`
-/// type, or woke a greenlet of some hub): from then on a hub cannot tell
-/// whether another thread will still wake a greenlet waiting on a `sync`
-/// type, so it reports such waits as *possible* deadlocks, without panicking.
-static CROSS_THREAD: AtomicBool = AtomicBool::new(false);
-
-/// Records that `sync` types are used across threads; see [`CROSS_THREAD`].
-pub(crate) fn note_cross_thread() {
-    if !CROSS_THREAD.load(Ordering::Relaxed) {
-        CROSS_THREAD.store(true, Ordering::Relaxed);
-    }
-}
-
 /// Wakes park `seq` of the task at `task` on the hub behind `remote`, from
 /// any thread: directly when called on that hub's own thread (no system
 /// call), through its remote queue otherwise. A hub that has stopped ignores
@@ -159,7 +156,6 @@ pub(crate) fn unpark_anywhere(remote: &Arc<Remote>, task: Key, seq: u64) {
             return;
         }
     }
-    note_cross_thread();
     let _ = remote.post(Message::Unpark { task, seq });
 }
 
@@ -182,6 +178,7 @@ impl Hub {
             monitor,
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
+            sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
             woken: RefCell::new(Vec::new()),
             wakers: RefCell::new(Vec::new()),
@@ -197,7 +194,9 @@ impl Hub {
             "`runtime::run` was called inside a running runtime; use `runtime::spawn` instead"
         );
         HUB.with(|slot| *slot.borrow_mut() = Some(self.clone()));
+        REACTOR_ID.with(|id| id.set(self.reactor.id()));
         crate::guard::defer(|| {
+            REACTOR_ID.with(|id| id.set(0));
             HUB.with(|slot| slot.borrow_mut().take());
         })
     }
@@ -255,6 +254,12 @@ impl Hub {
     pub(crate) fn count_parked_unwinding(&self, parked: bool) {
         let n = self.parked_unwinding.get();
         self.parked_unwinding.set(if parked { n + 1 } else { n - 1 });
+    }
+
+    /// Counts a greenlet starting (`true`) or ending a wait on a `sync` type.
+    pub(crate) fn count_sync_wait(&self, waiting: bool) {
+        let n = self.sync_waits.get();
+        self.sync_waits.set(if waiting { n + 1 } else { n - 1 });
     }
 
     pub(crate) fn parked_unwinding(&self) -> usize {
@@ -425,9 +430,10 @@ impl Hub {
         let mut suspect = None;
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
-                if CROSS_THREAD.load(Ordering::Relaxed) {
-                    // Another thread may still wake a greenlet through a
-                    // `sync` type: wait, and only warn if nothing happens.
+                if self.sync_waits.get() > 0 && !self.config.strict_deadlocks {
+                    // A greenlet waits on a `sync` type, which another thread
+                    // may still set, send to or release: the hub cannot tell,
+                    // so it waits, and only warns if nothing happens.
                     timeout = Some(DEADLOCK_WARNING_AFTER);
                     suspect = Some(root.next_seq());
                 } else {

@@ -101,7 +101,10 @@
 //!   rely on it.
 //! - Deadlock detection assumes that a live [`Handle`] may still send work: a
 //!   `Handle` kept alive on the hub's own thread (say, in a local of the root
-//!   greenlet) turns a deadlock into a hang.
+//!   greenlet) turns a deadlock into a hang. Waits on [`sync`] types may be
+//!   ended by other threads, which the hub cannot see: while any greenlet
+//!   waits on one, a would-be deadlock is only reported as a warning after
+//!   5 seconds, unless [`Builder::strict_deadlocks`] promises otherwise.
 //! - Greenlets still alive when `run`'s closure returns are killed in no
 //!   particular order; work sent through a `Handle` while the runtime stops may
 //!   be dropped. A leaked greenlet that was parked while unwinding leaves
@@ -192,7 +195,8 @@ pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 ///
 /// If called inside a running runtime, and if `f` panics. If `f`'s greenlet
 /// parks on something that nothing can ever provide (a deadlock), it panics
-/// at that point with a report of what it and every other greenlet wait on.
+/// at that point with a report of what it and every other greenlet wait on
+/// (for waits on `sync` types, see [`Builder::strict_deadlocks`]).
 #[track_caller]
 pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
     Builder::new().run(f)
@@ -255,6 +259,7 @@ pub struct Builder {
     blocking_threads: usize,
     max_blocking_time: Option<Duration>,
     shutdown_grace: Duration,
+    strict_deadlocks: bool,
 }
 
 impl Default for Builder {
@@ -273,6 +278,7 @@ impl Builder {
             blocking_threads: 64,
             max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
             shutdown_grace: Duration::from_secs(1),
+            strict_deadlocks: false,
         }
     }
 
@@ -305,6 +311,18 @@ impl Builder {
         self
     }
 
+    /// Promises that nothing but this hub's own greenlets (and work that
+    /// arrives through a [`Handle`] or the thread pool) wakes its greenlets:
+    /// no other thread or hub sets, sends to or releases a `sync` value they
+    /// wait on. A main greenlet that waits on something nothing can provide
+    /// then panics at once with the deadlock report. Without the promise, a
+    /// wait on a `sync` type might still end through another thread, so the
+    /// hub only warns of a possible deadlock after 5 seconds.
+    pub fn strict_deadlocks(mut self, strict: bool) -> Builder {
+        self.strict_deadlocks = strict;
+        self
+    }
+
     /// Runs `f` on a hub with these settings; see [`run`].
     ///
     /// # Panics
@@ -317,6 +335,7 @@ impl Builder {
             blocking_threads: self.blocking_threads,
             max_blocking_time: self.max_blocking_time,
             shutdown_grace: self.shutdown_grace,
+            strict_deadlocks: self.strict_deadlocks,
         };
         let spawned_at = std::panic::Location::caller();
         panic_hook::install();

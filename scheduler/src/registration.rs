@@ -120,13 +120,25 @@ impl Registration {
                  running one",
             ));
         };
-        match hub::current() {
-            Some(hub) if hub.reactor().id() == self.reactor_id => Ok(reactor),
-            _ => Err(io::Error::other(
-                "this I/O object belongs to another hub: sockets cannot move between runtimes (each hub polls \
-                 its own descriptors)",
-            )),
+        self.check_hub()?;
+        Ok(reactor)
+    }
+
+    /// Whether this runs on the hub the registration belongs to.
+    fn check_hub(&self) -> io::Result<()> {
+        if hub::reactor_id() == self.reactor_id {
+            return Ok(());
         }
+        if self.reactor.strong_count() == 0 {
+            return Err(io::Error::other(
+                "this I/O object was registered with a runtime that has stopped; create it again inside the \
+                 running one",
+            ));
+        }
+        Err(io::Error::other(
+            "this I/O object belongs to another hub: sockets cannot move between runtimes (each hub polls its \
+             own descriptors)",
+        ))
     }
 
     /// Parks the current greenlet until the source may be ready in
@@ -147,6 +159,22 @@ impl Registration {
         self.wait_with_timeout(direction, op, deadline, None)
     }
 
+    /// Like [`wait`](Registration::wait), with a timeout rather than a
+    /// deadline (which `runtime::dump` then shows as the handle's timeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Registration::wait).
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Registration::wait).
+    #[track_caller]
+    pub fn wait_timeout(&self, direction: Direction, op: &'static str, timeout: Option<Duration>) -> io::Result<()> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        self.wait_with_timeout(direction, op, deadline, timeout)
+    }
+
     #[track_caller]
     fn wait_with_timeout(
         &self,
@@ -161,7 +189,7 @@ impl Registration {
         let reactor = self.own_reactor()?;
         let parker = Parker::current();
         let queue = &self.state.waiters[direction.index()];
-        let on = WaitingOn::Io { op, fd: self.fd, timeout };
+        let on = WaitingOn::Io { op, fd: self.fd, direction, timeout };
         reactor.count_waiter(true);
         let _uncount = crate::guard::defer(|| reactor.count_waiter(false));
         while !self.is_ready(direction) {
@@ -252,6 +280,7 @@ impl Registration {
         // A greenlet that spent its budget yields before its next operation
         // (not after the last one: its caller may still have bookkeeping to
         // do about the result, which must not straddle a switch).
+        self.check_hub()?;
         if budget::is_spent() {
             budget::reset();
             yield_now();

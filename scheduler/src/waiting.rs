@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::reactor::Direction;
+
 /// What a greenlet is parked on. Small and `Copy`: it is recorded on every
 /// park, and formatted only when somebody asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,9 +18,9 @@ pub(crate) enum WaitingOn {
     Join(u64),
     /// A deadline, for `sleep`.
     Sleep,
-    /// Readiness of a file descriptor for the operation `op`
+    /// Readiness of a file descriptor in `direction` for the operation `op`
     /// (`TcpStream::read`), with the handle's timeout for that direction.
-    Io { op: &'static str, fd: i32, timeout: Option<Duration> },
+    Io { op: &'static str, fd: i32, direction: Direction, timeout: Option<Duration> },
 }
 
 impl WaitingOn {
@@ -43,13 +45,12 @@ impl fmt::Display for Described {
             WaitingOn::Op(op) => f.write_str(op)?,
             WaitingOn::Join(id) => write!(f, "join #{id}")?,
             WaitingOn::Sleep => f.write_str("sleep")?,
-            WaitingOn::Io { op, fd, timeout } => {
+            WaitingOn::Io { op, fd, direction, timeout } => {
                 write!(f, "{op} fd {fd}")?;
                 if let Some(timeout) = timeout {
-                    let direction = if op.ends_with("write") || op.ends_with("send") || op.ends_with("connect") {
-                        "write"
-                    } else {
-                        "read"
+                    let direction = match direction {
+                        Direction::Read => "read",
+                        Direction::Write => "write",
                     };
                     write!(f, ", {direction} timeout {}", Seconds(timeout))?;
                 }
@@ -83,11 +84,22 @@ impl fmt::Display for Seconds {
 mod tests {
     use super::*;
 
+    fn io_timeout() -> Option<Duration> {
+        Some(Duration::from_secs(2))
+    }
+
     #[test]
     fn descriptions_read_like_the_api() {
         let now = Instant::now();
-        let io = WaitingOn::Io { op: "TcpStream::read", fd: 7, timeout: Some(Duration::from_secs(5)) };
+        let io = WaitingOn::Io {
+            op: "TcpStream::read",
+            fd: 7,
+            direction: Direction::Read,
+            timeout: Some(Duration::from_secs(5)),
+        };
         assert_eq!(io.describe(None, now).to_string(), "TcpStream::read fd 7, read timeout 5s");
+        let io = WaitingOn::Io { op: "UdpSocket::send_to", fd: 3, direction: Direction::Write, timeout: io_timeout() };
+        assert_eq!(io.describe(None, now).to_string(), "UdpSocket::send_to fd 3, write timeout 2s");
         let sleep = WaitingOn::Sleep.describe(Some(now + Duration::from_millis(2300)), now);
         assert_eq!(sleep.to_string(), "sleep, 2.3 s left");
         assert_eq!(WaitingOn::Join(42).describe(None, now).to_string(), "join #42");

@@ -315,7 +315,10 @@ fn run_repeatedly_and_on_new_threads_leaks_nothing() {
 
 /// Runs `f`, which must deadlock, and returns the report.
 fn deadlock_report<T: 'static>(f: impl FnOnce() -> T + 'static) -> String {
-    let report = run_catching(f).err().expect("`run` must panic with a deadlock report");
+    // Strict: no other thread touches these programs' `sync` values.
+    let strict =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt::Builder::new().strict_deadlocks(true).run(f)));
+    let report = strict.err().map(|payload| util::message(&payload)).expect("`run` must panic with a deadlock report");
     assert_contains(&report, &["deadlock"]);
     report
 }

@@ -258,9 +258,11 @@ fn misuse_panics_point_at_the_callers_line() {
         assert!(text[..outside].rfind(here).is_some_and(|at| at > deadlock), "{text}");
         return;
     }
-    let _ = util::run_catching(|| {
-        let (_tx, rx) = channel::bounded::<u8>(1);
-        rx.recv()
+    let _ = panic::catch_unwind(|| {
+        rt::Builder::new().strict_deadlocks(true).run(|| {
+            let (_tx, rx) = channel::bounded::<u8>(1);
+            rx.recv()
+        })
     });
     let _ = panic::catch_unwind(|| sleep(ms(1)));
 }

@@ -90,7 +90,6 @@ impl Waiter {
             Some(parker) => Waiter::Greenlet(parker),
             None if hub::current().is_some() => Waiter::Greenlet(Parker::current()),
             None => {
-                hub::note_cross_thread();
                 Waiter::Thread(Arc::new(ThreadSignal { thread: thread::current(), notified: AtomicBool::new(false) }))
             }
         }
@@ -110,7 +109,12 @@ impl Waiter {
     #[track_caller]
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
         match self {
-            Waiter::Greenlet(parker) => parker.park(on, deadline),
+            Waiter::Greenlet(parker) => {
+                let hub = parker.hub();
+                hub.count_sync_wait(true);
+                let _uncount = crate::guard::defer(|| hub.count_sync_wait(false));
+                parker.park(on, deadline)
+            }
             Waiter::Thread(signal) => loop {
                 if signal.notified.swap(false, Ordering::Acquire) {
                     return Ok(Wake::Notified);
