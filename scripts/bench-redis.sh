@@ -6,8 +6,10 @@
 #
 # Both servers run pinned to CPU 0, redis-benchmark to CPU 1:
 #   redis-benchmark -t ping,set,get,incr,lpush,lpop -c 50 -n 200000 [-P 16] -q --csv
-# once with 16 requests pipelined per connection and once without, ROUNDS
-# times each (default 1; the table shows the median), alternating servers.
+# (one test at a time, as ping_inline,ping_mbulk,... so each server's CPU time
+# can be told per test) once with 16 requests pipelined per connection and
+# once without, ROUNDS times each (default 1; the table shows medians),
+# alternating servers.
 # Installs redis-server and redis-tools with apt-get when they are missing.
 # Environment: REQUESTS (200000), CLIENTS (50), OURS_PORT (6380),
 # REDIS_PORT (6381).
@@ -18,7 +20,7 @@ requests="${REQUESTS:-200000}"
 clients="${CLIENTS:-50}"
 ours_port="${OURS_PORT:-6380}"
 redis_port="${REDIS_PORT:-6381}"
-tests=ping,set,get,incr,lpush,lpop
+tests=ping_inline,ping_mbulk,set,get,incr,lpush,lpop
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
     apt-get update -qq
@@ -75,34 +77,56 @@ smoke "ERR wrong number of arguments for 'get' command" get
 smoke "ERR unknown command 'frobnicate', with args beginning with: 'x' " frobnicate x
 echo "redis-cli smoke check: all answers as expected"
 
+# CPU time (ns) a process has run for, all its threads.
+cpu_ns() {
+    cat /proc/"$1"/task/*/schedstat | awk '{ total += $1 } END { printf "%.0f\n", total }'
+}
+
 results="$work/results"
 for round in $(seq "$rounds"); do
     for mode in pipelined plain; do
         pipeline=()
         [ "$mode" = pipelined ] && pipeline=(-P 16)
-        for server in ours redis; do
-            port="$ours_port"
-            [ "$server" = redis ] && port="$redis_port"
-            redis-cli -p "$port" flushall >/dev/null
-            echo "round $round/$rounds: $mode, $server" >&2
-            taskset -c 1 redis-benchmark -p "$port" -t "$tests" -c "$clients" -n "$requests" "${pipeline[@]}" -q --csv |
-                tr -d '"' | awk -F, -v mode="$mode" -v server="$server" \
-                '$1 != "test" && $2 > 0 { print mode, server, $1, $2 }' >>"$results"
+        echo "round $round/$rounds: $mode" >&2
+        for test in ${tests//,/ }; do
+            for server in ours redis; do
+                port="$ours_port" pid="${pids[0]}"
+                [ "$server" = redis ] && port="$redis_port" pid="${pids[1]}"
+                redis-cli -p "$port" flushall >/dev/null
+                before="$(cpu_ns "$pid")"
+                line="$(taskset -c 1 redis-benchmark -p "$port" -t "$test" -c "$clients" -n "$requests" \
+                    "${pipeline[@]}" -q --csv | tr -d '"' | awk -F, '$1 != "test" && $2 > 0 { print $1, $2 }')"
+                after="$(cpu_ns "$pid")"
+                # test, requests per second, requests per second of server CPU time
+                echo "$line" | awk -v mode="$mode" -v server="$server" -v n="$requests" -v ns="$((after - before))" \
+                    '{ print mode, server, $1, $2, n / (ns / 1e9) }' >>"$results"
+            done
         done
     done
 done
 
 # Median of each (mode, server, test), then one row per (mode, test).
-sort -k1,1 -k2,2 -k3,3 -k4,4n "$results" | awk '
-    { key = $1 " " $2 " " $3; values[key, ++count[key]] = $4; if (!(key in seen)) { seen[key] = 1; keys[++n] = key } }
-    END { for (i = 1; i <= n; i++) { k = keys[i]; c = count[k]; print k, values[k, int((c + 1) / 2)] } }' >"$work/medians"
-printf '\n%-10s %-12s %14s %14s %7s\n' mode test "ours req/s" "redis req/s" ratio
+median() {
+    sort -k1,1 -k2,2 -k3,3 -k4,4n | awk '
+        { key = $1 " " $2 " " $3; values[key, ++count[key]] = $4; if (!(key in seen)) { seen[key] = 1; keys[++n] = key } }
+        END { for (i = 1; i <= n; i++) { k = keys[i]; c = count[k]; print k, values[k, int((c + 1) / 2)] } }'
+}
+awk '{ print $1, $2, $3, $4 }' "$results" | median >"$work/rps"
+awk '{ print $1, $2, $3, $5 }' "$results" | median >"$work/per-cpu"
+echo
+echo "Requests per second (median of $rounds), and requests per second of server CPU time"
+echo "(the latter is steadier when other work shares the machine):"
+printf '\n%-10s %-12s %12s %12s %6s   %14s %14s %6s\n' mode test "ours req/s" "redis req/s" ratio \
+    "ours req/cpu-s" "redis req/cpu-s" ratio
 awk '
-    { rps[$1, $2, $3] = $4; if (!(($1, $3) in seen)) { seen[$1, $3] = 1; rows[++n] = $1 SUBSEP $3 } }
+    FILENAME == ARGV[1] { rps[$1, $2, $3] = $4; if (!(($1, $3) in seen)) { seen[$1, $3] = 1; rows[++n] = $1 SUBSEP $3 } next }
+    { cpu[$1, $2, $3] = $4 }
     END {
         for (i = 1; i <= n; i++) {
             split(rows[i], r, SUBSEP)
             ours = rps[r[1], "ours", r[2]]; redis = rps[r[1], "redis", r[2]]
-            printf "%-10s %-12s %14.0f %14.0f %7.2f\n", r[1], r[2], ours, redis, (redis > 0 ? ours / redis : 0)
+            ours_cpu = cpu[r[1], "ours", r[2]]; redis_cpu = cpu[r[1], "redis", r[2]]
+            printf "%-10s %-12s %12.0f %12.0f %6.2f   %14.0f %14.0f %6.2f\n", r[1], r[2], ours, redis,
+                (redis > 0 ? ours / redis : 0), ours_cpu, redis_cpu, (redis_cpu > 0 ? ours_cpu / redis_cpu : 0)
         }
-    }' "$work/medians"
+    }' "$work/rps" "$work/per-cpu"
