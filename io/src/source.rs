@@ -407,8 +407,7 @@ impl<T> Source<T> {
     /// direction's timeout; `op` names the wait in `runtime::dump`.
     #[track_caller]
     pub(crate) fn wait_as(&self, direction: Direction, op: &'static str) -> io::Result<()> {
-        let deadline = self.timeout(direction).map(|timeout| Instant::now() + timeout);
-        self.registration.wait(direction, op, deadline)
+        self.registration.wait_timeout(direction, op, self.timeout(direction))
     }
 
     /// Parks until the source may be ready in `direction`, or `deadline`.
