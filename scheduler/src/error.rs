@@ -2,13 +2,13 @@
 
 use std::any::Any;
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Why [`JoinHandle::join`](crate::JoinHandle::join) has no value: the
 /// greenlet panicked or was killed.
 pub struct JoinError {
     id: u64,
-    name: Option<Rc<str>>,
+    name: Option<Arc<str>>,
     repr: Repr,
 }
 
@@ -18,11 +18,11 @@ enum Repr {
 }
 
 impl JoinError {
-    pub(crate) fn killed(id: u64, name: Option<Rc<str>>) -> JoinError {
+    pub(crate) fn killed(id: u64, name: Option<Arc<str>>) -> JoinError {
         JoinError { id, name, repr: Repr::Killed }
     }
 
-    pub(crate) fn panicked(id: u64, name: Option<Rc<str>>, payload: Box<dyn Any + Send>) -> JoinError {
+    pub(crate) fn panicked(id: u64, name: Option<Arc<str>>, payload: Box<dyn Any + Send>) -> JoinError {
         JoinError { id, name, repr: Repr::Panicked(payload) }
     }
 

@@ -85,13 +85,12 @@ impl Group {
         handle
     }
 
-    /// Adds an already spawned greenlet.
+    /// Adds an already spawned greenlet of this hub (a greenlet of another
+    /// hub, or one that has finished, is not added).
     pub fn add<T>(&self, handle: &JoinHandle<T>) {
-        if handle.task.is_done() {
-            return;
-        }
+        let Some(task) = handle.local_task().filter(|task| !task.is_done()) else { return };
         let mut members = self.members.borrow_mut();
-        members.insert(handle.task.id(), handle.task.clone());
+        members.insert(task.id(), task);
         if members.len() > 2 * self.pruned_len.get().max(32) {
             members.retain(|_, task| !task.is_done());
             self.pruned_len.set(members.len());

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::error::Closed;
 use crate::hub;
 use crate::remote::{Message, Remote};
-use crate::task::{self, spawn_task};
+use crate::join::{JoinHandle, JoinShared};
+use crate::task::{self, spawn_into};
 
 /// A handle to a hub that other threads can use to spawn greenlets on it.
 ///
@@ -20,7 +21,8 @@ use crate::task::{self, spawn_task};
 ///     let handle = runtime_scheduler::Handle::current();
 ///     let (tx, rx) = mpsc::channel();
 ///     let thread = std::thread::spawn(move || {
-///         handle.spawn(move || tx.send(runtime_scheduler::greenlet_id()).unwrap()).unwrap();
+///         let greenlet = handle.spawn(move || tx.send(runtime_scheduler::greenlet_id()).unwrap()).unwrap();
+///         greenlet.join().unwrap(); // a plain thread blocks until it is done
 ///     });
 ///     let id = runtime_scheduler::blocking(move || rx.recv().unwrap());
 ///     assert!(id > 0);
@@ -52,22 +54,27 @@ impl Handle {
         Handle { remote }
     }
 
-    /// Spawns a greenlet running `f` on the hub, from any thread. It runs on
-    /// the hub's thread like any other greenlet.
+    /// Spawns a greenlet running `f` on the hub, from any thread, and
+    /// returns a handle to join or kill it from anywhere. It runs on the
+    /// hub's thread like any other greenlet.
     ///
     /// # Errors
     ///
     /// [`Closed`] if the hub has stopped (its `run` returned).
     #[track_caller]
-    pub fn spawn<F>(&self, f: F) -> Result<(), Closed>
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, Closed>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
     {
         let spawned_at = Location::caller();
+        let shared = JoinShared::new(self.remote.clone(), None);
+        let spawned = shared.clone();
         self.remote.post(Message::Run(Box::new(move || {
             let hub = hub::expect();
-            drop(spawn_task(&hub, task::Builder::new(), f, None, spawned_at));
-        })))
+            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned);
+        })))?;
+        Ok(JoinHandle::new(shared))
     }
 }
 

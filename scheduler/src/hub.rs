@@ -311,6 +311,11 @@ impl Hub {
         drop(removed);
     }
 
+    /// The live task at `key`.
+    pub(crate) fn task(&self, key: Key) -> Option<Rc<Task>> {
+        self.tasks.try_borrow().ok()?.get(key).cloned()
+    }
+
     /// Every live task, in table order.
     pub(crate) fn tasks(&self) -> Vec<Rc<Task>> {
         self.tasks.borrow().iter().map(|(_, task)| task.clone()).collect()
@@ -338,7 +343,7 @@ impl Hub {
                     greenlet.name = task.name().map(|n| &**n),
                     "killed before it ran"
                 );
-                task.finish(Err(JoinError::killed(task.id(), task.name().cloned())));
+                task.abort(JoinError::killed(task.id(), task.name().map(|n| Arc::from(&**n))));
                 self.forget_task(task);
             }
             State::Running if self.is_current(task) => {
@@ -382,6 +387,7 @@ impl Hub {
             State::Done => {
                 drop(task.release_greenlet());
                 self.forget_task(&task);
+                self.recycle_task(task);
             }
             State::Running => {
                 // It switched to the hub some other way than parking (the raw
@@ -476,9 +482,13 @@ impl Hub {
             match message {
                 Message::Run(work) => work(),
                 Message::Unpark { task, seq } => {
-                    let task = self.tasks.borrow().get(task).cloned();
-                    if let Some(task) = task {
+                    if let Some(task) = self.task(task) {
                         task.wake_up(seq, Wake::Notified);
+                    }
+                }
+                Message::Kill { task } => {
+                    if let Some(task) = self.task(task) {
+                        self.kill(&task);
                     }
                 }
             }
@@ -632,7 +642,7 @@ impl Hub {
                 // again, and freeing its stack would free what it borrows.
                 std::mem::forget(greenlet);
             }
-            task.finish(Err(JoinError::killed(task.id(), task.name().cloned())));
+            task.abort(JoinError::killed(task.id(), task.name().map(|n| Arc::from(&**n))));
             self.forget_task(&task);
         }
     }

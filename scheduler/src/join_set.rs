@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::JoinError;
-use crate::hub;
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::task::{self, JoinHandle};
 
@@ -168,12 +167,8 @@ impl<T> Drop for JoinSet<T> {
         if self.members.is_empty() {
             return;
         }
-        // Outside its runtime (which killed them at its end) there is
-        // nothing left to kill.
-        if let Some(hub) = hub::current() {
-            for handle in self.members.values() {
-                hub.kill(&handle.task);
-            }
+        for handle in self.members.values() {
+            handle.kill();
         }
     }
 }

@@ -134,6 +134,7 @@ mod group;
 mod guard;
 mod handle;
 mod hub;
+mod join;
 mod join_set;
 mod monitor;
 mod panic_hook;
@@ -341,7 +342,7 @@ impl Builder {
         panic_hook::install();
         let hub = Rc::new(hub::Hub::new(config).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
         let _installed = hub.install();
-        let root = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
+        let (root, handle) = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
         let finished = hub.run_until_done(&root);
         let report = (!finished).then(|| root.deadlock().borrow_mut().take()).flatten();
         hub.shutdown();
@@ -349,10 +350,10 @@ impl Builder {
         if let Some(report) = report {
             panic!("{report}\n(the main greenlet was unwinding when it deadlocked; it was leaked)");
         }
-        let outcome = root.take_outcome().expect("the root greenlet is done");
         drop(root);
-        match outcome {
-            Ok(value) => *value.downcast::<T>().expect("the root outcome has the closure's type"),
+        assert!(handle.is_finished(), "the root greenlet is done");
+        match handle.join() {
+            Ok(value) => value,
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(_) => panic!("the main greenlet of the runtime was killed"),
         }

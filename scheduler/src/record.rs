@@ -23,7 +23,6 @@
 //! late one (a timer that fired after the greenlet was woken by its channel)
 //! is ignored.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -82,8 +81,12 @@ pub(crate) enum Wake {
     TimedOut,
 }
 
-/// What a task ended with: its value (type-erased) or why it has none.
-pub(crate) type Outcome = Result<Box<dyn Any>, JoinError>;
+/// Where a task's outcome goes: its join handle's shared state. The task
+/// stores its value there itself; the hub, which knows no types, can only
+/// record that it failed (killed before it ran, leaked at shutdown).
+pub(crate) trait Completion {
+    fn fail(&self, error: JoinError);
+}
 
 /// The hub's run queue, and what a task needs to reach its hub without the
 /// hub's thread-local: unparking a task pushes it here.
@@ -158,7 +161,8 @@ pub(crate) struct Task {
     deadlock: RefCell<Option<String>>,
     /// The timer that starts a delayed task.
     start_timer: Cell<Option<TimerKey>>,
-    outcome: RefCell<Option<Outcome>>,
+    /// Its join handle's shared state.
+    completion: Arc<dyn Completion>,
     /// The first greenlet waiting for this one to finish (the common case, a
     /// `join`), kept inline so that it costs no allocation.
     joiner: Cell<Option<Unparker>>,
@@ -188,6 +192,7 @@ impl Task {
         spawned_at: &'static Location<'static>,
         ready: Rc<ReadyQueue>,
         span: tracing::Span,
+        completion: Arc<dyn Completion>,
     ) -> Task {
         Task {
             id: greenlet.id(),
@@ -204,7 +209,7 @@ impl Task {
             unwinding: Cell::new(false),
             deadlock: RefCell::new(None),
             start_timer: Cell::new(None),
-            outcome: RefCell::new(None),
+            completion,
             joiner: Cell::new(None),
             joiners: RefCell::new(WaitQueue::new()),
             key: Cell::new(None),
@@ -355,9 +360,9 @@ impl Task {
         &self.deadlock
     }
 
-    /// Records how the task ended and wakes its joiners.
-    pub(crate) fn finish(&self, outcome: Outcome) {
-        *self.outcome.borrow_mut() = Some(outcome);
+    /// Marks the task done and wakes its hub-local joiners (groups, scopes);
+    /// its outcome goes to its join handle separately.
+    pub(crate) fn finish(&self) {
         self.set_state(State::Done);
         self.waiting_on.set(WaitingOn::Nothing);
         if let Some(joiner) = self.joiner.take() {
@@ -366,13 +371,11 @@ impl Task {
         self.joiners.borrow_mut().complete_all(|()| {});
     }
 
-    /// Whether the task ended in a panic that nobody has taken yet.
-    pub(crate) fn outcome_is_panic(&self) -> bool {
-        matches!(&*self.outcome.borrow(), Some(Err(err)) if err.is_panic())
-    }
-
-    pub(crate) fn take_outcome(&self) -> Option<Outcome> {
-        self.outcome.borrow_mut().take()
+    /// Ends a task that will never run again with `error`: killed before
+    /// it started, or leaked at shutdown.
+    pub(crate) fn abort(&self, error: JoinError) {
+        self.finish();
+        self.completion.fail(error);
     }
 
     pub(crate) fn joiner(&self) -> &Cell<Option<Unparker>> {

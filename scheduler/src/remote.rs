@@ -25,6 +25,8 @@ pub(crate) enum Message {
     /// Unpark the task at this key of the hub's task table, if it is still
     /// parked with this sequence number.
     Unpark { task: Key, seq: u64 },
+    /// Kill the task at this key of the hub's task table.
+    Kill { task: Key },
 }
 
 /// See the module docs.

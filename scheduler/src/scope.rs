@@ -26,7 +26,7 @@ use crate::error::JoinError;
 use crate::hub;
 use crate::park::Parker;
 use crate::record::Task;
-use crate::task::{self, spawn_task, wait_finished};
+use crate::task::{self, JoinHandle, spawn_task, wait_finished};
 
 /// Runs `f` with a [`Scope`] for spawning greenlets that may borrow from the
 /// calling greenlet's stack; returns when `f` has returned and every greenlet
@@ -97,7 +97,7 @@ where
 
 /// A scope to spawn greenlets in; see [`scope`].
 pub struct Scope<'scope, 'env: 'scope> {
-    children: RefCell<Vec<Rc<Task>>>,
+    children: RefCell<Vec<(Rc<Task>, JoinHandle<()>)>>,
     owner: Rc<Task>,
     /// Set when a child that nobody joined turns out to have panicked.
     unjoined_panic: Cell<bool>,
@@ -147,27 +147,31 @@ impl<'scope> Scope<'scope, '_> {
         let body: Box<dyn FnOnce() + 'static> =
             unsafe { std::mem::transmute::<Box<dyn FnOnce() + 'scope>, Box<dyn FnOnce() + 'static>>(body) };
         let hub = hub::expect();
-        let task = spawn_task(&hub, builder, body, None, Location::caller());
-        self.children.borrow_mut().push(task.clone());
-        ScopedJoinHandle { task, slot, _scope: PhantomData }
+        let (task, handle) = spawn_task(&hub, builder, body, None, Location::caller());
+        let joinable = JoinHandle::new(handle.shared.clone());
+        self.children.borrow_mut().push((task.clone(), handle));
+        ScopedJoinHandle { task, handle: joinable, slot, _scope: PhantomData }
     }
 
     /// Waits for every child, including ones spawned meanwhile.
     fn join_all(&self) {
         let mut next = 0;
         loop {
-            let child = self.children.borrow().get(next).cloned();
-            let Some(child) = child else { return };
+            let child = self.children.borrow().get(next).map(|(task, _)| task.clone());
+            let Some(child) = child else { break };
             wait_finished(&child, None);
-            self.note_unjoined_panic(&child);
             next += 1;
+        }
+        if self.children.borrow().iter().any(|(_, handle)| handle.panicked_unjoined()) {
+            self.unjoined_panic.set(true);
         }
     }
 
     /// Kills every child and waits for all of them to finish; runs while the
     /// owner unwinds.
     fn kill_and_join_all(&self) {
-        let children: Vec<Rc<Task>> = self.children.borrow().iter().filter(|c| !c.is_done()).cloned().collect();
+        let children: Vec<Rc<Task>> =
+            self.children.borrow().iter().map(|(task, _)| task).filter(|c| !c.is_done()).cloned().collect();
         if children.is_empty() {
             return;
         }
@@ -180,7 +184,7 @@ impl<'scope> Scope<'scope, '_> {
         }
         let mut next = 0;
         loop {
-            let child = self.children.borrow().get(next).cloned();
+            let child = self.children.borrow().get(next).map(|(task, _)| task.clone());
             let Some(child) = child else { return };
             if !child.is_done() {
                 hub.kill(&child); // spawned by a child while unwinding
@@ -190,11 +194,6 @@ impl<'scope> Scope<'scope, '_> {
         }
     }
 
-    fn note_unjoined_panic(&self, child: &Task) {
-        if child.outcome_is_panic() {
-            self.unjoined_panic.set(true);
-        }
-    }
 }
 
 impl fmt::Debug for Scope<'_, '_> {
@@ -207,6 +206,7 @@ impl fmt::Debug for Scope<'_, '_> {
 /// does not detach the greenlet: the scope still waits for it.
 pub struct ScopedJoinHandle<'scope, T> {
     task: Rc<Task>,
+    handle: JoinHandle<()>,
     slot: Rc<RefCell<Option<T>>>,
     _scope: PhantomData<&'scope ()>,
 }
@@ -223,9 +223,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// Outside a greenlet of the runtime.
     #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
-        wait_finished(&self.task, None);
-        let outcome = self.task.take_outcome().expect("a finished greenlet has an outcome, taken once");
-        outcome.map(|_| self.slot.borrow_mut().take().expect("a greenlet that returned stored its value"))
+        self.handle.join().map(|()| self.slot.borrow_mut().take().expect("a greenlet that returned stored its value"))
     }
 
     /// Kills the greenlet; see [`JoinHandle::kill`](crate::JoinHandle::kill).

@@ -27,6 +27,17 @@ impl Key {
     pub(crate) fn index(self) -> u32 {
         self.index
     }
+
+    /// The key as one number (for an atomic); never `u64::MAX`, since no
+    /// slot has the index `u32::MAX`.
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    /// The key [`to_bits`](Key::to_bits) made.
+    pub(crate) fn from_bits(bits: u64) -> Key {
+        Key { index: bits as u32, generation: (bits >> 32) as u32 }
+    }
 }
 
 #[derive(Debug)]

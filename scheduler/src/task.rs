@@ -1,18 +1,19 @@
-//! Spawning greenlets on the hub: [`Builder`] and [`JoinHandle`].
+//! Spawning greenlets on the hub: [`Builder`], and the [`JoinHandle`] it
+//! returns.
 
-use std::any::Any;
-use std::fmt;
-use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenlet::{Greenlet, GreenletExit};
 
+pub use crate::join::{JoinHandle, KillOnDrop};
 use crate::error::JoinError;
 use crate::hub::{self, Hub, TimerAction};
+use crate::join::JoinShared;
 use crate::park::Parker;
-use crate::record::{Task, Wake};
+use crate::record::{Completion, Task, Wake};
 use crate::waiting::WaitingOn;
 
 /// Parks the current greenlet until `task` is done, or `deadline` passes.
@@ -54,178 +55,6 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
         }
     }
     true
-}
-
-/// An owned permission to join a greenlet spawned on the hub.
-///
-/// Dropping the handle detaches the greenlet: it keeps running (the usual
-/// fire-and-forget `spawn` of a connection handler, so the handle is not
-/// `#[must_use]`). To tie a helper's life to its owner instead, use
-/// [`kill_on_drop`](JoinHandle::kill_on_drop), a [`JoinSet`](crate::JoinSet)
-/// or [`scope`](crate::scope). The handle is not `Send`: greenlets never
-/// leave their hub's thread.
-pub struct JoinHandle<T> {
-    pub(crate) task: Rc<Task>,
-    _marker: PhantomData<T>,
-}
-
-impl<T: 'static> JoinHandle<T> {
-    /// Parks the calling greenlet until the spawned one finishes, and returns
-    /// its value.
-    ///
-    /// # Errors
-    ///
-    /// A [`JoinError`] if it panicked (the panic is logged, and its payload is
-    /// in the error) or was killed.
-    ///
-    /// # Panics
-    ///
-    /// If called outside a greenlet of the runtime, or by the greenlet on
-    /// itself.
-    #[track_caller]
-    pub fn join(self) -> Result<T, JoinError> {
-        wait_finished(&self.task, None);
-        self.take()
-    }
-
-    /// Like [`join`](JoinHandle::join), giving up after `timeout`; on timeout
-    /// the handle is returned.
-    ///
-    /// # Errors
-    ///
-    /// `Err(self)` if the greenlet has not finished in time.
-    #[track_caller]
-    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, JoinHandle<T>> {
-        if wait_finished(&self.task, Some(Instant::now() + timeout)) { Ok(self.take()) } else { Err(self) }
-    }
-
-    fn take(self) -> Result<T, JoinError> {
-        let outcome = self.task.take_outcome().expect("a finished greenlet has an outcome, taken once");
-        if let Some(hub) = hub::current() {
-            hub.recycle_task(self.task);
-        }
-        outcome.map(|value| *value.downcast::<T>().expect("the outcome has the handle's type"))
-    }
-}
-
-impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: Rc<Task>) -> JoinHandle<T> {
-        JoinHandle { task, _marker: PhantomData }
-    }
-
-    /// Whether the greenlet has finished (returned, panicked or been killed).
-    pub fn is_finished(&self) -> bool {
-        self.task.is_done()
-    }
-
-    /// Kills the greenlet: `GreenletExit` is thrown at the point where it is
-    /// parked, so it unwinds and its destructors run; a greenlet that has not
-    /// started yet never runs. `join` then returns an error for which
-    /// [`JoinError::is_killed`] is true. Does nothing if it already finished.
-    ///
-    /// The kill is delivered when the hub next runs the greenlet; this call
-    /// does not wait. A greenlet that never parks cannot be killed (as in
-    /// gevent). Killing the current greenlet unwinds it at once.
-    ///
-    /// # Panics
-    ///
-    /// Outside the runtime the greenlet belongs to.
-    #[track_caller]
-    pub fn kill(&self) {
-        hub::expect().kill(&self.task);
-    }
-
-    /// The greenlet's id.
-    pub fn id(&self) -> u64 {
-        self.task.id()
-    }
-
-    /// The greenlet's name, if it was given one.
-    pub fn name(&self) -> Option<&str> {
-        self.task.name().map(|name| &**name)
-    }
-}
-
-/// A [`JoinHandle`] that kills its greenlet when dropped (tokio-util's
-/// `AbortOnDropHandle`); see [`JoinHandle::kill_on_drop`].
-#[must_use = "dropping a KillOnDrop kills the greenlet at once"]
-pub struct KillOnDrop<T> {
-    handle: Option<JoinHandle<T>>,
-}
-
-impl<T> JoinHandle<T> {
-    /// Ties the greenlet to the returned guard: dropping the guard kills the
-    /// greenlet (if it has not finished). This is the way to tie a helper
-    /// greenlet to the code that needs it, say the second direction of a
-    /// proxied connection to its handler: when the handler returns, panics or
-    /// is killed, the helper goes too.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// runtime_scheduler::run(|| {
-    ///     let helper = runtime_scheduler::spawn(|| runtime_scheduler::sleep(Duration::from_secs(60))).kill_on_drop();
-    ///     let id = helper.id();
-    ///     drop(helper); // killed; it unwinds when the hub next runs it
-    ///     runtime_scheduler::yield_now();
-    ///     assert!(runtime_scheduler::dump().greenlets().iter().all(|g| g.id() != id));
-    /// });
-    /// ```
-    pub fn kill_on_drop(self) -> KillOnDrop<T> {
-        KillOnDrop { handle: Some(self) }
-    }
-}
-
-impl<T: 'static> KillOnDrop<T> {
-    /// Waits for the greenlet, as [`JoinHandle::join`].
-    ///
-    /// # Errors
-    ///
-    /// As [`JoinHandle::join`].
-    #[track_caller]
-    pub fn join(mut self) -> Result<T, JoinError> {
-        self.handle.take().expect("present until consumed").join()
-    }
-
-    /// Gives back the plain handle: the greenlet is no longer killed on drop.
-    pub fn detach(mut self) -> JoinHandle<T> {
-        self.handle.take().expect("present until consumed")
-    }
-}
-
-impl<T> std::ops::Deref for KillOnDrop<T> {
-    type Target = JoinHandle<T>;
-
-    fn deref(&self) -> &JoinHandle<T> {
-        self.handle.as_ref().expect("present until consumed")
-    }
-}
-
-impl<T> Drop for KillOnDrop<T> {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // Outside its runtime (which killed it at its end) there is
-            // nothing left to kill.
-            if let Some(hub) = hub::current() {
-                hub.kill(&handle.task);
-            }
-        }
-    }
-}
-
-impl<T> fmt::Debug for KillOnDrop<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("KillOnDrop").field(&self.handle).finish()
-    }
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("id", &self.task.id())
-            .field("name", &self.task.name())
-            .field("finished", &self.is_finished())
-            .finish()
-    }
 }
 
 /// Configures a greenlet before spawning it.
@@ -275,7 +104,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        JoinHandle::new(spawn_task(&hub::expect(), self, f, None, Location::caller()))
+        spawn_task(&hub::expect(), self, f, None, Location::caller()).1
     }
 
     /// Spawns the greenlet to start after `delay`.
@@ -290,7 +119,7 @@ impl Builder {
         T: 'static,
     {
         let at = Instant::now() + delay;
-        JoinHandle::new(spawn_task(&hub::expect(), self, f, Some(at), Location::caller()))
+        spawn_task(&hub::expect(), self, f, Some(at), Location::caller()).1
     }
 }
 
@@ -301,6 +130,25 @@ pub(crate) fn spawn_task<F, T>(
     f: F,
     start: Option<Instant>,
     spawned_at: &'static Location<'static>,
+) -> (Rc<Task>, JoinHandle<T>)
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let shared = JoinShared::new(hub.remote().clone(), builder.name.as_deref().map(Arc::from));
+    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone());
+    (task, JoinHandle::new(shared))
+}
+
+/// Creates a task running `f` whose outcome goes to `shared` (made by the
+/// spawner, possibly on another thread), and schedules it.
+pub(crate) fn spawn_into<F, T>(
+    hub: &Hub,
+    builder: Builder,
+    f: F,
+    start: Option<Instant>,
+    spawned_at: &'static Location<'static>,
+    shared: Arc<JoinShared<T>>,
 ) -> Rc<Task>
 where
     F: FnOnce() -> T + 'static,
@@ -313,10 +161,14 @@ where
     }
     greenlet = greenlet.stack_size(builder.stack_size.unwrap_or(hub.stack_size()));
     // The body finds its task through the hub (which makes it current before
-    // switching in), so the closure holds nothing but `f`.
+    // switching in). If the greenlet is dropped without running (killed
+    // before it started), `Unrun` records the kill.
+    let body_shared = Unrun(Some(shared.clone()));
     let greenlet = greenlet.build(move |_| {
+        let mut body_shared = body_shared;
+        let shared = body_shared.0.take().expect("run once");
         let task = hub::expect().current_task().expect("the hub sets the current task before resuming it");
-        run_body(&task, f);
+        run_body(&task, f, &shared);
         Box::new(())
     });
     // Root spans: a greenlet is not part of the one that spawned it (a
@@ -328,8 +180,10 @@ where
         Some(name) => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id(), name = &**name),
         None => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id()),
     };
-    let task = hub.allocate_task(Task::new(greenlet, name, spawned_at, hub.ready().clone(), span));
+    let completion: Arc<dyn Completion> = shared.clone();
+    let task = hub.allocate_task(Task::new(greenlet, name, spawned_at, hub.ready().clone(), span, completion));
     hub.add_task(&task);
+    let killed_early = shared.started(task.id(), task.key().expect("just added"));
     tracing::trace!(parent: &task.span, "spawned");
     match start {
         None => task.schedule(Wake::Notified),
@@ -338,20 +192,35 @@ where
             task.start_timer().set(Some(timer));
         }
     }
+    if killed_early {
+        hub.kill(&task);
+    }
     task
 }
 
+/// Records a kill in the shared outcome if a greenlet's closure is dropped
+/// without having run (the greenlet was killed before it started).
+struct Unrun<T>(Option<Arc<JoinShared<T>>>);
+
+impl<T> Drop for Unrun<T> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.complete(Err(JoinError::killed(shared.id_for_error(), shared.name_for_error())));
+        }
+    }
+}
+
 /// The body of every task's greenlet: runs `f`, records the outcome.
-fn run_body<F, T>(task: &Rc<Task>, f: F)
+fn run_body<F, T>(task: &Rc<Task>, f: F, shared: &JoinShared<T>)
 where
     F: FnOnce() -> T,
     T: 'static,
 {
     let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(value) => Ok(Box::new(value) as Box<dyn Any>),
+        Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), task.name().cloned()))
+            Err(JoinError::killed(task.id(), shared.name_for_error()))
         }
         Err(payload) => {
             tracing::error!(
@@ -360,10 +229,13 @@ where
                 "greenlet panicked: {}",
                 greenlet::panic_message(&*payload)
             );
-            Err(JoinError::panicked(task.id(), task.name().cloned(), payload))
+            Err(JoinError::panicked(task.id(), shared.name_for_error(), payload))
         }
     };
     task.set_unwinding(false);
     tracing::trace!("finished");
-    task.finish(outcome);
+    // Hub-local waiters (groups, scopes) first: the outcome may be taken by
+    // a joiner the moment it is stored.
+    task.finish();
+    shared.complete(outcome);
 }

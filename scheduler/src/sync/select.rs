@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Direction;
@@ -418,15 +418,15 @@ impl<T> Watch for JoinHandle<T> {
     }
 
     fn watch(&self, parker: &Parker) -> WaitKey {
-        self.task.joiners().borrow_mut().push(parker.unparker(), ())
+        self.shared.watch(Wakeup::for_greenlet(parker))
     }
 
     fn unwatch(&self, key: WaitKey) {
-        self.task.joiners().borrow_mut().reclaim(key);
+        self.shared.unwatch(key);
     }
 
     fn identity(&self) -> *const () {
-        Rc::as_ptr(&self.task).cast()
+        Arc::as_ptr(&self.shared).cast()
     }
 }
 

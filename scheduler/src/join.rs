@@ -1,0 +1,351 @@
+//! [`JoinHandle`]: a greenlet's result, which any thread may wait for, and
+//! its kill switch, which any thread may use.
+//!
+//! The result lives in a [`JoinShared`] that the handle and the greenlet
+//! share (an `Arc`), with a wait queue of [`Wakeup`]s: a greenlet of any hub
+//! parks on it, a plain thread blocks. A kill from the greenlet's own hub
+//! thread goes straight to the hub; from anywhere else it travels through
+//! the hub's remote queue, and the hub delivers it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::JoinError;
+use crate::hub;
+use crate::park::Parker;
+use crate::record::{Completion, Task};
+use crate::remote::{Message, Remote};
+use crate::slab::Key;
+use crate::sync::wait::{self, Waiter, Wakeup};
+use crate::wait_queue::WaitQueue;
+use crate::task::wait_finished;
+use crate::waiting::WaitingOn;
+
+/// What a greenlet and its handle share.
+pub(crate) struct JoinShared<T> {
+    /// The hub the greenlet runs on.
+    remote: Arc<Remote>,
+    /// The greenlet's id; 0 until its hub has created it (a spawn from
+    /// another thread).
+    id: AtomicU64,
+    name: Option<Arc<str>>,
+    /// Set once the outcome is stored.
+    done: AtomicBool,
+    /// The greenlet's key in its hub's task table ([`Key::to_bits`]), or
+    /// [`NO_TASK`] until the hub has created it.
+    task: AtomicU64,
+    /// A kill that came before the hub created the greenlet.
+    kill_requested: AtomicBool,
+    state: Mutex<JoinState<T>>,
+}
+
+/// `JoinShared::task` before the hub has created the greenlet.
+const NO_TASK: u64 = u64::MAX;
+
+struct JoinState<T> {
+    outcome: Option<Result<T, JoinError>>,
+    /// Waiters from other threads or hubs (a join on the greenlet's own hub
+    /// waits on the task itself).
+    waiters: WaitQueue<(), Wakeup>,
+}
+
+impl<T> JoinShared<T> {
+    pub(crate) fn new(remote: Arc<Remote>, name: Option<Arc<str>>) -> Arc<JoinShared<T>> {
+        Arc::new(JoinShared {
+            remote,
+            id: AtomicU64::new(0),
+            name,
+            done: AtomicBool::new(false),
+            task: AtomicU64::new(NO_TASK),
+            kill_requested: AtomicBool::new(false),
+            state: Mutex::new(JoinState { outcome: None, waiters: WaitQueue::new() }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, JoinState<T>> {
+        wait::lock(&self.state)
+    }
+
+    /// Records the greenlet the hub created; returns whether it was killed
+    /// before that.
+    pub(crate) fn started(&self, id: u64, task: Key) -> bool {
+        self.id.store(id, Ordering::Release);
+        // `SeqCst` with `kill`: either it sees the task, or this sees its
+        // request (or both: killing twice is harmless).
+        self.task.store(task.to_bits(), Ordering::SeqCst);
+        self.kill_requested.load(Ordering::SeqCst)
+    }
+
+    /// The greenlet's key in its hub's task table, once created.
+    fn task(&self) -> Option<Key> {
+        let bits = self.task.load(Ordering::SeqCst);
+        (bits != NO_TASK).then(|| Key::from_bits(bits))
+    }
+
+    /// Stores the outcome and wakes every waiter.
+    pub(crate) fn complete(&self, outcome: Result<T, JoinError>) {
+        let mut state = self.lock();
+        if state.outcome.is_some() || self.done.load(Ordering::Acquire) {
+            return; // completed already (a leaked greenlet's, say)
+        }
+        state.outcome = Some(outcome);
+        self.done.store(true, Ordering::Release);
+        state.waiters.complete_all(|()| {});
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Wakes `wakeup` when the greenlet finishes (for `Select`).
+    pub(crate) fn watch(&self, wakeup: Wakeup) -> crate::wait_queue::WaitKey {
+        self.lock().waiters.push(wakeup, ())
+    }
+
+    /// Takes back what [`watch`](JoinShared::watch) registered.
+    pub(crate) fn unwatch(&self, key: crate::wait_queue::WaitKey) {
+        self.lock().waiters.reclaim(key);
+    }
+
+    pub(crate) fn id_for_error(&self) -> u64 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn name_for_error(&self) -> Option<Arc<str>> {
+        self.name.clone()
+    }
+}
+
+impl<T> Completion for JoinShared<T> {
+    fn fail(&self, error: JoinError) {
+        self.complete(Err(error));
+    }
+}
+
+/// An owned permission to join a greenlet, and to kill it.
+///
+/// Dropping the handle detaches the greenlet: it keeps running (the usual
+/// fire-and-forget `spawn` of a connection handler, so the handle is not
+/// `#[must_use]`). To tie a helper's life to its owner instead, use
+/// [`kill_on_drop`](JoinHandle::kill_on_drop), a [`JoinSet`](crate::JoinSet)
+/// or [`scope`](crate::scope).
+///
+/// The handle is `Send` when `T` is: it may be joined, polled or used to
+/// kill from another hub or a plain thread (which blocks in `join`). The
+/// greenlet itself never leaves its hub's thread.
+pub struct JoinHandle<T> {
+    pub(crate) shared: Arc<JoinShared<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(shared: Arc<JoinShared<T>>) -> JoinHandle<T> {
+        JoinHandle { shared }
+    }
+
+    /// Waits until the greenlet finishes and returns its value: a greenlet
+    /// parks, a plain thread blocks.
+    ///
+    /// # Errors
+    ///
+    /// A [`JoinError`] if it panicked (the panic is logged, and its payload is
+    /// in the error) or was killed.
+    ///
+    /// # Panics
+    ///
+    /// If a greenlet joins itself; on a hub's thread outside its greenlets.
+    #[track_caller]
+    pub fn join(self) -> Result<T, JoinError> {
+        self.wait(None);
+        self.take()
+    }
+
+    /// Like [`join`](JoinHandle::join), giving up after `timeout`; on timeout
+    /// the handle is returned.
+    ///
+    /// # Errors
+    ///
+    /// `Err(self)` if the greenlet has not finished in time.
+    #[track_caller]
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, JoinHandle<T>> {
+        if self.wait(Some(Instant::now() + timeout)) { Ok(self.take()) } else { Err(self) }
+    }
+
+    /// Waits until done or `deadline`; returns whether done. A refused park
+    /// (see `park`) waits on without a deadline (a join has nothing else to
+    /// do) and gives up with one.
+    #[track_caller]
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        if self.shared.is_done() {
+            return true;
+        }
+        if let Some(task) = self.local_task() {
+            // On its own hub: wait on the task itself (no lock, no atomics).
+            // It stores its outcome before anyone it wakes runs.
+            return wait_finished(&task, deadline) && self.shared.is_done();
+        }
+        let waiter = Waiter::current();
+        if let Waiter::Greenlet(parker) = &waiter {
+            self.refuse_self_join(parker);
+        }
+        loop {
+            let state = self.shared.lock();
+            if state.outcome.is_some() {
+                return true;
+            }
+            let on = WaitingOn::Join(self.id());
+            let waited = wait::wait_in(&waiter, &self.shared.state, state, |s| &mut s.waiters, (), on, deadline, |_, ()| {});
+            if waited.completed || self.shared.is_done() {
+                return true;
+            }
+            if waited.gave_up() && deadline.is_some() {
+                return false;
+            }
+        }
+    }
+
+    #[track_caller]
+    fn refuse_self_join(&self, parker: &Parker) {
+        let me = parker.task();
+        if Arc::ptr_eq(parker.hub().remote(), &self.shared.remote) && self.shared.task() == me.key() {
+            panic!("greenlet {} tried to join itself", me.label());
+        }
+    }
+
+    fn take(self) -> Result<T, JoinError> {
+        self.shared.lock().outcome.take().expect("a finished greenlet has an outcome, taken once")
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or been killed).
+    pub fn is_finished(&self) -> bool {
+        self.shared.is_done()
+    }
+
+    /// Whether the greenlet ended in a panic nobody has taken yet.
+    pub(crate) fn panicked_unjoined(&self) -> bool {
+        matches!(&self.shared.lock().outcome, Some(Err(err)) if err.is_panic())
+    }
+
+    /// Kills the greenlet: `GreenletExit` is thrown at the point where it is
+    /// parked, so it unwinds and its destructors run; a greenlet that has not
+    /// started yet never runs. `join` then returns an error for which
+    /// [`JoinError::is_killed`] is true. Does nothing if it already finished.
+    ///
+    /// The kill is delivered when the hub next runs the greenlet; this call
+    /// does not wait. From another thread, it travels to the greenlet's hub
+    /// first. A greenlet that never parks cannot be killed (as in gevent).
+    /// Killing the current greenlet unwinds it at once.
+    pub fn kill(&self) {
+        if self.shared.is_done() {
+            return;
+        }
+        // The hub may not have created it yet (a spawn from another thread):
+        // it checks this flag when it does.
+        self.shared.kill_requested.store(true, Ordering::SeqCst);
+        let Some(task) = self.shared.task() else { return };
+        match hub::current().filter(|hub| Arc::ptr_eq(hub.remote(), &self.shared.remote)) {
+            Some(hub) => {
+                if let Some(task) = hub.task(task) {
+                    hub.kill(&task);
+                }
+            }
+            // A hub that has stopped killed its greenlets already.
+            None => drop(self.shared.remote.post(Message::Kill { task })),
+        }
+    }
+
+    /// The greenlet's task on this thread's hub, if it runs here.
+    pub(crate) fn local_task(&self) -> Option<std::rc::Rc<Task>> {
+        let task = self.shared.task()?;
+        let hub = hub::current().filter(|hub| Arc::ptr_eq(hub.remote(), &self.shared.remote))?;
+        hub.task(task)
+    }
+
+    /// The greenlet's id (0 for a greenlet spawned from another thread that
+    /// its hub has not created yet).
+    pub fn id(&self) -> u64 {
+        self.shared.id.load(Ordering::Acquire)
+    }
+
+    /// The greenlet's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
+    }
+
+    /// Ties the greenlet to the returned guard: dropping the guard kills the
+    /// greenlet (if it has not finished). This is the way to tie a helper
+    /// greenlet to the code that needs it, say the second direction of a
+    /// proxied connection to its handler: when the handler returns, panics or
+    /// is killed, the helper goes too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime_scheduler::run(|| {
+    ///     let helper = runtime_scheduler::spawn(|| runtime_scheduler::sleep(Duration::from_secs(60))).kill_on_drop();
+    ///     let id = helper.id();
+    ///     drop(helper); // killed; it unwinds when the hub next runs it
+    ///     runtime_scheduler::yield_now();
+    ///     assert!(runtime_scheduler::dump().greenlets().iter().all(|g| g.id() != id));
+    /// });
+    /// ```
+    pub fn kill_on_drop(self) -> KillOnDrop<T> {
+        KillOnDrop { handle: Some(self) }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .field("name", &self.shared.name)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// A [`JoinHandle`] that kills its greenlet when dropped (tokio-util's
+/// `AbortOnDropHandle`); see [`JoinHandle::kill_on_drop`].
+#[must_use = "dropping a KillOnDrop kills the greenlet at once"]
+pub struct KillOnDrop<T> {
+    handle: Option<JoinHandle<T>>,
+}
+
+impl<T> KillOnDrop<T> {
+    /// Waits for the greenlet, as [`JoinHandle::join`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JoinHandle::join`].
+    #[track_caller]
+    pub fn join(mut self) -> Result<T, JoinError> {
+        self.handle.take().expect("present until consumed").join()
+    }
+
+    /// Gives back the plain handle: the greenlet is no longer killed on drop.
+    pub fn detach(mut self) -> JoinHandle<T> {
+        self.handle.take().expect("present until consumed")
+    }
+}
+
+impl<T> std::ops::Deref for KillOnDrop<T> {
+    type Target = JoinHandle<T>;
+
+    fn deref(&self) -> &JoinHandle<T> {
+        self.handle.as_ref().expect("present until consumed")
+    }
+}
+
+impl<T> Drop for KillOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.kill();
+        }
+    }
+}
+
+impl<T> fmt::Debug for KillOnDrop<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KillOnDrop").field(&self.handle).finish()
+    }
+}
