@@ -34,6 +34,10 @@
 //!   running while it does. No user code runs inside it: closures and
 //!   greenlets dropped there are queued (`Deferred`) and handled by whichever
 //!   greenlet receives control next.
+//! - Nothing unwinds out of a greenlet's root frame (`entry`): what escapes
+//!   `run` and the drops after it is caught there and delivered to the
+//!   parent, so `resume` returns normally. (Should it ever unwind, `Resuming`
+//!   marks the greenlet dead and `DispatchGuard` makes main current again.)
 //! - A greenlet's coroutine is only touched by the dispatcher (resume, finish)
 //!   and by `Inner`'s drop. A suspended coroutine is never dropped: a greenlet
 //!   nobody can reach is first killed (`GreenletExit` is thrown into it) and,
@@ -528,15 +532,47 @@ fn transfer_slow(target: &Greenlet, resume: Resume) -> Value {
     receive(hot)
 }
 
-/// Marks the dispatcher as running and restores the main greenlet as current
-/// when it returns (also by unwinding, should it ever panic).
-struct DispatchGuard;
+/// Restores the main greenlet as current when the dispatcher returns, also by
+/// unwinding, should it ever panic.
+struct DispatchGuard(&'static Hot);
 
 impl Drop for DispatchGuard {
     #[inline(always)]
     fn drop(&mut self) {
+        self.0.current.set(self.0.main.get());
+    }
+}
+
+/// Armed around a greenlet's `resume`, and forgotten when it returns.
+///
+/// `entry` lets nothing unwind out of a greenlet's root frame, so this only
+/// runs if that ever fails: corosensei then marks the coroutine as finished
+/// and resumes the panic in the dispatcher. The greenlet is marked dead (it
+/// can never run again, and must not be resumed), its coroutine goes, and a
+/// half-made delivery is dropped from the mailbox (leaked: dropping it could
+/// panic again while unwinding). [`DispatchGuard`] then makes main current
+/// again, and the panic comes out of main's `switch`.
+struct Resuming<'a>(&'a Inner);
+
+impl Drop for Resuming<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        let inner = self.0;
+        inner.state.set(State::Dead);
+        // SAFETY: only the dispatcher touches an active greenlet's coroutine
+        // (`Inner::coroutine` invariant), and the `&mut` it used for `resume`
+        // is not used again.
+        if let Some(coroutine) = unsafe { (*inner.coroutine.get()).take() } {
+            if coroutine.done() {
+                drop(coroutine.into_stack());
+            } else {
+                std::mem::forget(coroutine);
+            }
+        }
         let hot = hot();
-        hot.current.set(hot.main.get());
+        hot.mail_value.set(ManuallyDrop::new(None));
+        hot.mail_other.set(ManuallyDrop::new(None));
+        hot.current.set(DISPATCHER);
     }
 }
 
@@ -556,26 +592,26 @@ fn dispatch(hot: &'static Hot, first: &Greenlet, delivers_value: bool) {
         State::Pending if !slow && delivers_value && start(first).is_ok() => {}
         _ => return dispatch_loop(first, None),
     }
+    // Main is current again however this returns.
+    let _guard = DispatchGuard(hot);
     // SAFETY: only the dispatcher touches an active greenlet's coroutine
     // (`Inner::coroutine` invariant), and it is not re-entered.
     let Some(coroutine) = (unsafe { (*inner.coroutine.get()).as_mut() }) else {
         unreachable!("an active greenlet has a coroutine")
     };
     hot.current.set(Rc::as_ptr(inner));
+    let resuming = Resuming(inner);
     let result = coroutine.resume(());
+    std::mem::forget(resuming);
     let (main, slow) = (hot.main.get(), hot.slow.get());
     if !slow {
         match result {
-            CoroutineResult::Yield(request) if std::ptr::eq(request, main) => {
-                hot.current.set(main);
-                return;
-            }
+            CoroutineResult::Yield(request) if std::ptr::eq(request, main) => return,
             CoroutineResult::Return(()) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
                 // Finished, and its parent is main: its result is in the
                 // mailbox for main.
                 // SAFETY: we are the dispatcher and the coroutine just returned.
                 unsafe { finish(inner) };
-                hot.current.set(main);
                 return;
             }
             result => return dispatch_loop(first, Some(result)),
@@ -589,7 +625,7 @@ fn dispatch(hot: &'static Hot, first: &Greenlet, delivers_value: bool) {
 #[inline(never)]
 fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inner, ()>>) {
     let hot = hot();
-    let _guard = DispatchGuard;
+    let _guard = DispatchGuard(hot);
     hot.current.set(DISPATCHER);
     // The greenlet to resume: `first` is kept alive by the caller's borrow,
     // later ones by `owned`.
@@ -618,7 +654,9 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
                 // re-entered.
                 let coroutine =
                     unsafe { (*inner.coroutine.get()).as_mut() }.expect("an active greenlet has a coroutine");
+                let resuming = Resuming(inner);
                 let result = coroutine.resume(());
+                std::mem::forget(resuming);
                 hot.current.set(DISPATCHER);
                 result
             }
@@ -763,9 +801,44 @@ fn entry(yielder: &GreenletYielder, (): ()) {
     // greenlet they belong to.
     let locals = std::mem::take(&mut *inner.locals.borrow_mut());
     let dropped = if locals.is_empty() { Ok(()) } else { panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) };
-    match (outcome, dropped) {
-        (Ok(value), Ok(())) => post(Resume::Value(value)),
-        (Err(payload), _) | (Ok(_), Err(payload)) => post(Resume::Throw(payload).exit_to_value()),
+    // Nothing may unwind out of this frame: corosensei would resume the panic
+    // in the dispatcher, in the middle of a switch. So what cannot be
+    // delivered (the result, when a local's drop panicked; the second of two
+    // panics) is dropped here too, under `catch_unwind`.
+    let resume = match (outcome, dropped) {
+        (Ok(value), Ok(())) => Resume::Value(value),
+        (Ok(value), Err(payload)) => {
+            drop_undelivered(inner, value, "the value its run closure returned");
+            Resume::Throw(payload)
+        }
+        (Err(payload), Ok(())) => Resume::Throw(payload),
+        (Err(payload), Err(second)) => {
+            drop_undelivered(inner, second, "the panic payload of a greenlet-local value's destructor");
+            Resume::Throw(payload)
+        }
+    };
+    post(resume.exit_to_value());
+}
+
+/// Drops what a finishing greenlet cannot deliver to its parent, in the
+/// greenlet. A panic from that drop is reported with `tracing`, and its
+/// payload leaked (dropping it could panic once more); it never unwinds.
+#[cold]
+#[inline(never)]
+fn drop_undelivered<T>(inner: &Inner, value: T, what: &str) {
+    let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) else { return };
+    let message = crate::panic_message(&*payload);
+    std::mem::forget(payload);
+    let report = panic::catch_unwind(AssertUnwindSafe(|| {
+        tracing::error!(
+            greenlet.id = inner.id,
+            greenlet.name = inner.name.as_deref(),
+            "greenlet panicked while dropping {what} after it finished: {message}"
+        );
+    }));
+    // A subscriber that panics: its payload is leaked the same way.
+    if let Err(payload) = report {
+        std::mem::forget(payload);
     }
 }
 
