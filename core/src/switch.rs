@@ -152,6 +152,9 @@ pub(crate) struct Inner {
     /// The guard region under the stack, `(start, end)`; for the overflow
     /// handler.
     guard: Cell<(usize, usize)>,
+    /// Set when a kill of this greenlet was interrupted before it died (see
+    /// `kill_unreachable`): the next kill resumes it instead of throwing.
+    kill_interrupted: Cell<bool>,
     pub(crate) locals: RefCell<LocalMap>,
 }
 
@@ -176,6 +179,7 @@ impl Inner {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             guard: Cell::new((0, 0)),
+            kill_interrupted: Cell::new(false),
             locals: RefCell::new(LocalMap::default()),
         }
     }
@@ -870,22 +874,55 @@ pub(crate) fn on_last_handle(greenlet: Greenlet) {
 /// the moment, so that its destructors run and control comes back here. If it
 /// refuses to die and nothing else refers to it, it is leaked.
 ///
+/// Control may come back here before the greenlet died: it can switch
+/// elsewhere while unwinding, and someone else then switches or throws to the
+/// killer. A value means the greenlet refused to die. A panic was thrown at
+/// the killer, and unwinds on from here: the kill is interrupted, and goes on
+/// at the next switch (if nothing else refers to the greenlet) by *resuming*
+/// it with `()` rather than throwing again, since it may be suspended in a
+/// destructor in the middle of unwinding, where a second panic would abort the
+/// process.
 fn kill_unreachable(greenlet: Greenlet) {
     let me = current();
+    let me_ptr = me.inner_ptr();
     let parent = greenlet.inner().parent.replace(Some(me));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| greenlet.throw(Box::new(GreenletExit))));
-    drop(greenlet.inner().parent.replace(parent));
-    if let Err(payload) = outcome {
-        let message = crate::panic_message(&*payload);
-        tracing::error!(
-            greenlet.id = greenlet.id(),
-            greenlet.name = greenlet.name().as_deref(),
-            "greenlet panicked while being killed because all references to it were dropped: {message}"
-        );
+    let resume = greenlet.inner().kill_interrupted.replace(false);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        if resume { greenlet.switch(Box::new(())) } else { greenlet.throw(Box::new(GreenletExit)) }
+    }));
+    let parent_at_end = greenlet.inner().parent.replace(parent);
+    // The greenlet's death delivers to its parent, us, at once: a panic came
+    // from its death if it died with us as its parent. (It may also have
+    // died since, in a tracer or deferred work that ran before our switch
+    // returned; it counts as its death then too.)
+    let from_its_death = greenlet.is_dead() && parent_at_end.as_ref().is_some_and(|p| p.inner_ptr() == me_ptr);
+    drop(parent_at_end);
+    let unreachable = greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1;
+    match outcome {
+        Err(payload) if !from_its_death => {
+            if greenlet.is_active() {
+                greenlet.inner().kill_interrupted.set(true);
+            }
+            if unreachable {
+                defer(Deferred::Kill(greenlet));
+            } else {
+                drop(greenlet);
+            }
+            panic::resume_unwind(payload);
+        }
+        Err(payload) => {
+            let message = crate::panic_message(&*payload);
+            tracing::error!(
+                greenlet.id = greenlet.id(),
+                greenlet.name = greenlet.name().as_deref(),
+                "greenlet panicked while being killed because all references to it were dropped: {message}"
+            );
+        }
+        Ok(_) => {}
     }
     // `greenlet` is the handle whose drop started this (or a deferred one):
     // if it is still the only one, nothing can ever reach the greenlet again.
-    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 {
+    if unreachable {
         tracing::warn!(
             greenlet.id = greenlet.id(),
             greenlet.name = greenlet.name().as_deref(),
