@@ -352,6 +352,10 @@ impl Builder {
 
     /// Sets the usable stack size in bytes, rounded up to whole pages. The
     /// default is [`stack::default_size`].
+    ///
+    /// A size too large for any address space (beyond 2^56 bytes on 64-bit
+    /// targets) makes [`build`](Builder::build) panic; a smaller one that
+    /// cannot be had makes starting the greenlet panic.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -365,6 +369,12 @@ impl Builder {
 
     /// Creates the greenlet. It is pending: nothing runs and no stack is
     /// allocated until it is first switched to.
+    ///
+    /// # Panics
+    ///
+    /// If the stack size is too large for any address space: "stack size N
+    /// is too large".
+    #[track_caller]
     pub fn build(self, run: impl FnOnce(Value) -> Value + 'static) -> Greenlet {
         let parent = self.parent.unwrap_or_else(getcurrent);
         let stack_size = stack::round_size(self.stack_size.unwrap_or_else(stack::default_size));
