@@ -39,11 +39,20 @@ impl std::error::Error for GreenletExit {}
 ///
 /// `Greenlet` is a cheap, cloneable handle; clones refer to the same greenlet,
 /// and equality and hashing go by identity. Greenlets never leave the thread
-/// that created them, so the handle is neither `Send` nor `Sync`:
+/// that created them, so the handle is not `Send`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let g = greenlet::Greenlet::new(|v| v);
-/// std::thread::spawn(move || g.switch(Box::new(())));
+/// std::thread::spawn(move || drop(g));
+/// ```
+///
+/// nor `Sync`:
+///
+/// ```compile_fail,E0277
+/// let g = greenlet::Greenlet::new(|v| v);
+/// std::thread::scope(|s| {
+///     s.spawn(|| g.is_dead());
+/// });
 /// ```
 ///
 /// # Lifecycle
@@ -302,6 +311,22 @@ impl fmt::Debug for Greenlet {
 }
 
 /// A weak handle to a greenlet, from [`Greenlet::downgrade`].
+///
+/// Like [`Greenlet`], it stays on its thread: it is not `Send`
+///
+/// ```compile_fail,E0277
+/// let weak = greenlet::Greenlet::new(|v| v).downgrade();
+/// std::thread::spawn(move || drop(weak));
+/// ```
+///
+/// nor `Sync`:
+///
+/// ```compile_fail,E0277
+/// let weak = greenlet::Greenlet::new(|v| v).downgrade();
+/// std::thread::scope(|s| {
+///     s.spawn(|| weak.upgrade().is_none());
+/// });
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct WeakGreenlet {
     inner: Weak<Inner>,

@@ -67,6 +67,22 @@ pub use crate::greenlet::{Builder, Greenlet, GreenletExit, Value, WeakGreenlet, 
 pub use crate::local::GreenletLocal;
 pub use crate::trace::{TraceEvent, Tracer, is_tracing, settrace};
 
+/// Which public types may cross threads, checked at compile time. Handles to
+/// greenlets may not: `Greenlet` and `WeakGreenlet` carry `compile_fail`
+/// examples proving they are neither `Send` nor `Sync`.
+fn _ensure_send_and_sync() {
+    fn is_send_and_sync<T: Send + Sync>() {}
+    // Thrown between greenlets as a panic payload, which must be `Send`.
+    is_send_and_sync::<GreenletExit>();
+    is_send_and_sync::<Error>();
+    is_send_and_sync::<TraceEvent>();
+    is_send_and_sync::<stack::Stats>();
+    is_send_and_sync::<stack::GuardKind>();
+    // Declared as statics by `greenlet_local!`, which must be `Sync`, for any
+    // value type.
+    is_send_and_sync::<GreenletLocal<std::rc::Rc<std::cell::Cell<u32>>>>();
+}
+
 /// The id of the running greenlet, without creating a handle to it; `None`
 /// before the thread's first greenlet operation.
 pub fn current_id() -> Option<u64> {
