@@ -955,10 +955,17 @@ pub(crate) fn refresh_slow() {
 /// Records, for the tracer, who hands control over and how.
 fn note_origin(origin: &Greenlet, resume: &Resume) {
     let event = if resume.is_value() { TraceEvent::Switch } else { TraceEvent::Throw };
-    COLD.with(|cold| {
+    let previous = COLD.with(|cold| {
         cold.trace_event.set(event);
-        *cold.trace_origin.borrow_mut() = Some(origin.clone());
+        cold.trace_origin.replace(Some(origin.clone()))
     });
+    // Dropped outside the borrow: the previous origin may be the last handle
+    // to a suspended greenlet, whose kill switches and so notes origins
+    // itself. (Every origin noted is taken by the greenlet that receives
+    // control before anything can note the next one, so `previous` is `None`
+    // as things stand; this keeps a stale one from turning into a
+    // `BorrowMutError` should that ever change.)
+    drop(previous);
 }
 
 /// Slow path after control arrives in a greenlet: the tracer, then deferred
