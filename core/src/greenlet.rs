@@ -243,9 +243,10 @@ impl Greenlet {
         self.inner.id
     }
 
-    /// The name given with [`Builder::name`] (`"main"` for main greenlets).
-    pub fn name(&self) -> Option<String> {
-        self.inner.name.as_deref().map(str::to_owned)
+    /// The name given with [`Builder::name`] (`"main"` for main greenlets),
+    /// borrowed from the handle.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
     }
 
     /// The usable size of the greenlet's stack in bytes (rounded up to pages).
@@ -351,7 +352,7 @@ pub fn getcurrent() -> Greenlet {
 /// use greenlet::Greenlet;
 ///
 /// let g = Greenlet::builder().name("worker").stack_size(32 * 1024).build(|v| v);
-/// assert_eq!(g.name().as_deref(), Some("worker"));
+/// assert_eq!(g.name(), Some("worker"));
 /// assert_eq!(g.stack_size(), 32 * 1024);
 /// ```
 #[derive(Debug, Default)]

@@ -914,7 +914,7 @@ fn kill_unreachable(greenlet: Greenlet) {
             let message = crate::panic_message(&*payload);
             tracing::error!(
                 greenlet.id = greenlet.id(),
-                greenlet.name = greenlet.name().as_deref(),
+                greenlet.name = greenlet.name(),
                 "greenlet panicked while being killed because all references to it were dropped: {message}"
             );
         }
@@ -925,7 +925,7 @@ fn kill_unreachable(greenlet: Greenlet) {
     if unreachable {
         tracing::warn!(
             greenlet.id = greenlet.id(),
-            greenlet.name = greenlet.name().as_deref(),
+            greenlet.name = greenlet.name(),
             "GreenletExit did not kill the greenlet; leaking it and its stack"
         );
         std::mem::forget(greenlet);

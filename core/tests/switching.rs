@@ -178,7 +178,7 @@ fn main_greenlet_is_an_ordinary_greenlet_handle() {
     leak_check(|| {
         let main: Greenlet = getcurrent();
         assert!(main.is_main() && main.is_started() && main.is_active() && !main.is_dead() && main.is_current());
-        assert_eq!(main.name().as_deref(), Some("main"));
+        assert_eq!(main.name(), Some("main"));
         assert_eq!(main, getcurrent(), "handles to the same greenlet compare equal");
         let seen = Greenlet::new(|_| val(getcurrent().parent().unwrap())).switch(unit());
         let seen: Greenlet = take(seen);
