@@ -39,6 +39,9 @@
 //! `vm.max_map_count`, and overflowing a stack reports the greenlet by name
 //! instead of corrupting memory.
 //!
+//! The crate builds for Linux only (any architecture corosensei supports):
+//! other systems get a compile error.
+//!
 //! # Panics and unwinding
 //!
 //! A panic never crosses a stack boundary by itself: each greenlet catches
@@ -54,6 +57,13 @@
 //! deadlocks any other greenlet of the thread that takes the same lock.
 //!
 //! [corosensei]: https://docs.rs/corosensei
+
+// Stacks are made with Linux's `mmap` and `madvise` flags (among them
+// `MADV_GUARD_INSTALL`, whose value is Linux's own), overflows are reported by
+// a `SIGSEGV` handler written for Linux, and error messages read `/proc`. Other
+// systems are refused here rather than at run time.
+#[cfg(not(target_os = "linux"))]
+compile_error!("the greenlet crate supports Linux only (its stacks rely on Linux's mmap, madvise and signal handling)");
 
 mod error;
 mod greenlet;
