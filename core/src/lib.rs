@@ -56,6 +56,17 @@
 //! greenlet: a greenlet that switches away holding a `std::sync::Mutex` guard
 //! deadlocks any other greenlet of the thread that takes the same lock.
 //!
+//! # Features
+//!
+//! - `sanitizer`: tells AddressSanitizer about every stack switch (through
+//!   corosensei's feature of the same name), for builds with
+//!   `-Zsanitizer=address`.
+//! - `valgrind`: registers greenlet stacks with Valgrind, so that it follows
+//!   switches between them. Outside Valgrind this costs a few instructions
+//!   per greenlet start.
+//!
+//! `scripts/sanitize.sh` runs the tests with both.
+//!
 //! [corosensei]: https://docs.rs/corosensei
 
 // Stacks are made with Linux's `mmap` and `madvise` flags (among them

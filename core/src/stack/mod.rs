@@ -200,6 +200,11 @@ fn too_large(bytes: usize) -> ! {
 #[derive(Debug)]
 pub(crate) struct Stack {
     slot: pool::Slot,
+    /// Tells Valgrind that the usable region is a stack for as long as this
+    /// value owns it, so that switching to it is not taken for a wild jump
+    /// of the stack pointer.
+    #[cfg(feature = "valgrind")]
+    _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration,
     /// The pool is per thread; stacks must not leave it.
     _not_send: std::marker::PhantomData<*mut ()>,
 }
@@ -214,7 +219,15 @@ impl Stack {
             Some(slot) if slot.usable() == usable => slot,
             other => Stack::from_pool(usable, other)?,
         };
-        Ok(Stack { slot, _not_send: std::marker::PhantomData })
+        Ok(Stack {
+            #[cfg(feature = "valgrind")]
+            _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration::new(
+                std::ptr::without_provenance_mut(slot.top - slot.usable()),
+                slot.usable(),
+            ),
+            slot,
+            _not_send: std::marker::PhantomData,
+        })
     }
 
     #[inline(never)]
