@@ -31,9 +31,9 @@
 //!   dispatcher (the handle it resumed, or the caller's borrow of the first
 //!   target) or, for main, by `COLD.main`.
 //! - The dispatcher is never re-entered: only main calls it, and main is not
-//!   running while it does. No user code runs inside it: closures and
-//!   greenlets dropped there are queued (`Deferred`) and handled by whichever
-//!   greenlet receives control next.
+//!   running while it does. No user code runs inside it: closures, values
+//!   and greenlets dropped there are queued (`Deferred`) and handled by
+//!   whichever greenlet receives control next.
 //! - Nothing unwinds out of a greenlet's root frame (`entry`): what escapes
 //!   `run` and the drops after it is caught there and delivered to the
 //!   parent, so `resume` returns normally. (Should it ever unwind, `Resuming`
@@ -257,6 +257,8 @@ pub(crate) enum Deferred {
     Kill(Greenlet),
     /// A `run` closure that must not be dropped inside the dispatcher.
     Drop(Box<dyn FnOnce(Value) -> Value>),
+    /// A delivery replaced by a failure to start its target, likewise.
+    Undelivered(Resume),
 }
 
 /// The value of `HOT.current` while the dispatcher runs. Never dereferenced.
@@ -724,7 +726,9 @@ fn resolve(mut target: Greenlet, mut origin: Option<Greenlet>) -> Option<Greenle
             State::Pending if resume.is_value() => match start(&target) {
                 Ok(()) => break,
                 Err(message) => {
-                    resume = Resume::Fail(message.into());
+                    // The value is not delivered; it is dropped outside the
+                    // dispatcher, since its destructor is user code.
+                    defer(Deferred::Undelivered(std::mem::replace(&mut resume, Resume::Fail(message.into()))));
                     target = match origin.take() {
                         Some(origin) if origin.is_active() => origin,
                         Some(_) => target.parent().expect("a pending greenlet has a parent"),
@@ -801,10 +805,7 @@ fn entry(yielder: &GreenletYielder, (): ()) {
         let run = inner.run.take().expect("a started greenlet has its run closure");
         run(first)
     }));
-    // Greenlet-local values are dropped here, so their destructors run in the
-    // greenlet they belong to.
-    let locals = std::mem::take(&mut *inner.locals.borrow_mut());
-    let dropped = if locals.is_empty() { Ok(()) } else { panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) };
+    let dropped = drop_locals(inner);
     // Nothing may unwind out of this frame: corosensei would resume the panic
     // in the dispatcher, in the middle of a switch. So what cannot be
     // delivered (the result, when a local's drop panicked; the second of two
@@ -822,6 +823,26 @@ fn entry(yielder: &GreenletYielder, (): ()) {
         }
     };
     post(resume.exit_to_value());
+}
+
+/// Drops a finishing greenlet's greenlet-local values, in the greenlet, so
+/// that their destructors run where they belong; values those destructors
+/// create are dropped too, until none is left. Returns the first panic of a
+/// destructor (later ones are dropped and reported).
+fn drop_locals(inner: &Inner) -> Result<(), Payload> {
+    let mut dropped = Ok(());
+    loop {
+        let locals = std::mem::take(&mut *inner.locals.borrow_mut());
+        if locals.is_empty() {
+            return dropped;
+        }
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) {
+            match dropped {
+                Ok(()) => dropped = Err(payload),
+                Err(_) => drop_undelivered(inner, payload, "the panic payload of a greenlet-local value's destructor"),
+            }
+        }
+    }
 }
 
 /// Drops what a finishing greenlet cannot deliver to its parent, in the
@@ -939,6 +960,7 @@ fn run_deferred() {
         match item {
             Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet),
             Some(Deferred::Drop(run)) => drop(run),
+            Some(Deferred::Undelivered(resume)) => drop(resume),
             None => break,
         }
     }

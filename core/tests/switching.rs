@@ -213,6 +213,39 @@ fn failed_start_panics_in_caller_and_leaves_target_pending() {
     });
 }
 
+// The value of a switch whose target cannot start is not delivered: the
+// failure is raised instead. The value is dropped in a greenlet (the one
+// that receives the failure), never inside the dispatcher, so its destructor
+// may use greenlets.
+#[test]
+fn value_of_a_failed_start_is_dropped_where_greenlets_can_be_used() {
+    struct UsesGreenlets(Log<bool>);
+
+    impl Drop for UsesGreenlets {
+        fn drop(&mut self) {
+            self.0.push(getcurrent().is_main());
+        }
+    }
+
+    leak_check(|| {
+        let log = Log::new();
+        let unstartable = Greenlet::builder().stack_size(UNALLOCATABLE_STACK).build(|v| v);
+        let message = panic_text(catch(|| unstartable.switch(val(UsesGreenlets(log.clone())))));
+        assert!(message.contains("cannot start"), "{message}");
+        assert_eq!(log.get(), [true], "dropped once, in main");
+        // The same from a greenlet: dropped in it, before its switch raises.
+        let (l, target) = (log.clone(), unstartable.clone());
+        let g = Greenlet::new(move |_| {
+            let message = panic_text(catch(|| target.switch(val(UsesGreenlets(l.clone())))));
+            l.push(false);
+            val(message)
+        });
+        assert!(take::<String>(g.switch(unit())).contains("cannot start"));
+        assert_eq!(log.get(), [true, false, false], "dropped in the greenlet, before its switch raised");
+        assert!(!unstartable.is_started());
+    });
+}
+
 // greenlet catalogue #64 (test_failed_to_switch_into_running). A switch into a
 // suspended greenlet cannot fail in Rust; what can fail is a greenlet's switch
 // to a pending one that cannot get a stack. The failure is raised in the
