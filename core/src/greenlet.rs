@@ -39,11 +39,20 @@ impl std::error::Error for GreenletExit {}
 ///
 /// `Greenlet` is a cheap, cloneable handle; clones refer to the same greenlet,
 /// and equality and hashing go by identity. Greenlets never leave the thread
-/// that created them, so the handle is neither `Send` nor `Sync`:
+/// that created them, so the handle is not `Send`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let g = greenlet::Greenlet::new(|v| v);
-/// std::thread::spawn(move || g.switch(Box::new(())));
+/// std::thread::spawn(move || drop(g));
+/// ```
+///
+/// nor `Sync`:
+///
+/// ```compile_fail,E0277
+/// let g = greenlet::Greenlet::new(|v| v);
+/// std::thread::scope(|s| {
+///     s.spawn(|| g.is_dead());
+/// });
 /// ```
 ///
 /// # Lifecycle
@@ -234,9 +243,10 @@ impl Greenlet {
         self.inner.id
     }
 
-    /// The name given with [`Builder::name`] (`"main"` for main greenlets).
-    pub fn name(&self) -> Option<String> {
-        self.inner.name.as_deref().map(str::to_owned)
+    /// The name given with [`Builder::name`] (`"main"` for main greenlets),
+    /// borrowed from the handle.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
     }
 
     /// The usable size of the greenlet's stack in bytes (rounded up to pages).
@@ -302,6 +312,22 @@ impl fmt::Debug for Greenlet {
 }
 
 /// A weak handle to a greenlet, from [`Greenlet::downgrade`].
+///
+/// Like [`Greenlet`], it stays on its thread: it is not `Send`
+///
+/// ```compile_fail,E0277
+/// let weak = greenlet::Greenlet::new(|v| v).downgrade();
+/// std::thread::spawn(move || drop(weak));
+/// ```
+///
+/// nor `Sync`:
+///
+/// ```compile_fail,E0277
+/// let weak = greenlet::Greenlet::new(|v| v).downgrade();
+/// std::thread::scope(|s| {
+///     s.spawn(|| weak.upgrade().is_none());
+/// });
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct WeakGreenlet {
     inner: Weak<Inner>,
@@ -326,7 +352,7 @@ pub fn getcurrent() -> Greenlet {
 /// use greenlet::Greenlet;
 ///
 /// let g = Greenlet::builder().name("worker").stack_size(32 * 1024).build(|v| v);
-/// assert_eq!(g.name().as_deref(), Some("worker"));
+/// assert_eq!(g.name(), Some("worker"));
 /// assert_eq!(g.stack_size(), 32 * 1024);
 /// ```
 #[derive(Debug, Default)]
@@ -352,6 +378,10 @@ impl Builder {
 
     /// Sets the usable stack size in bytes, rounded up to whole pages. The
     /// default is [`stack::default_size`].
+    ///
+    /// A size too large for any address space (beyond 2^56 bytes on 64-bit
+    /// targets) makes [`build`](Builder::build) panic; a smaller one that
+    /// cannot be had makes starting the greenlet panic.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -365,6 +395,12 @@ impl Builder {
 
     /// Creates the greenlet. It is pending: nothing runs and no stack is
     /// allocated until it is first switched to.
+    ///
+    /// # Panics
+    ///
+    /// If the stack size is too large for any address space: "stack size N
+    /// is too large".
+    #[track_caller]
     pub fn build(self, run: impl FnOnce(Value) -> Value + 'static) -> Greenlet {
         let parent = self.parent.unwrap_or_else(getcurrent);
         let stack_size = stack::round_size(self.stack_size.unwrap_or_else(stack::default_size));

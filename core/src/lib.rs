@@ -39,6 +39,9 @@
 //! `vm.max_map_count`, and overflowing a stack reports the greenlet by name
 //! instead of corrupting memory.
 //!
+//! The crate builds for Linux only (any architecture corosensei supports):
+//! other systems get a compile error.
+//!
 //! # Panics and unwinding
 //!
 //! A panic never crosses a stack boundary by itself: each greenlet catches
@@ -53,7 +56,25 @@
 //! greenlet: a greenlet that switches away holding a `std::sync::Mutex` guard
 //! deadlocks any other greenlet of the thread that takes the same lock.
 //!
+//! # Features
+//!
+//! - `sanitizer`: tells AddressSanitizer about every stack switch (through
+//!   corosensei's feature of the same name), for builds with
+//!   `-Zsanitizer=address`.
+//! - `valgrind`: registers greenlet stacks with Valgrind, so that it follows
+//!   switches between them. Outside Valgrind this costs a few instructions
+//!   per greenlet start.
+//!
+//! `scripts/sanitize.sh` runs the tests with both.
+//!
 //! [corosensei]: https://docs.rs/corosensei
+
+// Stacks are made with Linux's `mmap` and `madvise` flags (among them
+// `MADV_GUARD_INSTALL`, whose value is Linux's own), overflows are reported by
+// a `SIGSEGV` handler written for Linux, and error messages read `/proc`. Other
+// systems are refused here rather than at run time.
+#[cfg(not(target_os = "linux"))]
+compile_error!("the greenlet crate supports Linux only (its stacks rely on Linux's mmap, madvise and signal handling)");
 
 mod error;
 mod greenlet;
@@ -66,6 +87,22 @@ pub use crate::error::Error;
 pub use crate::greenlet::{Builder, Greenlet, GreenletExit, Value, WeakGreenlet, getcurrent};
 pub use crate::local::GreenletLocal;
 pub use crate::trace::{TraceEvent, Tracer, is_tracing, settrace};
+
+/// Which public types may cross threads, checked at compile time. Handles to
+/// greenlets may not: `Greenlet` and `WeakGreenlet` carry `compile_fail`
+/// examples proving they are neither `Send` nor `Sync`.
+fn _ensure_send_and_sync() {
+    fn is_send_and_sync<T: Send + Sync>() {}
+    // Thrown between greenlets as a panic payload, which must be `Send`.
+    is_send_and_sync::<GreenletExit>();
+    is_send_and_sync::<Error>();
+    is_send_and_sync::<TraceEvent>();
+    is_send_and_sync::<stack::Stats>();
+    is_send_and_sync::<stack::GuardKind>();
+    // Declared as statics by `greenlet_local!`, which must be `Sync`, for any
+    // value type.
+    is_send_and_sync::<GreenletLocal<std::rc::Rc<std::cell::Cell<u32>>>>();
+}
 
 /// The id of the running greenlet, without creating a handle to it; `None`
 /// before the thread's first greenlet operation.

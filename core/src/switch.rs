@@ -31,9 +31,13 @@
 //!   dispatcher (the handle it resumed, or the caller's borrow of the first
 //!   target) or, for main, by `COLD.main`.
 //! - The dispatcher is never re-entered: only main calls it, and main is not
-//!   running while it does. No user code runs inside it: closures and
-//!   greenlets dropped there are queued (`Deferred`) and handled by whichever
-//!   greenlet receives control next.
+//!   running while it does. No user code runs inside it: closures, values
+//!   and greenlets dropped there are queued (`Deferred`) and handled by
+//!   whichever greenlet receives control next.
+//! - Nothing unwinds out of a greenlet's root frame (`entry`): what escapes
+//!   `run` and the drops after it is caught there and delivered to the
+//!   parent, so `resume` returns normally. (Should it ever unwind, `Resuming`
+//!   marks the greenlet dead and `DispatchGuard` makes main current again.)
 //! - A greenlet's coroutine is only touched by the dispatcher (resume, finish)
 //!   and by `Inner`'s drop. A suspended coroutine is never dropped: a greenlet
 //!   nobody can reach is first killed (`GreenletExit` is thrown into it) and,
@@ -148,6 +152,9 @@ pub(crate) struct Inner {
     /// The guard region under the stack, `(start, end)`; for the overflow
     /// handler.
     guard: Cell<(usize, usize)>,
+    /// Set when a kill of this greenlet was interrupted before it died (see
+    /// `kill_unreachable`): the next kill resumes it instead of throwing.
+    kill_interrupted: Cell<bool>,
     pub(crate) locals: RefCell<LocalMap>,
 }
 
@@ -172,6 +179,7 @@ impl Inner {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             guard: Cell::new((0, 0)),
+            kill_interrupted: Cell::new(false),
             locals: RefCell::new(LocalMap::default()),
         }
     }
@@ -249,6 +257,8 @@ pub(crate) enum Deferred {
     Kill(Greenlet),
     /// A `run` closure that must not be dropped inside the dispatcher.
     Drop(Box<dyn FnOnce(Value) -> Value>),
+    /// A delivery replaced by a failure to start its target, likewise.
+    Undelivered(Resume),
 }
 
 /// The value of `HOT.current` while the dispatcher runs. Never dereferenced.
@@ -528,15 +538,47 @@ fn transfer_slow(target: &Greenlet, resume: Resume) -> Value {
     receive(hot)
 }
 
-/// Marks the dispatcher as running and restores the main greenlet as current
-/// when it returns (also by unwinding, should it ever panic).
-struct DispatchGuard;
+/// Restores the main greenlet as current when the dispatcher returns, also by
+/// unwinding, should it ever panic.
+struct DispatchGuard(&'static Hot);
 
 impl Drop for DispatchGuard {
     #[inline(always)]
     fn drop(&mut self) {
+        self.0.current.set(self.0.main.get());
+    }
+}
+
+/// Armed around a greenlet's `resume`, and forgotten when it returns.
+///
+/// `entry` lets nothing unwind out of a greenlet's root frame, so this only
+/// runs if that ever fails: corosensei then marks the coroutine as finished
+/// and resumes the panic in the dispatcher. The greenlet is marked dead (it
+/// can never run again, and must not be resumed), its coroutine goes, and a
+/// half-made delivery is dropped from the mailbox (leaked: dropping it could
+/// panic again while unwinding). [`DispatchGuard`] then makes main current
+/// again, and the panic comes out of main's `switch`.
+struct Resuming<'a>(&'a Inner);
+
+impl Drop for Resuming<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        let inner = self.0;
+        inner.state.set(State::Dead);
+        // SAFETY: only the dispatcher touches an active greenlet's coroutine
+        // (`Inner::coroutine` invariant), and the `&mut` it used for `resume`
+        // is not used again.
+        if let Some(coroutine) = unsafe { (*inner.coroutine.get()).take() } {
+            if coroutine.done() {
+                drop(coroutine.into_stack());
+            } else {
+                std::mem::forget(coroutine);
+            }
+        }
         let hot = hot();
-        hot.current.set(hot.main.get());
+        hot.mail_value.set(ManuallyDrop::new(None));
+        hot.mail_other.set(ManuallyDrop::new(None));
+        hot.current.set(DISPATCHER);
     }
 }
 
@@ -556,26 +598,26 @@ fn dispatch(hot: &'static Hot, first: &Greenlet, delivers_value: bool) {
         State::Pending if !slow && delivers_value && start(first).is_ok() => {}
         _ => return dispatch_loop(first, None),
     }
+    // Main is current again however this returns.
+    let _guard = DispatchGuard(hot);
     // SAFETY: only the dispatcher touches an active greenlet's coroutine
     // (`Inner::coroutine` invariant), and it is not re-entered.
     let Some(coroutine) = (unsafe { (*inner.coroutine.get()).as_mut() }) else {
         unreachable!("an active greenlet has a coroutine")
     };
     hot.current.set(Rc::as_ptr(inner));
+    let resuming = Resuming(inner);
     let result = coroutine.resume(());
+    std::mem::forget(resuming);
     let (main, slow) = (hot.main.get(), hot.slow.get());
     if !slow {
         match result {
-            CoroutineResult::Yield(request) if std::ptr::eq(request, main) => {
-                hot.current.set(main);
-                return;
-            }
+            CoroutineResult::Yield(request) if std::ptr::eq(request, main) => return,
             CoroutineResult::Return(()) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
                 // Finished, and its parent is main: its result is in the
                 // mailbox for main.
                 // SAFETY: we are the dispatcher and the coroutine just returned.
                 unsafe { finish(inner) };
-                hot.current.set(main);
                 return;
             }
             result => return dispatch_loop(first, Some(result)),
@@ -589,7 +631,7 @@ fn dispatch(hot: &'static Hot, first: &Greenlet, delivers_value: bool) {
 #[inline(never)]
 fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inner, ()>>) {
     let hot = hot();
-    let _guard = DispatchGuard;
+    let _guard = DispatchGuard(hot);
     hot.current.set(DISPATCHER);
     // The greenlet to resume: `first` is kept alive by the caller's borrow,
     // later ones by `owned`.
@@ -618,7 +660,9 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
                 // re-entered.
                 let coroutine =
                     unsafe { (*inner.coroutine.get()).as_mut() }.expect("an active greenlet has a coroutine");
+                let resuming = Resuming(inner);
                 let result = coroutine.resume(());
+                std::mem::forget(resuming);
                 hot.current.set(DISPATCHER);
                 result
             }
@@ -682,7 +726,9 @@ fn resolve(mut target: Greenlet, mut origin: Option<Greenlet>) -> Option<Greenle
             State::Pending if resume.is_value() => match start(&target) {
                 Ok(()) => break,
                 Err(message) => {
-                    resume = Resume::Fail(message.into());
+                    // The value is not delivered; it is dropped outside the
+                    // dispatcher, since its destructor is user code.
+                    defer(Deferred::Undelivered(std::mem::replace(&mut resume, Resume::Fail(message.into()))));
                     target = match origin.take() {
                         Some(origin) if origin.is_active() => origin,
                         Some(_) => target.parent().expect("a pending greenlet has a parent"),
@@ -759,13 +805,65 @@ fn entry(yielder: &GreenletYielder, (): ()) {
         let run = inner.run.take().expect("a started greenlet has its run closure");
         run(first)
     }));
-    // Greenlet-local values are dropped here, so their destructors run in the
-    // greenlet they belong to.
-    let locals = std::mem::take(&mut *inner.locals.borrow_mut());
-    let dropped = if locals.is_empty() { Ok(()) } else { panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) };
-    match (outcome, dropped) {
-        (Ok(value), Ok(())) => post(Resume::Value(value)),
-        (Err(payload), _) | (Ok(_), Err(payload)) => post(Resume::Throw(payload).exit_to_value()),
+    let dropped = drop_locals(inner);
+    // Nothing may unwind out of this frame: corosensei would resume the panic
+    // in the dispatcher, in the middle of a switch. So what cannot be
+    // delivered (the result, when a local's drop panicked; the second of two
+    // panics) is dropped here too, under `catch_unwind`.
+    let resume = match (outcome, dropped) {
+        (Ok(value), Ok(())) => Resume::Value(value),
+        (Ok(value), Err(payload)) => {
+            drop_undelivered(inner, value, "the value its run closure returned");
+            Resume::Throw(payload)
+        }
+        (Err(payload), Ok(())) => Resume::Throw(payload),
+        (Err(payload), Err(second)) => {
+            drop_undelivered(inner, second, "the panic payload of a greenlet-local value's destructor");
+            Resume::Throw(payload)
+        }
+    };
+    post(resume.exit_to_value());
+}
+
+/// Drops a finishing greenlet's greenlet-local values, in the greenlet, so
+/// that their destructors run where they belong; values those destructors
+/// create are dropped too, until none is left. Returns the first panic of a
+/// destructor (later ones are dropped and reported).
+fn drop_locals(inner: &Inner) -> Result<(), Payload> {
+    let mut dropped = Ok(());
+    loop {
+        let locals = std::mem::take(&mut *inner.locals.borrow_mut());
+        if locals.is_empty() {
+            return dropped;
+        }
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) {
+            match dropped {
+                Ok(()) => dropped = Err(payload),
+                Err(_) => drop_undelivered(inner, payload, "the panic payload of a greenlet-local value's destructor"),
+            }
+        }
+    }
+}
+
+/// Drops what a finishing greenlet cannot deliver to its parent, in the
+/// greenlet. A panic from that drop is reported with `tracing`, and its
+/// payload leaked (dropping it could panic once more); it never unwinds.
+#[cold]
+#[inline(never)]
+fn drop_undelivered<T>(inner: &Inner, value: T, what: &str) {
+    let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) else { return };
+    let message = crate::panic_message(&*payload);
+    std::mem::forget(payload);
+    let report = panic::catch_unwind(AssertUnwindSafe(|| {
+        tracing::error!(
+            greenlet.id = inner.id,
+            greenlet.name = inner.name.as_deref(),
+            "greenlet panicked while dropping {what} after it finished: {message}"
+        );
+    }));
+    // A subscriber that panics: its payload is leaked the same way.
+    if let Err(payload) = report {
+        std::mem::forget(payload);
     }
 }
 
@@ -797,25 +895,58 @@ pub(crate) fn on_last_handle(greenlet: Greenlet) {
 /// the moment, so that its destructors run and control comes back here. If it
 /// refuses to die and nothing else refers to it, it is leaked.
 ///
+/// Control may come back here before the greenlet died: it can switch
+/// elsewhere while unwinding, and someone else then switches or throws to the
+/// killer. A value means the greenlet refused to die. A panic was thrown at
+/// the killer, and unwinds on from here: the kill is interrupted, and goes on
+/// at the next switch (if nothing else refers to the greenlet) by *resuming*
+/// it with `()` rather than throwing again, since it may be suspended in a
+/// destructor in the middle of unwinding, where a second panic would abort the
+/// process.
 fn kill_unreachable(greenlet: Greenlet) {
     let me = current();
+    let me_ptr = me.inner_ptr();
     let parent = greenlet.inner().parent.replace(Some(me));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| greenlet.throw(Box::new(GreenletExit))));
-    drop(greenlet.inner().parent.replace(parent));
-    if let Err(payload) = outcome {
-        let message = crate::panic_message(&*payload);
-        tracing::error!(
-            greenlet.id = greenlet.id(),
-            greenlet.name = greenlet.name().as_deref(),
-            "greenlet panicked while being killed because all references to it were dropped: {message}"
-        );
+    let resume = greenlet.inner().kill_interrupted.replace(false);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        if resume { greenlet.switch(Box::new(())) } else { greenlet.throw(Box::new(GreenletExit)) }
+    }));
+    let parent_at_end = greenlet.inner().parent.replace(parent);
+    // The greenlet's death delivers to its parent, us, at once: a panic came
+    // from its death if it died with us as its parent. (It may also have
+    // died since, in a tracer or deferred work that ran before our switch
+    // returned; it counts as its death then too.)
+    let from_its_death = greenlet.is_dead() && parent_at_end.as_ref().is_some_and(|p| p.inner_ptr() == me_ptr);
+    drop(parent_at_end);
+    let unreachable = greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1;
+    match outcome {
+        Err(payload) if !from_its_death => {
+            if greenlet.is_active() {
+                greenlet.inner().kill_interrupted.set(true);
+            }
+            if unreachable {
+                defer(Deferred::Kill(greenlet));
+            } else {
+                drop(greenlet);
+            }
+            panic::resume_unwind(payload);
+        }
+        Err(payload) => {
+            let message = crate::panic_message(&*payload);
+            tracing::error!(
+                greenlet.id = greenlet.id(),
+                greenlet.name = greenlet.name(),
+                "greenlet panicked while being killed because all references to it were dropped: {message}"
+            );
+        }
+        Ok(_) => {}
     }
     // `greenlet` is the handle whose drop started this (or a deferred one):
     // if it is still the only one, nothing can ever reach the greenlet again.
-    if greenlet.is_active() && Rc::strong_count(greenlet.inner()) == 1 {
+    if unreachable {
         tracing::warn!(
             greenlet.id = greenlet.id(),
-            greenlet.name = greenlet.name().as_deref(),
+            greenlet.name = greenlet.name(),
             "GreenletExit did not kill the greenlet; leaking it and its stack"
         );
         std::mem::forget(greenlet);
@@ -829,6 +960,7 @@ fn run_deferred() {
         match item {
             Some(Deferred::Kill(greenlet)) => kill_unreachable(greenlet),
             Some(Deferred::Drop(run)) => drop(run),
+            Some(Deferred::Undelivered(resume)) => drop(resume),
             None => break,
         }
     }
@@ -845,10 +977,17 @@ pub(crate) fn refresh_slow() {
 /// Records, for the tracer, who hands control over and how.
 fn note_origin(origin: &Greenlet, resume: &Resume) {
     let event = if resume.is_value() { TraceEvent::Switch } else { TraceEvent::Throw };
-    COLD.with(|cold| {
+    let previous = COLD.with(|cold| {
         cold.trace_event.set(event);
-        *cold.trace_origin.borrow_mut() = Some(origin.clone());
+        cold.trace_origin.replace(Some(origin.clone()))
     });
+    // Dropped outside the borrow: the previous origin may be the last handle
+    // to a suspended greenlet, whose kill switches and so notes origins
+    // itself. (Every origin noted is taken by the greenlet that receives
+    // control before anything can note the next one, so `previous` is `None`
+    // as things stand; this keeps a stale one from turning into a
+    // `BorrowMutError` should that ever change.)
+    drop(previous);
 }
 
 /// Slow path after control arrives in a greenlet: the tracer, then deferred

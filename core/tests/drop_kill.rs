@@ -136,6 +136,54 @@ fn destructor_run_by_a_deferred_kill_may_switch_and_current_stays_right() {
     });
 }
 
+// A kill interrupted by a throw at the killer. M drops its last handle to T;
+// T, unwinding from the `GreenletExit`, switches to main in a destructor; main
+// throws `GreenletExit` at M. The throw reaches M: it comes out of the drop of
+// T's handle, M dies of it, and `throw` returns it. T, which nobody can reach
+// and which is suspended in the middle of unwinding, is not leaked (that
+// would leave the thread panicking for good): its kill goes on at the next
+// switch, which resumes it (throwing at it again would be a panic inside a
+// destructor while unwinding), and it finishes unwinding.
+#[test]
+fn throw_at_a_greenlet_suspended_in_killing_another_reaches_it() {
+    leak_check(|| {
+        let log = Log::new();
+        let main = getcurrent();
+        let l = log.clone();
+        let m = Greenlet::builder().name("M").build(move |_| {
+            let lt = l.clone();
+            let t = Greenlet::builder().name("T").build(move |_| {
+                let _switches_while_unwinding = Finally(move || {
+                    lt.push("T unwinding");
+                    main.switch(unit());
+                    lt.push("T resumed");
+                });
+                suspend(unit());
+                unit()
+            });
+            t.switch(unit());
+            drop(t);
+            l.push("M went on after dropping T");
+            val("M finished normally")
+        });
+        m.switch(unit());
+        assert_eq!(log.get(), ["T unwinding"]);
+        assert!(std::thread::panicking(), "T is suspended in the middle of unwinding");
+        let live = live_greenlets();
+        let result = m.throw(Box::new(GreenletExit));
+        match result.downcast::<&str>() {
+            Ok(text) => panic!("the throw was swallowed: M returned {text:?}"),
+            Err(result) => assert!(result.is::<GreenletExit>(), "the throw comes back as M's result"),
+        }
+        assert!(m.is_dead());
+        assert_eq!(log.get(), ["T unwinding", "T resumed"], "T finished unwinding; M did not go on");
+        assert!(!std::thread::panicking(), "no greenlet is left unwinding");
+        assert_eq!(live_greenlets(), live - 1, "T is gone");
+        assert!(getcurrent().is_main());
+        assert_eq!(take::<i32>(Greenlet::new(|v| v).switch(val(3))), 3);
+    });
+}
+
 // greenlet catalogue #24 (test_parent_restored_on_kill)
 #[test]
 fn killed_greenlet_has_the_dropper_as_parent_then_gets_its_own_back() {

@@ -23,7 +23,7 @@ thread_local! {
 }
 
 fn is_genlet(g: &Greenlet) -> bool {
-    g.name().as_deref() == Some(GENLET)
+    g.name() == Some(GENLET)
 }
 
 fn set_child(genlet: &Greenlet, child: &Greenlet) {

@@ -111,6 +111,48 @@ fn values_are_dropped_inside_the_greenlet_when_it_finishes() {
     });
 }
 
+// A value created by another value's destructor, as the greenlet finishes,
+// is dropped in the greenlet too, before its result is delivered (as
+// thread-local values created by a destructor at thread exit are).
+#[test]
+fn values_created_while_values_are_dropped_are_dropped_inside_the_greenlet() {
+    struct Probe(Log<String>);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let current = getcurrent();
+            self.0.push(format!("late value dropped in {}", current.name().unwrap_or_default()));
+        }
+    }
+
+    /// Creates `LATE`'s value when dropped.
+    struct Creator(Log<String>);
+
+    impl Drop for Creator {
+        fn drop(&mut self) {
+            let log = self.0.clone();
+            LATE.with(move |late| *late.borrow_mut() = Some(Probe(log)));
+        }
+    }
+
+    greenlet_local! {
+        static EARLY: RefCell<Option<Creator>> = RefCell::new(None);
+        static LATE: RefCell<Option<Probe>> = RefCell::new(None);
+    }
+
+    leak_check(|| {
+        let log = Log::new();
+        let l = log.clone();
+        let g = Greenlet::builder().name("owner").build(move |_| {
+            EARLY.with(|e| *e.borrow_mut() = Some(Creator(l)));
+            unit()
+        });
+        g.switch(unit());
+        assert_eq!(log.get(), ["late value dropped in owner"]);
+        assert!(LATE.with(|late| late.borrow().is_none()), "main has no value of its own");
+    });
+}
+
 // greenlet catalogue #107 (test_context_not_propagated)
 #[test]
 fn new_greenlet_sees_the_default_not_its_creators_value() {

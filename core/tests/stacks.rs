@@ -719,6 +719,40 @@ fn stack_size_rounds_up_to_pages() {
     });
 }
 
+/// Stack sizes too large for any address space (where rounding to pages,
+/// adding the guard or sizing a reservation used to wrap around, and release
+/// builds then faulted) are refused with a panic that says so, and the thread
+/// goes on working. Runs in a child process, since a wrapped size faults.
+#[test]
+fn huge_stack_sizes_are_refused_with_a_panic() {
+    const TEST: &str = "huge_stack_sizes_are_refused_with_a_panic";
+    let page = page_size();
+    let sizes = [usize::MAX, usize::MAX - page + 1, usize::MAX - 2 * page, 1 << 60, 1 << 57];
+    if child_role().is_some() {
+        for bytes in sizes {
+            let caught = panic::catch_unwind(|| {
+                let g = Greenlet::builder().stack_size(bytes).build(|v| v);
+                g.switch(Box::new(()));
+            });
+            let message = caught.err().map(|payload| panic_text(&*payload));
+            eprintln!("stack_size({bytes}): {message:?}");
+            let message = message.expect("a huge stack size panics");
+            assert!(message.contains(&format!("stack size {bytes} is too large")), "{message}");
+        }
+        let caught = panic::catch_unwind(|| stack::set_default_size(usize::MAX)).err().map(|p| panic_text(&*p));
+        eprintln!("set_default_size(usize::MAX): {caught:?}");
+        assert!(caught.expect("it panics").contains(&format!("stack size {} is too large", usize::MAX)));
+        assert_eq!(stack::default_size(), stack::DEFAULT_SIZE, "the default is unchanged");
+        finish(&park(Builder::new()));
+        eprintln!("the thread goes on");
+        return;
+    }
+    let output = child_test(TEST, "huge", &[]).run();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the thread goes on"), "{}", output_text(&output));
+}
+
 /// `set_default_size` applies to greenlets created afterwards on the same
 /// thread only, and the stack really has that size.
 #[test]

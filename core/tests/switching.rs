@@ -178,7 +178,7 @@ fn main_greenlet_is_an_ordinary_greenlet_handle() {
     leak_check(|| {
         let main: Greenlet = getcurrent();
         assert!(main.is_main() && main.is_started() && main.is_active() && !main.is_dead() && main.is_current());
-        assert_eq!(main.name().as_deref(), Some("main"));
+        assert_eq!(main.name(), Some("main"));
         assert_eq!(main, getcurrent(), "handles to the same greenlet compare equal");
         let seen = Greenlet::new(|_| val(getcurrent().parent().unwrap())).switch(unit());
         let seen: Greenlet = take(seen);
@@ -210,6 +210,39 @@ fn failed_start_panics_in_caller_and_leaves_target_pending() {
         assert_eq!(stack::stats().in_use, in_use);
         // The thread goes on switching normally.
         assert_eq!(take::<i32>(Greenlet::new(|v| v).switch(val(7))), 7);
+    });
+}
+
+// The value of a switch whose target cannot start is not delivered: the
+// failure is raised instead. The value is dropped in a greenlet (the one
+// that receives the failure), never inside the dispatcher, so its destructor
+// may use greenlets.
+#[test]
+fn value_of_a_failed_start_is_dropped_where_greenlets_can_be_used() {
+    struct UsesGreenlets(Log<bool>);
+
+    impl Drop for UsesGreenlets {
+        fn drop(&mut self) {
+            self.0.push(getcurrent().is_main());
+        }
+    }
+
+    leak_check(|| {
+        let log = Log::new();
+        let unstartable = Greenlet::builder().stack_size(UNALLOCATABLE_STACK).build(|v| v);
+        let message = panic_text(catch(|| unstartable.switch(val(UsesGreenlets(log.clone())))));
+        assert!(message.contains("cannot start"), "{message}");
+        assert_eq!(log.get(), [true], "dropped once, in main");
+        // The same from a greenlet: dropped in it, before its switch raises.
+        let (l, target) = (log.clone(), unstartable.clone());
+        let g = Greenlet::new(move |_| {
+            let message = panic_text(catch(|| target.switch(val(UsesGreenlets(l.clone())))));
+            l.push(false);
+            val(message)
+        });
+        assert!(take::<String>(g.switch(unit())).contains("cannot start"));
+        assert_eq!(log.get(), [true, false, false], "dropped in the greenlet, before its switch raised");
+        assert!(!unstartable.is_started());
     });
 }
 
@@ -465,5 +498,138 @@ fn switching_to_the_current_greenlet_returns_the_value_at_once() {
             back
         });
         assert_eq!(take::<&str>(g.switch(unit())), "to myself");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Panics from the drops that end a greenlet (child processes: such a panic
+// used to unwind out of the greenlet's root frame into the dispatcher, leave
+// the finished greenlet as the thread's current one, and make the next switch
+// jump through that greenlet's stale yielder)
+
+/// Panics when dropped, as a greenlet-local value.
+struct LocalBomb;
+
+impl Drop for LocalBomb {
+    fn drop(&mut self) {
+        panic!("local");
+    }
+}
+
+/// Panics when dropped, as the value a greenlet returns.
+struct ValueBomb;
+
+impl Drop for ValueBomb {
+    fn drop(&mut self) {
+        panic!("value");
+    }
+}
+
+/// A panic payload whose own drop panics.
+struct PayloadBomb;
+
+impl Drop for PayloadBomb {
+    fn drop(&mut self) {
+        panic!("payload");
+    }
+}
+
+greenlet::greenlet_local! {
+    static LOCAL_BOMB: LocalBomb = LocalBomb;
+    static PAYLOAD_LOCAL: PayloadLocal = PayloadLocal;
+}
+
+/// A greenlet-local value whose drop panics with a [`PayloadBomb`].
+struct PayloadLocal;
+
+impl Drop for PayloadLocal {
+    fn drop(&mut self) {
+        std::panic::panic_any(PayloadBomb);
+    }
+}
+
+/// Runs `scenario` in a child process (it crashed there before) and checks
+/// that it got to its end.
+fn run_finishing_drops_scenario(test: &str, scenario: impl FnOnce()) {
+    if runtime_testkit::is_child(test) {
+        scenario();
+        eprintln!("scenario finished");
+        return;
+    }
+    let output = runtime_testkit::ChildTest::new(test).run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains("scenario finished"),
+        "{}",
+        runtime_testkit::output_text(&output)
+    );
+}
+
+/// After `g` finished with panics in its last drops: main is current again,
+/// `g` is dead, and switching works.
+fn assert_thread_recovered(g: &Greenlet) {
+    assert!(getcurrent().is_main(), "main is current again, not {:?}", getcurrent());
+    assert!(g.is_dead(), "{g:?}");
+    assert!(!g.is_active());
+    assert_eq!(take::<i32>(Greenlet::new(|v| v).switch(val(5))), 5);
+    let back = Greenlet::new(|_| suspend(val(1)));
+    assert_eq!(take::<i32>(back.switch(unit())), 1);
+    assert_eq!(take::<i32>(back.switch(val(2))), 2);
+}
+
+// The value `run` returned is dropped when a greenlet-local's drop panics; a
+// panic from that drop must not escape the greenlet either. The parent gets
+// the first panic, the second one is reported.
+#[test]
+fn panics_from_a_local_and_the_dropped_result_reach_the_parent_once() {
+    run_finishing_drops_scenario("panics_from_a_local_and_the_dropped_result_reach_the_parent_once", || {
+        leak_check(|| {
+            let g = Greenlet::new(|_| {
+                LOCAL_BOMB.with(|_| ());
+                val(ValueBomb)
+            });
+            let (caught, events) = util::capture_tracing(|| catch(|| g.switch(unit())));
+            assert_eq!(panic_text(caught), "local");
+            assert_thread_recovered(&g);
+            let errors: Vec<_> = events.iter().filter(|e| e.level == tracing::Level::ERROR).collect();
+            assert_eq!(errors.len(), 1, "{events:?}");
+            assert!(errors[0].text.contains("value"), "{:?}", errors[0]);
+        });
+    });
+}
+
+// The same when `run` panicked and a local's drop panicked too, with a
+// payload whose own drop panics: the parent gets `run`'s panic.
+#[test]
+fn panic_payload_of_a_local_that_panics_after_run_panicked_is_not_dropped_unwinding() {
+    run_finishing_drops_scenario(
+        "panic_payload_of_a_local_that_panics_after_run_panicked_is_not_dropped_unwinding",
+        || {
+            leak_check(|| {
+                let g = Greenlet::new(|_| {
+                    PAYLOAD_LOCAL.with(|_| ());
+                    raise(TestError("run"))
+                });
+                let (caught, events) = util::capture_tracing(|| catch(|| g.switch(unit())));
+                assert_eq!(panic_payload::<TestError, _>(caught), TestError("run"));
+                assert_thread_recovered(&g);
+                assert!(events.iter().any(|e| e.level == tracing::Level::ERROR), "{events:?}");
+            });
+        },
+    );
+}
+
+// The brief reproducer, on a greenlet that is not the first to run on the
+// thread: the fast path of the dispatcher starts it.
+#[test]
+fn panic_escaping_a_started_greenlet_leaves_main_current() {
+    run_finishing_drops_scenario("panic_escaping_a_started_greenlet_leaves_main_current", || {
+        assert_eq!(take::<i32>(Greenlet::new(|v| v).switch(val(0))), 0);
+        let g = Greenlet::new(|_| {
+            LOCAL_BOMB.with(|_| ());
+            val(ValueBomb)
+        });
+        let _ = catch(|| g.switch(unit()));
+        assert_thread_recovered(&g);
     });
 }

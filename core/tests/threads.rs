@@ -147,7 +147,7 @@ fn each_thread_has_its_own_main_greenlet() {
                     start.wait();
                     let main = getcurrent();
                     assert!(main.is_main() && main.parent().is_none());
-                    assert_eq!(main.name().as_deref(), Some("main"));
+                    assert_eq!(main.name(), Some("main"));
                     assert_eq!(live_greenlets(), 1);
                     let child_parent =
                         take::<u64>(Greenlet::new(|_| val(getcurrent().parent().unwrap().id())).switch(unit()));
@@ -210,7 +210,7 @@ fn thread_exit_kills_its_suspended_greenlets_in_that_thread() {
                     sink.lock().unwrap().push((
                         payload.is::<GreenletExit>(),
                         thread::current().id(),
-                        getcurrent().name().unwrap_or_default(),
+                        getcurrent().name().unwrap_or_default().to_owned(),
                     ));
                     std::panic::resume_unwind(payload);
                 }

@@ -18,7 +18,7 @@ use util::{Log, Slot, TestError, TraceGuard, catch, leak_check, panic_payload, r
 type Events = Log<(TraceEvent, String, String)>;
 
 fn name(g: &Greenlet) -> String {
-    g.name().unwrap_or_else(|| format!("#{}", g.id()))
+    g.name().map_or_else(|| format!("#{}", g.id()), str::to_owned)
 }
 
 /// Installs a tracer that records every event in `events`.

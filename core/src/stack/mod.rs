@@ -89,6 +89,12 @@ fn flush_last(pool: &mut pool::Pool) {
 
 /// Sets the stack size for greenlets created on this thread without an
 /// explicit size. Rounded up to whole pages.
+///
+/// # Panics
+///
+/// If `bytes` is too large for any address space (beyond 2^56 bytes on
+/// 64-bit targets); the default is then unchanged.
+#[track_caller]
 pub fn set_default_size(bytes: usize) {
     local().default_size.set(round_size(bytes));
 }
@@ -146,10 +152,42 @@ pub fn guard_kind() -> GuardKind {
     sys::guard_kind()
 }
 
+/// The largest slot (guard region plus usable stack) the pool reserves:
+/// 2^56 bytes, the user address space of a 64-bit Linux with 57-bit virtual
+/// addresses, the largest there is (or `isize::MAX`, the largest Rust object,
+/// where that is smaller). No larger stack could ever be mapped, and bounding
+/// sizes here keeps the pool's arithmetic from wrapping.
+pub(crate) const MAX_SLOT: usize = {
+    let max = 1u64 << 56;
+    if max < isize::MAX as u64 { max as usize } else { isize::MAX as usize }
+};
+
 /// Rounds a requested size up to whole pages, and to at least [`MIN_SIZE`].
+///
+/// # Panics
+///
+/// If the stack and its guard would not fit in [`MAX_SLOT`]: "stack size N
+/// is too large".
+#[track_caller]
 pub(crate) fn round_size(bytes: usize) -> usize {
-    let page = sys::page_size(); // a power of two
-    (bytes.max(MIN_SIZE) + page - 1) & !(page - 1)
+    match checked_round_size(bytes) {
+        Some(rounded) => rounded,
+        None => too_large(bytes),
+    }
+}
+
+/// [`round_size`], or `None` for a stack too large for any address space.
+fn checked_round_size(bytes: usize) -> Option<usize> {
+    let page = sys::page_size();
+    let rounded = bytes.max(MIN_SIZE).checked_next_multiple_of(page)?;
+    let slot = rounded.checked_add(pool::GUARD_PAGES * page)?;
+    (slot <= MAX_SLOT).then_some(rounded)
+}
+
+#[cold]
+#[track_caller]
+fn too_large(bytes: usize) -> ! {
+    panic!("stack size {bytes} is too large: no address space can hold it")
 }
 
 /// A stack from this thread's pool, returned to it on drop.
@@ -162,6 +200,11 @@ pub(crate) fn round_size(bytes: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct Stack {
     slot: pool::Slot,
+    /// Tells Valgrind that the usable region is a stack for as long as this
+    /// value owns it, so that switching to it is not taken for a wild jump
+    /// of the stack pointer.
+    #[cfg(feature = "valgrind")]
+    _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration,
     /// The pool is per thread; stacks must not leave it.
     _not_send: std::marker::PhantomData<*mut ()>,
 }
@@ -176,7 +219,15 @@ impl Stack {
             Some(slot) if slot.usable() == usable => slot,
             other => Stack::from_pool(usable, other)?,
         };
-        Ok(Stack { slot, _not_send: std::marker::PhantomData })
+        Ok(Stack {
+            #[cfg(feature = "valgrind")]
+            _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration::new(
+                std::ptr::without_provenance_mut(slot.top - slot.usable()),
+                slot.usable(),
+            ),
+            slot,
+            _not_send: std::marker::PhantomData,
+        })
     }
 
     #[inline(never)]

@@ -18,12 +18,22 @@
 //! calls `write`, `sigaction` and `abort`.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use super::sys;
 
-/// The disposition of `SIGSEGV` before ours, to chain to.
+/// Installs our handler once per process.
+static INSTALL: Once = Once::new();
+
+/// The disposition of `SIGSEGV` before ours, to chain to: what `sigaction`
+/// returned when it installed ours.
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+/// The disposition of `SIGSEGV` read just before ours was installed. A fault
+/// on another thread can reach our handler as soon as it is installed, before
+/// `PREVIOUS` is stored; the handler then chains to this one, which is the
+/// same unless some other code changed the disposition in between.
+static QUERIED: OnceLock<libc::sigaction> = OnceLock::new();
 
 /// Size of the alternate signal stack we give threads that have none.
 const ALTSTACK_SIZE: usize = 64 * 1024;
@@ -54,26 +64,34 @@ fn ready() -> &'static Cell<bool> {
 
 #[cold]
 fn prepare_thread() {
-    PREVIOUS.get_or_init(install);
+    INSTALL.call_once(install);
     ALTSTACK.with(AltStack::ensure);
     ready().set(true);
 }
 
-fn install() -> libc::sigaction {
+fn install() {
     // SAFETY: sigaction structs are plain data; zeroed is a valid "no flags,
-    // empty mask, SIG_DFL" value that we then fill in.
+    // empty mask, SIG_DFL" value.
+    let mut queried: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries, into a valid struct.
+    if unsafe { libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut queried) } == 0 {
+        let _ = QUERIED.set(queried);
+    }
+    // SAFETY: as above; filled in below.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = on_fault as *const () as libc::sighandler_t;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: as above.
+    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are to valid sigaction structs; `on_fault` has the
     // signature SA_SIGINFO requires and is async-signal-safe.
-    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
+    let installed = unsafe {
         libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGSEGV, &action, &mut previous);
+        libc::sigaction(libc::SIGSEGV, &action, &mut previous)
+    };
+    if installed == 0 {
+        let _ = PREVIOUS.set(previous);
     }
-    previous
 }
 
 /// An alternate signal stack owned by this thread, freed at thread exit.
@@ -157,7 +175,7 @@ fn report(id: u64, name: Option<&str>, stack_size: usize) {
 
 /// Passes a fault that is not a greenlet overflow to the previous handler.
 fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    let Some(previous) = PREVIOUS.get() else { return reset_to_default(signal) };
+    let Some(previous) = PREVIOUS.get().or_else(|| QUERIED.get()) else { return reset_to_default(signal) };
     match previous.sa_sigaction {
         libc::SIG_DFL | libc::SIG_IGN => reset_to_default(signal),
         handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {

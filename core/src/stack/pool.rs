@@ -117,6 +117,12 @@ impl SizeClass {
     }
 }
 
+/// The error for a stack size whose slot the pool cannot represent (sizes
+/// are checked when greenlets are built, so this is a second line of defence).
+fn too_large(usable: usize) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("stack size {usable} is too large"))
+}
+
 /// Makes sure `list` can hold `total` entries without allocating later.
 fn reserve_total<L: Reservable>(list: &mut L, total: usize) -> io::Result<()> {
     list.reserve_total(total).map_err(|err| io::Error::new(io::ErrorKind::OutOfMemory, err))
@@ -202,9 +208,13 @@ impl Pool {
         let class_index = match self.classes.iter().position(|c| c.usable == usable) {
             Some(i) => i,
             None => {
+                let slot_len = usable
+                    .checked_add(GUARD_PAGES * sys::page_size())
+                    .filter(|&len| len <= super::MAX_SLOT)
+                    .ok_or_else(|| too_large(usable))?;
                 self.classes.push(SizeClass {
                     usable,
-                    slot_len: usable + GUARD_PAGES * sys::page_size(),
+                    slot_len,
                     chunks: Vec::new(),
                     warm: VecDeque::new(),
                     cold: Vec::new(),
@@ -262,9 +272,14 @@ impl Pool {
     fn grow(class: &mut SizeClass) -> io::Result<u32> {
         let mut slots = class.next_chunk_slots;
         let (base, len) = loop {
-            let len = slots * class.slot_len;
-            match sys::reserve(len) {
-                Ok(base) => break (base, len),
+            // Huge stacks get fewer slots per chunk rather than a length that
+            // wraps around (`slot_len` is at most `MAX_SLOT`, so one fits).
+            let attempt = match slots.checked_mul(class.slot_len) {
+                Some(len) if len <= isize::MAX as usize => sys::reserve(len).map(|base| (base, len)),
+                _ => Err(too_large(class.usable)),
+            };
+            match attempt {
+                Ok(reserved) => break reserved,
                 Err(_) if slots > 1 => slots /= 2,
                 Err(e) => return Err(e),
             }
@@ -391,5 +406,24 @@ impl Drop for Pool {
     fn drop(&mut self) {
         super::flush_last(self);
         self.trim();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes whose slot the pool cannot represent are an error, never a
+    /// length that wraps around (release builds do not check overflow).
+    #[test]
+    fn unrepresentable_stack_sizes_are_errors() {
+        let page = sys::page_size();
+        let mut pool = Pool::new();
+        for usable in [usize::MAX & !(page - 1), crate::stack::MAX_SLOT] {
+            let err = pool.acquire(usable).expect_err("no such stack");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+            assert_eq!(err.to_string(), format!("stack size {usable} is too large"));
+        }
+        assert_eq!(pool.stats(), Stats::default(), "nothing was reserved");
     }
 }

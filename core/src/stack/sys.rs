@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// `madvise` advice that turns a range into guard pages without creating a VMA
-/// (Linux 6.13+). Not yet exported by every `libc` release.
+/// (Linux 6.13+). The `libc` release in use (0.2.191) does not export it
+/// yet; the value is Linux's (`include/uapi/asm-generic/mman-common.h`),
+/// which is why the crate refuses to build for other systems (see `lib.rs`).
+/// Older kernels answer `EINVAL`, and guards fall back to `mprotect`.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// How guard pages are made on this machine, decided on first use.
