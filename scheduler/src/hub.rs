@@ -65,7 +65,6 @@ pub(crate) enum TimerAction {
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) stack_size: usize,
-    pub(crate) blocking_threads: usize,
     pub(crate) max_blocking_time: Option<Duration>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) strict_deadlocks: bool,
@@ -82,7 +81,8 @@ pub(crate) struct Hub {
     timers: RefCell<TimerWheel<TimerAction>>,
     reactor: Rc<Reactor>,
     remote: Arc<Remote>,
-    pool: ThreadPool,
+    /// Shared by the hubs of one `run_each`.
+    pool: Arc<ThreadPool>,
     /// Every task not yet finished, so that shutdown can kill them and
     /// wake-ups from other threads can find them.
     tasks: RefCell<Slab<Rc<Task>>>,
@@ -160,13 +160,13 @@ pub(crate) fn unpark_anywhere(remote: &Arc<Remote>, task: Key, seq: u64) {
 }
 
 impl Hub {
-    pub(crate) fn new(config: Config) -> std::io::Result<Hub> {
+    pub(crate) fn new(config: Config, pool: Arc<ThreadPool>) -> std::io::Result<Hub> {
         let reactor = Rc::new(Reactor::new()?);
         let remote = Arc::new(Remote::new(reactor.waker()?));
         let monitor = config.max_blocking_time.map(Monitor::start);
         Ok(Hub {
             greenlet: greenlet::getcurrent(),
-            pool: ThreadPool::new(config.blocking_threads),
+            pool,
             config,
             ready: Rc::new(ReadyQueue::new(remote.clone())),
             current: RefCell::new(None),

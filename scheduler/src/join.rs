@@ -19,8 +19,8 @@ use crate::record::{Completion, Task};
 use crate::remote::{Message, Remote};
 use crate::slab::Key;
 use crate::sync::wait::{self, Waiter, Wakeup};
-use crate::wait_queue::WaitQueue;
 use crate::task::wait_finished;
+use crate::wait_queue::WaitQueue;
 use crate::waiting::WaitingOn;
 
 /// What a greenlet and its handle share.
@@ -109,10 +109,6 @@ impl<T> JoinShared<T> {
         self.lock().waiters.reclaim(key);
     }
 
-    pub(crate) fn id_for_error(&self) -> u64 {
-        self.id.load(Ordering::Acquire)
-    }
-
     pub(crate) fn name_for_error(&self) -> Option<Arc<str>> {
         self.name.clone()
     }
@@ -195,7 +191,8 @@ impl<T> JoinHandle<T> {
                 return true;
             }
             let on = WaitingOn::Join(self.id());
-            let waited = wait::wait_in(&waiter, &self.shared.state, state, |s| &mut s.waiters, (), on, deadline, |_, ()| {});
+            let waited =
+                wait::wait_in(&waiter, &self.shared.state, state, |s| &mut s.waiters, (), on, deadline, |_, ()| {});
             if waited.completed || self.shared.is_done() {
                 return true;
             }
@@ -214,7 +211,13 @@ impl<T> JoinHandle<T> {
     }
 
     fn take(self) -> Result<T, JoinError> {
-        self.shared.lock().outcome.take().expect("a finished greenlet has an outcome, taken once")
+        let mut shared = self.shared;
+        let outcome = match Arc::get_mut(&mut shared) {
+            // The usual case: the greenlet is gone, this is the last holder.
+            Some(shared) => shared.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).outcome.take(),
+            None => shared.lock().outcome.take(),
+        };
+        outcome.expect("a finished greenlet has an outcome, taken once")
     }
 
     /// Whether the greenlet has finished (returned, panicked or been killed).

@@ -119,14 +119,17 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// One block of `unsafe` lives here, in `scope.rs` (erasing the lifetime of a
-// scoped greenlet's closure, with the argument for it); everything else is
-// safe code, and the lint keeps it so.
+// `unsafe` lives in two small places: `scope.rs` (erasing the lifetime of a
+// scoped greenlet's closure, with the argument for it) and `affinity.rs`
+// (the `sched_setaffinity` system call); everything else is safe code, and
+// the lint keeps it so.
 #![deny(unsafe_code)]
 
+mod affinity;
 mod block_on;
 mod blocking;
 mod budget;
+mod builder;
 mod cancel;
 mod dump;
 mod error;
@@ -155,10 +158,11 @@ mod unpark;
 mod wait_queue;
 mod waiting;
 
-use std::rc::Rc;
+use std::time::Duration;
 
 pub use crate::block_on::block_on;
 pub use crate::blocking::blocking;
+pub use crate::builder::{Builder, hub_index};
 pub use crate::cancel::{catch_panic, is_cancellation};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
@@ -239,150 +243,4 @@ where
 /// The id of the running greenlet.
 pub fn greenlet_id() -> u64 {
     greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
-}
-
-/// Configures and starts a runtime.
-///
-/// ```
-/// use std::rc::Rc;
-use std::time::Duration;
-/// let v = runtime_scheduler::Builder::new()
-///     .stack_size(128 * 1024)
-///     .blocking_threads(4)
-///     .max_blocking_time(Duration::from_millis(100))
-///     .run(|| 1 + 1);
-/// assert_eq!(v, 2);
-/// ```
-#[derive(Clone, Debug)]
-#[must_use = "a builder does nothing until `run` is called"]
-pub struct Builder {
-    stack_size: usize,
-    blocking_threads: usize,
-    max_blocking_time: Option<Duration>,
-    shutdown_grace: Duration,
-    strict_deadlocks: bool,
-}
-
-impl Default for Builder {
-    fn default() -> Builder {
-        Builder::new()
-    }
-}
-
-impl Builder {
-    /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
-    /// second shutdown grace period, and the blocking monitor off unless
-    /// [`MAX_BLOCKING_TIME_ENV`] is set.
-    pub fn new() -> Builder {
-        Builder {
-            stack_size: greenlet::stack::DEFAULT_SIZE,
-            blocking_threads: 64,
-            max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
-            shutdown_grace: Duration::from_secs(1),
-            strict_deadlocks: false,
-        }
-    }
-
-    /// How long greenlets killed when `run`'s closure returns may take to
-    /// unwind (their cleanup may park: flush, say goodbye, release locks).
-    /// Greenlets still alive after it are reported by name and leaked: they
-    /// never run again and their stacks stay mapped, so `run` returns.
-    pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
-        self.shutdown_grace = grace;
-        self
-    }
-
-    /// The stack size of greenlets spawned without one, in bytes.
-    pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = bytes;
-        self
-    }
-
-    /// The most threads [`blocking`] may use at once; more jobs queue.
-    pub fn blocking_threads(mut self, threads: usize) -> Builder {
-        self.blocking_threads = threads;
-        self
-    }
-
-    /// Turns on the blocking monitor: a watchdog thread logs a `tracing`
-    /// warning naming any greenlet that holds the hub longer than `limit`
-    /// without yielding.
-    pub fn max_blocking_time(mut self, limit: Duration) -> Builder {
-        self.max_blocking_time = Some(limit);
-        self
-    }
-
-    /// Promises that nothing but this hub's own greenlets (and work that
-    /// arrives through a [`Handle`] or the thread pool) wakes its greenlets:
-    /// no other thread or hub sets, sends to or releases a `sync` value they
-    /// wait on. A main greenlet that waits on something nothing can provide
-    /// then panics at once with the deadlock report. Without the promise, a
-    /// wait on a `sync` type might still end through another thread, so the
-    /// hub only warns of a possible deadlock after 5 seconds.
-    pub fn strict_deadlocks(mut self, strict: bool) -> Builder {
-        self.strict_deadlocks = strict;
-        self
-    }
-
-    /// Runs `f` on a hub with these settings; see [`run`].
-    ///
-    /// # Panics
-    ///
-    /// As [`run`].
-    #[track_caller]
-    pub fn run<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> T {
-        let config = hub::Config {
-            stack_size: self.stack_size,
-            blocking_threads: self.blocking_threads,
-            max_blocking_time: self.max_blocking_time,
-            shutdown_grace: self.shutdown_grace,
-            strict_deadlocks: self.strict_deadlocks,
-        };
-        let spawned_at = std::panic::Location::caller();
-        panic_hook::install();
-        let hub = Rc::new(hub::Hub::new(config).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
-        let _installed = hub.install();
-        let (root, handle) = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
-        let finished = hub.run_until_done(&root);
-        let report = (!finished).then(|| root.deadlock().borrow_mut().take()).flatten();
-        hub.shutdown();
-        hub.close();
-        if let Some(report) = report {
-            panic!("{report}\n(the main greenlet was unwinding when it deadlocked; it was leaked)");
-        }
-        drop(root);
-        assert!(handle.is_finished(), "the root greenlet is done");
-        match handle.join() {
-            Ok(value) => value,
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            Err(_) => panic!("the main greenlet of the runtime was killed"),
-        }
-    }
-}
-
-/// Parses `"250"`, `"250ms"` or `"0.25s"`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        ms.trim().parse::<u64>().ok().map(Duration::from_millis)
-    } else if let Some(s) = text.strip_suffix('s') {
-        s.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
-    } else {
-        text.parse::<u64>().ok().map(Duration::from_millis)
-    }
-    .filter(|d| !d.is_zero())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("0.5s"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("0"), None);
-        assert_eq!(parse_duration("soon"), None);
-    }
 }

@@ -161,8 +161,8 @@ pub(crate) struct Task {
     deadlock: RefCell<Option<String>>,
     /// The timer that starts a delayed task.
     start_timer: Cell<Option<TimerKey>>,
-    /// Its join handle's shared state.
-    completion: Arc<dyn Completion>,
+    /// Its join handle's shared state, until the task is done.
+    completion: RefCell<Option<Arc<dyn Completion>>>,
     /// The first greenlet waiting for this one to finish (the common case, a
     /// `join`), kept inline so that it costs no allocation.
     joiner: Cell<Option<Unparker>>,
@@ -209,7 +209,7 @@ impl Task {
             unwinding: Cell::new(false),
             deadlock: RefCell::new(None),
             start_timer: Cell::new(None),
-            completion,
+            completion: RefCell::new(Some(completion)),
             joiner: Cell::new(None),
             joiners: RefCell::new(WaitQueue::new()),
             key: Cell::new(None),
@@ -364,6 +364,9 @@ impl Task {
     /// its outcome goes to its join handle separately.
     pub(crate) fn finish(&self) {
         self.set_state(State::Done);
+        // The handle's state need not outlive the task's record (which may be
+        // kept for reuse).
+        drop(self.completion.borrow_mut().take());
         self.waiting_on.set(WaitingOn::Nothing);
         if let Some(joiner) = self.joiner.take() {
             joiner.unpark();
@@ -374,8 +377,11 @@ impl Task {
     /// Ends a task that will never run again with `error`: killed before
     /// it started, or leaked at shutdown.
     pub(crate) fn abort(&self, error: JoinError) {
+        let completion = self.completion.borrow_mut().take();
         self.finish();
-        self.completion.fail(error);
+        if let Some(completion) = completion {
+            completion.fail(error);
+        }
     }
 
     pub(crate) fn joiner(&self) -> &Cell<Option<Unparker>> {

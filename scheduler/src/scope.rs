@@ -193,7 +193,6 @@ impl<'scope> Scope<'scope, '_> {
             next += 1;
         }
     }
-
 }
 
 impl fmt::Debug for Scope<'_, '_> {

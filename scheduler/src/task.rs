@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use greenlet::{Greenlet, GreenletExit};
 
-pub use crate::join::{JoinHandle, KillOnDrop};
 use crate::error::JoinError;
 use crate::hub::{self, Hub, TimerAction};
 use crate::join::JoinShared;
+pub use crate::join::{JoinHandle, KillOnDrop};
 use crate::park::Parker;
 use crate::record::{Completion, Task, Wake};
 use crate::waiting::WaitingOn;
@@ -161,12 +161,11 @@ where
     }
     greenlet = greenlet.stack_size(builder.stack_size.unwrap_or(hub.stack_size()));
     // The body finds its task through the hub (which makes it current before
-    // switching in). If the greenlet is dropped without running (killed
-    // before it started), `Unrun` records the kill.
-    let body_shared = Unrun(Some(shared.clone()));
+    // switching in). If the greenlet never runs (killed before it started,
+    // leaked at shutdown), the hub fails the outcome through the task.
+    let body_shared = shared.clone();
     let greenlet = greenlet.build(move |_| {
-        let mut body_shared = body_shared;
-        let shared = body_shared.0.take().expect("run once");
+        let shared = body_shared;
         let task = hub::expect().current_task().expect("the hub sets the current task before resuming it");
         run_body(&task, f, &shared);
         Box::new(())
@@ -196,18 +195,6 @@ where
         hub.kill(&task);
     }
     task
-}
-
-/// Records a kill in the shared outcome if a greenlet's closure is dropped
-/// without having run (the greenlet was killed before it started).
-struct Unrun<T>(Option<Arc<JoinShared<T>>>);
-
-impl<T> Drop for Unrun<T> {
-    fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.complete(Err(JoinError::killed(shared.id_for_error(), shared.name_for_error())));
-        }
-    }
 }
 
 /// The body of every task's greenlet: runs `f`, records the outcome.

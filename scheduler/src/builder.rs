@@ -1,0 +1,288 @@
+//! [`Builder`]: the settings of a runtime, and starting one hub ([`run`]) or
+//! one per core ([`run_each`]).
+//!
+//! [`run`]: Builder::run
+//! [`run_each`]: Builder::run_each
+
+use std::cell::Cell;
+use std::panic::{self, Location};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::hub::{self, Hub};
+use crate::thread_pool::ThreadPool;
+use crate::{MAX_BLOCKING_TIME_ENV, affinity, panic_hook, task};
+
+thread_local! {
+    /// The index of this thread's hub among those `run_each` started.
+    static HUB_INDEX: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The index of the hub running on this thread among the hubs that
+/// [`Builder::run_each`] started (`0..n`); `None` on other threads, including
+/// a hub started with [`run`](crate::run).
+///
+/// ```
+/// let indices = runtime_scheduler::Builder::new().hubs(2).run_each(|_| runtime_scheduler::hub_index());
+/// assert_eq!(indices, [Some(0), Some(1)]);
+/// assert_eq!(runtime_scheduler::hub_index(), None);
+/// ```
+pub fn hub_index() -> Option<usize> {
+    HUB_INDEX.with(Cell::get)
+}
+
+/// Configures and starts a runtime: one hub on this thread ([`run`]), or one
+/// hub per core, each on its own thread ([`run_each`]).
+///
+/// ```
+/// use std::time::Duration;
+/// let v = runtime_scheduler::Builder::new()
+///     .stack_size(128 * 1024)
+///     .blocking_threads(4)
+///     .max_blocking_time(Duration::from_millis(100))
+///     .run(|| 1 + 1);
+/// assert_eq!(v, 2);
+/// ```
+///
+/// [`run`]: Builder::run
+/// [`run_each`]: Builder::run_each
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `run` or `run_each` is called"]
+pub struct Builder {
+    stack_size: usize,
+    blocking_threads: usize,
+    max_blocking_time: Option<Duration>,
+    shutdown_grace: Duration,
+    strict_deadlocks: bool,
+    hubs: Option<usize>,
+    pin_cores: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
+    /// second shutdown grace period, and the blocking monitor off unless
+    /// [`MAX_BLOCKING_TIME_ENV`] is set.
+    pub fn new() -> Builder {
+        Builder {
+            stack_size: greenlet::stack::DEFAULT_SIZE,
+            blocking_threads: 64,
+            max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
+            shutdown_grace: Duration::from_secs(1),
+            strict_deadlocks: false,
+            hubs: None,
+            pin_cores: false,
+        }
+    }
+
+    /// How long greenlets killed when `run`'s closure returns may take to
+    /// unwind (their cleanup may park: flush, say goodbye, release locks).
+    /// Greenlets still alive after it are reported by name and leaked: they
+    /// never run again and their stacks stay mapped, so `run` returns.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The stack size of greenlets spawned without one, in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// The most threads [`blocking`](crate::blocking) may use at once; more
+    /// jobs queue. The hubs of one [`run_each`](Builder::run_each) share the
+    /// pool.
+    pub fn blocking_threads(mut self, threads: usize) -> Builder {
+        self.blocking_threads = threads;
+        self
+    }
+
+    /// Turns on the blocking monitor: a watchdog thread reports any greenlet
+    /// that holds the hub longer than `limit` without yielding.
+    pub fn max_blocking_time(mut self, limit: Duration) -> Builder {
+        self.max_blocking_time = Some(limit);
+        self
+    }
+
+    /// Promises that nothing but this hub's own greenlets (and work that
+    /// arrives through a [`Handle`](crate::Handle) or the thread pool) wakes
+    /// its greenlets: no other thread or hub sets, sends to or releases a
+    /// `sync` value they wait on. A main greenlet that waits on something
+    /// nothing can provide then panics at once with the deadlock report.
+    /// Without the promise, a wait on a `sync` type might still end through
+    /// another thread, so the hub only warns of a possible deadlock after 5
+    /// seconds.
+    pub fn strict_deadlocks(mut self, strict: bool) -> Builder {
+        self.strict_deadlocks = strict;
+        self
+    }
+
+    /// How many hubs [`run_each`](Builder::run_each) starts (at least one);
+    /// by default, one per core (`std::thread::available_parallelism`).
+    pub fn hubs(mut self, n: usize) -> Builder {
+        self.hubs = Some(n.max(1));
+        self
+    }
+
+    /// With [`run_each`](Builder::run_each), pins hub `i` to core `i` (modulo
+    /// the cores this process may use), so each hub keeps its caches. Off by
+    /// default: on a machine shared with other work, the kernel usually
+    /// places threads better.
+    pub fn pin_cores(mut self, pin: bool) -> Builder {
+        self.pin_cores = pin;
+        self
+    }
+
+    fn config(&self) -> hub::Config {
+        hub::Config {
+            stack_size: self.stack_size,
+            max_blocking_time: self.max_blocking_time,
+            shutdown_grace: self.shutdown_grace,
+            strict_deadlocks: self.strict_deadlocks,
+        }
+    }
+
+    /// Runs `f` on a hub with these settings on this thread; see
+    /// [`run`](crate::run).
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](crate::run).
+    #[track_caller]
+    pub fn run<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> T {
+        let pool = Arc::new(ThreadPool::new(self.blocking_threads));
+        run_hub(self.config(), pool, f, Location::caller())
+    }
+
+    /// Starts one hub per core (or [`hubs(n)`](Builder::hubs)), each on its
+    /// own thread, and runs `f(i)` on hub `i`; returns the results in index
+    /// order once every hub has stopped. This is the thread-per-core shape:
+    /// greenlets never move between hubs; they share work through the `sync`
+    /// types, which cross threads, and each hub typically serves its own
+    /// listener (bound with `SO_REUSEPORT`, so the kernel spreads
+    /// connections). The hubs share one [`blocking`](crate::blocking) pool.
+    ///
+    /// ```
+    /// use runtime_scheduler::{Builder, sync::channel};
+    ///
+    /// let (tx, rx) = channel::unbounded::<usize>();
+    /// let sums = Builder::new().hubs(2).run_each(move |i| {
+    ///     if i == 0 {
+    ///         (1..=10).for_each(|n| tx.send(n).unwrap()); // hub 0 produces...
+    ///         0
+    ///     } else {
+    ///         rx.iter().take(10).sum::<usize>() // ...hub 1 consumes
+    ///     }
+    /// });
+    /// assert_eq!(sums, [0, 55]);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If a hub panics (its `f` panicked, or it could not start), after every
+    /// hub has stopped, with the first hub's panic; if a thread cannot be
+    /// started.
+    #[track_caller]
+    pub fn run_each<F, T>(self, f: F) -> Vec<T>
+    where
+        F: Fn(usize) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let n = self.hubs.unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
+        let pool = Arc::new(ThreadPool::new(self.blocking_threads));
+        let f = Arc::new(f);
+        let spawned_at = Location::caller();
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (config, pool, f, pin) = (self.config(), pool.clone(), f.clone(), self.pin_cores);
+                thread::Builder::new()
+                    .name(format!("runtime-hub-{i}"))
+                    .spawn(move || {
+                        HUB_INDEX.with(|index| index.set(Some(i)));
+                        if pin && let Err(err) = affinity::pin_to_core(i) {
+                            tracing::warn!("cannot pin hub {i} to a core: {err}");
+                        }
+                        run_hub(config, pool, move || f(i), spawned_at)
+                    })
+                    .unwrap_or_else(|err| panic!("cannot start the thread of hub {i}: {err}"))
+            })
+            .collect();
+        let mut results = Vec::with_capacity(n);
+        let mut first_panic = None;
+        for thread in threads {
+            match thread.join() {
+                Ok(value) => results.push(value),
+                Err(payload) => {
+                    first_panic.get_or_insert(payload);
+                }
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
+        results
+    }
+}
+
+/// Runs `f` as the root greenlet of a new hub on this thread, then shuts the
+/// hub down.
+fn run_hub<T: 'static>(
+    config: hub::Config,
+    pool: Arc<ThreadPool>,
+    f: impl FnOnce() -> T + 'static,
+    spawned_at: &'static Location<'static>,
+) -> T {
+    panic_hook::install();
+    let hub = Rc::new(Hub::new(config, pool).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
+    let _installed = hub.install();
+    let (root, handle) = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
+    let finished = hub.run_until_done(&root);
+    let report = (!finished).then(|| root.deadlock().borrow_mut().take()).flatten();
+    hub.shutdown();
+    hub.close();
+    if let Some(report) = report {
+        panic!("{report}\n(the main greenlet was unwinding when it deadlocked; it was leaked)");
+    }
+    drop(root);
+    assert!(handle.is_finished(), "the root greenlet is done");
+    match handle.join() {
+        Ok(value) => value,
+        Err(err) if err.is_panic() => panic::resume_unwind(err.into_panic()),
+        Err(_) => panic!("the main greenlet of the runtime was killed"),
+    }
+}
+
+/// Parses `"250"`, `"250ms"` or `"0.25s"`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        ms.trim().parse::<u64>().ok().map(Duration::from_millis)
+    } else if let Some(s) = text.strip_suffix('s') {
+        s.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+    } else {
+        text.parse::<u64>().ok().map(Duration::from_millis)
+    }
+    .filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0.5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration("soon"), None);
+    }
+}
