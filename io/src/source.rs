@@ -320,7 +320,7 @@ impl<T> Source<T> {
     fn try_with<R>(&self, direction: Direction, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
         let result = f(&self.io);
         if matches!(&result, Err(err) if err.kind() == io::ErrorKind::WouldBlock) {
-            self.registration.clear_ready(direction);
+            self.registration.clear_would_block(direction);
         }
         result
     }
@@ -453,7 +453,7 @@ impl<T> Source<T> {
         if nonblocking.get() {
             let result = f(io);
             if matches!(&result, Err(err) if err.kind() == io::ErrorKind::WouldBlock) {
-                registration.clear_ready(direction);
+                registration.clear_would_block(direction);
             }
             return result;
         }
