@@ -32,6 +32,18 @@
 //! # Ok::<_, std::io::Error>(())
 //! ```
 //!
+//! # Async code
+//!
+//! The same sockets serve async code run with
+//! `runtime_scheduler::block_on`, which parks only the calling greenlet:
+//! [`Source::poll_readable`], [`Source::poll_read_with`] and their write
+//! twins, and [`TcpListener::poll_accept`](net::TcpListener::poll_accept),
+//! register the task's waker with the hub's reactor. They share the
+//! readiness state of the blocking calls, so a socket can be used from async
+//! code and blocking code in turn, and they ignore read and write timeouts
+//! (put a [`timeout`](runtime_scheduler::timeout) around the `block_on`
+//! instead).
+//!
 //! # Implementation
 //!
 //! Each socket is a [`Source`] over a non-blocking `mio` socket, registered
