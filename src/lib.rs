@@ -41,7 +41,10 @@
 //!
 //! Futures run in blocking style too: [`block_on`] parks only the calling
 //! greenlet until its future is done (outside a runtime it blocks the
-//! thread).
+//! thread). With the `futures-io` and `tokio-io` features, [`net::TcpStream`]
+//! and [`net::UnixStream`] implement the async I/O traits of `futures` and of
+//! tokio, so async crates (hyper, through `hyper_util::rt::TokioIo`) run on
+//! the hub's sockets; see the README's "Using async crates".
 //!
 //! Greenlets never leave the thread of their hub, so thread-locals stay
 //! sound; run one hub per thread to use several cores. [`dump`] lists a hub's

@@ -502,6 +502,42 @@ impl<T> Source<T> {
         })
     }
 
+    /// Polls a stream read, for the async traits: like `poll_read_with`, and
+    /// a short read marks the stream drained, as in `read_stream`.
+    #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+    pub(crate) fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf_len: usize,
+        mut f: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, |io| {
+            let n = f(io)?;
+            if n > 0 && n < buf_len {
+                self.registration.clear_ready(Direction::Read);
+            }
+            Ok(n)
+        })
+    }
+
+    /// Polls a stream write, for the async traits: like `poll_write_with`,
+    /// and a short write marks the send buffer full, as in `write_stream`.
+    #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+    pub(crate) fn poll_write_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf_len: usize,
+        mut f: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |io| {
+            let n = f(io)?;
+            if n < buf_len {
+                self.registration.clear_ready(Direction::Write);
+            }
+            Ok(n)
+        })
+    }
+
     /// Tries a stream read once, without parking: `WouldBlock` if nothing is
     /// there (and the stream is then marked drained, so the next wait parks
     /// until an event), as is a short read.

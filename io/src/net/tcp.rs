@@ -360,6 +360,7 @@ impl TcpStream {
 }
 
 super::impl_stream_io!(TcpStream);
+super::impl_async_stream_io!(TcpStream);
 super::impl_timeouts!(TcpStream);
 super::impl_socket!(TcpStream);
 super::impl_socket!(TcpListener);

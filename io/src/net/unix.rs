@@ -255,6 +255,7 @@ impl UnixStream {
 }
 
 super::impl_stream_io!(UnixStream);
+super::impl_async_stream_io!(UnixStream);
 super::impl_timeouts!(UnixStream);
 super::impl_socket!(UnixStream);
 super::impl_socket!(UnixListener);
