@@ -39,6 +39,13 @@
 //!   ports by changing an import; [`io`] brings any other file descriptor
 //!   onto the hub; [`signal`] delivers Unix signals to a greenlet.
 //!
+//! Futures run in blocking style too: [`block_on`] parks only the calling
+//! greenlet until its future is done (outside a runtime it blocks the
+//! thread). With the `futures-io` and `tokio-io` features, [`net::TcpStream`]
+//! and [`net::UnixStream`] implement the async I/O traits of `futures` and of
+//! tokio, so async crates (hyper, through `hyper_util::rt::TokioIo`) run on
+//! the hub's sockets; see the README's "Using async crates".
+//!
 //! Greenlets never leave the thread of their hub, so thread-locals stay
 //! sound; run one hub per thread to use several cores. [`dump`] lists a hub's
 //! greenlets and what each is parked on (`TcpStream::read fd 7, read timeout
@@ -50,8 +57,8 @@ pub use greenlet;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool,
-    blocking, dump, greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at,
-    yield_now,
+    block_on, blocking, dump, greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout,
+    timeout_at, yield_now,
 };
 
 /// Any file descriptor on the hub, for integrating libraries that do their
@@ -79,7 +86,9 @@ pub mod io {
     pub use runtime_scheduler::{Direction, Registration};
 }
 
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doc tests (with the
+/// `tokio-io` feature, which its hyper example needs: `.ci/run` tests with
+/// `--all-features` too).
+#[cfg(all(doctest, feature = "tokio-io"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

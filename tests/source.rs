@@ -253,3 +253,29 @@ fn regular_files_are_refused() {
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     });
 }
+
+#[test]
+fn an_error_already_returned_does_not_keep_readable_from_waiting() {
+    util::run(|| {
+        // A connected UDP socket whose peer port is closed: the kernel's
+        // "port unreachable" makes the hub see an error event on it.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(util::unused_addr()).unwrap();
+        let socket = Source::new(socket).unwrap();
+        socket.write_with(|socket| socket.send(b"anyone?")).unwrap();
+        // Let the hub poll, so it sees the error event.
+        runtime::sleep(ms(10));
+        let mut buf = [0; 16];
+        let err = socket.read_with(|socket| socket.recv(&mut buf)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+        // The error was returned once; now nothing is there.
+        let again = socket.try_read_with(|socket| socket.recv(&mut buf)).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::WouldBlock);
+        // So `readable` waits for an event instead of returning at once
+        // because of the error event seen earlier.
+        socket.set_read_timeout(Some(ms(50))).unwrap();
+        let start = Instant::now();
+        assert_eq!(socket.readable().unwrap_err().kind(), ErrorKind::TimedOut);
+        assert!(start.elapsed() >= ms(50));
+    });
+}

@@ -32,6 +32,26 @@
 //! # Ok::<_, std::io::Error>(())
 //! ```
 //!
+//! # Async code
+//!
+//! The same sockets serve async code (for crates such as hyper), run with
+//! `runtime_scheduler::block_on`, which parks only the calling greenlet:
+//! [`Source::poll_readable`], [`Source::poll_read_with`] and their write
+//! twins, and [`TcpListener::poll_accept`](net::TcpListener::poll_accept),
+//! register the task's waker with the hub's reactor. Two features implement
+//! the async I/O traits for [`TcpStream`](net::TcpStream) and
+//! [`UnixStream`](net::UnixStream), and for references to them:
+//!
+//! - `futures-io`: `futures_io::AsyncRead` and `AsyncWrite`;
+//! - `tokio-io`: `tokio::io::AsyncRead` and `AsyncWrite` (tokio without any
+//!   of its own features: only the traits).
+//!
+//! `poll_flush` does nothing and `poll_close`/`poll_shutdown` shut down the
+//! write half. Polls share the readiness state of the blocking calls, so a
+//! stream can be used from async code and blocking code in turn. They ignore
+//! read and write timeouts (put a [`timeout`](runtime_scheduler::timeout)
+//! around the `block_on` instead).
+//!
 //! # Implementation
 //!
 //! Each socket is a [`Source`] over a non-blocking `mio` socket, registered

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use runtime_scheduler::{Direction, Registration};
@@ -264,6 +265,129 @@ impl<T> Source<T> {
         self.wait_as(Direction::Write, "Source::writable")
     }
 
+    /// Polls for readability, for async code: `Ready(Ok(()))` while the
+    /// descriptor may be readable (no operation through the source has
+    /// returned `WouldBlock` since the last readiness event), otherwise
+    /// `Pending`, and the hub's reactor wakes `cx`'s waker when it sees the
+    /// descriptor readable. Only the last waker per direction is kept, so one
+    /// task at a time should poll each direction.
+    ///
+    /// This is the async counterpart of [`readable`](Source::readable), and
+    /// shares its state: after a `try_read_with` (or a `poll_read_with`) that
+    /// returned `WouldBlock`, it is `Pending` until an event. It never parks
+    /// and ignores the read timeout (put a timeout around the future instead,
+    /// e.g. `runtime::timeout(d, || runtime::block_on(future))`).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::task::Poll;
+    /// use runtime_io::Source;
+    ///
+    /// runtime_scheduler::run(|| {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     let a = Source::new(a)?;
+    ///     runtime_scheduler::spawn(move || b.write_all(b"hi"));
+    ///     let mut buf = [0; 2];
+    ///     // A hand-written future: wait for readiness, then try the read.
+    ///     let n = runtime_scheduler::block_on(std::future::poll_fn(|cx| loop {
+    ///         if let Err(err) = std::task::ready!(a.poll_readable(cx)) {
+    ///             return Poll::Ready(Err(err));
+    ///         }
+    ///         match a.try_read_with(|mut stream| stream.read(&mut buf)) {
+    ///             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///             result => return Poll::Ready(result),
+    ///         }
+    ///     }))?;
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If the source belongs to another hub or to a runtime that has stopped.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.registration.poll_ready(Direction::Read, cx)
+    }
+
+    /// Polls for writability, for async code; see
+    /// [`poll_readable`](Source::poll_readable).
+    ///
+    /// # Errors
+    ///
+    /// If the source belongs to another hub or to a runtime that has stopped.
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.registration.poll_ready(Direction::Write, cx)
+    }
+
+    /// Polls the non-blocking operation `op` for reading (or accepting,
+    /// receiving), for async code: tries it while the descriptor may be
+    /// readable; when it returns `WouldBlock`, notes that and returns
+    /// `Pending`, with `cx`'s waker woken by the hub's reactor when the
+    /// descriptor becomes readable. The async counterpart of
+    /// [`read_with`](Source::read_with), sharing its readiness state, so the
+    /// same descriptor can be used from blocking code before and after. It
+    /// ignores the read timeout and the `net` types' non-blocking mode.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use runtime_io::Source;
+    ///
+    /// runtime_scheduler::run(|| {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let (a, mut b) = (Source::new(a)?, Source::new(b)?);
+    ///     runtime_scheduler::spawn(move || b.write_all(b"hi"));
+    ///     let mut buf = [0; 2];
+    ///     let read = std::future::poll_fn(|cx| a.poll_read_with(cx, |mut stream| stream.read(&mut buf)));
+    ///     let n = runtime_scheduler::block_on(read)?; // parks only this greenlet
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns, never `WouldBlock`; an error if the source belongs
+    /// to another hub or to a runtime that has stopped.
+    pub fn poll_read_with<R>(&self, cx: &mut Context<'_>, op: impl FnMut(&T) -> io::Result<R>) -> Poll<io::Result<R>> {
+        self.poll_with(Direction::Read, cx, op)
+    }
+
+    /// Polls the non-blocking operation `op` for writing (or sending), for
+    /// async code; see [`poll_read_with`](Source::poll_read_with).
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns, never `WouldBlock`; an error if the source belongs
+    /// to another hub or to a runtime that has stopped.
+    pub fn poll_write_with<R>(&self, cx: &mut Context<'_>, op: impl FnMut(&T) -> io::Result<R>) -> Poll<io::Result<R>> {
+        self.poll_with(Direction::Write, cx, op)
+    }
+
+    /// Tries `op` while the source may be ready in `direction`; on
+    /// `WouldBlock`, clears the flag and polls again, which registers the
+    /// waker and returns `Pending` (or, if an event came in between, tries
+    /// again).
+    fn poll_with<R>(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            ready!(self.registration.poll_ready(direction, cx))?;
+            match op(&self.io) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.registration.clear_would_block(direction),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
     /// Sets the read timeout (`None`: wait forever): a read-side operation
     /// that waits longer fails with `TimedOut`.
     ///
@@ -320,7 +444,7 @@ impl<T> Source<T> {
     fn try_with<R>(&self, direction: Direction, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
         let result = f(&self.io);
         if matches!(&result, Err(err) if err.kind() == io::ErrorKind::WouldBlock) {
-            self.registration.clear_ready(direction);
+            self.registration.clear_would_block(direction);
         }
         result
     }
@@ -370,6 +494,42 @@ impl<T> Source<T> {
     ) -> io::Result<usize> {
         // Cleared inside the operation, for the reason given at `read_stream`.
         self.write_with_as(op, |io| {
+            let n = f(io)?;
+            if n < buf_len {
+                self.registration.clear_ready(Direction::Write);
+            }
+            Ok(n)
+        })
+    }
+
+    /// Polls a stream read, for the async traits: like `poll_read_with`, and
+    /// a short read marks the stream drained, as in `read_stream`.
+    #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+    pub(crate) fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf_len: usize,
+        mut f: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, |io| {
+            let n = f(io)?;
+            if n > 0 && n < buf_len {
+                self.registration.clear_ready(Direction::Read);
+            }
+            Ok(n)
+        })
+    }
+
+    /// Polls a stream write, for the async traits: like `poll_write_with`,
+    /// and a short write marks the send buffer full, as in `write_stream`.
+    #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+    pub(crate) fn poll_write_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf_len: usize,
+        mut f: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |io| {
             let n = f(io)?;
             if n < buf_len {
                 self.registration.clear_ready(Direction::Write);
@@ -453,7 +613,7 @@ impl<T> Source<T> {
         if nonblocking.get() {
             let result = f(io);
             if matches!(&result, Err(err) if err.kind() == io::ErrorKind::WouldBlock) {
-                registration.clear_ready(direction);
+                registration.clear_would_block(direction);
             }
             return result;
         }

@@ -112,6 +112,19 @@ impl Registration {
         self.state.ready[direction.index()].set(false);
     }
 
+    /// Records that an operation in `direction` returned `WouldBlock`: like
+    /// [`clear_ready`](Registration::clear_ready), and a close or error that
+    /// the reactor reported for that direction is forgotten too, since the
+    /// operation evidently does not see it (a datagram socket's error that an
+    /// earlier `recv` returned, say). The next [`poll_ready`](Registration::poll_ready)
+    /// or wait then waits for an event. (`clear_ready` alone keeps a reported
+    /// close: after a short read of the data that came with a FIN, the next
+    /// read must still see the end of the stream at once.)
+    pub fn clear_would_block(&self, direction: Direction) {
+        self.clear_ready(direction);
+        self.state.closed[direction.index()].set(false);
+    }
+
     /// The reactor, if this runs on the hub the registration belongs to.
     fn own_reactor(&self) -> io::Result<Rc<Reactor>> {
         let Some(reactor) = self.reactor.upgrade() else {
@@ -230,9 +243,9 @@ impl Registration {
 
     /// Polls for readiness in `direction`, for async I/O adapters: `Ready`
     /// if an operation may not block (try it; on `WouldBlock`, call
-    /// [`clear_ready`](Registration::clear_ready) and poll again), otherwise
-    /// `Pending`, and the task's waker is woken when an event arrives. Only
-    /// the last waker per direction is kept.
+    /// [`clear_would_block`](Registration::clear_would_block) and poll
+    /// again), otherwise `Pending`, and the task's waker is woken when an
+    /// event arrives. Only the last waker per direction is kept.
     ///
     /// # Errors
     ///
@@ -298,8 +311,7 @@ impl Registration {
                     // The operation says it would block, whatever was seen:
                     // wait for the next event (also if a close or error was
                     // reported, which this operation evidently does not see).
-                    self.clear_ready(direction);
-                    self.state.closed[direction.index()].set(false);
+                    self.clear_would_block(direction);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 result => {

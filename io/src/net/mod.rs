@@ -131,6 +131,187 @@ macro_rules! impl_stream_io {
 
 pub(crate) use impl_stream_io;
 
+/// Implements the async I/O traits for a stream type and for references to
+/// it, through its `source` field: `futures_io::AsyncRead`/`AsyncWrite` with
+/// the `futures-io` feature, tokio's with `tokio-io`. Polls share the
+/// readiness flags of the blocking calls, so a stream can go back and forth
+/// between async and blocking code.
+macro_rules! impl_async_stream_io {
+    ($stream:ident) => {
+        impl $stream {
+            /// Polls a read, for the async traits.
+            #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+            fn poll_read_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.source.poll_read_stream(cx, buf.len(), |io| std::io::Read::read(&mut &*io, buf))
+            }
+
+            /// Polls a vectored read, for the async traits.
+            #[cfg(feature = "futures-io")]
+            fn poll_read_vectored_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = bufs.iter().map(|buf| buf.len()).sum();
+                self.source.poll_read_stream(cx, len, |io| std::io::Read::read_vectored(&mut &*io, bufs))
+            }
+
+            /// Polls a write, for the async traits.
+            #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+            fn poll_write_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.source.poll_write_stream(cx, buf.len(), |io| std::io::Write::write(&mut &*io, buf))
+            }
+
+            /// Polls a vectored write, for the async traits.
+            #[cfg(any(feature = "futures-io", feature = "tokio-io"))]
+            fn poll_write_vectored_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = bufs.iter().map(|buf| buf.len()).sum();
+                self.source.poll_write_stream(cx, len, |io| std::io::Write::write_vectored(&mut &*io, bufs))
+            }
+
+            /// Polls a tokio read into the unfilled part of `buf`.
+            #[cfg(feature = "tokio-io")]
+            fn poll_read_buf_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // Safe code cannot read into uninitialized memory: the unfilled
+                // part is zeroed once (`ReadBuf` remembers what is initialized).
+                let n = std::task::ready!(self.poll_read_priv(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+
+        $crate::net::impl_async_stream_io!(@traits $stream);
+        $crate::net::impl_async_stream_io!(@traits &$stream);
+    };
+    (@traits $ty:ty) => {
+        /// A read that would block returns `Pending` (nothing parks), and the
+        /// hub's reactor wakes the task when the stream becomes readable.
+        #[cfg(feature = "futures-io")]
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_read_priv(cx, buf)
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_read_vectored_priv(cx, bufs)
+            }
+        }
+
+        /// `poll_flush` does nothing (nothing is buffered); `poll_close` shuts
+        /// down the write half, so the peer sees the end of the stream.
+        #[cfg(feature = "futures-io")]
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+
+        /// A read that would block returns `Pending` (nothing parks), and the
+        /// hub's reactor wakes the task when the stream becomes readable.
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.poll_read_buf_priv(cx, buf)
+            }
+        }
+
+        /// `poll_flush` does nothing (nothing is buffered); `poll_shutdown`
+        /// shuts down the write half, so the peer sees the end of the stream.
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+
+pub(crate) use impl_async_stream_io;
+
 /// Implements what every socket type has: `AsFd`, `AsRawFd`,
 /// `set_nonblocking` and `take_error`, through its `source` field.
 macro_rules! impl_socket {

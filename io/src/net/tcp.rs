@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use runtime_scheduler::Direction;
@@ -77,6 +78,37 @@ impl TcpListener {
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, addr) = self.source.read_with_as("TcpListener::accept", mio::net::TcpListener::accept)?;
         Ok((TcpStream::from_mio(stream)?, addr))
+    }
+
+    /// Polls for a connection, for async code: `Ready` with the new stream
+    /// (registered with the hub, usable from blocking and async code alike)
+    /// once one is there; otherwise `Pending`, and the hub's reactor wakes
+    /// `cx`'s waker when a connection arrives. Never parks; ignores the accept
+    /// timeout and [`set_nonblocking`](TcpListener::set_nonblocking). Only
+    /// the last task to poll is woken.
+    ///
+    /// ```
+    /// use runtime_io::net::{TcpListener, TcpStream};
+    ///
+    /// runtime_scheduler::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     runtime_scheduler::spawn(move || TcpStream::connect(addr));
+    ///     let accept = std::future::poll_fn(|cx| listener.poll_accept(cx));
+    ///     let (_stream, peer) = runtime_scheduler::block_on(accept)?;
+    ///     assert!(peer.ip().is_loopback());
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `accept(2)` reports; an error if the listener belongs to another
+    /// hub or to a runtime that has stopped.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (stream, addr) = ready!(self.source.poll_read_with(cx, mio::net::TcpListener::accept))?;
+        Poll::Ready(TcpStream::from_mio(stream).map(|stream| (stream, addr)))
     }
 
     /// An iterator accepting connections forever.
@@ -328,6 +360,7 @@ impl TcpStream {
 }
 
 super::impl_stream_io!(TcpStream);
+super::impl_async_stream_io!(TcpStream);
 super::impl_timeouts!(TcpStream);
 super::impl_socket!(TcpStream);
 super::impl_socket!(TcpListener);

@@ -7,6 +7,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use runtime_scheduler::Direction;
@@ -56,6 +57,20 @@ impl UnixListener {
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (stream, addr) = self.source.read_with_as("UnixListener::accept", mio::net::UnixListener::accept)?;
         Ok((UnixStream::from_mio(stream)?, addr))
+    }
+
+    /// Polls for a connection, for async code: `Ready` with the new stream
+    /// once one is there; otherwise `Pending`, and the hub's reactor wakes
+    /// `cx`'s waker when a connection arrives. See
+    /// [`TcpListener::poll_accept`](super::TcpListener::poll_accept).
+    ///
+    /// # Errors
+    ///
+    /// What `accept(2)` reports; an error if the listener belongs to another
+    /// hub or to a runtime that has stopped.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        let (stream, addr) = ready!(self.source.poll_read_with(cx, mio::net::UnixListener::accept))?;
+        Poll::Ready(UnixStream::from_mio(stream).map(|stream| (stream, addr)))
     }
 
     /// An iterator accepting connections forever.
@@ -240,6 +255,7 @@ impl UnixStream {
 }
 
 super::impl_stream_io!(UnixStream);
+super::impl_async_stream_io!(UnixStream);
 super::impl_timeouts!(UnixStream);
 super::impl_socket!(UnixStream);
 super::impl_socket!(UnixListener);

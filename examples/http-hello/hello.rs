@@ -1,37 +1,17 @@
-//! An HTTP/1.1 "Hello, world!" server with keep-alive and pipelining: one
-//! greenlet per connection, requests parsed with `httparse`, all on one
-//! thread.
-//!
-//! ```text
-//! cargo run --release --example http-hello              # listens on 127.0.0.1:8080
-//! cargo run --release --example http-hello -- --addr 0.0.0.0:8080
-//! curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/again   # two requests, one connection
-//! wrk -t1 -c100 -d5s http://127.0.0.1:8080/
-//! RUST_LOG=debug cargo run --release --example http-hello       # log connections
-//! ```
-//!
-//! Every request gets `200 OK` and `Hello, world!` (`HEAD` gets the headers
-//! only). Connections stay open between requests (HTTP/1.1), unless the
-//! client sends `Connection: close`, or speaks HTTP/1.0 without
-//! `Connection: keep-alive`. Requests sent back to back without waiting for
-//! the answers (pipelining) are answered in order, in as few writes as
-//! possible. A malformed request gets `400 Bad Request`, a request head over
-//! 8 KiB or 64 headers `431 Request Header Fields Too Large`, a chunked body
-//! `501 Not Implemented`; the connection is closed after each of them. A
-//! connection idle for 60 seconds is closed.
-//!
-//! Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, gives requests in
-//! progress a second to finish, then closes every connection.
+//! The server's logic: parse requests with `httparse`, answer each with
+//! `Hello, world!`, keep connections alive. `main.rs` runs [`serve`] for each
+//! connection of a `StreamServer`; tests/hyper_client.rs does too, in
+//! process.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use runtime::net::{StreamServer, TcpStream};
-use runtime::signal::{SIGINT, SIGTERM, Signals};
+use runtime::net::TcpStream;
 
-const BODY: &[u8] = b"Hello, world!\n";
+/// The body of every successful answer.
+pub const BODY: &[u8] = b"Hello, world!\n";
 
 /// The most bytes a request head (request line and headers) may take; the
 /// connection's read buffer is this big.
@@ -124,7 +104,7 @@ fn respond(out: &mut Vec<u8>, status: u16, keep_alive: bool, head_only: bool) {
 }
 
 /// Serves the requests of one connection until it closes.
-fn serve(stream: TcpStream, peer: SocketAddr) {
+pub fn serve(stream: TcpStream, peer: SocketAddr) {
     tracing::debug!(%peer, "connected");
     let result = stream
         .set_read_timeout(Some(IDLE_TIMEOUT))
@@ -256,53 +236,4 @@ fn http_date(secs: u64) -> String {
         time / 60 % 60,
         time % 60
     )
-}
-
-struct Args {
-    addr: String,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { addr: "127.0.0.1:8080".into() };
-    let mut argv = std::env::args().skip(1);
-    while let Some(arg) = argv.next() {
-        match arg.as_str() {
-            "--addr" => args.addr = argv.next().ok_or("--addr needs a value")?,
-            "-h" | "--help" => {
-                println!("usage: http-hello [--addr HOST:PORT]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument: {other} (try --help)")),
-        }
-    }
-    Ok(args)
-}
-
-fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("http-hello: {message}");
-            std::process::exit(2);
-        }
-    };
-    let result = runtime::run(move || -> io::Result<()> {
-        let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("http");
-        let addr = server.local_addr()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let server = server.start(serve);
-        tracing::info!("HTTP server listening on http://{addr}/");
-        let signal = signals.wait()?;
-        tracing::info!(signal, connections = server.connections(), "stopping");
-        server.stop(Duration::from_secs(1));
-        tracing::info!("stopped");
-        Ok(())
-    });
-    if let Err(err) = result {
-        eprintln!("http-hello: {err}");
-        std::process::exit(1);
-    }
 }
