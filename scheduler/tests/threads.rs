@@ -34,6 +34,8 @@ fn sync_types_are_send_and_sync() {
     send_sync::<Semaphore>();
     send_sync::<Mutex<u8>>();
     send_sync::<Condvar>();
+    send_sync::<rt::JoinHandle<u8>>();
+    send_sync::<rt::Handle>();
 }
 
 #[test]
@@ -205,4 +207,101 @@ fn a_wait_another_thread_ends_later_is_not_called_a_deadlock() {
     rt::run(move || event.wait());
     assert!(start.elapsed() >= Duration::from_secs(6));
     thread.join().unwrap();
+}
+
+#[test]
+fn run_each_runs_every_hub_and_returns_results_in_order() {
+    for hubs in [2, 4] {
+        let results = rt::Builder::new().hubs(hubs).run_each(|i| {
+            assert_eq!(rt::hub_index(), Some(i));
+            // Each hub runs greenlets of its own.
+            let handles: Vec<_> = (0..10).map(|j| spawn(move || i * 100 + j)).collect();
+            rt::joinall(handles).into_iter().map(Result::unwrap).sum::<usize>()
+        });
+        let expected: Vec<usize> = (0..hubs).map(|i| i * 1000 + 45).collect();
+        assert_eq!(results, expected);
+    }
+    assert_eq!(rt::hub_index(), None);
+}
+
+#[test]
+fn a_panic_in_one_hub_is_raised_after_every_hub_stopped() {
+    let stopped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = stopped.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        rt::Builder::new().hubs(3).run_each(move |i| {
+            if i == 1 {
+                panic!("hub 1 failed");
+            }
+            sleep(ms(50)); // the others are still running when hub 1 fails
+            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+    }));
+    let payload = outcome.unwrap_err();
+    assert_eq!(util::message(&payload), "hub 1 failed");
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::SeqCst), 2, "the other hubs ran to their end");
+}
+
+#[test]
+fn pinned_hubs_run_too() {
+    let cores = rt::Builder::new().hubs(2).pin_cores(true).run_each(|i| i);
+    assert_eq!(cores, [0, 1]);
+}
+
+#[test]
+fn a_join_handle_is_joined_from_another_hub_and_killed_from_a_plain_thread() {
+    let (handles_tx, handles_rx) = channel::bounded::<rt::JoinHandle<u32>>(2);
+    let (_, ()) = two_hubs(
+        move || {
+            // Hub A spawns two greenlets and hands their handles over.
+            handles_tx
+                .send(spawn(|| {
+                    sleep(ms(20));
+                    42
+                }))
+                .unwrap();
+            handles_tx
+                .send(spawn(|| {
+                    sleep(Duration::from_secs(60));
+                    0
+                }))
+                .unwrap();
+            // Both end before hub A's root returns (one killed from a thread).
+            while rt::dump().greenlets().len() > 1 {
+                sleep(ms(5));
+            }
+        },
+        move || {
+            let quick = handles_rx.recv().unwrap();
+            let slow = handles_rx.recv().unwrap();
+            // Joined from a greenlet of hub B.
+            assert_eq!(quick.join().unwrap(), 42);
+            // Killed from a plain thread, which then blocks in `join`.
+            let killer = thread::spawn(move || {
+                slow.kill();
+                slow.join()
+            });
+            let joined = rt::blocking(move || killer.join().unwrap());
+            assert!(joined.unwrap_err().is_killed());
+        },
+    );
+}
+
+#[test]
+fn a_handle_spawns_from_a_thread_and_the_thread_joins() {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let thread = thread::spawn(move || {
+        let hub: rt::Handle = handle_rx.recv().unwrap();
+        let greenlet = hub.spawn(|| rt::greenlet_id()).unwrap();
+        let id = greenlet.join().unwrap();
+        assert!(id > 0);
+        // A kill sent before the hub even created the greenlet still lands.
+        let doomed = hub.spawn(|| sleep(Duration::from_secs(60))).unwrap();
+        doomed.kill();
+        assert!(doomed.join().unwrap_err().is_killed());
+    });
+    rt::run(move || {
+        handle_tx.send(rt::Handle::current()).unwrap();
+        rt::blocking(move || thread.join().unwrap());
+    });
 }
