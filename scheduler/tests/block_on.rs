@@ -16,22 +16,29 @@ use util::{Drops, ms};
 fn a_oneshot_completed_by_a_thread_parks_only_the_waiting_greenlet() {
     rt::run(|| {
         let (tx, rx) = futures_channel::oneshot::channel::<&str>();
+        // The thread completes the future only once the ticker has ticked a
+        // few times: that can happen only if the hub runs while `block_on`
+        // waits.
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = ticks.clone();
         let thread = std::thread::spawn(move || {
-            std::thread::sleep(ms(50));
+            while seen.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+                std::thread::sleep(ms(5));
+            }
+            std::thread::sleep(ms(20));
             tx.send("from a thread").unwrap();
         });
-        let ticks = Rc::new(Cell::new(0u32));
         let t = ticks.clone();
         let ticker = spawn(move || {
             loop {
                 sleep(ms(5));
-                t.set(t.get() + 1);
+                t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         });
         let start = Instant::now();
         assert_eq!(block_on(rx), Ok("from a thread"));
-        assert!(start.elapsed() >= ms(50));
-        assert!(ticks.get() >= 3, "the ticker ran while block_on waited: {} ticks", ticks.get());
+        assert!(start.elapsed() >= ms(20));
+        assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) >= 3);
         ticker.kill();
         thread.join().unwrap();
     });
