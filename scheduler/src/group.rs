@@ -199,6 +199,19 @@ impl Group {
             hub.kill(&task);
         }
     }
+
+    /// Kills every greenlet of the group and waits up to `timeout` for them
+    /// to finish unwinding (gevent's `kill(timeout=)`); returns whether all
+    /// did. Their cleanup may park, so this can take a while.
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    #[track_caller]
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        self.kill();
+        self.join_timeout(timeout)
+    }
 }
 
 impl fmt::Debug for Group {
@@ -211,6 +224,15 @@ impl fmt::Debug for Group {
 /// [`spawn`](Pool::spawn) parks the caller while the pool is full. An
 /// [`unbounded`](Pool::unbounded) pool never is, and is simply a group with a
 /// pool's interface (gevent's `Pool(size=None)`).
+///
+/// # Worker loops and `catch_unwind`
+///
+/// A worker that isolates job panics with `std::panic::catch_unwind` also
+/// catches the kills and `timeout` expiries that travel as unwinding: the
+/// worker survives [`kill`](Pool::kill), and [`join`](Pool::join) waits
+/// forever. Use [`catch_panic`](crate::catch_panic), which catches real
+/// panics only, or re-raise payloads for which
+/// [`is_cancellation`](crate::is_cancellation) is true.
 ///
 /// ```
 /// runtime_scheduler::run(|| {
@@ -363,6 +385,17 @@ impl Pool {
     /// Kills every greenlet of the pool.
     pub fn kill(&self) {
         self.group.kill();
+    }
+
+    /// Kills every greenlet of the pool and waits up to `timeout` for them
+    /// to finish; see [`Group::kill_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a greenlet of the runtime.
+    #[track_caller]
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        self.group.kill_timeout(timeout)
     }
 }
 

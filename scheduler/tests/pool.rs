@@ -622,3 +622,38 @@ fn members_are_reported_as_spawned_where_the_group_or_pool_was_asked() {
         }
     });
 }
+
+#[test]
+fn kill_timeout_kills_and_waits_for_cleanup() {
+    rt::run(|| {
+        let pool = rt::Pool::new(4);
+        let cleaned = std::rc::Rc::new(std::cell::Cell::new(0));
+        for _ in 0..3 {
+            let cleaned = cleaned.clone();
+            pool.spawn(move || {
+                struct Cleanup(std::rc::Rc<std::cell::Cell<u32>>);
+                impl Drop for Cleanup {
+                    fn drop(&mut self) {
+                        rt::sleep(Duration::from_millis(5)); // cleanup may park
+                        self.0.set(self.0.get() + 1);
+                    }
+                }
+                let _cleanup = Cleanup(cleaned);
+                rt::sleep(Duration::from_secs(60));
+            });
+        }
+        rt::yield_now();
+        assert!(pool.kill_timeout(Duration::from_secs(5)));
+        assert_eq!(cleaned.get(), 3);
+        assert!(pool.is_empty());
+        // A member that refuses to die makes it give up.
+        pool.spawn(|| {
+            loop {
+                let _ = std::panic::catch_unwind(|| rt::sleep(Duration::from_secs(60)));
+            }
+        });
+        rt::yield_now();
+        assert!(!pool.kill_timeout(Duration::from_millis(20)));
+        assert_eq!(pool.len(), 1);
+    });
+}
