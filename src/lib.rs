@@ -76,7 +76,9 @@ pub use runtime_scheduler::{
 /// # Ok::<_, std::io::Error>(())
 /// ```
 pub mod io {
-    pub use runtime_io::{Source, wait_readable, wait_writable};
+    pub use runtime_io::{
+        Source, StreamSocket, copy_bidirectional, copy_bidirectional_timeout, wait_readable, wait_writable,
+    };
     pub use runtime_scheduler::{Direction, Registration};
 }
 
