@@ -62,7 +62,9 @@ pub struct StreamServer {
 }
 
 impl StreamServer {
-    /// Binds a listener to `addr`.
+    /// Binds a listener to `addr`, as [`TcpListener::bind`] (with a listen
+    /// backlog of the system's `somaxconn`; see
+    /// [`backlog`](StreamServer::backlog)).
     ///
     /// # Errors
     ///
@@ -74,6 +76,26 @@ impl StreamServer {
     /// Serves connections of an existing listener.
     pub fn from_listener(listener: TcpListener) -> StreamServer {
         StreamServer { listener, max_connections: None, nodelay: false, name: "conn".into(), stack_size: None }
+    }
+
+    /// Sets the listen backlog: how many connections the kernel queues for
+    /// `accept` before it drops new ones (a client then retries its `SYN`
+    /// after a second or more). The default is the system's `somaxconn`
+    /// (`/proc/sys/net/core/somaxconn`, read at bind time), the most Linux
+    /// allows; a larger value is cut down to it. Linux queues up to one
+    /// connection more than the backlog.
+    ///
+    /// It takes effect at once (`listen(2)` again on the bound socket, which
+    /// Linux allows in order to change the backlog), so connections that
+    /// arrive before [`start`](StreamServer::start) queue under it already.
+    /// If the kernel refuses it (which it does not for a listening TCP
+    /// socket), a warning is logged and the backlog stays as it was.
+    pub fn backlog(self, backlog: u32) -> StreamServer {
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        if let Err(err) = socket2::SockRef::from(&self.listener).listen(backlog) {
+            tracing::warn!("cannot set the listen backlog to {backlog}: {err}");
+        }
+        self
     }
 
     /// Serves at most `limit` connections at once; more wait in the kernel's
