@@ -176,13 +176,18 @@ impl<T> JoinHandle<T> {
 }
 
 impl<T: 'static> KillOnDrop<T> {
-    /// Waits for the greenlet, as [`JoinHandle::join`].
+    /// Waits for the greenlet, as [`JoinHandle::join`]. The guard stays armed
+    /// while it waits: if the caller is killed or times out meanwhile, the
+    /// greenlet is killed as the caller unwinds.
     ///
     /// # Errors
     ///
     /// As [`JoinHandle::join`].
     #[track_caller]
     pub fn join(mut self) -> Result<T, JoinError> {
+        // Unwinding out of this wait drops `self`, which kills the greenlet;
+        // taking the handle out first would leave nothing to kill.
+        wait_finished(&self.task, None);
         self.handle.take().expect("present until consumed").join()
     }
 
