@@ -418,3 +418,96 @@ fn the_default_backlog_is_somaxconn() {
         }
     });
 }
+
+/// Starts an echo server and, in front of it, a proxy whose handler is
+/// `proxy(client, echo_addr)`; checks that the proxy relays, then that
+/// `stop` with a short grace period closes the client's connection (the
+/// client reads end-of-file) and leaves no connection behind, even though
+/// each handler relays with helper greenlets.
+fn stop_closes_proxied_connections(proxy: impl Fn(TcpStream, SocketAddr) + 'static) {
+    util::run(move || {
+        let echo = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler);
+        let echo_addr = echo.local_addr().unwrap();
+        let server =
+            StreamServer::bind("127.0.0.1:0").unwrap().name("proxy").start(move |client, _| proxy(client, echo_addr));
+        let addr = server.local_addr().unwrap();
+        let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for client in &clients {
+            assert_eq!(round_trip(client, b"through the proxy"), b"through the proxy");
+        }
+        assert_eq!(server.connections(), 3);
+        server.stop(ms(50));
+        assert!(server.is_stopped());
+        assert_eq!(server.connections(), 0);
+        for client in &clients {
+            assert!(closed_by_peer(client), "the proxied connection was left open");
+        }
+        // The helpers let go of the upstream connections too.
+        util::wait_until("the echo connections to close", || echo.connections() == 0);
+        echo.stop(ms(50));
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_kill_on_drop_helpers() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let client = Rc::new(client);
+        let upstream = Rc::new(TcpStream::connect(upstream).unwrap());
+        // One direction in a helper, tied to the handler: when the handler is
+        // killed, the helper goes too, and with it its share of both sockets.
+        let helper = runtime::spawn({
+            let (client, upstream) = (client.clone(), upstream.clone());
+            move || {
+                let _ = std::io::copy(&mut &*client, &mut &*upstream);
+                let _ = upstream.shutdown(Shutdown::Write);
+            }
+        })
+        .kill_on_drop();
+        let _ = std::io::copy(&mut &*upstream, &mut &*client);
+        let _ = client.shutdown(Shutdown::Write);
+        let _ = helper.join();
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_two_kill_on_drop_helpers() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let client = Rc::new(client);
+        let upstream = Rc::new(TcpStream::connect(upstream).unwrap());
+        let relay = |from: &Rc<TcpStream>, to: &Rc<TcpStream>| {
+            let (from, to) = (from.clone(), to.clone());
+            runtime::spawn(move || {
+                let _ = std::io::copy(&mut &*from, &mut &*to);
+                let _ = to.shutdown(Shutdown::Write);
+            })
+            .kill_on_drop()
+        };
+        let (up, down) = (relay(&client, &upstream), relay(&upstream, &client));
+        drop((client, upstream)); // only the helpers hold the sockets now
+        let _ = up.join();
+        let _ = down.join();
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_scoped_greenlets() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let upstream = TcpStream::connect(upstream).unwrap();
+        runtime::scope(|s| {
+            s.spawn(|| {
+                let _ = std::io::copy(&mut &client, &mut &upstream);
+                let _ = upstream.shutdown(Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut &upstream, &mut &client);
+            let _ = client.shutdown(Shutdown::Write);
+        });
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_copy_bidirectional() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let upstream = TcpStream::connect(upstream).unwrap();
+        let _ = runtime::io::copy_bidirectional(&client, &upstream);
+    });
+}

@@ -49,6 +49,15 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// # Ok::<_, std::io::Error>(())
 /// ```
 ///
+/// Helper greenlets a handler spawns (say, one per direction of a proxied
+/// connection) are not in the pool: tie them to the handler, so that when it
+/// is killed they go too and let go of the connection. Spawn them in a
+/// [`runtime::scope`](runtime_scheduler::scope), or keep the guard of
+/// [`JoinHandle::kill_on_drop`] in the handler, or let
+/// [`copy_bidirectional`](crate::copy_bidirectional) do the proxying. A
+/// helper spawned and detached with a plain `spawn` outlives `stop`, and so
+/// does the socket it holds.
+///
 /// A handler that panics is logged and its connection closed; the server and
 /// the other connections carry on. When `accept` fails because the process is
 /// out of file descriptors (`EMFILE`, `ENFILE`) or memory, the server backs off
@@ -292,6 +301,8 @@ impl ServerHandle {
     /// Stops the server gracefully: stops accepting (the listening socket is
     /// closed, so new connections are refused), gives running handlers up to
     /// `grace` to finish, then kills the rest and waits for them to unwind.
+    /// Helpers tied to a handler (scoped greenlets, `kill_on_drop` guards)
+    /// are killed as it unwinds; see [`StreamServer`].
     ///
     /// Called from one of the server's own connection handlers, it does the
     /// same in a new greenlet and returns at once (a handler cannot wait for
