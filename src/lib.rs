@@ -45,6 +45,9 @@
 //! 5s`), for a debugging endpoint or a signal handler.
 
 #![forbid(unsafe_code)]
+// Every doc test of this crate (the README's examples included) compiles
+// without warnings.
+#![doc(test(attr(deny(warnings))))]
 
 pub use greenlet;
 pub use runtime_io::{net, signal};
