@@ -62,6 +62,8 @@ pub use runtime_scheduler::{
 /// own non-blocking I/O: [`Source`](io::Source) owns one and runs its
 /// operations in blocking style; [`wait_readable`](io::wait_readable) and
 /// [`wait_writable`](io::wait_writable) wait on one without taking it over.
+/// [`copy_bidirectional`](io::copy_bidirectional) proxies between two stream
+/// sockets, both ways at once.
 ///
 /// ```
 /// use std::io::{Read, Write};
