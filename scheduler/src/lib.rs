@@ -155,6 +155,7 @@ mod wait_queue;
 mod waiting;
 
 use std::rc::Rc;
+use std::time::Duration;
 
 pub use crate::block_on::block_on;
 pub use crate::blocking::blocking;
@@ -243,8 +244,8 @@ pub fn greenlet_id() -> u64 {
 /// Configures and starts a runtime.
 ///
 /// ```
-/// use std::rc::Rc;
-use std::time::Duration;
+/// use std::time::Duration;
+///
 /// let v = runtime_scheduler::Builder::new()
 ///     .stack_size(128 * 1024)
 ///     .blocking_threads(4)
