@@ -52,12 +52,16 @@
 //! 5s`), for a debugging endpoint or a signal handler.
 
 #![forbid(unsafe_code)]
+// Every doc test of this crate (the README's examples included) compiles
+// without warnings.
+#![doc(test(attr(deny(warnings))))]
 
 pub use greenlet;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
-    Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool,
-    block_on, blocking, dump, greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout,
+    Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop,
+    MAX_BLOCKING_TIME_ENV, Pool, Scope, ScopedJoinHandle, block_on, blocking, catch_panic, dump, greenlet_id, hub_index,
+    is_cancellation, joinall, run, scope, select, sleep, sleep_until, spawn, spawn_later, sync, task, timeout,
     timeout_at, yield_now,
 };
 
@@ -65,6 +69,8 @@ pub use runtime_scheduler::{
 /// own non-blocking I/O: [`Source`](io::Source) owns one and runs its
 /// operations in blocking style; [`wait_readable`](io::wait_readable) and
 /// [`wait_writable`](io::wait_writable) wait on one without taking it over.
+/// [`copy_bidirectional`](io::copy_bidirectional) proxies between two stream
+/// sockets, both ways at once.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -82,7 +88,9 @@ pub use runtime_scheduler::{
 /// # Ok::<_, std::io::Error>(())
 /// ```
 pub mod io {
-    pub use runtime_io::{Source, wait_readable, wait_writable};
+    pub use runtime_io::{
+        Source, StreamSocket, copy_bidirectional, copy_bidirectional_timeout, wait_readable, wait_writable,
+    };
     pub use runtime_scheduler::{Direction, Registration};
 }
 

@@ -336,3 +336,178 @@ fn stop_while_at_max_connections_ends_the_waiting_acceptor_and_the_handlers() {
         assert!(closed_by_peer(&second));
     });
 }
+
+/// The length of the accept queue of the socket listening on `port`, from
+/// `/proc/net/tcp` (for a listening socket, its `rx_queue` column).
+fn accept_queue_len(port: u16) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (_, local_port) = fields.get(1)?.split_once(':')?;
+        let listening = fields.get(3)? == &"0A";
+        if !listening || u16::from_str_radix(local_port, 16).ok()? != port {
+            return None;
+        }
+        let (_, rx_queue) = fields.get(4)?.split_once(':')?;
+        usize::from_str_radix(rx_queue, 16).ok()
+    })
+}
+
+/// The backlog of the socket listening on `port` as `ss` reports it (its
+/// `Send-Q` column), or `None` without a working `ss`.
+fn backlog_from_ss(port: u16) -> Option<u32> {
+    let output = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let line = text.lines().next()?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn somaxconn() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").map_or(4096, |text| text.trim().parse().unwrap())
+}
+
+#[test]
+fn the_backlog_limits_the_kernel_accept_queue() {
+    const BACKLOG: usize = 3;
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().backlog(BACKLOG as u32);
+        let addr = server.local_addr().unwrap();
+        // Nothing accepts yet: the kernel completes handshakes into the
+        // accept queue until it is full (Linux holds one more than the
+        // backlog), then drops further SYNs, so a connect hangs.
+        let mut queued = Vec::new();
+        let refused = loop {
+            match TcpStream::connect_timeout(&addr, ms(500)) {
+                Ok(stream) => {
+                    queued.push(stream);
+                    // The server side takes the final ACK after the client's
+                    // connect returns: wait until it is queued.
+                    util::wait_until("the connection to be queued", || {
+                        accept_queue_len(addr.port()) == Some(queued.len())
+                    });
+                    assert!(queued.len() <= BACKLOG + 1, "the kernel queued more than the backlog allows");
+                }
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(refused.kind(), ErrorKind::TimedOut, "{refused}");
+        assert_eq!(queued.len(), BACKLOG + 1);
+        if let Some(reported) = backlog_from_ss(addr.port()) {
+            assert_eq!(reported, BACKLOG as u32);
+        }
+        // Once the server runs, every queued connection is served.
+        let server = server.start(echo_handler);
+        for client in &queued {
+            assert_eq!(round_trip(client, b"queued"), b"queued");
+        }
+        server.stop(ms(100));
+    });
+}
+
+#[test]
+fn the_default_backlog_is_somaxconn() {
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap();
+        let listener = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        for port in [server.local_addr().unwrap().port(), listener.local_addr().unwrap().port()] {
+            let Some(reported) = backlog_from_ss(port) else {
+                eprintln!("`ss` is not available: the default backlog is not checked");
+                return;
+            };
+            assert_eq!(reported, somaxconn());
+        }
+    });
+}
+
+/// Starts an echo server and, in front of it, a proxy whose handler is
+/// `proxy(client, echo_addr)`; checks that the proxy relays, then that
+/// `stop` with a short grace period closes the client's connection (the
+/// client reads end-of-file) and leaves no connection behind, even though
+/// each handler relays with helper greenlets.
+fn stop_closes_proxied_connections(proxy: impl Fn(TcpStream, SocketAddr) + 'static) {
+    util::run(move || {
+        let echo = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler);
+        let echo_addr = echo.local_addr().unwrap();
+        let server =
+            StreamServer::bind("127.0.0.1:0").unwrap().name("proxy").start(move |client, _| proxy(client, echo_addr));
+        let addr = server.local_addr().unwrap();
+        let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for client in &clients {
+            assert_eq!(round_trip(client, b"through the proxy"), b"through the proxy");
+        }
+        assert_eq!(server.connections(), 3);
+        server.stop(ms(50));
+        assert!(server.is_stopped());
+        assert_eq!(server.connections(), 0);
+        for client in &clients {
+            assert!(closed_by_peer(client), "the proxied connection was left open");
+        }
+        // The helpers let go of the upstream connections too.
+        util::wait_until("the echo connections to close", || echo.connections() == 0);
+        echo.stop(ms(50));
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_kill_on_drop_helpers() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let client = Rc::new(client);
+        let upstream = Rc::new(TcpStream::connect(upstream).unwrap());
+        // One direction in a helper, tied to the handler: when the handler is
+        // killed, the helper goes too, and with it its share of both sockets.
+        let helper = runtime::spawn({
+            let (client, upstream) = (client.clone(), upstream.clone());
+            move || {
+                let _ = std::io::copy(&mut &*client, &mut &*upstream);
+                let _ = upstream.shutdown(Shutdown::Write);
+            }
+        })
+        .kill_on_drop();
+        let _ = std::io::copy(&mut &*upstream, &mut &*client);
+        let _ = client.shutdown(Shutdown::Write);
+        let _ = helper.join();
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_two_kill_on_drop_helpers() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let client = Rc::new(client);
+        let upstream = Rc::new(TcpStream::connect(upstream).unwrap());
+        let relay = |from: &Rc<TcpStream>, to: &Rc<TcpStream>| {
+            let (from, to) = (from.clone(), to.clone());
+            runtime::spawn(move || {
+                let _ = std::io::copy(&mut &*from, &mut &*to);
+                let _ = to.shutdown(Shutdown::Write);
+            })
+            .kill_on_drop()
+        };
+        let (up, down) = (relay(&client, &upstream), relay(&upstream, &client));
+        drop((client, upstream)); // only the helpers hold the sockets now
+        let _ = up.join();
+        let _ = down.join();
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_scoped_greenlets() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let upstream = TcpStream::connect(upstream).unwrap();
+        runtime::scope(|s| {
+            s.spawn(|| {
+                let _ = std::io::copy(&mut &client, &mut &upstream);
+                let _ = upstream.shutdown(Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut &upstream, &mut &client);
+            let _ = client.shutdown(Shutdown::Write);
+        });
+    });
+}
+
+#[test]
+fn stop_closes_connections_relayed_by_copy_bidirectional() {
+    stop_closes_proxied_connections(|client, upstream| {
+        let upstream = TcpStream::connect(upstream).unwrap();
+        let _ = runtime::io::copy_bidirectional(&client, &upstream);
+    });
+}

@@ -5,6 +5,7 @@
 //! [`net`] mirrors `std::net` and `std::os::unix::net`; [`Source`] brings any
 //! other file descriptor onto the hub (async-io's `Async<T>`), and
 //! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
+//! [`copy_bidirectional`] proxies between two stream sockets;
 //! [`StreamServer`](net::StreamServer) runs a handler per connection in a
 //! [`Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix signals to a
 //! greenlet.
@@ -65,11 +66,13 @@
 
 #![forbid(unsafe_code)]
 
+mod copy;
 pub mod net;
 mod server;
 pub mod signal;
 mod source;
 mod wait;
 
+pub use crate::copy::{StreamSocket, copy_bidirectional, copy_bidirectional_timeout};
 pub use crate::source::Source;
 pub use crate::wait::{wait_readable, wait_writable};

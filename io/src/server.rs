@@ -49,6 +49,15 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// # Ok::<_, std::io::Error>(())
 /// ```
 ///
+/// Helper greenlets a handler spawns (say, one per direction of a proxied
+/// connection) are not in the pool: tie them to the handler, so that when it
+/// is killed they go too and let go of the connection. Spawn them in a
+/// [`runtime::scope`](runtime_scheduler::scope), or keep the guard of
+/// [`JoinHandle::kill_on_drop`] in the handler, or let
+/// [`copy_bidirectional`](crate::copy_bidirectional) do the proxying. A
+/// helper spawned and detached with a plain `spawn` outlives `stop`, and so
+/// does the socket it holds.
+///
 /// A handler that panics is logged and its connection closed; the server and
 /// the other connections carry on. When `accept` fails because the process is
 /// out of file descriptors (`EMFILE`, `ENFILE`) or memory, the server backs off
@@ -62,7 +71,9 @@ pub struct StreamServer {
 }
 
 impl StreamServer {
-    /// Binds a listener to `addr`.
+    /// Binds a listener to `addr`, as [`TcpListener::bind`] (with a listen
+    /// backlog of the system's `somaxconn`; see
+    /// [`backlog`](StreamServer::backlog)).
     ///
     /// # Errors
     ///
@@ -74,6 +85,26 @@ impl StreamServer {
     /// Serves connections of an existing listener.
     pub fn from_listener(listener: TcpListener) -> StreamServer {
         StreamServer { listener, max_connections: None, nodelay: false, name: "conn".into(), stack_size: None }
+    }
+
+    /// Sets the listen backlog: how many connections the kernel queues for
+    /// `accept` before it drops new ones (a client then retries its `SYN`
+    /// after a second or more). The default is the system's `somaxconn`
+    /// (`/proc/sys/net/core/somaxconn`, read at bind time), the most Linux
+    /// allows; a larger value is cut down to it. Linux queues up to one
+    /// connection more than the backlog.
+    ///
+    /// It takes effect at once (`listen(2)` again on the bound socket, which
+    /// Linux allows in order to change the backlog), so connections that
+    /// arrive before [`start`](StreamServer::start) queue under it already.
+    /// If the kernel refuses it (which it does not for a listening TCP
+    /// socket), a warning is logged and the backlog stays as it was.
+    pub fn backlog(self, backlog: u32) -> StreamServer {
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        if let Err(err) = socket2::SockRef::from(&self.listener).listen(backlog) {
+            tracing::warn!("cannot set the listen backlog to {backlog}: {err}");
+        }
+        self
     }
 
     /// Serves at most `limit` connections at once; more wait in the kernel's
@@ -270,6 +301,8 @@ impl ServerHandle {
     /// Stops the server gracefully: stops accepting (the listening socket is
     /// closed, so new connections are refused), gives running handlers up to
     /// `grace` to finish, then kills the rest and waits for them to unwind.
+    /// Helpers tied to a handler (scoped greenlets, `kill_on_drop` guards)
+    /// are killed as it unwinds; see [`StreamServer`].
     ///
     /// Called from one of the server's own connection handlers, it does the
     /// same in a new greenlet and returns at once (a handler cannot wait for

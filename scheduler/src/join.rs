@@ -322,6 +322,9 @@ impl<T> KillOnDrop<T> {
     /// As [`JoinHandle::join`].
     #[track_caller]
     pub fn join(mut self) -> Result<T, JoinError> {
+        // Wait with the guard armed: if the caller is killed meanwhile, the
+        // guard's drop still kills the greenlet.
+        self.handle.as_ref().expect("present until consumed").wait(None);
         self.handle.take().expect("present until consumed").join()
     }
 

@@ -147,6 +147,40 @@ fn a_helper_tied_with_kill_on_drop_dies_with_its_killed_owner() {
 }
 
 #[test]
+fn a_helper_joined_through_kill_on_drop_dies_with_its_owner_killed_in_the_join() {
+    rt::run(|| {
+        let drops = Drops::new();
+        let guard = drops.guard();
+        let owner = spawn(move || {
+            let helper = spawn(move || {
+                let _guard = guard;
+                sleep(Duration::from_secs(60));
+            })
+            .kill_on_drop();
+            let _ = helper.join(); // killed here
+        });
+        yield_now();
+        owner.kill();
+        assert!(owner.join().unwrap_err().is_killed());
+        yield_now();
+        assert_eq!(drops.count(), 1, "the helper was killed with its owner");
+        // The same for an owner whose `timeout` expires during the join.
+        let guard = drops.guard();
+        let outcome = timeout(ms(5), move || {
+            spawn(move || {
+                let _guard = guard;
+                sleep(Duration::from_secs(60));
+            })
+            .kill_on_drop()
+            .join()
+        });
+        assert!(outcome.is_err());
+        yield_now();
+        assert_eq!(drops.count(), 2, "the helper was killed when the timeout expired");
+    });
+}
+
+#[test]
 fn join_set_yields_results_in_completion_order() {
     rt::run(|| {
         let mut set = JoinSet::new();

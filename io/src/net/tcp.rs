@@ -13,9 +13,24 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::addr::{ToSocketAddrs, each_addr};
 use crate::source::Source;
 
-/// Connections the kernel queues for `accept` (std uses 128; a server under a
-/// burst of connections needs more).
-const LISTEN_BACKLOG: i32 = 1024;
+/// Where Linux keeps the most connections a listening socket may queue for
+/// `accept` (larger backlogs are cut down to it).
+const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
+
+/// The backlog when `somaxconn` cannot be read: Linux's default since 5.4.
+const FALLBACK_BACKLOG: i32 = 4096;
+
+/// The listen backlog of new listeners: the system's `somaxconn`, read now
+/// (std uses 128, which a burst of connections overflows; the kernel caps
+/// any larger value at `somaxconn` anyway, so this is the most it allows).
+fn default_backlog() -> i32 {
+    std::fs::read_to_string(SOMAXCONN_PATH).ok().as_deref().and_then(parse_somaxconn).unwrap_or(FALLBACK_BACKLOG)
+}
+
+/// Parses the contents of `/proc/sys/net/core/somaxconn`.
+fn parse_somaxconn(text: &str) -> Option<i32> {
+    text.trim().parse::<u32>().ok().filter(|&n| n > 0).map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
 
 /// A TCP socket server, listening for connections; like
 /// `std::net::TcpListener`, but `accept` parks only the calling greenlet.
@@ -39,7 +54,11 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Creates a listener bound to `addr` (the first of its addresses that
-    /// can be bound), with `SO_REUSEADDR` set and a backlog of 1024.
+    /// can be bound), with `SO_REUSEADDR` set and a listen backlog of the
+    /// system's `somaxconn` (read from `/proc/sys/net/core/somaxconn` now;
+    /// 4096 if it cannot be read). [`StreamServer::backlog`] sets another.
+    ///
+    /// [`StreamServer::backlog`]: crate::net::StreamServer::backlog
     ///
     /// # Errors
     ///
@@ -49,12 +68,13 @@ impl TcpListener {
     ///
     /// Outside a runtime.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let backlog = default_backlog();
         each_addr(addr, |addr| {
             let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
             socket.set_reuse_address(true)?;
             socket.set_nonblocking(true)?;
             socket.bind(&addr.into())?;
-            socket.listen(LISTEN_BACKLOG)?;
+            socket.listen(backlog)?;
             let listener = mio::net::TcpListener::from_std(socket.into());
             Ok(TcpListener { source: Source::from_nonblocking(listener)? })
         })
@@ -372,5 +392,29 @@ impl fmt::Debug for TcpStream {
             .field("peer", &self.peer_addr().ok())
             .field("fd", &self.as_raw_fd())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn somaxconn_parses() {
+        assert_eq!(parse_somaxconn("4096\n"), Some(4096));
+        assert_eq!(parse_somaxconn(" 128 "), Some(128));
+        assert_eq!(parse_somaxconn("4294967295\n"), Some(i32::MAX));
+        assert_eq!(parse_somaxconn("0\n"), None);
+        assert_eq!(parse_somaxconn("-1"), None);
+        assert_eq!(parse_somaxconn(""), None);
+        assert_eq!(parse_somaxconn("lots"), None);
+    }
+
+    #[test]
+    fn the_default_backlog_is_somaxconn() {
+        let expected = std::fs::read_to_string(SOMAXCONN_PATH)
+            .map(|text| text.trim().parse::<i32>().expect("somaxconn is a number"))
+            .unwrap_or(FALLBACK_BACKLOG);
+        assert_eq!(default_backlog(), expected);
     }
 }
