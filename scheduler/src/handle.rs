@@ -31,6 +31,8 @@ use crate::task::{self, spawn_into};
 /// ```
 pub struct Handle {
     remote: Arc<Remote>,
+    /// The hub's id (its reactor's).
+    hub: u64,
 }
 
 impl Handle {
@@ -41,17 +43,18 @@ impl Handle {
     /// Outside a runtime.
     #[track_caller]
     pub fn current() -> Handle {
-        Handle::new(hub::expect().remote().clone())
+        let hub = hub::expect();
+        Handle::new(hub.remote().clone(), hub.reactor().id())
     }
 
     /// A handle to the hub running on this thread, if any.
     pub fn try_current() -> Option<Handle> {
-        hub::current().map(|hub| Handle::new(hub.remote().clone()))
+        hub::current().map(|hub| Handle::new(hub.remote().clone(), hub.reactor().id()))
     }
 
-    fn new(remote: Arc<Remote>) -> Handle {
+    fn new(remote: Arc<Remote>, hub: u64) -> Handle {
         remote.count_handle(true);
-        Handle { remote }
+        Handle { remote, hub }
     }
 
     /// Spawns a greenlet running `f` on the hub, from any thread, and
@@ -68,11 +71,11 @@ impl Handle {
         T: Send + 'static,
     {
         let spawned_at = Location::caller();
-        let shared = JoinShared::new(self.remote.clone(), None);
+        let shared = JoinShared::new(self.hub, None);
         let spawned = shared.clone();
         self.remote.post(Message::Run(Box::new(move || {
             let hub = hub::expect();
-            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned);
+            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned, true);
         })))?;
         Ok(JoinHandle::new(shared))
     }
@@ -80,7 +83,7 @@ impl Handle {
 
 impl Clone for Handle {
     fn clone(&self) -> Handle {
-        Handle::new(self.remote.clone())
+        Handle::new(self.remote.clone(), self.hub)
     }
 }
 

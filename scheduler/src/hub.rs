@@ -111,6 +111,16 @@ thread_local! {
     static REACTOR_ID: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The remote queues of the running hubs, by hub id, for kills sent to a
+/// greenlet of another hub (rare: a handle keeps only the hub's id).
+static REMOTES: std::sync::Mutex<Vec<(u64, std::sync::Weak<Remote>)>> = std::sync::Mutex::new(Vec::new());
+
+/// The remote queue of the running hub with this id.
+pub(crate) fn remote_of(hub: u64) -> Option<Arc<Remote>> {
+    let remotes = REMOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    remotes.iter().find(|(id, _)| *id == hub).and_then(|(_, remote)| remote.upgrade())
+}
+
 /// The id of the reactor of this thread's hub, 0 if none runs.
 pub(crate) fn reactor_id() -> u64 {
     REACTOR_ID.try_with(Cell::get).unwrap_or(0)
@@ -194,9 +204,14 @@ impl Hub {
             "`runtime::run` was called inside a running runtime; use `runtime::spawn` instead"
         );
         HUB.with(|slot| *slot.borrow_mut() = Some(self.clone()));
-        REACTOR_ID.with(|id| id.set(self.reactor.id()));
-        crate::guard::defer(|| {
-            REACTOR_ID.with(|id| id.set(0));
+        let id = self.reactor.id();
+        REACTOR_ID.with(|slot| slot.set(id));
+        let mut remotes = REMOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        remotes.push((id, Arc::downgrade(&self.remote)));
+        drop(remotes);
+        crate::guard::defer(move || {
+            REMOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(hub, _)| *hub != id);
+            REACTOR_ID.with(|slot| slot.set(0));
             HUB.with(|slot| slot.borrow_mut().take());
         })
     }
@@ -266,15 +281,24 @@ impl Hub {
         self.parked_unwinding.get()
     }
 
-    /// Puts `task` in an allocation, reusing a recycled one if there is one.
-    pub(crate) fn allocate_task(&self, task: Task) -> Rc<Task> {
+    /// A record for a new task, reusing a recycled allocation if there is
+    /// one.
+    pub(crate) fn new_task(
+        &self,
+        greenlet: Greenlet,
+        name: Option<Rc<str>>,
+        spawned_at: &'static std::panic::Location<'static>,
+        span: tracing::Span,
+        completion: Arc<dyn crate::record::Completion>,
+    ) -> Rc<Task> {
         let recycled = self.recycled_tasks.borrow_mut().pop();
         match recycled {
             Some(mut slot) => {
-                *Rc::get_mut(&mut slot).expect("recycled tasks have no other reference") = task;
+                let task = Rc::get_mut(&mut slot).expect("recycled tasks have no other reference");
+                task.reuse(greenlet, name, spawned_at, span, completion);
                 slot
             }
-            None => Rc::new(task),
+            None => Rc::new(Task::new(greenlet, name, spawned_at, self.ready.clone(), span, completion)),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::error::JoinError;
 use crate::hub;
 use crate::park::Parker;
 use crate::record::{Completion, Task};
-use crate::remote::{Message, Remote};
+use crate::remote::Message;
 use crate::slab::Key;
 use crate::sync::wait::{self, Waiter, Wakeup};
 use crate::task::wait_finished;
@@ -25,8 +25,8 @@ use crate::waiting::WaitingOn;
 
 /// What a greenlet and its handle share.
 pub(crate) struct JoinShared<T> {
-    /// The hub the greenlet runs on.
-    remote: Arc<Remote>,
+    /// The id of the hub the greenlet runs on (its reactor's).
+    hub: u64,
     /// The greenlet's id; 0 until its hub has created it (a spawn from
     /// another thread).
     id: AtomicU64,
@@ -52,9 +52,9 @@ struct JoinState<T> {
 }
 
 impl<T> JoinShared<T> {
-    pub(crate) fn new(remote: Arc<Remote>, name: Option<Arc<str>>) -> Arc<JoinShared<T>> {
+    pub(crate) fn new(hub: u64, name: Option<Arc<str>>) -> Arc<JoinShared<T>> {
         Arc::new(JoinShared {
-            remote,
+            hub,
             id: AtomicU64::new(0),
             name,
             done: AtomicBool::new(false),
@@ -69,8 +69,15 @@ impl<T> JoinShared<T> {
     }
 
     /// Records the greenlet the hub created; returns whether it was killed
-    /// before that.
-    pub(crate) fn started(&self, id: u64, task: Key) -> bool {
+    /// before that. `remote` says whether the handle was made on another
+    /// thread (`Handle::spawn`) and may already be in use there.
+    pub(crate) fn started(&self, id: u64, task: Key, remote: bool) -> bool {
+        if !remote {
+            // Nobody else has the handle yet: no race with `kill`.
+            self.id.store(id, Ordering::Relaxed);
+            self.task.store(task.to_bits(), Ordering::Relaxed);
+            return false;
+        }
         self.id.store(id, Ordering::Release);
         // `SeqCst` with `kill`: either it sees the task, or this sees its
         // request (or both: killing twice is harmless).
@@ -114,9 +121,13 @@ impl<T> JoinShared<T> {
     }
 }
 
-impl<T> Completion for JoinShared<T> {
+impl<T: 'static> Completion for JoinShared<T> {
     fn fail(&self, error: JoinError) {
         self.complete(Err(error));
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 
@@ -205,7 +216,7 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     fn refuse_self_join(&self, parker: &Parker) {
         let me = parker.task();
-        if Arc::ptr_eq(parker.hub().remote(), &self.shared.remote) && self.shared.task() == me.key() {
+        if hub::reactor_id() == self.shared.hub && self.shared.task() == me.key() {
             panic!("greenlet {} tried to join itself", me.label());
         }
     }
@@ -247,22 +258,23 @@ impl<T> JoinHandle<T> {
         // it checks this flag when it does.
         self.shared.kill_requested.store(true, Ordering::SeqCst);
         let Some(task) = self.shared.task() else { return };
-        match hub::current().filter(|hub| Arc::ptr_eq(hub.remote(), &self.shared.remote)) {
-            Some(hub) => {
-                if let Some(task) = hub.task(task) {
-                    hub.kill(&task);
-                }
+        if hub::reactor_id() == self.shared.hub {
+            let hub = hub::expect();
+            if let Some(task) = hub.task(task) {
+                hub.kill(&task);
             }
-            // A hub that has stopped killed its greenlets already.
-            None => drop(self.shared.remote.post(Message::Kill { task })),
-        }
+        } else if let Some(remote) = hub::remote_of(self.shared.hub) {
+            let _ = remote.post(Message::Kill { task });
+        } // else the hub has stopped, and killed its greenlets as it did
     }
 
     /// The greenlet's task on this thread's hub, if it runs here.
     pub(crate) fn local_task(&self) -> Option<std::rc::Rc<Task>> {
+        if hub::reactor_id() != self.shared.hub {
+            return None;
+        }
         let task = self.shared.task()?;
-        let hub = hub::current().filter(|hub| Arc::ptr_eq(hub.remote(), &self.shared.remote))?;
-        hub.task(task)
+        hub::current()?.task(task)
     }
 
     /// The greenlet's id (0 for a greenlet spawned from another thread that

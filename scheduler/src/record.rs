@@ -86,6 +86,8 @@ pub(crate) enum Wake {
 /// record that it failed (killed before it ran, leaked at shutdown).
 pub(crate) trait Completion {
     fn fail(&self, error: JoinError);
+    /// For the task's own body, which knows the type of its outcome.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// The hub's run queue, and what a task needs to reach its hub without the
@@ -216,6 +218,37 @@ impl Task {
             ready,
             span,
         }
+    }
+
+    /// Makes a finished task's record (kept for its allocation) the record
+    /// of a new task, field by field: cheaper than moving a whole new record
+    /// in, and the joiners' queue keeps its storage.
+    pub(crate) fn reuse(
+        &mut self,
+        greenlet: Greenlet,
+        name: Option<Rc<str>>,
+        spawned_at: &'static Location<'static>,
+        span: tracing::Span,
+        completion: Arc<dyn Completion>,
+    ) {
+        debug_assert!(self.is_done() && self.key.get().is_none() && self.joiners.get_mut().len() == 0);
+        self.id = greenlet.id();
+        self.name = name;
+        self.spawned_at = spawned_at;
+        *self.greenlet.get_mut() = Some(greenlet);
+        *self.state.get_mut() = State::Delayed;
+        *self.seq.get_mut() = 0;
+        *self.wake.get_mut() = Wake::Notified;
+        *self.waiting_on.get_mut() = WaitingOn::Nothing;
+        *self.parked_at.get_mut() = self.ready.clock();
+        *self.park_deadline.get_mut() = None;
+        *self.pending.get_mut() = Pending::None;
+        *self.unwinding.get_mut() = false;
+        *self.deadlock.get_mut() = None;
+        *self.start_timer.get_mut() = None;
+        *self.completion.get_mut() = Some(completion);
+        *self.joiner.get_mut() = None;
+        self.span = span;
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -372,6 +405,12 @@ impl Task {
             joiner.unpark();
         }
         self.joiners.borrow_mut().complete_all(|()| {});
+    }
+
+    /// Its join handle's state, for the task's own body to store its
+    /// outcome (the body knows its type), until the task is done.
+    pub(crate) fn completion(&self) -> std::cell::Ref<'_, Option<Arc<dyn Completion>>> {
+        self.completion.borrow()
     }
 
     /// Ends a task that will never run again with `error`: killed before

@@ -135,13 +135,13 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let shared = JoinShared::new(hub.remote().clone(), builder.name.as_deref().map(Arc::from));
-    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone());
+    let shared = JoinShared::new(hub.reactor().id(), builder.name.as_deref().map(Arc::from));
+    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone(), false);
     (task, JoinHandle::new(shared))
 }
 
 /// Creates a task running `f` whose outcome goes to `shared` (made by the
-/// spawner, possibly on another thread), and schedules it.
+/// spawner, on another thread if `remote`), and schedules it.
 pub(crate) fn spawn_into<F, T>(
     hub: &Hub,
     builder: Builder,
@@ -149,6 +149,7 @@ pub(crate) fn spawn_into<F, T>(
     start: Option<Instant>,
     spawned_at: &'static Location<'static>,
     shared: Arc<JoinShared<T>>,
+    remote: bool,
 ) -> Rc<Task>
 where
     F: FnOnce() -> T + 'static,
@@ -161,13 +162,12 @@ where
     }
     greenlet = greenlet.stack_size(builder.stack_size.unwrap_or(hub.stack_size()));
     // The body finds its task through the hub (which makes it current before
-    // switching in). If the greenlet never runs (killed before it started,
-    // leaked at shutdown), the hub fails the outcome through the task.
-    let body_shared = shared.clone();
+    // switching in), and its outcome's place through the task. If the
+    // greenlet never runs (killed before it started, leaked at shutdown), the
+    // hub fails the outcome through the task.
     let greenlet = greenlet.build(move |_| {
-        let shared = body_shared;
         let task = hub::expect().current_task().expect("the hub sets the current task before resuming it");
-        run_body(&task, f, &shared);
+        run_body::<F, T>(&task, f);
         Box::new(())
     });
     // Root spans: a greenlet is not part of the one that spawned it (a
@@ -179,10 +179,12 @@ where
         Some(name) => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id(), name = &**name),
         None => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id()),
     };
-    let completion: Arc<dyn Completion> = shared.clone();
-    let task = hub.allocate_task(Task::new(greenlet, name, spawned_at, hub.ready().clone(), span, completion));
+    let key_and_id = |task: &Task| (task.key().expect("just added"), task.id());
+    let completion: Arc<dyn Completion> = shared;
+    let task = hub.new_task(greenlet, name, spawned_at, span, completion);
     hub.add_task(&task);
-    let killed_early = shared.started(task.id(), task.key().expect("just added"));
+    let (key, id) = key_and_id(&task);
+    let killed_early = joined::<T>(&task).is_some_and(|shared| shared.started(id, key, remote));
     tracing::trace!(parent: &task.span, "spawned");
     match start {
         None => task.schedule(Wake::Notified),
@@ -197,17 +199,26 @@ where
     task
 }
 
+/// The typed join state of `task`, while it runs.
+fn joined<T: 'static>(task: &Task) -> Option<std::cell::Ref<'_, JoinShared<T>>> {
+    std::cell::Ref::filter_map(task.completion(), |completion| {
+        completion.as_deref().and_then(|completion| completion.as_any().downcast_ref::<JoinShared<T>>())
+    })
+    .ok()
+}
+
 /// The body of every task's greenlet: runs `f`, records the outcome.
-fn run_body<F, T>(task: &Rc<Task>, f: F, shared: &JoinShared<T>)
+fn run_body<F, T>(task: &Rc<Task>, f: F)
 where
     F: FnOnce() -> T,
     T: 'static,
 {
+    let name = joined::<T>(task).and_then(|shared| shared.name_for_error());
     let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), shared.name_for_error()))
+            Err(JoinError::killed(task.id(), name))
         }
         Err(payload) => {
             tracing::error!(
@@ -216,13 +227,15 @@ where
                 "greenlet panicked: {}",
                 greenlet::panic_message(&*payload)
             );
-            Err(JoinError::panicked(task.id(), shared.name_for_error(), payload))
+            Err(JoinError::panicked(task.id(), name, payload))
         }
     };
     task.set_unwinding(false);
     tracing::trace!("finished");
-    // Hub-local waiters (groups, scopes) first: the outcome may be taken by
-    // a joiner the moment it is stored.
+    // The outcome first, then the task is done (which drops its reference to
+    // the join state, so a joiner is usually its last holder).
+    if let Some(shared) = joined::<T>(task) {
+        shared.complete(outcome);
+    }
     task.finish();
-    shared.complete(outcome);
 }
