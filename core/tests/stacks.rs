@@ -171,6 +171,9 @@ fn assert_overflow_reported(output: &Output, name: &str) {
     );
     assert!(stderr.contains("overflowed its 16 KiB stack"), "no stack size in the report: {}", output_text(output));
     assert!(stderr.contains(HINT), "no hint: {}", output_text(output));
+    for knob in ["runtime::Builder", "StreamServer::stack_size", "set_default_size"] {
+        assert!(stderr.contains(knob), "the hint names {knob}: {}", output_text(output));
+    }
     assert!(!stderr.contains("has overflowed its stack"), "Rust's thread report too: {}", output_text(output));
 }
 

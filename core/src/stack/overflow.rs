@@ -166,8 +166,10 @@ fn report(id: u64, name: Option<&str>, stack_size: usize) {
     msg.push(") overflowed its ");
     msg.push_u64((stack_size / 1024) as u64);
     msg.push(
-        " KiB stack\nhint: give it a larger stack with `Builder::stack_size`, or raise this thread's \
-         default with `greenlet::stack::set_default_size`; large arrays belong on the heap\n",
+        " KiB stack\nhint: give it a larger stack with `Builder::stack_size` (greenlet::Builder, \
+         runtime::task::Builder or runtime::Builder for every greenlet of a runtime), \
+         `StreamServer::stack_size` for connection handlers, or \
+         `greenlet::stack::set_default_size` for this thread; large arrays belong on the heap\n",
     );
     // SAFETY: writing our own buffer to stderr; write is async-signal-safe.
     unsafe { libc::write(2, msg.buf.as_ptr().cast(), msg.len) };
