@@ -305,3 +305,205 @@ fn a_handle_spawns_from_a_thread_and_the_thread_joins() {
         rt::blocking(move || thread.join().unwrap());
     });
 }
+
+/// Randomized programs of channel and semaphore operations spread over two
+/// hubs (several greenlets each) and a plain thread, some greenlets killed
+/// while they wait: checked against the order-insensitive model of the
+/// single-hub property test (`model.rs`, "with sleeps"): every value sent is
+/// received exactly once (by a receiver, or left in its channel), each
+/// receiver sees one sender's values in the order they were sent, a failed
+/// send keeps its value, and every permit comes back. `PROPTEST_CASES`
+/// overrides the number of programs (24).
+mod cross_thread_model {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+    use runtime_scheduler::sync::{Semaphore, channel};
+    use runtime_scheduler::{self as rt, sleep, spawn, yield_now};
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Send(usize),
+        TrySend(usize),
+        Recv(usize),
+        TryRecv(usize),
+        Hold(usize),
+        Pause,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..2usize).prop_map(Op::Send),
+            (0..2usize).prop_map(Op::TrySend),
+            (0..2usize).prop_map(Op::Recv),
+            (0..2usize).prop_map(Op::TryRecv),
+            (0..2usize).prop_map(Op::Hold),
+            Just(Op::Pause),
+        ]
+    }
+
+    /// Scripts for 2 hubs × 3 greenlets and one plain thread, the capacity
+    /// of the two channels, and which greenlets get killed.
+    fn program() -> impl Strategy<Value = (Vec<Vec<Op>>, [usize; 2], Vec<bool>)> {
+        (
+            proptest::collection::vec(proptest::collection::vec(op(), 1..12), 7),
+            [0..3usize, 0..3usize],
+            proptest::collection::vec(any::<bool>(), 6),
+        )
+    }
+
+    /// What the actors observed.
+    #[derive(Default)]
+    struct Log {
+        /// Values sent successfully, per channel.
+        sent: Vec<Vec<u64>>,
+        /// The value each actor is sending right now, if any (a sender killed
+        /// after its value was taken, but before it could log the send).
+        sending: HashMap<usize, u64>,
+        /// Values received, per channel, with the receiver.
+        received: Vec<Vec<(usize, u64)>>,
+    }
+
+    const TIMEOUT: Duration = Duration::from_millis(20);
+
+    /// Runs one actor's script. Values are `actor << 32 | n`, so each
+    /// sender's values are increasing.
+    fn act(
+        actor: usize,
+        script: &[Op],
+        chans: &[(channel::Sender<u64>, channel::Receiver<u64>)],
+        sems: &[Arc<Semaphore>],
+        log: &StdMutex<Log>,
+        on_hub: bool,
+    ) {
+        let mut n = 0u64;
+        for op in script {
+            match *op {
+                Op::Send(c) | Op::TrySend(c) => {
+                    n += 1;
+                    let value = ((actor as u64) << 32) | n;
+                    log.lock().unwrap().sending.insert(actor, value);
+                    let sent = match op {
+                        Op::Send(_) => chans[c].0.send_timeout(value, TIMEOUT).is_ok(),
+                        _ => chans[c].0.try_send(value).is_ok(),
+                    };
+                    let mut log = log.lock().unwrap();
+                    log.sending.remove(&actor);
+                    if sent {
+                        log.sent[c].push(value);
+                    }
+                }
+                Op::Recv(c) | Op::TryRecv(c) => {
+                    let got = match op {
+                        Op::Recv(_) => chans[c].1.recv_timeout(TIMEOUT).ok(),
+                        _ => chans[c].1.try_recv().ok(),
+                    };
+                    if let Some(value) = got {
+                        log.lock().unwrap().received[c].push((actor, value));
+                    }
+                }
+                Op::Hold(s) => {
+                    if let Some(permit) = sems[s].acquire_timeout(TIMEOUT) {
+                        if on_hub {
+                            sleep(Duration::from_millis(1)); // held across a park
+                        } else {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        drop(permit);
+                    }
+                }
+                Op::Pause => {
+                    if on_hub {
+                        yield_now();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(scripts: Vec<Vec<Op>>, capacities: [usize; 2], kills: Vec<bool>) {
+        let chans: Arc<Vec<_>> = Arc::new(capacities.iter().map(|&c| channel::bounded::<u64>(c + 1)).collect());
+        let sems: Arc<Vec<_>> = Arc::new(vec![Arc::new(Semaphore::new(1)), Arc::new(Semaphore::new(2))]);
+        let log = Arc::new(StdMutex::new(Log {
+            sent: vec![Vec::new(); 2],
+            sending: HashMap::new(),
+            received: vec![Vec::new(); 2],
+        }));
+        let scripts = Arc::new(scripts);
+        let kills = Arc::new(kills);
+        let thread = {
+            let (chans, sems, log, scripts) = (chans.clone(), sems.clone(), log.clone(), scripts.clone());
+            std::thread::spawn(move || act(6, &scripts[6], &chans, &sems, &log, false))
+        };
+        {
+            let (chans, sems, log, scripts) = (chans.clone(), sems.clone(), log.clone(), scripts.clone());
+            rt::Builder::new().hubs(2).run_each(move |hub| {
+                let handles: Vec<_> = (0..3)
+                    .map(|i| {
+                        let actor = hub * 3 + i;
+                        let (chans, sems, log, scripts) = (chans.clone(), sems.clone(), log.clone(), scripts.clone());
+                        spawn(move || act(actor, &scripts[actor], &chans, &sems, &log, true))
+                    })
+                    .collect();
+                yield_now();
+                for (i, handle) in handles.iter().enumerate() {
+                    if kills[hub * 3 + i] {
+                        handle.kill(); // wherever it waits: nothing may be lost
+                    }
+                }
+                rt::joinall(handles);
+            });
+        }
+        thread.join().unwrap();
+        let mut log = Arc::try_unwrap(log).ok().expect("every actor is done").into_inner().unwrap();
+        for (c, (_, rx)) in chans.iter().enumerate() {
+            while let Ok(value) = rx.try_recv() {
+                log.received[c].push((usize::MAX, value)); // left in the channel
+            }
+        }
+        for c in 0..2 {
+            let mut received: Vec<u64> = log.received[c].iter().map(|&(_, v)| v).collect();
+            received.sort_unstable();
+            let unique = received.len();
+            received.dedup();
+            assert_eq!(unique, received.len(), "channel {c}: no value arrives twice");
+            for value in &log.sent[c] {
+                assert!(received.binary_search(value).is_ok(), "channel {c}: value {value:#x} was sent but lost");
+            }
+            for value in &received {
+                let in_flight = log.sending.get(&((value >> 32) as usize)) == Some(value);
+                assert!(
+                    log.sent[c].contains(value) || in_flight,
+                    "channel {c}: value {value:#x} arrived but its send failed"
+                );
+            }
+            let mut last: HashMap<(usize, u64), u64> = HashMap::new();
+            for &(receiver, value) in &log.received[c] {
+                let sender = value >> 32;
+                let previous = last.insert((receiver, sender), value).unwrap_or(0);
+                assert!(previous < value, "channel {c}: receiver {receiver} got sender {sender}'s values out of order");
+            }
+        }
+        assert_eq!(sems[0].available(), 1, "every permit came back");
+        assert_eq!(sems[1].available(), 2, "every permit came back");
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(24),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn two_hubs_and_a_thread_lose_nothing((scripts, capacities, kills) in program()) {
+            check(scripts, capacities, kills);
+        }
+    }
+}
