@@ -62,7 +62,7 @@ pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop,
     MAX_BLOCKING_TIME_ENV, Pool, Scope, ScopedJoinHandle, block_on, blocking, catch_panic, dump, greenlet_id,
     hub_index, is_cancellation, joinall, run, scope, select, sleep, sleep_until, spawn, spawn_later, sync, task,
-    timeout, timeout_at, yield_now,
+    timeout, timeout_at, wait_any, yield_now,
 };
 
 /// Any file descriptor on the hub, for integrating libraries that do their
@@ -96,7 +96,7 @@ pub mod io {
 
 /// The README's examples, compiled and run as doc tests (with the
 /// `tokio-io` feature, which its hyper example needs: `.ci/run` tests with
-/// `--all-features` too).
+/// the async I/O features too).
 #[cfg(all(doctest, feature = "tokio-io"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

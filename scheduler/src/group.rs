@@ -29,6 +29,10 @@ pub fn joinall<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> 
 /// A set of greenlets that can be waited for or killed together (gevent's
 /// `Group`). Finished greenlets leave the group by themselves.
 ///
+/// A group belongs to its hub and is not `Send`: its members are greenlets of
+/// that hub. To collect greenlets' results across hubs, send their
+/// [`JoinHandle`]s (which are `Send`) instead.
+///
 /// ```
 /// use std::time::Duration;
 /// runtime_scheduler::run(|| {
