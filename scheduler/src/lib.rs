@@ -173,8 +173,8 @@ pub use crate::park::yield_now;
 pub use crate::reactor::Direction;
 pub use crate::registration::Registration;
 pub use crate::scope::{Scope, ScopedJoinHandle, scope};
-pub use crate::task::{JoinHandle, KillOnDrop};
 pub use crate::sync::wait_any;
+pub use crate::task::{JoinHandle, KillOnDrop};
 pub use crate::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
 
 /// Environment variable that turns on the blocking monitor for runtimes whose
