@@ -64,6 +64,19 @@ impl<T> JoinShared<T> {
         })
     }
 
+    /// Makes a finished state (nobody else refers to) as good as new.
+    pub(crate) fn reset(&mut self, hub: u64, name: Option<Arc<str>>) {
+        self.hub = hub;
+        *self.id.get_mut() = 0;
+        self.name = name;
+        *self.done.get_mut() = false;
+        *self.task.get_mut() = NO_TASK;
+        *self.kill_requested.get_mut() = false;
+        let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.outcome = None; // a value nobody joined for
+        debug_assert!(state.waiters.len() == 0, "nobody waits on a finished greenlet");
+    }
+
     fn lock(&self) -> MutexGuard<'_, JoinState<T>> {
         wait::lock(&self.state)
     }
@@ -222,13 +235,7 @@ impl<T> JoinHandle<T> {
     }
 
     fn take(self) -> Result<T, JoinError> {
-        let mut shared = self.shared;
-        let outcome = match Arc::get_mut(&mut shared) {
-            // The usual case: the greenlet is gone, this is the last holder.
-            Some(shared) => shared.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).outcome.take(),
-            None => shared.lock().outcome.take(),
-        };
-        outcome.expect("a finished greenlet has an outcome, taken once")
+        self.shared.lock().outcome.take().expect("a finished greenlet has an outcome, taken once")
     }
 
     /// Whether the greenlet has finished (returned, panicked or been killed).

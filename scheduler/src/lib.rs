@@ -119,10 +119,11 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in two small places: `scope.rs` (erasing the lifetime of a
-// scoped greenlet's closure, with the argument for it) and `affinity.rs`
-// (the `sched_setaffinity` system call); everything else is safe code, and
-// the lint keeps it so.
+// `unsafe` lives in three small places: `scope.rs` (erasing the lifetime of
+// a scoped greenlet's closure, with the argument for it), `join_pool.rs`
+// (getting back the type of a reused join state) and `affinity.rs` (the
+// `sched_setaffinity` system call); everything else is safe code, and the
+// lint keeps it so.
 #![deny(unsafe_code)]
 
 mod affinity;
@@ -138,6 +139,7 @@ mod guard;
 mod handle;
 mod hub;
 mod join;
+mod join_pool;
 mod join_set;
 mod monitor;
 mod panic_hook;

@@ -99,11 +99,22 @@ pub(crate) struct ReadyQueue {
     /// When the hub's current turn started: a clock for diagnostics (how long
     /// a greenlet has been parked) that costs nothing per park.
     clock: Cell<Instant>,
+    /// Join states of finished tasks, kept for reuse by later spawns of the
+    /// same type once their handles are gone (see `join_pool`).
+    pub(crate) finished_joins: RefCell<Vec<Arc<dyn Completion>>>,
 }
+
+/// Join states kept for reuse, per hub.
+const FINISHED_JOINS: usize = 64;
 
 impl ReadyQueue {
     pub(crate) fn new(remote: Arc<Remote>) -> ReadyQueue {
-        ReadyQueue { tasks: RefCell::new(VecDeque::new()), remote, clock: Cell::new(Instant::now()) }
+        ReadyQueue {
+            tasks: RefCell::new(VecDeque::new()),
+            remote,
+            clock: Cell::new(Instant::now()),
+            finished_joins: RefCell::new(Vec::new()),
+        }
     }
 
     pub(crate) fn pop(&self) -> Option<Rc<Task>> {
@@ -398,8 +409,14 @@ impl Task {
     pub(crate) fn finish(&self) {
         self.set_state(State::Done);
         // The handle's state need not outlive the task's record (which may be
-        // kept for reuse).
-        drop(self.completion.borrow_mut().take());
+        // kept for reuse); it may be reused itself once the handle is gone.
+        let completion = self.completion.borrow_mut().take();
+        if let Some(completion) = completion {
+            let mut finished = self.ready.finished_joins.borrow_mut();
+            if finished.len() < FINISHED_JOINS {
+                finished.push(completion);
+            }
+        }
         self.waiting_on.set(WaitingOn::Nothing);
         if let Some(joiner) = self.joiner.take() {
             joiner.unpark();

@@ -12,6 +12,7 @@ use crate::error::JoinError;
 use crate::hub::{self, Hub, TimerAction};
 use crate::join::JoinShared;
 pub use crate::join::{JoinHandle, KillOnDrop};
+use crate::join_pool;
 use crate::park::Parker;
 use crate::record::{Completion, Task, Wake};
 use crate::waiting::WaitingOn;
@@ -135,7 +136,11 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let shared = JoinShared::new(hub.reactor().id(), builder.name.as_deref().map(Arc::from));
+    let (id, name) = (hub.reactor().id(), builder.name.as_deref().map(Arc::from));
+    let shared = match join_pool::reuse::<T>(hub.ready(), id, name.clone()) {
+        Some(shared) => shared,
+        None => JoinShared::new(id, name),
+    };
     let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone(), false);
     (task, JoinHandle::new(shared))
 }

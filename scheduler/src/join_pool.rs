@@ -1,0 +1,40 @@
+//! Reusing the join states of finished greenlets, so that a steady stream of
+//! spawns allocates nothing for them.
+//!
+//! When a task finishes, its hub keeps its join state (type-erased, as the
+//! task held it). A later spawn with the same value type takes one back once
+//! its handle is gone (the hub holds the only reference), resets it, and
+//! uses it instead of allocating.
+
+#![allow(unsafe_code)]
+
+use std::sync::Arc;
+
+use crate::join::JoinShared;
+use crate::record::{Completion, ReadyQueue};
+
+/// Finished join states looked at per spawn (the most recent first).
+const LOOK_AT: usize = 4;
+
+/// A join state of type `T` nobody refers to any more, reset for a new
+/// greenlet of the hub `hub` named `name`.
+pub(crate) fn reuse<T: 'static>(ready: &ReadyQueue, hub: u64, name: Option<Arc<str>>) -> Option<Arc<JoinShared<T>>> {
+    let mut finished = ready.finished_joins.borrow_mut();
+    let len = finished.len();
+    let index = (len.saturating_sub(LOOK_AT)..len).rev().find(|&i| {
+        let state = &finished[i];
+        Arc::strong_count(state) == 1 && Arc::weak_count(state) == 0 && state.as_any().is::<JoinShared<T>>()
+    })?;
+    let state: Arc<dyn Completion> = finished.swap_remove(index);
+    drop(finished);
+    let raw = Arc::into_raw(state).cast::<JoinShared<T>>();
+    // SAFETY: `raw` comes from `Arc::into_raw` of an `Arc<dyn Completion>`
+    // made by unsizing an `Arc<JoinShared<T>>` (its concrete type was checked
+    // with `is` above), so it points at the `JoinShared<T>` inside that
+    // allocation, and rebuilding an `Arc<JoinShared<T>>` from it gives back
+    // the original `Arc`, with the same layout and reference count.
+    let mut state = unsafe { Arc::from_raw(raw) };
+    let fresh = Arc::get_mut(&mut state).expect("the only reference (checked above)");
+    fresh.reset(hub, name);
+    Some(state)
+}
