@@ -168,20 +168,21 @@ fn a_mutex_and_condvar_shared_by_hubs_and_a_thread() {
 fn killing_a_greenlet_waiting_on_a_thread_loses_nothing() {
     let (tx, rx) = channel::bounded::<u32>(0);
     let rx2 = rx.clone();
-    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let thread = thread::spawn(move || {
-        thread::sleep(ms(30));
-        tx.send(7).unwrap(); // to whichever receiver still waits
-        sent_tx.send(()).unwrap();
+        // Sends once the first receiver was killed in its wait: the value must
+        // go to the receiver that is left, not to the dead one's node.
+        go_rx.recv().unwrap();
+        tx.send(7).unwrap();
     });
     rt::run(move || {
         let victim = spawn(move || rx2.recv());
-        yield_now();
+        yield_now(); // it waits in `recv`
         victim.kill();
         assert!(victim.join().unwrap_err().is_killed());
+        go_tx.send(()).unwrap();
         assert_eq!(rx.recv(), Ok(7), "the value went to the receiver that was left");
     });
-    sent_rx.recv().unwrap();
     thread.join().unwrap();
 }
 
