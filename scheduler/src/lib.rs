@@ -133,6 +133,7 @@ mod builder;
 mod cancel;
 mod dump;
 mod error;
+pub mod foreign;
 mod group;
 mod guard;
 mod handle;

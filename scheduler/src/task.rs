@@ -13,7 +13,7 @@ use crate::hub::{self, Hub, TimerAction};
 use crate::join::JoinShared;
 pub use crate::join::{JoinHandle, KillOnDrop};
 use crate::park::Parker;
-use crate::record::{Completion, Task, Wake};
+use crate::record::{Completion, Pending, Task, Wake};
 use crate::waiting::WaitingOn;
 
 /// Parks the current greenlet until `task` is done, or `deadline` passes.
@@ -204,6 +204,14 @@ where
     T: 'static,
 {
     let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+        // A kill that a foreign wait reported as an error (it could not
+        // unwind there) and that no park has raised since: the greenlet ends
+        // as killed all the same.
+        Ok(_) if task.reported() == Pending::Kill => {
+            task.take_pending();
+            tracing::debug!("killed");
+            Err(JoinError::killed(task.id(), shared.name_for_error()))
+        }
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
             tracing::debug!("killed");
