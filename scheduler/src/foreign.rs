@@ -276,12 +276,14 @@ pub fn deregister(registration: &Registration) {
     registration.deregister_now();
 }
 
-/// Drops `registration`, whose descriptor was closed already without
+/// Forgets `registration`, whose descriptor was closed already without
 /// [`deregister`] (on another thread, say), without telling the poller
 /// anything: its number may be another descriptor's by now, which must stay
-/// registered. The kernel removed the closed one from the poller itself,
-/// unless a duplicate keeps it open, when its events are at worst spurious
-/// wake-ups.
-pub fn forget_closed(registration: Registration) {
+/// registered. Dropping it later does nothing more. The kernel removed the
+/// closed descriptor from the poller itself, unless a duplicate keeps it
+/// open, when its events are at worst spurious wake-ups. Greenlets still
+/// waiting on it are not woken (nothing can wake them: the descriptor is
+/// gone).
+pub fn forget_closed(registration: &Registration) {
     registration.forget_closed();
 }

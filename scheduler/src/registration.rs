@@ -284,11 +284,11 @@ impl Registration {
     /// Drops a registration whose descriptor was closed already (elsewhere),
     /// without telling the poller about a number that may now be another
     /// descriptor's.
-    pub(crate) fn forget_closed(self) {
+    pub(crate) fn forget_closed(&self) {
         if let Some(reactor) = self.reactor.upgrade() {
             reactor.forget(self.key);
         }
-        // Dropping now finds no state under the key: no `epoll_ctl`.
+        // Dropping it later finds no state under the key: no `epoll_ctl`.
     }
 
     /// Registers `unparker` to be woken with the waiters of `direction`
