@@ -64,6 +64,8 @@ pub(crate) fn is_disabled() -> bool {
 /// this thread's hub, the hooks on for the thread, not in a forked child.
 #[inline]
 pub(crate) fn context() -> Option<Current> {
+    // The cheapest test first: no hub on this thread (one thread-local word).
+    runtime_scheduler::foreign::hub_id()?;
     if FORKED.load(Ordering::Relaxed) || is_disabled() {
         return None;
     }
