@@ -200,6 +200,17 @@ fn cooperate(
             }
             Err(interrupted) => return fail(interrupted) as isize,
         }
+        // Another greenlet may have closed the descriptor meanwhile (its
+        // number may be another descriptor's already), or made it
+        // non-blocking.
+        let now = fds::get(fd);
+        if now.generation() != entry.generation() {
+            real::set_errno(libc::EBADF);
+            return -1;
+        }
+        if !now.has(OURS) {
+            return call(false);
+        }
     }
 }
 
