@@ -53,6 +53,10 @@
 //! calls of the current thread plain libc calls that block the thread, for
 //! code that really must.
 
+// `unsafe` lives in two modules: `real` (libc's definitions, found with
+// `dlsym`, and safe wrappers for calls on integers and locals) and `exports`
+// (the interposed definitions, which hand the caller's pointers on
+// unchanged). The logic (`coop`, `fds`, `slots`) is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
