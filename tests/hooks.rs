@@ -403,3 +403,41 @@ fn poll_and_a_plain_file_pass_through() {
         drop(writer.join().unwrap());
     });
 }
+
+#[test]
+fn select_and_ppoll_park_the_greenlet() {
+    util::run(|| {
+        let (client, mut server) = std_pair();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&client);
+        let (ticks, _ticker) = ticker();
+        let writer = runtime::spawn(move || {
+            runtime::sleep(ms(30));
+            server.write_all(b"x").unwrap();
+            server
+        });
+        // select(2): parks until readable.
+        let before = ticks.get();
+        // SAFETY: an fd_set on the stack, FD_ZERO'd before use.
+        let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is below FD_SETSIZE in a test process.
+        unsafe { libc::FD_SET(fd, &mut set) };
+        let mut timeout = libc::timeval { tv_sec: 5, tv_usec: 0 };
+        // SAFETY: valid set and timeout.
+        let ready = unsafe { libc::select(fd + 1, &mut set, std::ptr::null_mut(), std::ptr::null_mut(), &mut timeout) };
+        assert_eq!(ready, 1);
+        // SAFETY: as above.
+        assert!(unsafe { libc::FD_ISSET(fd, &set) });
+        assert!(ticks.get() > before, "select blocked the hub");
+        let mut byte = [0; 1];
+        (&client).read_exact(&mut byte).unwrap();
+        // ppoll(2): times out, parking meanwhile.
+        let before = ticks.get();
+        let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        let wait = libc::timespec { tv_sec: 0, tv_nsec: 30_000_000 };
+        // SAFETY: a valid array, timeout, and no signal mask.
+        let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &wait, std::ptr::null()) };
+        assert_eq!(ready, 0);
+        assert!(ticks.get() > before, "ppoll blocked the hub");
+        drop(writer.join().unwrap());
+    });
+}
