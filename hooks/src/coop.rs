@@ -414,7 +414,9 @@ pub(crate) fn set_nonblocking(fd: RawFd, nonblocking: bool) -> bool {
         // The hub's registration goes, so that the descriptor can be
         // registered by its user (`runtime::io::Source::new`).
         slots::remove(fd, entry.generation());
-        fds::update(fd, USER_NB, OURS);
+        // Known from now on: its calls pass through without a look at the
+        // descriptor (also from a signal handler writing to a self-pipe).
+        fds::update(fd, USER_NB | KNOWN, OURS);
         true
     } else if entry.has(KNOWN) && entry.has(ELIGIBLE) {
         fds::update(fd, OURS, USER_NB);
