@@ -57,6 +57,16 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub use greenlet;
+#[cfg(feature = "hooks")]
+pub use runtime_hooks as hooks;
+
+/// Keeps the hooks in every executable that links this crate with the
+/// `hooks` feature: the linker would otherwise be free to leave out an
+/// object whose symbols (libc's names) are all defined in libc already.
+/// `tests/hooks.rs` checks that the interposition happens.
+#[cfg(feature = "hooks")]
+#[used]
+static LINK_HOOKS: fn() -> usize = runtime_hooks::link;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop,

@@ -128,7 +128,9 @@ pub(crate) fn reactor_id() -> u64 {
 
 /// The hub of this thread, if one is running.
 pub(crate) fn current() -> Option<Rc<Hub>> {
-    HUB.try_with(|hub| hub.borrow().clone()).ok().flatten()
+    // Never panics (the `foreign` waits rely on it): `None` while the slot
+    // is being installed or removed, or after the thread-local is gone.
+    HUB.try_with(|hub| hub.try_borrow().ok().and_then(|hub| hub.clone())).ok().flatten()
 }
 
 /// This thread's hub.
@@ -241,7 +243,8 @@ impl Hub {
     }
 
     pub(crate) fn current_task(&self) -> Option<Rc<Task>> {
-        self.current.borrow().clone()
+        // Never panics (see `current`): `None` while the hub changes it.
+        self.current.try_borrow().ok().and_then(|task| task.clone())
     }
 
     pub(crate) fn is_current(&self, task: &Task) -> bool {

@@ -47,7 +47,8 @@
 //!  user API    task (spawn, JoinHandle)   time (sleep, timeout)   sync/*   group   blocking
 //!              handle (Handle)   registration (Registration)   dump
 //!                  │                       │
-//!  park seam   park: Parker::park -> Result<Wake, Refused>;  sync::wait: the same for any thread
+//!  park seam   park: Parker::park -> Result<Wake, Refused>;  sync::wait: the same for any thread;
+//!              foreign: Parker::park_foreign -> Result<Wake, Interrupted> (never unwinds)
 //!                  │
 //!  the loop    hub: run queue, task table, timers, reactor, remote queue, thread pool
 //!                  │
@@ -134,6 +135,7 @@ mod builder;
 mod cancel;
 mod dump;
 mod error;
+pub mod foreign;
 mod group;
 mod guard;
 mod handle;

@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use greenlet::GreenletExit;
 
+use crate::foreign::Interrupted;
 use crate::hub::{self, Hub, TimerAction};
 use crate::record::{Pending, Task, Wake};
 use crate::time::TimeoutUnwind;
@@ -53,6 +54,24 @@ pub(crate) struct Refused;
 /// The result of a park (a `Result`, so it must be used: ignoring a refusal
 /// would turn a wait into a busy loop).
 pub(crate) type Parked = Result<Wake, Refused>;
+
+/// How a park ended early.
+enum Ended {
+    /// A plain park was refused.
+    Refused,
+    /// A foreign park was interrupted.
+    Interrupted(Interrupted),
+}
+
+impl Ended {
+    /// The interruption of a foreign park (which is never refused).
+    fn interrupted(self) -> Interrupted {
+        match self {
+            Ended::Interrupted(interrupted) => interrupted,
+            Ended::Refused => Interrupted::Killed,
+        }
+    }
+}
 
 /// The current greenlet, about to park: waiters register its
 /// [`unparker`](Parker::unparker), then call [`park`](Parker::park).
@@ -113,18 +132,35 @@ impl Parker {
     #[must_use = "a refused park must end the wait (as a timeout) or park again"]
     #[track_caller]
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
-        self.suspend(on, deadline, false)
+        self.suspend(on, deadline, false, false).map_err(|_| Refused)
     }
 
+    /// Like [`park`](Parker::park), for a wait that must not unwind (one made
+    /// inside a C-ABI frame, see [`foreign`](crate::foreign)): a pending
+    /// kill or timeout is returned as `Err` and stays pending (marked as
+    /// reported), before or after the park, instead of being raised. The
+    /// caller must be the greenlet of this parker (see
+    /// [`Current`](crate::foreign::Current), which checks it).
+    pub(crate) fn park_foreign(&self, on: WaitingOn, deadline: Option<Instant>) -> Result<Wake, Interrupted> {
+        self.suspend(on, deadline, false, true).map_err(Ended::interrupted)
+    }
+
+    /// Like [`yield_now`], without unwinding: see [`park_foreign`](Parker::park_foreign).
+    pub(crate) fn yield_foreign(&self) -> Result<(), Interrupted> {
+        self.suspend(WaitingOn::Op("yield_now"), None, true, true).map(drop).map_err(Ended::interrupted)
+    }
+
+    /// Parks; a pending kill or timeout is raised, or with `foreign`
+    /// reported (see [`park_foreign`](Parker::park_foreign)).
     #[track_caller]
-    fn suspend(&self, on: WaitingOn, deadline: Option<Instant>, requeue: bool) -> Parked {
+    fn suspend(&self, on: WaitingOn, deadline: Option<Instant>, requeue: bool, foreign: bool) -> Result<Wake, Ended> {
         let task = &self.task;
         assert!(
             greenlet::current_id() == Some(task.id()),
             "blocking operations must run in a greenlet spawned by the runtime, not in a raw greenlet it created"
         );
         self.note_unwinding();
-        self.deliver_pending()?;
+        self.pending(foreign)?;
         let seq = self.seq.get();
         self.seq.set(seq + 1);
         task.park(seq, on, deadline);
@@ -144,8 +180,18 @@ impl Parker {
             self.hub.cancel_timer(timer);
         }
         task.unpark_done();
-        self.deliver_pending()?;
+        self.pending(foreign)?;
         Ok(task.wake())
+    }
+
+    /// Raises (or with `foreign`, reports) a pending kill, timeout or deadlock.
+    #[track_caller]
+    fn pending(&self, foreign: bool) -> Result<(), Ended> {
+        if foreign {
+            self.report_pending().map_err(Ended::Interrupted)
+        } else {
+            self.deliver_pending().map_err(|Refused| Ended::Refused)
+        }
     }
 
     /// Keeps the task's "unwinding" mark in step with std's panic count where
@@ -184,6 +230,29 @@ impl Parker {
         }
     }
 
+    /// Reports a pending kill, timeout or deadlock as an error without raising
+    /// it: it stays pending, marked as reported, so that the next park
+    /// raises it, or the closure that returns normally ends as killed or
+    /// timed out. While the greenlet is already unwinding, the kill or
+    /// timeout is dropped instead, as a refused park does. A deadlock report
+    /// (which only the root greenlet gets) counts as a kill here and stays
+    /// for the next park to raise.
+    pub(crate) fn report_pending(&self) -> Result<(), Interrupted> {
+        let task = &self.task;
+        let interrupted = match task.pending() {
+            Pending::None if task.deadlock().borrow().is_none() => return Ok(()),
+            Pending::None => return Err(Interrupted::Killed),
+            Pending::Kill => Interrupted::Killed,
+            Pending::Timeout(_) => Interrupted::TimedOut,
+        };
+        if task.is_unwinding() {
+            task.take_pending();
+        } else {
+            task.set_reported();
+        }
+        Err(interrupted)
+    }
+
     /// Parks in a hub-local `queue` (the reactor's, a join's) until its node
     /// is completed, it is woken, or `deadline` passes; the node is reclaimed
     /// in every case, also when the greenlet unwinds. Returns whether the
@@ -196,6 +265,13 @@ impl Parker {
         on: WaitingOn,
         deadline: Option<Instant>,
     ) -> (bool, Parked) {
+        self.wait_in_with(queue, |parker| parker.park(on, deadline))
+    }
+
+    /// [`wait_in`](Parker::wait_in), parking with `park` (a plain or a
+    /// foreign park).
+    #[track_caller]
+    pub(crate) fn wait_in_with<R>(&self, queue: &RefCell<WaitQueue<()>>, park: impl FnOnce(&Parker) -> R) -> (bool, R) {
         struct Reclaim<'a> {
             queue: &'a RefCell<WaitQueue<()>>,
             key: Option<crate::wait_queue::WaitKey>,
@@ -210,7 +286,7 @@ impl Parker {
         }
         let key = queue.borrow_mut().push(self.unparker(), ());
         let mut reclaim = Reclaim { queue, key: Some(key) };
-        let woke = self.park(on, deadline);
+        let woke = park(self);
         let key = reclaim.key.take().expect("reclaimed once");
         let (completed, ()) = queue.borrow_mut().reclaim(key);
         (completed, woke)
@@ -228,5 +304,5 @@ impl Parker {
 #[track_caller]
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
-    let _ = Parker::current().suspend(WaitingOn::Op("yield_now"), None, true);
+    let _ = Parker::current().suspend(WaitingOn::Op("yield_now"), None, true, false);
 }

@@ -175,6 +175,14 @@ impl Reactor {
         }
     }
 
+    /// Removes a source's state from the table without telling the poller:
+    /// its descriptor was closed already, and its number may now be another
+    /// descriptor's (a stale key is ignored).
+    pub(crate) fn forget(&self, key: Key) {
+        let state = self.sources.borrow_mut().remove(key);
+        drop(state);
+    }
+
     /// Removes `source` from the poller and its state from the table (a stale
     /// key is ignored).
     pub(crate) fn deregister(&self, source: &mut impl Source, key: Key) {

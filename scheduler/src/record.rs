@@ -166,6 +166,11 @@ pub(crate) struct Task {
     park_deadline: Cell<Option<Instant>>,
     /// A kill or timeout to raise at the next park point.
     pending: Cell<Pending>,
+    /// Whether `pending` was reported to the greenlet as an error, by a
+    /// [`foreign`](crate::foreign) wait that could not unwind: then a closure
+    /// (the task's, or the expired `timeout` scope's) that returns normally
+    /// still ends as killed or timed out. Cleared with `pending`.
+    reported: Cell<bool>,
     /// Whether the greenlet is unwinding (a kill, a timeout or a panic): then
     /// a second kill or timeout is not raised (it would abort the process)
     /// but ends the wait it arrives in.
@@ -219,6 +224,7 @@ impl Task {
             parked_at: Cell::new(ready.clock()),
             park_deadline: Cell::new(None),
             pending: Cell::new(Pending::None),
+            reported: Cell::new(false),
             unwinding: Cell::new(false),
             deadlock: RefCell::new(None),
             start_timer: Cell::new(None),
@@ -378,7 +384,19 @@ impl Task {
     }
 
     pub(crate) fn take_pending(&self) -> Pending {
+        self.reported.set(false);
         self.pending.replace(Pending::None)
+    }
+
+    /// Records that the pending kill or timeout was reported to the greenlet
+    /// as an error (see [`foreign`](crate::foreign)).
+    pub(crate) fn set_reported(&self) {
+        self.reported.set(true);
+    }
+
+    /// The pending kill or timeout, if it was reported as an error.
+    pub(crate) fn reported(&self) -> Pending {
+        if self.reported.get() { self.pending.get() } else { Pending::None }
     }
 
     /// Records a kill, or a timeout scope's expiry (the outermost wins), to

@@ -224,6 +224,73 @@ impl Registration {
         Ok(())
     }
 
+    /// Like [`wait`](Registration::wait), for [`foreign`](crate::foreign)
+    /// callers, which must not unwind: parks the current greenlet (`parker`'s)
+    /// until the source may be ready in `direction` (`Ok(true)`) or
+    /// `deadline` passes (`Ok(false)`, also if the registration belongs to
+    /// another hub or a stopped one, where there is nothing to wait with); a
+    /// kill or timeout is returned as `Err` and stays pending.
+    pub(crate) fn wait_foreign(
+        &self,
+        parker: &Parker,
+        direction: Direction,
+        op: &'static str,
+        deadline: Option<Instant>,
+    ) -> Result<bool, crate::foreign::Interrupted> {
+        if self.is_ready(direction) {
+            return Ok(true);
+        }
+        let Ok(reactor) = self.own_reactor() else { return Ok(false) };
+        let queue = &self.state.waiters[direction.index()];
+        let on = WaitingOn::Io { op, fd: self.fd, direction, timeout: None };
+        reactor.count_waiter(true);
+        let _uncount = crate::guard::defer(|| reactor.count_waiter(false));
+        while !self.is_ready(direction) {
+            let (completed, woke) = parker.wait_in_with(queue, |parker| parker.park_foreign(on, deadline));
+            if completed {
+                continue;
+            }
+            if woke? == Wake::TimedOut {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes the descriptor from its hub's poller now, while it is still
+    /// open (dropping the registration later does nothing more), and wakes
+    /// every greenlet and task waiting on it: both directions then count as
+    /// ready and closed, so their next operation runs and fails at once
+    /// (`EBADF` once the descriptor is closed) instead of waiting for an event
+    /// that cannot come. On another thread than the hub's, or after the hub
+    /// stopped, it does nothing.
+    pub(crate) fn deregister_now(&self) {
+        if self.check_hub().is_err() {
+            return;
+        }
+        let Some(reactor) = self.reactor.upgrade() else { return };
+        reactor.deregister(&mut SourceFd(&self.fd), self.key);
+        for i in 0..2 {
+            self.state.ready[i].set(true);
+            self.state.closed[i].set(true);
+            self.state.waiters[i].borrow_mut().complete_all(|()| {});
+            let waker = self.state.wakers[i].take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Drops a registration whose descriptor was closed already (elsewhere),
+    /// without telling the poller about a number that may now be another
+    /// descriptor's.
+    pub(crate) fn forget_closed(&self) {
+        if let Some(reactor) = self.reactor.upgrade() {
+            reactor.forget(self.key);
+        }
+        // Dropping it later finds no state under the key: no `epoll_ctl`.
+    }
+
     /// Registers `unparker` to be woken with the waiters of `direction`
     /// (for `Select`); it counts as a greenlet waiting for I/O.
     pub(crate) fn watch(&self, direction: Direction, unparker: Unparker) -> WaitKey {

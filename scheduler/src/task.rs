@@ -14,7 +14,7 @@ use crate::join::JoinShared;
 pub use crate::join::{JoinHandle, KillOnDrop};
 use crate::join_pool;
 use crate::park::Parker;
-use crate::record::{Completion, Task, Wake};
+use crate::record::{Completion, Pending, Task, Wake};
 use crate::waiting::WaitingOn;
 
 /// Parks the current greenlet until `task` is done, or `deadline` passes.
@@ -220,6 +220,14 @@ where
 {
     let name = joined::<T>(task).and_then(|shared| shared.name_for_error());
     let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+        // A kill that a foreign wait reported as an error (it could not
+        // unwind there) and that no park has raised since: the greenlet ends
+        // as killed all the same.
+        Ok(_) if task.reported() == Pending::Kill => {
+            task.take_pending();
+            tracing::debug!("killed");
+            Err(JoinError::killed(task.id(), shared.name_for_error()))
+        }
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
             tracing::debug!("killed");

@@ -122,6 +122,13 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
         }
     });
     match panic::catch_unwind(AssertUnwindSafe(f)) {
+        // This scope's expiry, reported as an error by a foreign wait (which
+        // could not unwind) and raised by no park since: `f`'s value may
+        // well be made of that error, so the scope ends as timed out.
+        Ok(_) if task.reported() == Pending::Timeout(scope) => {
+            task.take_pending();
+            Err(Elapsed)
+        }
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<TimeoutUnwind>() {
             Ok(unwind) if unwind.scope == scope => {

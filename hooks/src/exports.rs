@@ -1,0 +1,886 @@
+//! The interposed libc functions: `#[no_mangle]` definitions in the
+//! executable, which the dynamic linker prefers to libc's, for every
+//! program linking this crate (see the crate docs for how it stays linked).
+//!
+//! Each one only unpacks its arguments and hands closures that make the
+//! real call (libc's definition, from `real`) to the safe logic in `coop`;
+//! the caller's pointers are passed on unchanged, so their C contract stays
+//! the caller's. Nothing here unwinds: the logic never panics, and a kill or
+//! timeout arrives as an error return (see `runtime_scheduler::foreign`).
+
+use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_ulong, c_void};
+use std::time::Duration;
+
+use runtime_scheduler::Direction;
+
+use crate::coop::{self, context};
+use crate::real;
+
+/// Interposes `read(2)`.
+///
+/// # Safety
+///
+/// `read(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize {
+    coop::io(fd, Direction::Read, "read", Some(count), |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::read(fd, buf, count) }
+    })
+}
+
+/// Interposes `readv(2)`.
+///
+/// # Safety
+///
+/// `readv(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> isize {
+    coop::io(fd, Direction::Read, "readv", None, |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::readv(fd, iov, iovcnt) }
+    })
+}
+
+/// Interposes `recv(2)`.
+///
+/// # Safety
+///
+/// `recv(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+    let call = |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::recv(fd, buf, len, flags) }
+    };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return call(false);
+    }
+    let stream_len = (flags & (libc::MSG_PEEK | libc::MSG_WAITALL) == 0).then_some(len);
+    coop::io(fd, Direction::Read, "recv", stream_len, call)
+}
+
+/// Interposes `recvfrom(2)`.
+///
+/// # Safety
+///
+/// `recvfrom(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
+    let call = |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::recvfrom(fd, buf, len, flags, addr, addrlen) }
+    };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return call(false);
+    }
+    coop::io(fd, Direction::Read, "recvfrom", None, call)
+}
+
+/// Interposes `recvmsg(2)`.
+///
+/// # Safety
+///
+/// `recvmsg(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    let call = |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::recvmsg(fd, msg, flags) }
+    };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return call(false);
+    }
+    coop::io(fd, Direction::Read, "recvmsg", None, call)
+}
+
+/// Interposes `write(2)`.
+///
+/// # Safety
+///
+/// `write(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: usize) -> isize {
+    coop::io(fd, Direction::Write, "write", Some(count), |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::write(fd, buf, count) }
+    })
+}
+
+/// Interposes `writev(2)`.
+///
+/// # Safety
+///
+/// `writev(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> isize {
+    coop::io(fd, Direction::Write, "writev", None, |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::writev(fd, iov, iovcnt) }
+    })
+}
+
+/// Interposes `send(2)`.
+///
+/// # Safety
+///
+/// `send(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+    let call = |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::send(fd, buf, len, flags) }
+    };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return call(false);
+    }
+    coop::io(fd, Direction::Write, "send", Some(len), call)
+}
+
+/// Interposes `sendto(2)`.
+///
+/// # Safety
+///
+/// `sendto(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+) -> isize {
+    let call = |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::sendto(fd, buf, len, flags, addr, addrlen) }
+    };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return call(false);
+    }
+    coop::io(fd, Direction::Write, "sendto", None, call)
+}
+
+/// Interposes `sendmsg(2)`.
+///
+/// # Safety
+///
+/// `sendmsg(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    let call = |_| {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::sendmsg(fd, msg, flags) }
+    };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return call(false);
+    }
+    coop::io(fd, Direction::Write, "sendmsg", None, call)
+}
+
+/// Interposes `accept(2)`.
+///
+/// # Safety
+///
+/// `accept(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut libc::sockaddr, addrlen: *mut libc::socklen_t) -> c_int {
+    coop::accept(fd, 0, |flags| {
+        // SAFETY: the caller's arguments, unchanged; `accept` is `accept4`
+        // without flags, and `flags` adds at most `SOCK_NONBLOCK`.
+        unsafe { real::accept4(fd, addr, addrlen, flags) }
+    })
+}
+
+/// Interposes `accept4(2)`.
+///
+/// # Safety
+///
+/// `accept4(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    coop::accept(fd, flags, |flags| {
+        // SAFETY: the caller's arguments, unchanged, but for `SOCK_NONBLOCK`
+        // perhaps added to the flags.
+        unsafe { real::accept4(fd, addr, addrlen, flags) }
+    })
+}
+
+/// Interposes `connect(2)`.
+///
+/// # Safety
+///
+/// `connect(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> c_int {
+    coop::connect(fd, || {
+        // SAFETY: the caller's arguments, unchanged.
+        unsafe { real::connect(fd, addr, addrlen) }
+    })
+}
+
+/// Interposes `poll(2)`.
+///
+/// # Safety
+///
+/// `poll(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout: c_int) -> c_int {
+    let Some(current) = context().filter(|_| timeout != 0) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::poll(fds, nfds, timeout) };
+    };
+    let fds = if nfds == 0 || fds.is_null() {
+        &mut []
+    } else {
+        // SAFETY: `poll(2)`'s contract: `fds` points to `nfds` pollfds, which
+        // the caller lends us for the call.
+        unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) }
+    };
+    let timeout = u64::try_from(timeout).ok().map(Duration::from_millis);
+    coop::poll(&current, fds, timeout, real::poll_now)
+}
+
+/// Interposes `ppoll(2)`. In a greenlet the signal mask applies only while
+/// the descriptors are checked, not while the greenlet is parked.
+///
+/// # Safety
+///
+/// `ppoll(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let timeout_value = if timeout.is_null() {
+        None
+    } else {
+        // SAFETY: `ppoll(2)`'s contract: a non-null timeout points to a
+        // timespec.
+        Some(unsafe { *timeout })
+    };
+    let context = context().filter(|_| timeout_value.is_none_or(|t| t.tv_sec != 0 || t.tv_nsec != 0));
+    let (Some(current), Some(duration)) = (context, timeout_value.map_or(Some(None), |t| duration_of(&t).map(Some)))
+    else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::ppoll(fds, nfds, timeout, sigmask) };
+    };
+    let fds = if nfds == 0 || fds.is_null() {
+        &mut []
+    } else {
+        // SAFETY: as in `poll`.
+        unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) }
+    };
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    coop::poll(&current, fds, duration, |fds| {
+        // SAFETY: the caller's array and signal mask, with a zero timeout.
+        unsafe { real::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &zero, sigmask) }
+    })
+}
+
+/// Interposes `select(2)`: in a greenlet, a `poll` of the same descriptors.
+///
+/// # Safety
+///
+/// `select(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    let timeout_value = if timeout.is_null() {
+        None
+    } else {
+        // SAFETY: `select(2)`'s contract: a non-null timeout points to a
+        // timeval.
+        Some(unsafe { *timeout })
+    };
+    let duration = timeout_value
+        .map(|t| Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64));
+    let current = context().filter(|_| duration.is_none_or(|d| !d.is_zero()));
+    let Some(current) = current.filter(|_| (0..=libc::FD_SETSIZE as c_int).contains(&nfds)) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::select(nfds, readfds, writefds, exceptfds, timeout) };
+    };
+    let sets = [(readfds, libc::POLLIN), (writefds, libc::POLLOUT), (exceptfds, libc::POLLPRI)];
+    let mut pollfds: Vec<libc::pollfd> = Vec::new();
+    for fd in 0..nfds {
+        let mut events = 0;
+        for (set, event) in sets {
+            // SAFETY: `select(2)`'s contract: a non-null set is an fd_set,
+            // and `fd` is below FD_SETSIZE.
+            if !set.is_null() && unsafe { libc::FD_ISSET(fd, set) } {
+                events |= event;
+            }
+        }
+        if events != 0 {
+            pollfds.push(libc::pollfd { fd, events, revents: 0 });
+        }
+    }
+    let start = std::time::Instant::now();
+    let ready = coop::poll(&current, &mut pollfds, duration, real::poll_now);
+    if ready < 0 {
+        return ready;
+    }
+    if pollfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+        real::set_errno(libc::EBADF);
+        return -1;
+    }
+    let mut count = 0;
+    for (set, event) in sets {
+        if set.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null set is an fd_set (as above).
+        unsafe { libc::FD_ZERO(set) };
+        let seen = match event {
+            libc::POLLIN => libc::POLLIN | libc::POLLHUP | libc::POLLERR,
+            libc::POLLOUT => libc::POLLOUT | libc::POLLERR,
+            _ => libc::POLLPRI,
+        };
+        for p in pollfds.iter().filter(|p| p.events & event != 0 && p.revents & seen != 0) {
+            // SAFETY: as above.
+            unsafe { libc::FD_SET(p.fd, set) };
+            count += 1;
+        }
+    }
+    if let (Some(duration), false) = (duration, timeout.is_null()) {
+        // Linux's select reports the time left.
+        let left = duration.saturating_sub(start.elapsed());
+        let left = libc::timeval { tv_sec: left.as_secs() as libc::time_t, tv_usec: left.subsec_micros() as _ };
+        // SAFETY: a non-null timeout is a timeval (as above), writable.
+        unsafe { *timeout = left };
+    }
+    count
+}
+
+/// A `timespec` as a duration, if it is a valid one.
+fn duration_of(t: &libc::timespec) -> Option<Duration> {
+    (t.tv_sec >= 0 && (0..1_000_000_000).contains(&t.tv_nsec)).then(|| Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+}
+
+/// Interposes `nanosleep(2)`. In a greenlet, a kill or timeout ends it early
+/// with `EINTR` and nothing left to sleep (`std::thread::sleep` accepts no
+/// other error, and goes on sleeping the time left).
+///
+/// # Safety
+///
+/// `nanosleep(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+    let duration = if req.is_null() {
+        None
+    } else {
+        // SAFETY: `nanosleep(2)`'s contract: `req` points to a timespec.
+        duration_of(unsafe { &*req })
+    };
+    let (Some(current), Some(duration)) = (context(), duration) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::nanosleep(req, rem) };
+    };
+    match coop::sleep(&current, duration) {
+        Ok(()) => 0,
+        Err(_) => {
+            if !rem.is_null() {
+                // SAFETY: `nanosleep(2)`'s contract: a non-null `rem` is a
+                // writable timespec.
+                unsafe { *rem = libc::timespec { tv_sec: 0, tv_nsec: 0 } };
+            }
+            real::set_errno(libc::EINTR);
+            -1
+        }
+    }
+}
+
+/// Interposes `clock_nanosleep(2)` (which `std::thread::sleep` calls) for
+/// `CLOCK_REALTIME`, `CLOCK_MONOTONIC` and `CLOCK_BOOTTIME`; it returns the
+/// error number (`EINTR` when a kill or timeout ends it, as `nanosleep`).
+///
+/// # Safety
+///
+/// `clock_nanosleep(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_nanosleep(
+    clock: libc::clockid_t,
+    flags: c_int,
+    req: *const libc::timespec,
+    rem: *mut libc::timespec,
+) -> c_int {
+    let known_clock = matches!(clock, libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME);
+    let requested = if req.is_null() || !known_clock {
+        None
+    } else {
+        // SAFETY: `clock_nanosleep(2)`'s contract: `req` points to a timespec.
+        duration_of(unsafe { &*req })
+    };
+    let (Some(current), Some(requested)) = (context(), requested) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::clock_nanosleep(clock, flags, req, rem) };
+    };
+    let duration = if flags & libc::TIMER_ABSTIME != 0 {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: writes the clock's time into a local timespec.
+        unsafe { libc::clock_gettime(clock, &mut now) };
+        requested.saturating_sub(duration_of(&now).unwrap_or_default())
+    } else {
+        requested
+    };
+    match coop::sleep(&current, duration) {
+        Ok(()) => 0,
+        Err(_) => {
+            if !rem.is_null() && flags & libc::TIMER_ABSTIME == 0 {
+                // SAFETY: `clock_nanosleep(2)`'s contract: a non-null `rem` of
+                // a relative sleep is a writable timespec.
+                unsafe { *rem = libc::timespec { tv_sec: 0, tv_nsec: 0 } };
+            }
+            libc::EINTR
+        }
+    }
+}
+
+/// Interposes `usleep(3)`.
+///
+/// # Safety
+///
+/// None beyond `usleep(3)`'s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
+    let Some(current) = context() else {
+        // SAFETY: the caller's argument, unchanged.
+        return unsafe { real::usleep(usec) };
+    };
+    match coop::sleep(&current, Duration::from_micros(usec.into())) {
+        Ok(()) => 0,
+        Err(_) => {
+            real::set_errno(libc::EINTR);
+            -1
+        }
+    }
+}
+
+/// Interposes `sleep(3)`. In a greenlet, a kill or timeout ends it early,
+/// returning 0 (so that a loop sleeping "what is left" ends too).
+///
+/// # Safety
+///
+/// None beyond `sleep(3)`'s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sleep(seconds: c_uint) -> c_uint {
+    let Some(current) = context() else {
+        // SAFETY: the caller's argument, unchanged.
+        return unsafe { real::sleep(seconds) };
+    };
+    let _ = coop::sleep(&current, Duration::from_secs(seconds.into()));
+    0
+}
+
+/// Interposes `close(2)`: the descriptor leaves the hub's poller before its
+/// number can be reused.
+///
+/// # Safety
+///
+/// `close(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    coop::closing(fd);
+    // SAFETY: the caller's argument, unchanged.
+    unsafe { real::close(fd) }
+}
+
+/// Interposes `dup(2)`: the duplicate shares the original's mode.
+///
+/// # Safety
+///
+/// `dup(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    // SAFETY: the caller's argument, unchanged.
+    let new = unsafe { real::dup(fd) };
+    if new >= 0 {
+        crate::fds::duplicated(fd, new);
+    }
+    new
+}
+
+/// Interposes `dup2(2)`: `new` is closed first if open.
+///
+/// # Safety
+///
+/// `dup2(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old != new {
+        coop::closing(new);
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    let done = unsafe { real::dup2(old, new) };
+    if done >= 0 && old != new {
+        crate::fds::duplicated(old, new);
+    }
+    done
+}
+
+/// Interposes `dup3(2)`.
+///
+/// # Safety
+///
+/// `dup3(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old != new {
+        coop::closing(new);
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    let done = unsafe { real::dup3(old, new, flags) };
+    if done >= 0 {
+        crate::fds::duplicated(old, new);
+    }
+    done
+}
+
+/// `fcntl` and `fcntl64`: the mode the user asked for, duplicates.
+///
+/// # Safety
+///
+/// `fcntl(2)`'s contract for `cmd` and `arg`; `real` is libc's.
+unsafe fn fcntl_with(fd: c_int, cmd: c_int, arg: usize, real: unsafe fn(c_int, c_int, usize) -> c_int) -> c_int {
+    match cmd {
+        libc::F_GETFL => {
+            // SAFETY: the caller's arguments, unchanged.
+            coop::user_mode(fd, unsafe { real(fd, cmd, arg) })
+        }
+        libc::F_SETFL => {
+            let mode = arg as c_int;
+            let pass = coop::set_nonblocking(fd, mode & libc::O_NONBLOCK != 0);
+            let mode = if pass { mode } else { mode | libc::O_NONBLOCK };
+            // SAFETY: F_SETFL takes an integer.
+            unsafe { real(fd, cmd, mode as usize) }
+        }
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            // SAFETY: the caller's arguments, unchanged.
+            let new = unsafe { real(fd, cmd, arg) };
+            if new >= 0 {
+                crate::fds::duplicated(fd, new);
+            }
+            new
+        }
+        // SAFETY: the caller's arguments, unchanged.
+        _ => unsafe { real(fd, cmd, arg) },
+    }
+}
+
+/// Interposes `fcntl(2)`, a variadic function in C: its one optional
+/// argument (an integer or a pointer) arrives in the register a third
+/// argument uses, on x86-64 and AArch64 Linux alike.
+///
+/// # Safety
+///
+/// `fcntl(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    // SAFETY: forwarded with the caller's contract.
+    unsafe { fcntl_with(fd, cmd, arg, real::fcntl) }
+}
+
+/// Interposes `fcntl64`, glibc's name of `fcntl` for 64-bit offsets.
+///
+/// # Safety
+///
+/// `fcntl(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    // SAFETY: forwarded with the caller's contract.
+    unsafe { fcntl_with(fd, cmd, arg, real::fcntl64) }
+}
+
+/// Interposes `ioctl(2)` (variadic in C, as `fcntl`) for `FIONBIO`.
+///
+/// # Safety
+///
+/// `ioctl(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int {
+    if request == libc::FIONBIO && arg != 0 {
+        // SAFETY: FIONBIO's argument points to an int (ioctl_fionbio(2)).
+        let nonblocking = unsafe { *(arg as *const c_int) } != 0;
+        if !coop::set_nonblocking(fd, nonblocking) {
+            return 0; // stays non-blocking underneath
+        }
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::ioctl(fd, request, arg) }
+}
+
+/// Interposes `setsockopt(2)`: notes `SO_RCVTIMEO` and `SO_SNDTIMEO`.
+///
+/// # Safety
+///
+/// `setsockopt(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: libc::socklen_t,
+) -> c_int {
+    // SAFETY: the caller's arguments, unchanged.
+    let done = unsafe { real::setsockopt(fd, level, name, value, len) };
+    if done == 0 {
+        coop::socket_option_set(fd, level, name);
+    }
+    done
+}
+
+/// Interposes `getsockopt(2)` (the kernel holds the timeouts the user set,
+/// so it passes through).
+///
+/// # Safety
+///
+/// `getsockopt(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::getsockopt(fd, level, name, value, len) }
+}
+
+/// What `getaddrinfo` returned on the pool: the list is freed if nobody
+/// takes it (the greenlet was killed meanwhile).
+struct Lookup {
+    code: c_int,
+    errno: c_int,
+    list: usize,
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        if self.list != 0 {
+            // SAFETY: a list libc's getaddrinfo returned that nobody took.
+            unsafe { libc::freeaddrinfo(self.list as *mut libc::addrinfo) };
+        }
+    }
+}
+
+/// Interposes `getaddrinfo(3)`: in a greenlet it runs on the hub's blocking
+/// pool. A kill or timeout meanwhile makes it return `EAI_SYSTEM` with
+/// `errno` `ECANCELED` or `ETIMEDOUT`.
+///
+/// # Safety
+///
+/// `getaddrinfo(3)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getaddrinfo(
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const libc::addrinfo,
+    res: *mut *mut libc::addrinfo,
+) -> c_int {
+    let Some(current) = context().filter(|_| !res.is_null()) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::getaddrinfo(node, service, hints, res) };
+    };
+    // SAFETY: `getaddrinfo(3)`'s contract: non-null names are C strings.
+    let owned = |name: *const c_char| (!name.is_null()).then(|| CString::from(unsafe { CStr::from_ptr(name) }));
+    let (node, service) = (owned(node), owned(service));
+    // Only these fields of the hints count; the rest must be zero or null.
+    let hints = if hints.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null `hints` points to an addrinfo.
+        let hints = unsafe { &*hints };
+        Some((hints.ai_flags, hints.ai_family, hints.ai_socktype, hints.ai_protocol))
+    };
+    let lookup = current.blocking(move || {
+        // SAFETY: an all-zero addrinfo is a valid value (null pointers).
+        let mut hint: libc::addrinfo = unsafe { std::mem::zeroed() };
+        if let Some((flags, family, socktype, protocol)) = hints {
+            (hint.ai_flags, hint.ai_family, hint.ai_socktype, hint.ai_protocol) = (flags, family, socktype, protocol);
+        }
+        let mut list = std::ptr::null_mut();
+        let name = |name: &Option<CString>| name.as_ref().map_or(std::ptr::null(), |name| name.as_ptr());
+        // SAFETY: C strings or null, a local hints value and a local result.
+        let code = unsafe {
+            real::getaddrinfo(
+                name(&node),
+                name(&service),
+                if hints.is_some() { &hint } else { std::ptr::null() },
+                &mut list,
+            )
+        };
+        Lookup { code, errno: real::errno(), list: list as usize }
+    });
+    match lookup {
+        Ok(Ok(mut lookup)) => {
+            // SAFETY: `getaddrinfo(3)`'s contract: `res` is writable.
+            unsafe { *res = std::mem::take(&mut lookup.list) as *mut libc::addrinfo };
+            real::set_errno(lookup.errno);
+            lookup.code
+        }
+        Ok(Err(_)) => {
+            real::set_errno(libc::EIO);
+            libc::EAI_SYSTEM
+        }
+        Err(interrupted) => {
+            real::set_errno(coop::errno_of(interrupted));
+            libc::EAI_SYSTEM
+        }
+    }
+}
+
+/// Interposes `waitpid(2)`: in a greenlet, waiting for one child parks on a
+/// pidfd until it ends.
+///
+/// # Safety
+///
+/// `waitpid(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
+    let reap = |options| {
+        // SAFETY: the caller's arguments, with WNOHANG perhaps added.
+        unsafe { real::waitpid(pid, status, options) }
+    };
+    match context().filter(|_| cooperative_wait(pid, options)) {
+        Some(current) => coop::wait_child(&current, pid, options, reap),
+        None => reap(options),
+    }
+}
+
+/// Interposes `wait4(2)`, as `waitpid`.
+///
+/// # Safety
+///
+/// `wait4(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wait4(
+    pid: libc::pid_t,
+    status: *mut c_int,
+    options: c_int,
+    rusage: *mut libc::rusage,
+) -> libc::pid_t {
+    let reap = |options| {
+        // SAFETY: the caller's arguments, with WNOHANG perhaps added.
+        unsafe { real::wait4(pid, status, options, rusage) }
+    };
+    match context().filter(|_| cooperative_wait(pid, options)) {
+        Some(current) => coop::wait_child(&current, pid, options, reap),
+        None => reap(options),
+    }
+}
+
+/// Whether a wait is for one child's end, which a pidfd can signal.
+fn cooperative_wait(pid: libc::pid_t, options: c_int) -> bool {
+    pid > 0 && options & (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) == 0
+}
+
+/// Interposes `pipe(2)`: the ends are the process's own pipes.
+///
+/// # Safety
+///
+/// `pipe(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    // SAFETY: the caller's argument, unchanged.
+    let done = unsafe { real::pipe(fds) };
+    if done == 0 {
+        // SAFETY: on success `fds` holds the two new descriptors.
+        let ends = unsafe { [*fds, *fds.add(1)] };
+        ends.into_iter().for_each(|fd| coop::piped(fd, 0));
+    }
+    done
+}
+
+/// Interposes `pipe2(2)`: the ends are the process's own pipes.
+///
+/// # Safety
+///
+/// `pipe2(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    // SAFETY: the caller's arguments, unchanged.
+    let done = unsafe { real::pipe2(fds, flags) };
+    if done == 0 {
+        // SAFETY: on success `fds` holds the two new descriptors.
+        let ends = unsafe { [*fds, *fds.add(1)] };
+        ends.into_iter().for_each(|fd| coop::piped(fd, flags));
+    }
+    done
+}
+
+/// The addresses of every definition above: calling this (as
+/// [`link`](crate::link) does) makes the linker keep them all.
+#[inline(never)]
+pub(crate) fn table() -> usize {
+    let table: [usize; 35] = [
+        read as *const () as usize,
+        readv as *const () as usize,
+        recv as *const () as usize,
+        recvfrom as *const () as usize,
+        recvmsg as *const () as usize,
+        write as *const () as usize,
+        writev as *const () as usize,
+        send as *const () as usize,
+        sendto as *const () as usize,
+        sendmsg as *const () as usize,
+        accept as *const () as usize,
+        accept4 as *const () as usize,
+        connect as *const () as usize,
+        poll as *const () as usize,
+        ppoll as *const () as usize,
+        select as *const () as usize,
+        nanosleep as *const () as usize,
+        clock_nanosleep as *const () as usize,
+        usleep as *const () as usize,
+        sleep as *const () as usize,
+        close as *const () as usize,
+        dup as *const () as usize,
+        dup2 as *const () as usize,
+        dup3 as *const () as usize,
+        fcntl as *const () as usize,
+        fcntl64 as *const () as usize,
+        ioctl as *const () as usize,
+        setsockopt as *const () as usize,
+        getsockopt as *const () as usize,
+        getaddrinfo as *const () as usize,
+        waitpid as *const () as usize,
+        wait4 as *const () as usize,
+        pipe as *const () as usize,
+        pipe2 as *const () as usize,
+        interposed_marker as *const () as usize,
+    ];
+    std::hint::black_box(&table).iter().fold(0, |sum, address| sum ^ address)
+}
+
+/// Does nothing; its address tells whether the table above was linked.
+extern "C" fn interposed_marker() {}
+
+/// Whether the dynamic linker resolves `name` (NUL-terminated) to the
+/// definition at `ours`.
+pub(crate) fn resolves_to(name: &CStr, ours: usize) -> bool {
+    // SAFETY: `name` is a C string; RTLD_DEFAULT searches the global scope,
+    // as a call from any library would.
+    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    found as usize == ours
+}

@@ -1,0 +1,129 @@
+//! Cooperative libc: with this crate linked into an executable, the blocking
+//! calls of unmodified code (`std::net`, `std::thread::sleep`, child
+//! processes, DNS, client crates) made in a greenlet of the runtime park only
+//! that greenlet, and the rest of its hub runs meanwhile. gevent's monkey
+//! patching, for Rust. The `runtime` crate's `hooks` feature links it and
+//! re-exports it as `runtime::hooks`.
+//!
+//! # How
+//!
+//! The crate defines libc's blocking functions (`read`, `recv`, `accept4`,
+//! `connect`, `poll`, `clock_nanosleep`, `waitpid`, `getaddrinfo`, ...) as
+//! `#[no_mangle] extern "C"` functions. The dynamic linker resolves a symbol
+//! to the executable's definition before libc's, so every call of the
+//! process (from Rust's std, from any crate, from C code in the executable)
+//! comes here; the real function is libc's, found with
+//! `dlsym(RTLD_NEXT, ...)` once. Calls libc makes internally are not
+//! affected.
+//!
+//! A call made by a greenlet of a hub (not by the hub's loop) parks the
+//! greenlet until it can complete: a socket (or a pipe the process created)
+//! is put in non-blocking mode underneath, the call is tried, and on
+//! `EAGAIN` the greenlet waits for the hub to see the descriptor ready.
+//! Everywhere else (plain threads, the blocking pool, the hub's loop, a
+//! thread with no hub, a thread whose hooks are off) the call behaves as
+//! libc's: on a descriptor the hooks made non-blocking, blocking is emulated
+//! with `poll(2)`, so its user never sees a spurious `EWOULDBLOCK`.
+//!
+//! Regular files, terminals, the standard streams, and pipes the process
+//! inherited pass through unchanged: their mode belongs to an open file
+//! description that other processes may share. A descriptor its user made
+//! non-blocking (`O_NONBLOCK`, `FIONBIO`, `SOCK_NONBLOCK`, `MSG_DONTWAIT`)
+//! passes through too, `EAGAIN` and all; `fcntl(F_GETFL)` reports the mode
+//! the user asked for.
+//!
+//! # Kills and timeouts
+//!
+//! A kill or `runtime::timeout` cannot unwind a greenlet parked inside a
+//! hooked call (unwinding out of an `extern "C"` function aborts the
+//! process). Instead the call returns an error: `ECANCELED` for a kill,
+//! `ETIMEDOUT` for a timeout (sleeps end early with `EINTR` and nothing left
+//! to sleep, since that is all their callers expect). Every later hooked
+//! blocking call of that greenlet fails the same way at once, and the kill
+//! or timeout is delivered as usual at the greenlet's next park outside a
+//! hook (any runtime call), or when its closure returns: a killed greenlet
+//! ends as killed, a timed-out scope returns `Err(Elapsed)`, whatever value
+//! the closure computed from the error. A retry loop around hooked calls
+//! must stop on these errors (as on any error it does not expect), or park
+//! through the runtime now and then, or it spins.
+//!
+//! # Off switch
+//!
+//! [`disable_for_current_thread`] (or the [`blocking_scope`] scope) makes the
+//! calls of the current thread plain libc calls that block the thread, for
+//! code that really must.
+
+// `unsafe` lives in two modules: `real` (libc's definitions, found with
+// `dlsym`, and safe wrappers for calls on integers and locals) and `exports`
+// (the interposed definitions, which hand the caller's pointers on
+// unchanged). The logic (`coop`, `fds`, `slots`) is safe code.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+compile_error!(
+    "the hooks interpose glibc's functions on x86-64 and AArch64 Linux (where a variadic `fcntl`'s argument \
+     arrives as a third one)"
+);
+
+mod coop;
+mod exports;
+mod fds;
+mod real;
+mod slots;
+
+/// Turns the hooks off for the calling thread: its calls (in every greenlet
+/// of a hub running on it) go straight to libc and block the thread, until
+/// [`enable_for_current_thread`]. A descriptor the hooks made non-blocking
+/// still behaves as blocking (its calls wait in `poll(2)`).
+pub fn disable_for_current_thread() {
+    coop::set_disabled(true);
+}
+
+/// Turns the hooks back on for the calling thread.
+pub fn enable_for_current_thread() {
+    coop::set_disabled(false);
+}
+
+/// Whether the hooks are on for the calling thread.
+pub fn is_enabled_for_current_thread() -> bool {
+    !coop::is_disabled()
+}
+
+/// Runs `f` with the hooks off for the calling thread (restoring the previous
+/// setting afterwards, also if `f` unwinds): inside a greenlet, its blocking
+/// calls block the whole hub.
+///
+/// ```
+/// # runtime_scheduler::run(|| {
+/// runtime_hooks::blocking_scope(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+/// # });
+/// ```
+pub fn blocking_scope<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            coop::set_disabled(self.0);
+        }
+    }
+    let _restore = Restore(coop::is_disabled());
+    coop::set_disabled(true);
+    f()
+}
+
+/// Whether the process's calls of libc's blocking functions reach the hooks:
+/// the dynamic linker resolves `read`, `clock_nanosleep` and `connect` to
+/// this crate's definitions. False if the executable was linked without
+/// them, or something (an `LD_PRELOAD`ed library) interposes in front.
+pub fn is_interposed() -> bool {
+    exports::resolves_to(c"read", exports::read as *const () as usize)
+        && exports::resolves_to(c"clock_nanosleep", exports::clock_nanosleep as *const () as usize)
+        && exports::resolves_to(c"connect", exports::connect as *const () as usize)
+}
+
+/// Makes the linker keep the hooks in the executable: a program links an
+/// archive's object only for a symbol it needs, and libc's functions are
+/// found in libc already. The `runtime` crate calls it when a hub starts.
+#[inline(never)]
+pub fn link() -> usize {
+    exports::table()
+}

@@ -1,0 +1,289 @@
+//! Parking from code that must not unwind: inside a C-ABI frame, such as the
+//! blocking libc functions that the `runtime` crate's `hooks` feature
+//! interposes.
+//!
+//! Everywhere else a kill or a [`timeout`](crate::timeout) is delivered by
+//! unwinding the greenlet from its park point. Unwinding out of an
+//! `extern "C"` function aborts the process, so code running in one parks
+//! through [`Current`] instead, whose waits *report* a pending kill or
+//! timeout as [`Interrupted`] and leave it pending:
+//!
+//! - the wait returns `Err(Interrupted)`, and the caller turns that into an
+//!   error return of its own (`ECANCELED`, `ETIMEDOUT`);
+//! - every later wait of the greenlet through [`Current`] fails the same way
+//!   at once ([`Current::check`] tells without waiting), so a caller that
+//!   retries cannot block again;
+//! - the kill or timeout is raised as usual at the greenlet's next park
+//!   anywhere else (a runtime call, outside the C frame), by unwinding; or,
+//!   if the closure returns first (the greenlet's, or that of the expired
+//!   `timeout` scope), it ends as killed (`JoinError::is_killed`) or timed out
+//!   (`Err(Elapsed)`) all the same, its value dropped.
+//!
+//! A greenlet that is already unwinding (a kill's cleanup) and gets a second
+//! kill or timeout sees it as an `Err` of the wait it is in, and only there,
+//! as the runtime's own waits end early then (see the crate docs:
+//! "cleanup may park").
+//!
+//! Nothing here panics, so it may be called from an `extern "C"` function.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use runtime_scheduler::foreign::{Current, Interrupted};
+//!
+//! let outcome = runtime_scheduler::run(|| {
+//!     runtime_scheduler::timeout(Duration::from_millis(10), || {
+//!         let current = Current::get().expect("a greenlet of the runtime");
+//!         // Reported, not raised: this line goes on after the expiry...
+//!         let slept = current.sleep_until(Instant::now() + Duration::from_secs(10));
+//!         assert_eq!(slept, Err(Interrupted::TimedOut));
+//!         // ...and so do later foreign waits, which fail at once.
+//!         assert_eq!(current.check(), Err(Interrupted::TimedOut));
+//!         "the value is dropped"
+//!     })
+//! });
+//! assert!(outcome.is_err(), "the timeout scope still ends as timed out");
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Instant;
+
+use crate::budget;
+use crate::hub;
+use crate::park::Parker;
+use crate::reactor::Direction;
+use crate::record::Wake;
+use crate::registration::Registration;
+use crate::unpark::SendUnparker;
+use crate::waiting::WaitingOn;
+
+/// Why a [`Current`] wait ended early: a kill or a timeout is pending for
+/// the greenlet, and will be raised at its next park outside foreign code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interrupted {
+    /// The greenlet was killed ([`JoinHandle::kill`](crate::JoinHandle::kill),
+    /// or the runtime stopping). For the root greenlet, also a deadlock
+    /// report waiting to be raised.
+    Killed,
+    /// A [`timeout`](crate::timeout) scope around the call expired.
+    TimedOut,
+}
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Interrupted::Killed => "the greenlet was killed",
+            Interrupted::TimedOut => "a timeout of the greenlet expired",
+        })
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The running greenlet of this thread's hub, for waits that must not unwind
+/// (see the module docs). Not `Send`: it belongs to the greenlet that got it.
+pub struct Current {
+    parker: Parker,
+}
+
+impl fmt::Debug for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Current").field("greenlet", &self.parker.task().id()).finish()
+    }
+}
+
+impl Current {
+    /// The running greenlet, if it is one of the greenlets of this thread's
+    /// hub (`None` on a thread without a hub, in the hub's loop, and in a raw
+    /// greenlet created with the `greenlet` crate).
+    #[inline]
+    pub fn get() -> Option<Current> {
+        let parker = Parker::try_current()?;
+        (greenlet::current_id() == Some(parker.task().id())).then_some(Current { parker })
+    }
+
+    /// The id of this greenlet's hub, unique in the process (the same as
+    /// [`hub_id`]).
+    pub fn hub_id(&self) -> u64 {
+        self.parker.hub().reactor().id()
+    }
+
+    /// `Err` if a kill or timeout is pending for this greenlet, without
+    /// waiting. It stays pending (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// What is pending.
+    pub fn check(&self) -> Result<(), Interrupted> {
+        self.parker.report_pending()
+    }
+
+    /// Counts one I/O operation against the greenlet's budget (the one
+    /// [`Registration::io`] uses); once it is spent, yields to the other
+    /// greenlets first, so one whose operations never block cannot starve
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout.
+    pub fn cooperate(&self) -> Result<(), Interrupted> {
+        if budget::is_spent() {
+            budget::reset();
+            self.parker.yield_foreign()?;
+        }
+        budget::spend();
+        Ok(())
+    }
+
+    /// Parks until `registration` may be ready in `direction` (`Ok(true)`:
+    /// try the operation; a wake-up can be spurious) or `deadline` passes
+    /// (`Ok(false)`). `op` names the wait in [`dump`](crate::dump).
+    ///
+    /// A registration of another hub (or of one that stopped) has nothing to
+    /// wait with: `Ok(false)` at once.
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the park.
+    pub fn wait(
+        &self,
+        registration: &Registration,
+        direction: Direction,
+        op: &'static str,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Interrupted> {
+        self.parker.report_pending()?;
+        registration.wait_foreign(&self.parker, direction, op, deadline)
+    }
+
+    /// Parks until any of `sources` may be ready in its direction (`Ok(true)`)
+    /// or `deadline` passes (`Ok(false)`): `poll(2)` on the hub. Returns at
+    /// once if one is marked ready already; clear the marks of those known not
+    /// to be ready ([`Registration::clear_ready`]) first. `op` names the wait
+    /// in [`dump`](crate::dump).
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the park.
+    pub fn wait_any(
+        &self,
+        sources: &[(&Registration, Direction)],
+        op: &'static str,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Interrupted> {
+        self.parker.report_pending()?;
+        if sources.iter().any(|(source, direction)| source.is_ready(*direction)) {
+            return Ok(true);
+        }
+        let unparker = self.parker.unparker();
+        let keys: Vec<_> =
+            sources.iter().map(|(source, direction)| source.watch(*direction, unparker.clone())).collect();
+        let _unwatch = crate::guard::defer(|| {
+            for ((source, direction), key) in sources.iter().zip(keys) {
+                source.unwatch(*direction, key);
+            }
+        });
+        let woke = self.parker.park_foreign(WaitingOn::Op(op), deadline)?;
+        Ok(woke == Wake::Notified)
+    }
+
+    /// Parks until `deadline` has passed.
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the park.
+    pub fn sleep_until(&self, deadline: Instant) -> Result<(), Interrupted> {
+        loop {
+            match self.parker.park_foreign(WaitingOn::Sleep, Some(deadline))? {
+                Wake::Notified if Instant::now() < deadline => continue,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Runs `f` on the hub's blocking thread pool (as
+    /// [`blocking`](crate::blocking) does) and parks until it returns, with
+    /// its value, or the payload of its panic (not resumed here).
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout: the wait ends, `f` still runs to completion
+    /// and its value is dropped on the pool thread.
+    pub fn blocking<F, T>(&self, f: F) -> Result<thread::Result<T>, Interrupted>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.parker.report_pending()?;
+        let shared: Arc<Mutex<Shared<T>>> = Arc::new(Mutex::new(Shared { outcome: None, waiter: None }));
+        let job_shared = shared.clone();
+        self.parker.hub().pool().submit(Box::new(move || {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+            let waiter = {
+                let mut shared = job_shared.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.outcome = Some(outcome);
+                shared.waiter.take()
+            };
+            if let Some(waiter) = waiter {
+                waiter.unpark();
+            }
+        }));
+        loop {
+            {
+                let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(outcome) = shared.outcome.take() {
+                    return Ok(outcome);
+                }
+                shared.waiter = Some(self.parker.unparker().into_send());
+            }
+            if let Err(interrupted) = self.parker.park_foreign(WaitingOn::Op("runtime::blocking"), None) {
+                // The job drops its value when it finds nobody waiting.
+                shared.lock().unwrap_or_else(PoisonError::into_inner).waiter = None;
+                return Err(interrupted);
+            }
+        }
+    }
+}
+
+/// What the job of [`Current::blocking`] and the waiting greenlet share.
+struct Shared<T> {
+    outcome: Option<Result<T, Box<dyn Any + Send>>>,
+    waiter: Option<SendUnparker>,
+}
+
+/// The id of the hub running on this thread (in its loop or in one of its
+/// greenlets), unique in the process; `None` on a thread without one.
+#[inline]
+pub fn hub_id() -> Option<u64> {
+    match hub::reactor_id() {
+        0 => None,
+        id => Some(id),
+    }
+}
+
+/// Removes `registration`'s descriptor from its hub's poller now, while it is
+/// still open (dropping the registration later does nothing more), and wakes
+/// everything waiting on it, whose next operation then runs (and fails, once
+/// the descriptor is closed). For code that closes descriptors it does not
+/// own the registration of, such as an interposed `close(2)`: a waiter may
+/// still hold the registration when the number is closed and reused. On
+/// another thread than the registration's hub's, or once that hub stopped,
+/// it does nothing.
+pub fn deregister(registration: &Registration) {
+    registration.deregister_now();
+}
+
+/// Forgets `registration`, whose descriptor was closed already without
+/// [`deregister`] (on another thread, say), without telling the poller
+/// anything: its number may be another descriptor's by now, which must stay
+/// registered. Dropping it later does nothing more. The kernel removed the
+/// closed descriptor from the poller itself, unless a duplicate keeps it
+/// open, when its events are at worst spurious wake-ups. Greenlets still
+/// waiting on it are not woken (nothing can wake them: the descriptor is
+/// gone).
+pub fn forget_closed(registration: &Registration) {
+    registration.forget_closed();
+}
