@@ -226,7 +226,7 @@ where
         Ok(_) if task.reported() == Pending::Kill => {
             task.take_pending();
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), shared.name_for_error()))
+            Err(JoinError::killed(task.id(), name))
         }
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
