@@ -57,8 +57,8 @@ pub use greenlet;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, MAX_BLOCKING_TIME_ENV, Pool,
-    block_on, blocking, dump, greenlet_id, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task, timeout,
-    timeout_at, yield_now,
+    block_on, blocking, dump, greenlet_id, hub_index, joinall, run, sleep, sleep_until, spawn, spawn_later, sync, task,
+    timeout, timeout_at, yield_now,
 };
 
 /// Any file descriptor on the hub, for integrating libraries that do their
