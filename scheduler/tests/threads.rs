@@ -292,7 +292,7 @@ fn a_handle_spawns_from_a_thread_and_the_thread_joins() {
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let thread = thread::spawn(move || {
         let hub: rt::Handle = handle_rx.recv().unwrap();
-        let greenlet = hub.spawn(|| rt::greenlet_id()).unwrap();
+        let greenlet = hub.spawn(rt::greenlet_id).unwrap();
         let id = greenlet.join().unwrap();
         assert!(id > 0);
         // A kill sent before the hub even created the greenlet still lands.
