@@ -7,7 +7,10 @@
 //!   driver: `tokio_io`);
 //! - `ring/N`: N hubs (2, 4, 8) pass a token round a ring of `bounded(1)`
 //!   channels, per hop (the throughput line gives hops per second), against
-//!   N tokio runtimes without drivers.
+//!   N tokio runtimes without drivers;
+//! - `blocking/N`: N hubs (1, 2, 4) sharing one blocking pool, each with 8
+//!   greenlets calling `blocking` with an empty job (one iteration is one
+//!   call by each greenlet of each hub).
 //!
 //! Thread and runtime start-up are not timed (see `workloads/hubs.rs`);
 //! `examples/cross_hub.rs` prints the ratios. Hubs and threads are not
@@ -47,9 +50,21 @@ fn ring(c: &mut Criterion) {
     group.finish();
 }
 
+fn blocking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("blocking");
+    for hubs in [1usize, 2, 4] {
+        group.throughput(Throughput::Elements((hubs * hubs::BLOCKING_CALLERS) as u64));
+        group.bench_with_input(BenchmarkId::new("ours", hubs), &hubs, |b, &n| {
+            b.iter_custom(|calls| hubs::ours_blocking(n, calls, false));
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     pingpong(&mut criterion);
     ring(&mut criterion);
+    blocking(&mut criterion);
     criterion.final_summary();
 }

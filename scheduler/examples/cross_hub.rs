@@ -9,6 +9,10 @@
 //!   `bounded(1)` channels (per hop), against N tokio runtimes; beyond the
 //!   number of cores the threads are oversubscribed, so a hop also costs a
 //!   context switch.
+//! - `blocking N`: N hubs (1, 2, 4) share one blocking pool, as the hubs of
+//!   one `run_each` do, each with 8 greenlets calling `blocking` with an
+//!   empty job in a loop: ns per call, all hubs together (ours only: a tokio
+//!   runtime has a blocking pool of its own).
 //!
 //! The tokio side runs twice: without any driver (an idle runtime parks on a
 //! condition variable, tokio's cheapest cross-thread wake) and with its I/O
@@ -110,6 +114,24 @@ fn main() {
         rows.push((format!("ring of {ring} (hop)"), timings));
     }
 
+    let mut pool = Vec::new();
+    for hubs in [1usize, 2, 4] {
+        let calls = n(20_000.0 / (hubs * hubs::BLOCKING_CALLERS) as f64);
+        let per_call = (hubs * hubs::BLOCKING_CALLERS) as u64;
+        hubs::ours_blocking(hubs, calls.div_ceil(10), pin);
+        let ns = (0..RUNS)
+            .map(|_| hubs::ours_blocking(hubs, calls, pin).as_nanos() as f64 / (calls * per_call) as f64)
+            .collect();
+        let timing = Timing::of(ns);
+        println!(
+            "{:<20} median {:>9.1} ns/op    min {:>9.1} ns/op    ({calls} x {per_call} calls x {RUNS} runs)",
+            format!("blocking{hubs}/ours"),
+            timing.median,
+            timing.min
+        );
+        pool.push((hubs, timing));
+    }
+
     println!();
     println!(
         "{:<22} {:>10} {:>10} {:>10} {:>12} {:>15}",
@@ -126,6 +148,11 @@ fn main() {
         );
     }
     println!("(medians of {RUNS} runs; tokio: current_thread runtimes without drivers; tokio+io: with the I/O driver)");
+    println!();
+    println!("{:<22} {:>10}", "blocking pool", "ns/call");
+    for (hubs, timing) in pool {
+        println!("{:<22} {:>10.0}", format!("{hubs} hub(s) x 8 callers"), timing.median);
+    }
 }
 
 fn usage() -> ! {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use runtime_scheduler::Builder;
-use runtime_scheduler::sync::channel;
+use runtime_scheduler::sync::{Event, Semaphore, channel};
+use runtime_scheduler::{Builder, blocking, spawn};
 
 /// How the tokio side's runtimes are built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +113,49 @@ pub fn tokio_ring(threads: usize, rounds: u64, pin: bool, kind: Tokio) -> Durati
         })
         .collect();
     let times: Vec<Duration> = workers.into_iter().map(|worker| worker.join().expect("a ring thread")).collect();
+    times[0]
+}
+
+/// Greenlets per hub calling [`blocking`] in `ours_blocking`.
+pub const BLOCKING_CALLERS: usize = 8;
+
+/// `hubs` hubs share one blocking pool (as the hubs of one `run_each` do);
+/// each runs [`BLOCKING_CALLERS`] greenlets that call `blocking` with an
+/// empty job `calls` times each, one call after another. Returns the time
+/// from the moment every hub is ready until the last call returns, so
+/// `time / (hubs * BLOCKING_CALLERS * calls)` is the pool's cost per call
+/// with that many hubs using it at once.
+pub fn ours_blocking(hubs: usize, calls: u64, pin: bool) -> Duration {
+    let ready = Arc::new(Semaphore::new(0));
+    let go = Arc::new(Event::new());
+    let done = Arc::new(Semaphore::new(0));
+    let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
+        let callers: Vec<_> = (0..BLOCKING_CALLERS)
+            .map(|_| {
+                let go = go.clone();
+                spawn(move || {
+                    go.wait();
+                    for call in 0..calls {
+                        assert_eq!(blocking(move || black_box(call)), call);
+                    }
+                })
+            })
+            .collect();
+        ready.add_permits(1);
+        let start = (i == 0).then(|| {
+            (0..hubs).for_each(|_| ready.acquire().forget());
+            go.set();
+            Instant::now()
+        });
+        for caller in callers {
+            caller.join().expect("a caller");
+        }
+        done.add_permits(1);
+        start.map_or(Duration::ZERO, |start| {
+            (0..hubs).for_each(|_| done.acquire().forget());
+            start.elapsed()
+        })
+    });
     times[0]
 }
 
