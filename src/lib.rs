@@ -47,7 +47,10 @@
 //! the hub's sockets; see the README's "Using async crates".
 //!
 //! Greenlets never leave the thread of their hub, so thread-locals stay
-//! sound; run one hub per thread to use several cores. [`dump`] lists a hub's
+//! sound; [`Builder::run_each`] runs one hub per core ([`hub_index`] tells
+//! which), each typically with its own listener on a shared port
+//! ([`net::TcpSocket`] with `SO_REUSEPORT`), sharing work through the
+//! [`sync`] types, which cross hubs and threads. [`dump`] lists a hub's
 //! greenlets and what each is parked on (`TcpStream::read fd 7, read timeout
 //! 5s`), for a debugging endpoint or a signal handler.
 

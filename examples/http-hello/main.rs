@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example http-hello              # listens on 127.0.0.1:8080
 //! cargo run --release --example http-hello -- --addr 0.0.0.0:8080
+//! cargo run --release --example http-hello -- --hubs 2  # two hubs, two threads, one port
 //! curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/again   # two requests, one connection
 //! wrk -t1 -c100 -d5s http://127.0.0.1:8080/
 //! RUST_LOG=debug cargo run --release --example http-hello       # log connections
@@ -22,57 +23,64 @@
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, gives requests in
 //! progress a second to finish, then closes every connection.
+//!
+//! With `--hubs N`, N hubs serve the port, each on its own thread with its
+//! own listener (`SO_REUSEPORT`) and `StreamServer`, as in examples/echo-server
+//! (`../common/hubs.rs`).
 
 mod hello;
+#[path = "../common/hubs.rs"]
+mod hubs;
 
-use std::io;
 use std::time::Duration;
 
 use runtime::net::StreamServer;
-use runtime::signal::{SIGINT, SIGTERM, Signals};
 
-struct Args {
-    addr: String,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { addr: "127.0.0.1:8080".into() };
+fn parse_args() -> Result<hubs::Options, String> {
+    let mut options =
+        hubs::Options { addr: "127.0.0.1:8080".into(), hubs: 1, pin_cores: false, grace: Duration::from_secs(1) };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
         match arg.as_str() {
-            "--addr" => args.addr = argv.next().ok_or("--addr needs a value")?,
+            "--addr" => options.addr = argv.next().ok_or("--addr needs a value")?,
+            "--hubs" => {
+                let n = argv.next().ok_or("--hubs needs a value")?;
+                options.hubs = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("bad --hubs: {n}"))?;
+            }
+            "--pin-cores" => options.pin_cores = true,
             "-h" | "--help" => {
-                println!("usage: http-hello [--addr HOST:PORT]");
+                println!(
+                    "usage: http-hello [--addr HOST:PORT] [--hubs N] [--pin-cores]\n\n\
+                     Answers every request with `Hello, world!` (default address 127.0.0.1:8080).\n\
+                     --hubs N: serve on N hubs, each a thread with its own listener on the same\n\
+                     \x20         port (SO_REUSEPORT: the kernel spreads connections over them);\n\
+                     \x20         default 1, on the main thread.\n\
+                     --pin-cores: pin hub i to core i.\n\
+                     SIGINT or SIGTERM: stop accepting, give requests 1 s to finish, exit."
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other} (try --help)")),
         }
     }
-    Ok(args)
+    Ok(options)
 }
 
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let args = match parse_args() {
-        Ok(args) => args,
+    let options = match parse_args() {
+        Ok(options) => options,
         Err(message) => {
             eprintln!("http-hello: {message}");
             std::process::exit(2);
         }
     };
-    let result = runtime::run(move || -> io::Result<()> {
-        let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("http");
-        let addr = server.local_addr()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let server = server.start(hello::serve);
-        tracing::info!("HTTP server listening on http://{addr}/");
-        let signal = signals.wait()?;
-        tracing::info!(signal, connections = server.connections(), "stopping");
-        server.stop(Duration::from_secs(1));
-        tracing::info!("stopped");
-        Ok(())
+    let hubs = options.hubs;
+    let start = |_hub, listener| StreamServer::from_listener(listener).nodelay(true).name("http").start(hello::serve);
+    let result = hubs::serve(options, start, move |addr| {
+        tracing::info!("HTTP server listening on http://{addr}/ with {hubs} hub(s)");
     });
     if let Err(err) = result {
         eprintln!("http-hello: {err}");

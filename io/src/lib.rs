@@ -2,7 +2,9 @@
 //! only the calling greenlet, so plain sequential server code runs
 //! concurrently on one thread.
 //!
-//! [`net`] mirrors `std::net` and `std::os::unix::net`; [`Source`] brings any
+//! [`net`] mirrors `std::net` and `std::os::unix::net` (plus
+//! [`TcpSocket`](net::TcpSocket), for options that come before `bind`, such
+//! as `SO_REUSEPORT` for one listener per hub); [`Source`] brings any
 //! other file descriptor onto the hub (async-io's `Async<T>`), and
 //! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
 //! [`copy_bidirectional`] proxies between two stream sockets;

@@ -8,6 +8,13 @@
 //!   `tokio::task::yield_now().await`.
 //! - `channel_pingpong`: a `u64` sent back and forth through two `bounded(1)`
 //!   channels, per round trip, against `tokio::sync::mpsc::channel(1)`.
+//! - `event_handoff`: two greenlets handing control back and forth through
+//!   two `Event`s (set the other's, wait on one's own, clear it), per round
+//!   trip, against two `tokio::sync::Notify` (`notify_one` /
+//!   `notified().await`).
+//! - `semaphore_handoff`: the same through two `Semaphore`s that start empty
+//!   (`add_permits(1)` to the other's, `acquire().forget()` on one's own),
+//!   against two `tokio::sync::Semaphore`.
 //! - `timers`: 100,000 sleepers with deadlines spread over 0..=100 ms (fixed
 //!   seed), spawned and joined; one iteration is the whole batch, and the
 //!   throughput line gives timers per second.
@@ -55,6 +62,22 @@ fn channel_pingpong(c: &mut Criterion) {
     group.finish();
 }
 
+fn event_handoff(c: &mut Criterion) {
+    let rt = workloads::tokio_runtime_bare();
+    let mut group = c.benchmark_group("event_handoff");
+    group.bench_function("ours", |b| b.iter_custom(workloads::ours_event_handoff));
+    group.bench_function("tokio", |b| b.iter_custom(|iters| workloads::tokio_event_handoff(&rt, iters)));
+    group.finish();
+}
+
+fn semaphore_handoff(c: &mut Criterion) {
+    let rt = workloads::tokio_runtime_bare();
+    let mut group = c.benchmark_group("semaphore_handoff");
+    group.bench_function("ours", |b| b.iter_custom(workloads::ours_semaphore_handoff));
+    group.bench_function("tokio", |b| b.iter_custom(|iters| workloads::tokio_semaphore_handoff(&rt, iters)));
+    group.finish();
+}
+
 fn timers(c: &mut Criterion) {
     let rt = workloads::tokio_runtime();
     let deadlines = workloads::timer_deadlines();
@@ -75,6 +98,8 @@ fn main() {
     spawn_join(&mut criterion);
     yield_pingpong(&mut criterion);
     channel_pingpong(&mut criterion);
+    event_handoff(&mut criterion);
+    semaphore_handoff(&mut criterion);
     timers(&mut criterion);
     criterion.final_summary();
 }

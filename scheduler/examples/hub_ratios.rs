@@ -124,6 +124,16 @@ fn main() {
         _ => workloads::tokio_channel_pingpong(&bare, i),
     });
     ratios.push(("channel_pingpong", ours, tokio, 1.0));
+    let [ours, tokio] = bench("event_handoff", n(2_000_000.0), |side, i| match side {
+        0 => workloads::ours_event_handoff(i),
+        _ => workloads::tokio_event_handoff(&bare, i),
+    });
+    ratios.push(("event_handoff", ours, tokio, f64::NAN));
+    let [ours, tokio] = bench("semaphore_handoff", n(2_000_000.0), |side, i| match side {
+        0 => workloads::ours_semaphore_handoff(i),
+        _ => workloads::tokio_semaphore_handoff(&bare, i),
+    });
+    ratios.push(("semaphore_handoff", ours, tokio, f64::NAN));
     let deadlines = workloads::timer_deadlines();
     let [ours, tokio] = bench_timers("timers", |side| match side {
         0 => workloads::ours_timers(&deadlines, 1),

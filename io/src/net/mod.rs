@@ -11,12 +11,14 @@
 //! thread.
 
 mod addr;
+mod socket;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use crate::server::{ServerHandle, StreamServer};
 pub use addr::ToSocketAddrs;
+pub use socket::TcpSocket;
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

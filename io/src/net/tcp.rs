@@ -87,6 +87,12 @@ impl TcpListener {
     /// If it cannot be made non-blocking or registered with the hub.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
+        TcpListener::from_nonblocking_std(listener)
+    }
+
+    /// Registers a listener that is in non-blocking mode already.
+    #[track_caller]
+    pub(crate) fn from_nonblocking_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener { source: Source::from_nonblocking(mio::net::TcpListener::from_std(listener))? })
     }
 
@@ -259,23 +265,30 @@ impl TcpStream {
     }
 
     fn connect_one(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
-        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
-        stream.source.set_write_timeout(timeout)?;
+        TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?.finish_connect(timeout)
+    }
+
+    /// Parks until a connection started on this stream (a non-blocking
+    /// `connect(2)` that said `EINPROGRESS`) is established, or fails, or
+    /// `timeout` passes.
+    #[track_caller]
+    pub(crate) fn finish_connect(self, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        self.source.set_write_timeout(timeout)?;
         // mio's recipe: wait until writable, then check for an error, then
         // check that the socket is connected.
         loop {
-            stream.source.wait_as(Direction::Write, "TcpStream::connect")?;
-            if let Some(err) = stream.take_error()? {
+            self.source.wait_as(Direction::Write, "TcpStream::connect")?;
+            if let Some(err) = self.take_error()? {
                 return Err(err);
             }
-            match stream.peer_addr() {
+            match self.peer_addr() {
                 Ok(_) => break,
-                Err(err) if err.kind() == io::ErrorKind::NotConnected => stream.source.clear_ready(Direction::Write),
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => self.source.clear_ready(Direction::Write),
                 Err(err) => return Err(err),
             }
         }
-        stream.source.set_write_timeout(None)?;
-        Ok(stream)
+        self.source.set_write_timeout(None)?;
+        Ok(self)
     }
 
     pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {

@@ -9,9 +9,11 @@
 //! runtime is built once by the caller and reused.
 
 use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runtime_scheduler::sync::channel;
+use runtime_scheduler::sync::{Event, Semaphore, channel};
 use runtime_scheduler::{run, sleep, spawn, yield_now};
 use tokio::runtime::Runtime;
 
@@ -147,6 +149,106 @@ pub fn tokio_channel_pingpong(rt: &Runtime, iters: u64) -> Duration {
             }
         });
         pinger.await.expect("pinger");
+        ponger.await.expect("ponger");
+        start.elapsed()
+    })
+}
+
+/// `event_handoff`: two greenlets hand control back and forth through two
+/// `Event`s, `iters` round trips (two hand-offs each): one sets the other's
+/// event and waits on its own, which the other clears and sets back.
+pub fn ours_event_handoff(iters: u64) -> Duration {
+    run(move || {
+        let (ping, pong) = (Rc::new(Event::new()), Rc::new(Event::new()));
+        let start = Instant::now();
+        let ponger = spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            move || {
+                for _ in 0..iters {
+                    ping.wait();
+                    ping.clear();
+                    pong.set();
+                }
+            }
+        });
+        for _ in 0..iters {
+            ping.set();
+            pong.wait();
+            pong.clear();
+        }
+        ponger.join().expect("ponger");
+        start.elapsed()
+    })
+}
+
+/// `event_handoff`: the same with two `tokio::sync::Notify` (`notify_one`
+/// keeps a permit when nobody waits, as a set event does).
+pub fn tokio_event_handoff(rt: &Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        let (ping, pong) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+        let start = Instant::now();
+        let ponger = tokio::spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            async move {
+                for _ in 0..iters {
+                    ping.notified().await;
+                    pong.notify_one();
+                }
+            }
+        });
+        for _ in 0..iters {
+            ping.notify_one();
+            pong.notified().await;
+        }
+        ponger.await.expect("ponger");
+        start.elapsed()
+    })
+}
+
+/// `semaphore_handoff`: two greenlets hand a permit back and forth through
+/// two semaphores that start empty, `iters` round trips: one releases a
+/// permit to the other's semaphore (`add_permits(1)`) and acquires one from
+/// its own, which the other releases back once it acquired its own.
+pub fn ours_semaphore_handoff(iters: u64) -> Duration {
+    run(move || {
+        let (ping, pong) = (Rc::new(Semaphore::new(0)), Rc::new(Semaphore::new(0)));
+        let start = Instant::now();
+        let ponger = spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            move || {
+                for _ in 0..iters {
+                    ping.acquire().forget();
+                    pong.add_permits(1);
+                }
+            }
+        });
+        for _ in 0..iters {
+            ping.add_permits(1);
+            pong.acquire().forget();
+        }
+        ponger.join().expect("ponger");
+        start.elapsed()
+    })
+}
+
+/// `semaphore_handoff`: the same with two `tokio::sync::Semaphore`.
+pub fn tokio_semaphore_handoff(rt: &Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        let (ping, pong) = (Arc::new(tokio::sync::Semaphore::new(0)), Arc::new(tokio::sync::Semaphore::new(0)));
+        let start = Instant::now();
+        let ponger = tokio::spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            async move {
+                for _ in 0..iters {
+                    ping.acquire().await.expect("open").forget();
+                    pong.add_permits(1);
+                }
+            }
+        });
+        for _ in 0..iters {
+            ping.add_permits(1);
+            pong.acquire().await.expect("open").forget();
+        }
         ponger.await.expect("ponger");
         start.elapsed()
     })

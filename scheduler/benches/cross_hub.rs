@@ -1,0 +1,70 @@
+//! Waking a greenlet on another hub, next to tokio, in one criterion run:
+//!
+//! - `cross_hub_pingpong`: two hubs on two threads pass a `u64` back and
+//!   forth through two `bounded(1)` channels, per round trip, against two
+//!   tokio `current_thread` runtimes on two threads with
+//!   `tokio::sync::mpsc::channel(1)` (without drivers, and with the I/O
+//!   driver: `tokio_io`);
+//! - `ring/N`: N hubs (2, 4, 8) pass a token round a ring of `bounded(1)`
+//!   channels, per hop (the throughput line gives hops per second), against
+//!   N tokio runtimes without drivers;
+//! - `blocking/N`: N hubs (1, 2, 4) sharing one blocking pool, each with 8
+//!   greenlets calling `blocking` with an empty job (one iteration is one
+//!   call by each greenlet of each hub).
+//!
+//! Thread and runtime start-up are not timed (see `workloads/hubs.rs`);
+//! `examples/cross_hub.rs` prints the ratios. Hubs and threads are not
+//! pinned here:
+//!
+//! ```text
+//! cargo bench -p runtime-scheduler --bench cross_hub
+//! ```
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+#[path = "workloads/hubs.rs"]
+mod hubs;
+
+use hubs::Tokio;
+
+fn pingpong(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cross_hub_pingpong");
+    group.bench_function("ours", |b| b.iter_custom(|rounds| hubs::ours_ring(2, rounds, false)));
+    group.bench_function("tokio", |b| b.iter_custom(|rounds| hubs::tokio_ring(2, rounds, false, Tokio::Bare)));
+    group.bench_function("tokio_io", |b| b.iter_custom(|rounds| hubs::tokio_ring(2, rounds, false, Tokio::Io)));
+    group.finish();
+}
+
+fn ring(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ring");
+    for hubs in [2usize, 4, 8] {
+        // One iteration is one round: `hubs` hops.
+        group.throughput(Throughput::Elements(hubs as u64));
+        group.bench_with_input(BenchmarkId::new("ours", hubs), &hubs, |b, &n| {
+            b.iter_custom(|rounds| hubs::ours_ring(n, rounds, false));
+        });
+        group.bench_with_input(BenchmarkId::new("tokio", hubs), &hubs, |b, &n| {
+            b.iter_custom(|rounds| hubs::tokio_ring(n, rounds, false, Tokio::Bare));
+        });
+    }
+    group.finish();
+}
+
+fn blocking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("blocking");
+    for hubs in [1usize, 2, 4] {
+        group.throughput(Throughput::Elements((hubs * hubs::BLOCKING_CALLERS) as u64));
+        group.bench_with_input(BenchmarkId::new("ours", hubs), &hubs, |b, &n| {
+            b.iter_custom(|calls| hubs::ours_blocking(n, calls, false));
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    pingpong(&mut criterion);
+    ring(&mut criterion);
+    blocking(&mut criterion);
+    criterion.final_summary();
+}

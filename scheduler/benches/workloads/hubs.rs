@@ -1,0 +1,184 @@
+//! The cross-hub scenarios, shared by the criterion benchmark
+//! (`benches/cross_hub.rs`) and the ratio report (`examples/cross_hub.rs`).
+//! (Kept apart from `mod.rs`, whose scenarios run on one hub and one core.)
+//!
+//! Each scenario comes twice: hubs started by [`Builder::run_each`], one per
+//! thread, talking through `bounded(1)` channels, and tokio `current_thread`
+//! runtimes, one per thread, talking through `tokio::sync::mpsc::channel(1)`.
+//! The clock starts after a first exchange that has gone all the way round,
+//! so thread and runtime start-up are not timed; each function returns the
+//! time of `rounds` exchanges.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use runtime_scheduler::sync::{Event, Semaphore, channel};
+use runtime_scheduler::{Builder, blocking, spawn};
+
+/// How the tokio side's runtimes are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tokio {
+    /// No driver: an idle runtime parks on a condition variable, the cheapest
+    /// cross-thread wake tokio has.
+    Bare,
+    /// With the I/O driver: an idle runtime parks in `epoll_wait` and is
+    /// woken through an eventfd, as a hub always is.
+    Io,
+}
+
+impl Tokio {
+    fn runtime(self) -> tokio::runtime::Runtime {
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        if self == Tokio::Io {
+            builder.enable_io();
+        }
+        builder.build().expect("a tokio current-thread runtime")
+    }
+}
+
+/// A ring of `hubs` hubs: hub `i` receives a token from hub `i - 1` and
+/// passes it on to hub `i + 1` (hub 0 closes the ring); `rounds` times round
+/// the ring, so `rounds * hubs` hops. With two hubs this is a ping-pong:
+/// one `bounded(1)` channel each way. `pin` pins hub `i` to core `i` (modulo
+/// the cores the process may use).
+pub fn ours_ring(hubs: usize, rounds: u64, pin: bool) -> Duration {
+    assert!(hubs >= 2, "a ring has at least two hubs");
+    // Channel `i` leads into hub `i`.
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..hubs).map(|_| channel::bounded::<u64>(1)).unzip();
+    let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
+        let (next, input) = (&senders[(i + 1) % hubs], &receivers[i]);
+        if i == 0 {
+            // One round untimed: every hub is up and has waited once.
+            next.send(0).expect("the ring is whole");
+            input.recv().expect("the token comes back");
+            let start = Instant::now();
+            for round in 1..=rounds {
+                next.send(round).expect("the ring is whole");
+                let token = input.recv().expect("the token comes back");
+                assert_eq!(black_box(token), round);
+            }
+            start.elapsed()
+        } else {
+            for _ in 0..=rounds {
+                let token = input.recv().expect("the token arrives");
+                next.send(token).expect("the ring is whole");
+            }
+            Duration::ZERO
+        }
+    });
+    times[0]
+}
+
+/// The same ring on `threads` threads, each running a tokio
+/// `current_thread` runtime, passing the token through
+/// `tokio::sync::mpsc::channel(1)`; `pin` pins thread `i` as `ours_ring`
+/// pins hub `i`.
+pub fn tokio_ring(threads: usize, rounds: u64, pin: bool, kind: Tokio) -> Duration {
+    assert!(threads >= 2, "a ring has at least two threads");
+    let cores = Arc::new(allowed_cores());
+    let (mut senders, mut receivers): (Vec<_>, Vec<_>) =
+        (0..threads).map(|_| tokio::sync::mpsc::channel::<u64>(1)).map(|(tx, rx)| (Some(tx), Some(rx))).unzip();
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let next = senders[(i + 1) % threads].take().expect("each sender once");
+            let mut input = receivers[i].take().expect("each receiver once");
+            let cores = cores.clone();
+            thread::spawn(move || {
+                if pin {
+                    pin_to(cores[i % cores.len()]);
+                }
+                let rt = kind.runtime();
+                rt.block_on(async move {
+                    if i == 0 {
+                        next.send(0).await.expect("the ring is whole");
+                        input.recv().await.expect("the token comes back");
+                        let start = Instant::now();
+                        for round in 1..=rounds {
+                            next.send(round).await.expect("the ring is whole");
+                            let token = input.recv().await.expect("the token comes back");
+                            assert_eq!(black_box(token), round);
+                        }
+                        start.elapsed()
+                    } else {
+                        for _ in 0..=rounds {
+                            let token = input.recv().await.expect("the token arrives");
+                            next.send(token).await.expect("the ring is whole");
+                        }
+                        Duration::ZERO
+                    }
+                })
+            })
+        })
+        .collect();
+    let times: Vec<Duration> = workers.into_iter().map(|worker| worker.join().expect("a ring thread")).collect();
+    times[0]
+}
+
+/// Greenlets per hub calling [`blocking`] in `ours_blocking`.
+pub const BLOCKING_CALLERS: usize = 8;
+
+/// `hubs` hubs share one blocking pool (as the hubs of one `run_each` do);
+/// each runs [`BLOCKING_CALLERS`] greenlets that call `blocking` with an
+/// empty job `calls` times each, one call after another. Returns the time
+/// from the moment every hub is ready until the last call returns, so
+/// `time / (hubs * BLOCKING_CALLERS * calls)` is the pool's cost per call
+/// with that many hubs using it at once.
+pub fn ours_blocking(hubs: usize, calls: u64, pin: bool) -> Duration {
+    let ready = Arc::new(Semaphore::new(0));
+    let go = Arc::new(Event::new());
+    let done = Arc::new(Semaphore::new(0));
+    let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
+        let callers: Vec<_> = (0..BLOCKING_CALLERS)
+            .map(|_| {
+                let go = go.clone();
+                spawn(move || {
+                    go.wait();
+                    for call in 0..calls {
+                        assert_eq!(blocking(move || black_box(call)), call);
+                    }
+                })
+            })
+            .collect();
+        ready.add_permits(1);
+        let start = (i == 0).then(|| {
+            (0..hubs).for_each(|_| ready.acquire().forget());
+            go.set();
+            Instant::now()
+        });
+        for caller in callers {
+            caller.join().expect("a caller");
+        }
+        done.add_permits(1);
+        start.map_or(Duration::ZERO, |start| {
+            (0..hubs).for_each(|_| done.acquire().forget());
+            start.elapsed()
+        })
+    });
+    times[0]
+}
+
+/// The cores this process may run on.
+fn allowed_cores() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is a plain bit array, valid when all zeros.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is an initialised `cpu_set_t` the kernel writes into, and
+    // its size is passed with it; 0 names the calling thread.
+    let result = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(result, 0, "sched_getaffinity: {}", std::io::Error::last_os_error());
+    // SAFETY: every `cpu` is below `CPU_SETSIZE`, so the bit is inside `set`.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
+/// Pins the calling thread to `core`.
+fn pin_to(core: usize) {
+    // SAFETY: `cpu_set_t` is a plain bit array, valid when all zeros.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `core` came from `allowed_cores`, so it is below `CPU_SETSIZE`.
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: `set` is an initialised `cpu_set_t` that lives across the call,
+    // and its size is passed with it; 0 names the calling thread.
+    let result = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(result, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+}

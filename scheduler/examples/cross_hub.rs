@@ -1,0 +1,161 @@
+//! Prints what waking a greenlet on another hub costs next to tokio, as ns
+//! per operation and as ratios (ours / tokio; lower is better for us):
+//!
+//! - `pingpong`: two hubs on two threads pass a `u64` back and forth through
+//!   two `bounded(1)` channels (per round trip, two cross-thread wakes),
+//!   against two tokio `current_thread` runtimes on two threads with
+//!   `tokio::sync::mpsc::channel(1)`;
+//! - `ring N`: N hubs (2, 4, 8) on N threads pass a token round a ring of
+//!   `bounded(1)` channels (per hop), against N tokio runtimes; beyond the
+//!   number of cores the threads are oversubscribed, so a hop also costs a
+//!   context switch.
+//! - `blocking N`: N hubs (1, 2, 4) share one blocking pool, as the hubs of
+//!   one `run_each` do, each with 8 greenlets calling `blocking` with an
+//!   empty job in a loop: ns per call, all hubs together (ours only: a tokio
+//!   runtime has a blocking pool of its own).
+//!
+//! The tokio side runs twice: without any driver (an idle runtime parks on a
+//! condition variable, tokio's cheapest cross-thread wake) and with its I/O
+//! driver (parked in `epoll_wait`, woken through an eventfd, as an idle hub
+//! is). Each side of a scenario is run 7 times after a warm-up, alternating
+//! with the others, and the median is reported (the minimum too).
+//!
+//! ```text
+//! cargo run --release -p runtime-scheduler --example cross_hub [-- --scale F] [--pin]
+//! ```
+//!
+//! `--pin` pins hub (or thread) `i` to core `i`, modulo the cores the process
+//! may use; `--scale F` multiplies the iteration counts (default 1.0).
+
+use std::time::Duration;
+
+#[path = "../benches/workloads/hubs.rs"]
+mod hubs;
+
+use hubs::Tokio;
+
+const RUNS: usize = 7;
+
+/// The sides of every scenario, in the order they run.
+const SIDES: [&str; 3] = ["ours", "tokio", "tokio+io"];
+
+/// Median and minimum of one side of a scenario, in ns per operation.
+#[derive(Clone, Copy)]
+struct Timing {
+    median: f64,
+    min: f64,
+}
+
+impl Timing {
+    fn of(mut ns: Vec<f64>) -> Timing {
+        ns.sort_by(f64::total_cmp);
+        Timing { median: ns[RUNS / 2], min: ns[0] }
+    }
+}
+
+/// Runs every side [`RUNS`] times after a warm-up, alternating sides run by
+/// run; `run(side, count)` performs `count` rounds of `side` and returns their
+/// time, which is divided by `count * ops_per_round`.
+fn measure(name: &str, count: u64, ops_per_round: u64, mut run: impl FnMut(usize, u64) -> Duration) -> Vec<Timing> {
+    for side in 0..SIDES.len() {
+        run(side, count.div_ceil(10));
+    }
+    let mut ns = vec![Vec::with_capacity(RUNS); SIDES.len()];
+    for _ in 0..RUNS {
+        for (side, samples) in ns.iter_mut().enumerate() {
+            samples.push(run(side, count).as_nanos() as f64 / (count * ops_per_round) as f64);
+        }
+    }
+    let timings: Vec<Timing> = ns.into_iter().map(Timing::of).collect();
+    for (side, timing) in SIDES.iter().zip(&timings) {
+        println!(
+            "{:<20} median {:>9.1} ns/op    min {:>9.1} ns/op    ({count} x {ops_per_round} ops x {RUNS} runs)",
+            format!("{name}/{side}"),
+            timing.median,
+            timing.min
+        );
+    }
+    timings
+}
+
+fn main() {
+    let mut scale = 1.0f64;
+    let mut pin = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--pin" => pin = true,
+            "--scale" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
+                Some(f) if f > 0.0 => scale = f,
+                _ => usage(),
+            },
+            _ => usage(),
+        }
+    }
+    let n = |base: f64| ((base * scale) as u64).max(10);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("# {cores} cores, hubs and threads {}", if pin { "pinned (i to core i mod cores)" } else { "not pinned" });
+
+    let mut rows = Vec::new();
+    let pingpong = measure("pingpong", n(20_000.0), 1, |side, rounds| match side {
+        0 => hubs::ours_ring(2, rounds, pin),
+        1 => hubs::tokio_ring(2, rounds, pin, Tokio::Bare),
+        _ => hubs::tokio_ring(2, rounds, pin, Tokio::Io),
+    });
+    rows.push(("pingpong (round trip)".to_string(), pingpong));
+    for ring in [2usize, 4, 8] {
+        // About the same number of hops for every ring size.
+        let rounds = n(20_000.0 / ring as f64);
+        let timings = measure(&format!("ring{ring}"), rounds, ring as u64, |side, rounds| match side {
+            0 => hubs::ours_ring(ring, rounds, pin),
+            1 => hubs::tokio_ring(ring, rounds, pin, Tokio::Bare),
+            _ => hubs::tokio_ring(ring, rounds, pin, Tokio::Io),
+        });
+        rows.push((format!("ring of {ring} (hop)"), timings));
+    }
+
+    let mut pool = Vec::new();
+    for hubs in [1usize, 2, 4] {
+        let calls = n(20_000.0 / (hubs * hubs::BLOCKING_CALLERS) as f64);
+        let per_call = (hubs * hubs::BLOCKING_CALLERS) as u64;
+        hubs::ours_blocking(hubs, calls.div_ceil(10), pin);
+        let ns = (0..RUNS)
+            .map(|_| hubs::ours_blocking(hubs, calls, pin).as_nanos() as f64 / (calls * per_call) as f64)
+            .collect();
+        let timing = Timing::of(ns);
+        println!(
+            "{:<20} median {:>9.1} ns/op    min {:>9.1} ns/op    ({calls} x {per_call} calls x {RUNS} runs)",
+            format!("blocking{hubs}/ours"),
+            timing.median,
+            timing.min
+        );
+        pool.push((hubs, timing));
+    }
+
+    println!();
+    println!(
+        "{:<22} {:>10} {:>10} {:>10} {:>12} {:>15}",
+        "scenario", "ours ns", "tokio ns", "tokio+io", "ours/tokio", "ours/tokio+io"
+    );
+    for (name, t) in rows {
+        println!(
+            "{name:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.2} {:>15.2}",
+            t[0].median,
+            t[1].median,
+            t[2].median,
+            t[0].median / t[1].median,
+            t[0].median / t[2].median
+        );
+    }
+    println!("(medians of {RUNS} runs; tokio: current_thread runtimes without drivers; tokio+io: with the I/O driver)");
+    println!();
+    println!("{:<22} {:>10}", "blocking pool", "ns/call");
+    for (hubs, timing) in pool {
+        println!("{:<22} {:>10.0}", format!("{hubs} hub(s) x 8 callers"), timing.median);
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: cross_hub [--scale F] [--pin]");
+    std::process::exit(2);
+}
