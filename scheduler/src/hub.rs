@@ -109,6 +109,7 @@ thread_local! {
     /// The id of the running hub's reactor (0 for none): a check that a
     /// registration belongs here, cheap enough for every I/O operation.
     static REACTOR_ID: Cell<u64> = const { Cell::new(0) };
+
 }
 
 /// The remote queues of the running hubs, by hub id, for kills sent to a
@@ -151,6 +152,24 @@ pub(crate) fn current_task_label() -> Option<(String, &'static std::panic::Locat
     let hub = HUB.try_with(|hub| hub.try_borrow().ok().and_then(|hub| hub.clone())).ok().flatten()?;
     let task = hub.current.try_borrow().ok()?.clone()?;
     Some((task.label(), task.spawned_at()))
+}
+
+/// Wakes park `seq` of the task at `task` on the hub with the id `hub`, from
+/// any thread: directly on that hub's own thread, through its remote queue
+/// (found in the registry of running hubs) otherwise.
+pub(crate) fn unpark_hub(hub: u64, task: Key, seq: u64) {
+    if hub == reactor_id() {
+        unpark_local(task, seq);
+    } else if let Some(remote) = remote_of(hub) {
+        let _ = remote.post(Message::Unpark { task, seq });
+    }
+}
+
+/// Wakes park `seq` of the task at `task` of this thread's hub.
+pub(crate) fn unpark_local(task: Key, seq: u64) {
+    if let Some(task) = current().and_then(|hub| hub.task(task)) {
+        task.wake_up(seq, Wake::Notified);
+    }
 }
 
 /// Wakes park `seq` of the task at `task` on the hub behind `remote`, from

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
@@ -77,7 +77,7 @@ impl<T> JoinShared<T> {
         debug_assert!(state.waiters.len() == 0, "nobody waits on a finished greenlet");
     }
 
-    fn lock(&self) -> MutexGuard<'_, JoinState<T>> {
+    fn lock(&self) -> wait::Locked<'_, JoinState<T>> {
         wait::lock(&self.state)
     }
 

@@ -32,7 +32,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::wait::{self, Waiter, Wakeup};
@@ -165,7 +165,7 @@ impl<T> State<T> {
 }
 
 impl<T> Chan<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> wait::Locked<'_, State<T>> {
         wait::lock(&self.state)
     }
 

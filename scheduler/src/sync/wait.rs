@@ -9,6 +9,7 @@
 //! `mio::Waker`) from anywhere else, and a plain thread with
 //! `Thread::unpark`.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, Thread};
@@ -17,15 +18,17 @@ use std::time::Instant;
 use crate::hub;
 use crate::park::{Parked, Parker};
 use crate::record::Wake;
-use crate::remote::Remote;
 use crate::slab::Key;
 use crate::wait_queue::{self, WaitKey, WaitQueue};
 use crate::waiting::WaitingOn;
 
 /// Wakes one waiter of a `sync` type, from any thread.
+#[derive(Clone)]
 pub(crate) enum Wakeup {
     /// Park `seq` of the task at `task` on the hub behind `remote`.
-    Greenlet { remote: Arc<Remote>, task: Key, seq: u64 },
+    /// (The hub is named by its id, not a reference to its queue: making a
+    /// wake-up then costs no atomic operation.)
+    Greenlet { hub: u64, task: Key, seq: u64 },
     /// A plain thread blocked in a wait.
     Thread(Arc<ThreadSignal>),
 }
@@ -34,16 +37,85 @@ impl Wakeup {
     /// A wake-up for the next park of `parker`'s greenlet.
     pub(crate) fn for_greenlet(parker: &Parker) -> Wakeup {
         let task = parker.task().key().expect("a running task is in its hub's table");
-        Wakeup::Greenlet { remote: parker.hub().remote().clone(), task, seq: parker.next_seq() }
+        Wakeup::Greenlet { hub: parker.hub().reactor().id(), task, seq: parker.next_seq() }
+    }
+}
+
+impl Wakeup {
+    /// Wakes now, whatever locks are held.
+    fn wake_now(&self) {
+        match self {
+            Wakeup::Greenlet { hub, task, seq } => hub::unpark_hub(*hub, *task, *seq),
+            Wakeup::Thread(signal) => signal.notify(),
+        }
     }
 }
 
 impl wait_queue::Waiter for Wakeup {
     fn wake(&self) {
+        // A greenlet of this thread's own hub is woken at once (no system
+        // call, no other thread). Anything else is woken once this thread
+        // has released the primitive's lock: the woken side would otherwise
+        // block on that lock right away, and the wake-up's system call would
+        // be made while holding it.
+        // (Waiters of `sync` types are only woken under their lock, see
+        // `Locked`.)
         match self {
-            Wakeup::Greenlet { remote, task, seq } => hub::unpark_anywhere(remote, *task, *seq),
-            Wakeup::Thread(signal) => signal.notify(),
+            Wakeup::Greenlet { hub, task, seq } if *hub == hub::reactor_id() => {
+                hub::unpark_local(*task, *seq);
+            }
+            _ => {
+                let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().push(self.clone()));
+            }
         }
+    }
+}
+
+thread_local! {
+    /// Wake-ups for other threads made while holding a `sync` type's lock,
+    /// sent when it is released (see [`Locked`]).
+    static DEFERRED: RefCell<Vec<Wakeup>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A held lock of a `sync` type's state. Wake-ups for other threads made
+/// while it is held are sent when it is released.
+pub(crate) struct Locked<'a, S> {
+    guard: Option<MutexGuard<'a, S>>,
+}
+
+impl<S> std::ops::Deref for Locked<'_, S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl<S> std::ops::DerefMut for Locked<'_, S> {
+    fn deref_mut(&mut self) -> &mut S {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl<S> Drop for Locked<'_, S> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let _ = DEFERRED.try_with(|deferred| {
+            if deferred.borrow().is_empty() {
+                return;
+            }
+            let woken = std::mem::take(&mut *deferred.borrow_mut());
+            for wakeup in &woken {
+                wakeup.wake_now();
+            }
+            // Keep the buffer (it usually holds one wake-up).
+            let mut slot = deferred.borrow_mut();
+            if slot.is_empty() {
+                let mut woken = woken;
+                woken.clear();
+                *slot = woken;
+            }
+        });
     }
 }
 
@@ -137,8 +209,8 @@ impl Waiter {
 /// Locks a primitive's state. Its lock is never held while user code runs
 /// (except a value's `Drop`), and a panic there leaves the state consistent,
 /// so poisoning is ignored.
-pub(crate) fn lock<S>(state: &Mutex<S>) -> MutexGuard<'_, S> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn lock<S>(state: &Mutex<S>) -> Locked<'_, S> {
+    Locked { guard: Some(state.lock().unwrap_or_else(PoisonError::into_inner)) }
 }
 
 /// How a [`wait_in`] ended.
@@ -172,7 +244,7 @@ impl<T> Waited<T> {
 pub(crate) fn wait_in<S, T>(
     waiter: &Waiter,
     state: &Mutex<S>,
-    guard: MutexGuard<'_, S>,
+    guard: Locked<'_, S>,
     queue: fn(&mut S) -> &mut WaitQueue<T, Wakeup>,
     data: T,
     on: WaitingOn,
@@ -190,7 +262,7 @@ pub(crate) fn wait_in<S, T>(
 pub(crate) fn wait_in_then<S, T>(
     waiter: &Waiter,
     state: &Mutex<S>,
-    mut guard: MutexGuard<'_, S>,
+    mut guard: Locked<'_, S>,
     queue: fn(&mut S) -> &mut WaitQueue<T, Wakeup>,
     data: T,
     on: WaitingOn,
