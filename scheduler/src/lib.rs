@@ -59,7 +59,7 @@
 //!  storage     slab (one generational slab for tasks, sources, timers, waiters)
 //! ```
 //!
-//! Every wake-up is an [`Unparker`](crate::unpark) (a task, the number of one
+//! Every wake-up is an `Unparker` (a task, the number of one
 //! of its parks, and through the task its hub): wait queues, the reactor and
 //! timers hold one; the thread pool and other threads hold its `Send`
 //! version, which travels through the hub's remote queue.
