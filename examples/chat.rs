@@ -30,6 +30,8 @@
 //! Ctrl-C (SIGINT) or SIGTERM stops it: clients are told, their connections
 //! are closed once their queues are flushed (for at most a few seconds).
 
+#[path = "common/cli.rs"]
+mod cli;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -345,16 +347,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("chat: {message}");
-            std::process::exit(2);
-        }
-    };
+    let args = cli::start("chat", parse_args);
     let result = runtime::run(move || -> io::Result<()> {
         let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("chat");
         let addr = server.local_addr()?;

@@ -18,6 +18,8 @@
 #[path = "jobs/queue.rs"]
 mod queue;
 
+#[path = "common/cli.rs"]
+mod cli;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -65,18 +67,9 @@ fn parse_args() -> Result<queue::Config, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    let config = cli::start("jobs", parse_args);
     // One line per panic (the job's caught panic included), through the log.
     std::panic::set_hook(Box::new(|info| tracing::error!("{info}")));
-    let config = match parse_args() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("jobs: {message}");
-            std::process::exit(2);
-        }
-    };
     let result = runtime::run(move || -> std::io::Result<()> {
         let stop = Rc::new(Event::new());
         let mut signals = Signals::new([SIGINT, SIGTERM])?;

@@ -21,6 +21,8 @@
 #[path = "proxy/relay.rs"]
 mod relay;
 
+#[path = "common/cli.rs"]
+mod cli;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -76,16 +78,7 @@ fn resolve(addr: &str) -> io::Result<SocketAddr> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("proxy: {message}");
-            std::process::exit(2);
-        }
-    };
+    let args = cli::start("proxy", parse_args);
     let result = runtime::run(move || -> io::Result<()> {
         let upstream = resolve(&args.to)?;
         let server = StreamServer::bind(args.listen.as_str())?.nodelay(true).name("proxy");

@@ -25,6 +25,8 @@
 //! signal and sets an event every hub waits on; each then stops its server.
 //! The logic is in `echo.rs` and `../common/hubs.rs`.
 
+#[path = "../common/cli.rs"]
+mod cli;
 mod echo;
 #[path = "../common/hubs.rs"]
 mod hubs;
@@ -65,16 +67,7 @@ fn parse_args() -> Result<echo::Config, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let config = match parse_args() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("echo-server: {message}");
-            std::process::exit(2);
-        }
-    };
+    let config = cli::start("echo-server", parse_args);
     if let Err(err) = echo::run(config, |_| {}) {
         eprintln!("echo-server: {err}");
         std::process::exit(1);

@@ -28,6 +28,8 @@
 //! own listener (`SO_REUSEPORT`) and `StreamServer`, as in examples/echo-server
 //! (`../common/hubs.rs`).
 
+#[path = "../common/cli.rs"]
+mod cli;
 mod hello;
 #[path = "../common/hubs.rs"]
 mod hubs;
@@ -67,16 +69,7 @@ fn parse_args() -> Result<hubs::Options, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("http-hello: {message}");
-            std::process::exit(2);
-        }
-    };
+    let options = cli::start("http-hello", parse_args);
     let hubs = options.hubs;
     let start = |_hub, listener| StreamServer::from_listener(listener).nodelay(true).name("http").start(hello::serve);
     let result = hubs::serve(options, start, move |addr| {

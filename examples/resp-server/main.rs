@@ -31,6 +31,8 @@ mod commands;
 mod protocol;
 mod server;
 
+#[path = "../common/cli.rs"]
+mod cli;
 use std::io;
 use std::time::Duration;
 
@@ -58,16 +60,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("resp-server: {message}");
-            std::process::exit(2);
-        }
-    };
+    let args = cli::start("resp-server", parse_args);
     let result = runtime::run(move || -> io::Result<()> {
         let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("resp");
         let addr = server.local_addr()?;

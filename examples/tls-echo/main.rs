@@ -19,6 +19,8 @@
 
 mod tls;
 
+#[path = "../common/cli.rs"]
+mod cli;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,13 +64,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = parse_args().unwrap_or_else(|message| {
-        eprintln!("tls-echo: {message}");
-        std::process::exit(2);
-    });
+    let args = cli::start("tls-echo", parse_args);
     let identity = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => tls::from_pem_files(cert, key),
         _ => tls::self_signed().map_err(|err| err.to_string()).and_then(|(identity, pem)| {

@@ -18,6 +18,8 @@
 
 mod ws;
 
+#[path = "../common/cli.rs"]
+mod cli;
 use std::io;
 use std::time::Duration;
 
@@ -49,16 +51,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("ws-echo: {message}");
-            std::process::exit(2);
-        }
-    };
+    let args = cli::start("ws-echo", parse_args);
     let result = runtime::run(move || -> io::Result<()> {
         let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("ws").stack_size(STACK_SIZE);
         let addr = server.local_addr()?;
