@@ -4,7 +4,8 @@
 //!   forth through two `bounded(1)` channels, per round trip, against two
 //!   tokio `current_thread` runtimes on two threads with
 //!   `tokio::sync::mpsc::channel(1)` (without drivers, and with the I/O
-//!   driver: `tokio_io`);
+//!   driver: `tokio_io`), and our hubs without busy polling
+//!   (`ours_no_busy_poll`: every wake-up wakes a sleeping thread);
 //! - `ring/N`: N hubs (2, 4, 8) pass a token round a ring of `bounded(1)`
 //!   channels, per hop (the throughput line gives hops per second), against
 //!   N tokio runtimes without drivers;
@@ -20,6 +21,8 @@
 //! cargo bench -p runtime-scheduler --bench cross_hub
 //! ```
 
+use std::time::Duration;
+
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 #[path = "workloads/hubs.rs"]
@@ -29,7 +32,10 @@ use hubs::Tokio;
 
 fn pingpong(c: &mut Criterion) {
     let mut group = c.benchmark_group("cross_hub_pingpong");
-    group.bench_function("ours", |b| b.iter_custom(|rounds| hubs::ours_ring(2, rounds, false)));
+    group.bench_function("ours", |b| b.iter_custom(|rounds| hubs::ours_ring(2, rounds, false, None)));
+    group.bench_function("ours_no_busy_poll", |b| {
+        b.iter_custom(|rounds| hubs::ours_ring(2, rounds, false, Some(Duration::ZERO)));
+    });
     group.bench_function("tokio", |b| b.iter_custom(|rounds| hubs::tokio_ring(2, rounds, false, Tokio::Bare)));
     group.bench_function("tokio_io", |b| b.iter_custom(|rounds| hubs::tokio_ring(2, rounds, false, Tokio::Io)));
     group.finish();
@@ -41,7 +47,7 @@ fn ring(c: &mut Criterion) {
         // One iteration is one round: `hubs` hops.
         group.throughput(Throughput::Elements(hubs as u64));
         group.bench_with_input(BenchmarkId::new("ours", hubs), &hubs, |b, &n| {
-            b.iter_custom(|rounds| hubs::ours_ring(n, rounds, false));
+            b.iter_custom(|rounds| hubs::ours_ring(n, rounds, false, None));
         });
         group.bench_with_input(BenchmarkId::new("tokio", hubs), &hubs, |b, &n| {
             b.iter_custom(|rounds| hubs::tokio_ring(n, rounds, false, Tokio::Bare));

@@ -14,7 +14,11 @@
 //!   empty job in a loop: ns per call, all hubs together (ours only: a tokio
 //!   runtime has a blocking pool of its own).
 //!
-//! The tokio side runs twice: without any driver (an idle runtime parks on a
+//! Our side runs twice: with the default `Builder::busy_poll` (an idle hub
+//! polls for 50 µs before it sleeps, so a quick reply never has to wake a
+//! sleeping thread) and without it (`ours-sleep`: every wake-up wakes a
+//! thread sleeping in `epoll_wait`, the cost that busy polling avoids). The
+//! tokio side runs twice: without any driver (an idle runtime parks on a
 //! condition variable, tokio's cheapest cross-thread wake) and with its I/O
 //! driver (parked in `epoll_wait`, woken through an eventfd, as an idle hub
 //! is). Each side of a scenario is run 7 times after a warm-up, alternating
@@ -37,7 +41,7 @@ use hubs::Tokio;
 const RUNS: usize = 7;
 
 /// The sides of every scenario, in the order they run.
-const SIDES: [&str; 3] = ["ours", "tokio", "tokio+io"];
+const SIDES: [&str; 4] = ["ours", "tokio", "tokio+io", "ours-sleep"];
 
 /// Median and minimum of one side of a scenario, in ns per operation.
 #[derive(Clone, Copy)]
@@ -98,18 +102,20 @@ fn main() {
 
     let mut rows = Vec::new();
     let pingpong = measure("pingpong", n(20_000.0), 1, |side, rounds| match side {
-        0 => hubs::ours_ring(2, rounds, pin),
+        0 => hubs::ours_ring(2, rounds, pin, None),
         1 => hubs::tokio_ring(2, rounds, pin, Tokio::Bare),
-        _ => hubs::tokio_ring(2, rounds, pin, Tokio::Io),
+        2 => hubs::tokio_ring(2, rounds, pin, Tokio::Io),
+        _ => hubs::ours_ring(2, rounds, pin, Some(Duration::ZERO)),
     });
     rows.push(("pingpong (round trip)".to_string(), pingpong));
     for ring in [2usize, 4, 8] {
         // About the same number of hops for every ring size.
         let rounds = n(20_000.0 / ring as f64);
         let timings = measure(&format!("ring{ring}"), rounds, ring as u64, |side, rounds| match side {
-            0 => hubs::ours_ring(ring, rounds, pin),
+            0 => hubs::ours_ring(ring, rounds, pin, None),
             1 => hubs::tokio_ring(ring, rounds, pin, Tokio::Bare),
-            _ => hubs::tokio_ring(ring, rounds, pin, Tokio::Io),
+            2 => hubs::tokio_ring(ring, rounds, pin, Tokio::Io),
+            _ => hubs::ours_ring(ring, rounds, pin, Some(Duration::ZERO)),
         });
         rows.push((format!("ring of {ring} (hop)"), timings));
     }
@@ -134,20 +140,25 @@ fn main() {
 
     println!();
     println!(
-        "{:<22} {:>10} {:>10} {:>10} {:>12} {:>15}",
-        "scenario", "ours ns", "tokio ns", "tokio+io", "ours/tokio", "ours/tokio+io"
+        "{:<22} {:>10} {:>10} {:>10} {:>12} {:>15} {:>12} {:>18}",
+        "scenario", "ours ns", "tokio ns", "tokio+io", "ours/tokio", "ours/tokio+io", "ours-sleep", "ours-sleep/tokio"
     );
     for (name, t) in rows {
         println!(
-            "{name:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.2} {:>15.2}",
+            "{name:<22} {:>10.0} {:>10.0} {:>10.0} {:>12.2} {:>15.2} {:>12.0} {:>18.2}",
             t[0].median,
             t[1].median,
             t[2].median,
             t[0].median / t[1].median,
-            t[0].median / t[2].median
+            t[0].median / t[2].median,
+            t[3].median,
+            t[3].median / t[1].median
         );
     }
-    println!("(medians of {RUNS} runs; tokio: current_thread runtimes without drivers; tokio+io: with the I/O driver)");
+    println!(
+        "(medians of {RUNS} runs; tokio: current_thread runtimes without drivers; tokio+io: with the I/O driver; \
+         ours-sleep: hubs without busy polling)"
+    );
     println!();
     println!("{:<22} {:>10}", "blocking pool", "ns/call");
     for (hubs, timing) in pool {

@@ -122,14 +122,16 @@ impl Reactor {
 
     /// Polls for events, waiting at most `timeout`, and moves the waiters of
     /// ready sources into `woken` (and their polling tasks' wakers into
-    /// `wakers`).
-    pub(crate) fn react(&self, timeout: Option<Duration>, woken: &mut Vec<Unparker>, wakers: &mut Vec<Waker>) {
+    /// `wakers`). Returns whether any event came, the waker's included (a
+    /// caller that polls again must first look at what the waker announced:
+    /// its event is reported once).
+    pub(crate) fn react(&self, timeout: Option<Duration>, woken: &mut Vec<Unparker>, wakers: &mut Vec<Waker>) -> bool {
         let mut events = self.events.borrow_mut();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
             if err.kind() != io::ErrorKind::Interrupted {
                 tracing::error!("polling for I/O failed: {err}");
             }
-            return;
+            return false;
         }
         let sources = self.sources.borrow();
         for event in events.iter() {
@@ -159,6 +161,7 @@ impl Reactor {
                 wakers.extend(source.wakers[1].take());
             }
         }
+        !events.is_empty()
     }
 
     /// Registers `source` for both directions, edge-triggered.

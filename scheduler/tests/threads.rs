@@ -517,3 +517,44 @@ mod cross_thread_model {
         }
     }
 }
+
+/// Busy polling (the hub polls before it sleeps) sees the hub's waker fire
+/// and must act on it: a wake-up from another thread that arrives as a busy
+/// poll gives up would otherwise be consumed and leave the hub asleep for
+/// good. Budgets from none to long, with wake-ups at every spacing.
+#[test]
+fn busy_polling_loses_no_wake_up_from_another_thread() {
+    const MESSAGES: u32 = 20_000;
+    for limit in [Duration::ZERO, Duration::from_nanos(1), Duration::from_micros(3), Duration::from_micros(50)] {
+        let (to_hub, from_thread) = channel::unbounded::<u32>();
+        let (done, finished) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let sum = rt::Builder::new().busy_poll(limit).run(move || {
+                // An armed timer: the hub would sleep until it, not give up
+                // after the possible-deadlock warning's 5 seconds.
+                let timer = spawn(|| sleep(Duration::from_secs(3_600)));
+                let mut sum = 0u64;
+                while let Ok(n) = from_thread.recv() {
+                    sum += u64::from(n);
+                }
+                timer.kill();
+                sum
+            });
+            done.send(sum).expect("the test waits");
+        });
+        for n in 0..MESSAGES {
+            // Spacing from nothing to a few microseconds, so that wake-ups
+            // land before, during and after the hub's busy polls.
+            let spin = Instant::now();
+            while spin.elapsed() < Duration::from_nanos(u64::from(n % 16) * 250) {
+                std::hint::spin_loop();
+            }
+            to_hub.send(n).expect("the hub receives");
+        }
+        drop(to_hub);
+        let sum = finished
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("busy poll {limit:?}: the hub never woke for the last messages"));
+        assert_eq!(sum, u64::from(MESSAGES) * u64::from(MESSAGES - 1) / 2, "busy poll {limit:?}");
+    }
+}

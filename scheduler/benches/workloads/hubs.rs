@@ -42,12 +42,17 @@ impl Tokio {
 /// passes it on to hub `i + 1` (hub 0 closes the ring); `rounds` times round
 /// the ring, so `rounds * hubs` hops. With two hubs this is a ping-pong:
 /// one `bounded(1)` channel each way. `pin` pins hub `i` to core `i` (modulo
-/// the cores the process may use).
-pub fn ours_ring(hubs: usize, rounds: u64, pin: bool) -> Duration {
+/// the cores the process may use); `busy_poll` is the hubs'
+/// [`Builder::busy_poll`] (`None`: the default).
+pub fn ours_ring(hubs: usize, rounds: u64, pin: bool, busy_poll: Option<Duration>) -> Duration {
     assert!(hubs >= 2, "a ring has at least two hubs");
     // Channel `i` leads into hub `i`.
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..hubs).map(|_| channel::bounded::<u64>(1)).unzip();
-    let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
+    let mut builder = Builder::new().hubs(hubs).pin_cores(pin);
+    if let Some(limit) = busy_poll {
+        builder = builder.busy_poll(limit);
+    }
+    let times = builder.run_each(move |i| {
         let (next, input) = (&senders[(i + 1) % hubs], &receivers[i]);
         if i == 0 {
             // One round untimed: every hub is up and has waited once.
