@@ -109,8 +109,13 @@ impl Greenlet {
     }
 
     #[inline(always)]
-    pub(crate) fn from_inner(inner: Inner) -> Greenlet {
-        Greenlet::from_rc(switch::allocate(inner))
+    pub(crate) fn allocate(
+        name: Option<Box<str>>,
+        parent: Option<Greenlet>,
+        stack_size: usize,
+        run: Option<Box<dyn FnOnce(Value) -> Value>>,
+    ) -> Greenlet {
+        Greenlet::from_rc(switch::allocate(name, parent, stack_size, run))
     }
 
     /// Makes a new handle from the pointer of a live greenlet.
@@ -404,7 +409,6 @@ impl Builder {
     pub fn build(self, run: impl FnOnce(Value) -> Value + 'static) -> Greenlet {
         let parent = self.parent.unwrap_or_else(getcurrent);
         let stack_size = stack::round_size(self.stack_size.unwrap_or_else(stack::default_size));
-        let inner = Inner::new(self.name.map(String::into_boxed_str), Some(parent), stack_size, Some(Box::new(run)));
-        Greenlet::from_inner(inner)
+        Greenlet::allocate(self.name.map(String::into_boxed_str), Some(parent), stack_size, Some(Box::new(run)))
     }
 }

@@ -214,17 +214,38 @@ thread_local! {
     static RECYCLED: RefCell<Vec<Rc<Inner>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Puts `inner` in an allocation, reusing a recycled one if there is one.
+/// A new greenlet's state, in a recycled allocation if there is one.
+///
+/// A recycled one is refilled field by field: building an `Inner` and moving
+/// it in would copy the whole struct (a measurable part of a spawn).
 #[inline(always)]
-pub(crate) fn allocate(inner: Inner) -> Rc<Inner> {
+pub(crate) fn allocate(
+    name: Option<Box<str>>,
+    parent: Option<Greenlet>,
+    stack_size: usize,
+    run: Option<Box<dyn FnOnce(Value) -> Value>>,
+) -> Rc<Inner> {
     match RECYCLED.try_with(|recycled| recycled.borrow_mut().pop()).ok().flatten() {
         Some(mut slot) => {
-            // Dropping the old contents here only releases nothing: they were
-            // emptied by `recycle`.
-            *Rc::get_mut(&mut slot).expect("recycled greenlets have no other reference") = inner;
+            let inner = Rc::get_mut(&mut slot).expect("recycled greenlets have no other reference");
+            // `recycle` emptied what it held; a dead greenlet has no
+            // coroutine, no run closure and no yielder to keep.
+            debug_assert!(inner.coroutine.get_mut().is_none() && inner.locals.get_mut().is_empty());
+            inner.id = next_id();
+            inner.name = name;
+            inner.main = parent.is_none();
+            inner.state.set(if parent.is_none() { State::Active } else { State::Pending });
+            *inner.parent.get_mut() = parent;
+            inner.run.set(run);
+            inner.stack_size = stack_size;
+            inner.yielder.set(std::ptr::null());
+            inner.guard.set((0, 0));
+            inner.kill_interrupted.set(false);
+            // Still counted in `live` (it was never dropped), and no longer
+            // in the recycled list that `live_count` subtracts.
             slot
         }
-        None => Rc::new(inner),
+        None => Rc::new(Inner::new(name, parent, stack_size, run)),
     }
 }
 
@@ -389,7 +410,7 @@ pub(crate) fn current() -> Greenlet {
 
 #[cold]
 fn init_main() -> Greenlet {
-    let main = Greenlet::from_inner(Inner::new(Some("main".into()), None, 0, None));
+    let main = Greenlet::allocate(Some("main".into()), None, 0, None);
     let stored = COLD
         .try_with(|cold| cold.main.replace(Some(main.clone())))
         .expect("greenlet API used while its thread is being torn down");

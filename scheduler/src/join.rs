@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
+use crate::outcome::OutcomeSlot;
 use crate::park::Parker;
 use crate::record::{Completion, Task};
 use crate::remote::Message;
@@ -31,21 +32,24 @@ pub(crate) struct JoinShared<T> {
     /// another thread).
     id: AtomicU64,
     name: Option<Arc<str>>,
-    /// Set once the outcome is stored.
-    done: AtomicBool,
+    /// The outcome, stored once by the greenlet and taken once by the
+    /// handle.
+    outcome: OutcomeSlot<Result<T, JoinError>>,
+    /// Set once anyone has queued in `state.waiters` (under its lock): only
+    /// then does `complete` take the lock to wake them.
+    waited: AtomicBool,
     /// The greenlet's key in its hub's task table ([`Key::to_bits`]), or
     /// [`NO_TASK`] until the hub has created it.
     task: AtomicU64,
     /// A kill that came before the hub created the greenlet.
     kill_requested: AtomicBool,
-    state: Mutex<JoinState<T>>,
+    state: Mutex<JoinState>,
 }
 
 /// `JoinShared::task` before the hub has created the greenlet.
 const NO_TASK: u64 = u64::MAX;
 
-struct JoinState<T> {
-    outcome: Option<Result<T, JoinError>>,
+struct JoinState {
     /// Waiters from other threads or hubs (a join on the greenlet's own hub
     /// waits on the task itself).
     waiters: WaitQueue<(), Wakeup>,
@@ -57,10 +61,11 @@ impl<T> JoinShared<T> {
             hub,
             id: AtomicU64::new(0),
             name,
-            done: AtomicBool::new(false),
+            outcome: OutcomeSlot::new(),
+            waited: AtomicBool::new(false),
             task: AtomicU64::new(NO_TASK),
             kill_requested: AtomicBool::new(false),
-            state: Mutex::new(JoinState { outcome: None, waiters: WaitQueue::new() }),
+            state: Mutex::new(JoinState { waiters: WaitQueue::new() }),
         })
     }
 
@@ -69,16 +74,26 @@ impl<T> JoinShared<T> {
         self.hub = hub;
         *self.id.get_mut() = 0;
         self.name = name;
-        *self.done.get_mut() = false;
+        self.outcome.reset(); // drops a value nobody joined for
+        *self.waited.get_mut() = false;
         *self.task.get_mut() = NO_TASK;
         *self.kill_requested.get_mut() = false;
         let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.outcome = None; // a value nobody joined for
         debug_assert!(state.waiters.len() == 0, "nobody waits on a finished greenlet");
     }
 
-    fn lock(&self) -> wait::Locked<'_, JoinState<T>> {
+    fn lock(&self) -> wait::Locked<'_, JoinState> {
         wait::lock(&self.state)
+    }
+
+    /// Locks the waiters to queue one: marks the state waited on, so that a
+    /// `complete` from now on wakes the queue. Look at `is_done` after this
+    /// (`complete` stores, then looks at `waited`; this marks, then looks at
+    /// the outcome: one of them sees the other).
+    fn lock_to_wait(&self) -> wait::Locked<'_, JoinState> {
+        let state = self.lock();
+        self.waited.store(true, Ordering::SeqCst);
+        state
     }
 
     /// Records the greenlet the hub created; returns whether it was killed
@@ -106,22 +121,22 @@ impl<T> JoinShared<T> {
 
     /// Stores the outcome and wakes every waiter.
     pub(crate) fn complete(&self, outcome: Result<T, JoinError>) {
-        let mut state = self.lock();
-        if state.outcome.is_some() || self.done.load(Ordering::Acquire) {
+        if self.outcome.put(outcome).is_err() {
             return; // completed already (a leaked greenlet's, say)
         }
-        state.outcome = Some(outcome);
-        self.done.store(true, Ordering::Release);
-        state.waiters.complete_all(|()| {});
+        if self.waited.load(Ordering::SeqCst) {
+            self.lock().waiters.complete_all(|()| {});
+        }
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.outcome.is_set()
     }
 
-    /// Wakes `wakeup` when the greenlet finishes (for `Select`).
+    /// Wakes `wakeup` when the greenlet finishes (for `Select`, which looks
+    /// at `is_done` again after watching).
     pub(crate) fn watch(&self, wakeup: Wakeup) -> crate::wait_queue::WaitKey {
-        self.lock().waiters.push(wakeup, ())
+        self.lock_to_wait().waiters.push(wakeup, ())
     }
 
     /// Takes back what [`watch`](JoinShared::watch) registered.
@@ -210,8 +225,8 @@ impl<T> JoinHandle<T> {
             self.refuse_self_join(parker);
         }
         loop {
-            let state = self.shared.lock();
-            if state.outcome.is_some() {
+            let state = self.shared.lock_to_wait();
+            if self.shared.is_done() {
                 return true;
             }
             let on = WaitingOn::Join(self.id());
@@ -235,7 +250,7 @@ impl<T> JoinHandle<T> {
     }
 
     fn take(self) -> Result<T, JoinError> {
-        self.shared.lock().outcome.take().expect("a finished greenlet has an outcome, taken once")
+        self.shared.outcome.take().expect("a finished greenlet has an outcome, taken once")
     }
 
     /// Whether the greenlet has finished (returned, panicked or been killed).
@@ -245,7 +260,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the greenlet ended in a panic nobody has taken yet.
     pub(crate) fn panicked_unjoined(&self) -> bool {
-        matches!(&self.shared.lock().outcome, Some(Err(err)) if err.is_panic())
+        self.shared.outcome.peek(|outcome| matches!(outcome, Err(err) if err.is_panic())).unwrap_or(false)
     }
 
     /// Kills the greenlet: `GreenletExit` is thrown at the point where it is

@@ -120,9 +120,10 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in three small places: `scope.rs` (erasing the lifetime of
+// `unsafe` lives in four small places: `scope.rs` (erasing the lifetime of
 // a scoped greenlet's closure, with the argument for it), `join_pool.rs`
-// (getting back the type of a reused join state) and `affinity.rs` (the
+// (getting back the type of a reused join state), `outcome.rs` (a greenlet's
+// result, put and taken once without a lock) and `affinity.rs` (the
 // `sched_setaffinity` system call); everything else is safe code, and the
 // lint keeps it so.
 #![deny(unsafe_code)]
@@ -144,6 +145,7 @@ mod join;
 mod join_pool;
 mod join_set;
 mod monitor;
+mod outcome;
 mod panic_hook;
 mod park;
 mod reactor;

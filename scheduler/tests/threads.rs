@@ -558,3 +558,47 @@ fn busy_polling_loses_no_wake_up_from_another_thread() {
         assert_eq!(sum, u64::from(MESSAGES) * u64::from(MESSAGES - 1) / 2, "busy poll {limit:?}");
     }
 }
+
+/// `Select` looks at its arms, then watches them, then parks: a value sent
+/// from another thread between the look and the watch finds no watcher, so
+/// the select must look again once it watches, or it sleeps with a value
+/// waiting. The sender sends each value as soon as the previous one is
+/// acknowledged, to land in that window often.
+#[test]
+fn select_sees_a_value_sent_from_another_thread_while_it_starts_watching() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const ROUNDS: u32 = 20_000;
+    let (to_hub, from_thread) = channel::bounded::<u32>(1);
+    let acked = Arc::new(AtomicU32::new(0));
+    let (done, finished) = std::sync::mpsc::channel();
+    let hub_acked = acked.clone();
+    thread::spawn(move || {
+        rt::run(move || {
+            // An armed timer: a lost wake-up hangs instead of ending in the
+            // possible-deadlock warning's timeout.
+            let timer = spawn(|| sleep(Duration::from_secs(3_600)));
+            loop {
+                let mut select = rt::sync::Select::new();
+                select.recv(&from_thread);
+                select.ready();
+                match from_thread.try_recv() {
+                    Ok(n) => hub_acked.store(n + 1, Ordering::Release),
+                    Err(channel::TryRecvError::Disconnected) => break,
+                    Err(channel::TryRecvError::Empty) => {}
+                }
+            }
+            timer.kill();
+        });
+        done.send(()).expect("the test waits");
+    });
+    for n in 0..ROUNDS {
+        to_hub.send(n).expect("the hub receives");
+        let spin = Instant::now();
+        while acked.load(Ordering::Acquire) != n + 1 {
+            assert!(spin.elapsed() < Duration::from_secs(30), "value {n} was never seen by the select");
+            std::hint::spin_loop();
+        }
+    }
+    drop(to_hub);
+    finished.recv_timeout(Duration::from_secs(30)).expect("the hub stops");
+}

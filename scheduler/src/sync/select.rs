@@ -229,6 +229,10 @@ impl<'a> Select<'a> {
     ///
     /// [`TryReadyError`] if none is.
     pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
+        self.ready_now()
+    }
+
+    fn ready_now(&self) -> Result<usize, TryReadyError> {
         let n = self.arms.len();
         let start = self.start.get();
         for offset in 0..n {
@@ -259,6 +263,13 @@ impl<'a> Select<'a> {
                     arm.watch().unwatch(*key);
                 }
             });
+            // Another thread may have made an arm ready between the look
+            // above and the watch: it found no watcher to wake, so look again
+            // now that every arm is watched.
+            if let Ok(index) = self.ready_now() {
+                drop(_unwatch);
+                return Ok(index);
+            }
             match parker.park(WaitingOn::Op("Select::select"), deadline) {
                 Ok(Wake::Notified) => {}
                 // A refused park ends the wait as a timeout (see `park`).
