@@ -117,7 +117,7 @@ mod tests {
         let value = Arc::new(());
         let mut slot = OutcomeSlot::new();
         slot.put(value.clone()).expect("empty");
-        assert_eq!(slot.peek(|v| Arc::strong_count(v)), Some(2));
+        assert_eq!(slot.peek(Arc::strong_count), Some(2));
         slot.reset();
         assert_eq!(Arc::strong_count(&value), 1);
         assert!(!slot.is_set());
