@@ -215,10 +215,14 @@ impl<T> JoinHandle<T> {
         if self.shared.is_done() {
             return true;
         }
-        if let Some(task) = self.local_task() {
+        if let Some((hub, task)) = self.local_hub_and_task() {
             // On its own hub: wait on the task itself (no lock, no atomics).
             // It stores its outcome before anyone it wakes runs.
-            return wait_finished(&task, deadline) && self.shared.is_done();
+            let done = wait_finished(&task, deadline) && self.shared.is_done();
+            // Usually the last reference to the finished task: its record
+            // is reused by the next spawn.
+            hub.recycle_task(task);
+            return done;
         }
         let waiter = Waiter::current();
         if let Waiter::Greenlet(parker) = &waiter {
@@ -292,11 +296,17 @@ impl<T> JoinHandle<T> {
 
     /// The greenlet's task on this thread's hub, if it runs here.
     pub(crate) fn local_task(&self) -> Option<std::rc::Rc<Task>> {
+        self.local_hub_and_task().map(|(_, task)| task)
+    }
+
+    fn local_hub_and_task(&self) -> Option<(std::rc::Rc<hub::Hub>, std::rc::Rc<Task>)> {
         if hub::reactor_id() != self.shared.hub {
             return None;
         }
         let task = self.shared.task()?;
-        hub::current()?.task(task)
+        let hub = hub::current()?;
+        let task = hub.task(task)?;
+        Some((hub, task))
     }
 
     /// The greenlet's id (0 for a greenlet spawned from another thread that

@@ -218,7 +218,8 @@ where
     F: FnOnce() -> T,
     T: 'static,
 {
-    let name = joined::<T>(task).and_then(|shared| shared.name_for_error());
+    // Only errors carry the name: looked up when one happens.
+    let name = || joined::<T>(task).and_then(|shared| shared.name_for_error());
     let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
         // A kill that a foreign wait reported as an error (it could not
         // unwind there) and that no park has raised since: the greenlet ends
@@ -226,12 +227,12 @@ where
         Ok(_) if task.reported() == Pending::Kill => {
             task.take_pending();
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), name))
+            Err(JoinError::killed(task.id(), name()))
         }
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), name))
+            Err(JoinError::killed(task.id(), name()))
         }
         Err(payload) => {
             tracing::error!(
@@ -240,7 +241,7 @@ where
                 "greenlet panicked: {}",
                 greenlet::panic_message(&*payload)
             );
-            Err(JoinError::panicked(task.id(), name, payload))
+            Err(JoinError::panicked(task.id(), name(), payload))
         }
     };
     task.set_unwinding(false);
