@@ -32,12 +32,11 @@ pub(crate) struct JoinShared<T> {
     /// another thread).
     id: AtomicU64,
     name: Option<Arc<str>>,
-    /// The outcome, stored once by the greenlet and taken once by the
-    /// handle.
+    /// The outcome, stored once by the greenlet's hub and taken once by
+    /// the handle. It also records whether anyone queued in
+    /// `state.waiters`: only then does `complete` take the lock to wake
+    /// them.
     outcome: OutcomeSlot<Result<T, JoinError>>,
-    /// Set once anyone has queued in `state.waiters` (under its lock): only
-    /// then does `complete` take the lock to wake them.
-    waited: AtomicBool,
     /// The greenlet's key in its hub's task table ([`Key::to_bits`]), or
     /// [`NO_TASK`] until the hub has created it.
     task: AtomicU64,
@@ -61,8 +60,7 @@ impl<T> JoinShared<T> {
             hub,
             id: AtomicU64::new(0),
             name,
-            outcome: OutcomeSlot::new(),
-            waited: AtomicBool::new(false),
+            outcome: OutcomeSlot::new(hub),
             task: AtomicU64::new(NO_TASK),
             kill_requested: AtomicBool::new(false),
             state: Mutex::new(JoinState { waiters: WaitQueue::new() }),
@@ -74,8 +72,7 @@ impl<T> JoinShared<T> {
         self.hub = hub;
         *self.id.get_mut() = 0;
         self.name = name;
-        self.outcome.reset(); // drops a value nobody joined for
-        *self.waited.get_mut() = false;
+        self.outcome.reset(hub); // drops a value nobody joined for
         *self.task.get_mut() = NO_TASK;
         *self.kill_requested.get_mut() = false;
         let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -86,14 +83,12 @@ impl<T> JoinShared<T> {
         wait::lock(&self.state)
     }
 
-    /// Locks the waiters to queue one: marks the state waited on, so that a
-    /// `complete` from now on wakes the queue. Look at `is_done` after this
-    /// (`complete` stores, then looks at `waited`; this marks, then looks at
-    /// the outcome: one of them sees the other).
-    fn lock_to_wait(&self) -> wait::Locked<'_, JoinState> {
+    /// Locks the waiters to queue one, and marks the outcome waited for, so
+    /// that a `complete` from now on wakes the queue. Returns `None` (and
+    /// unlocks) if the outcome is there already.
+    fn lock_to_wait(&self) -> Option<wait::Locked<'_, JoinState>> {
         let state = self.lock();
-        self.waited.store(true, Ordering::SeqCst);
-        state
+        if self.outcome.wait() { None } else { Some(state) }
     }
 
     /// Records the greenlet the hub created; returns whether it was killed
@@ -121,10 +116,8 @@ impl<T> JoinShared<T> {
 
     /// Stores the outcome and wakes every waiter.
     pub(crate) fn complete(&self, outcome: Result<T, JoinError>) {
-        if self.outcome.put(outcome).is_err() {
-            return; // completed already (a leaked greenlet's, say)
-        }
-        if self.waited.load(Ordering::SeqCst) {
+        // `Err`: completed already (a leaked greenlet's, say).
+        if let Ok(true) = self.outcome.put(outcome) {
             self.lock().waiters.complete_all(|()| {});
         }
     }
@@ -136,7 +129,10 @@ impl<T> JoinShared<T> {
     /// Wakes `wakeup` when the greenlet finishes (for `Select`, which looks
     /// at `is_done` again after watching).
     pub(crate) fn watch(&self, wakeup: Wakeup) -> crate::wait_queue::WaitKey {
-        self.lock_to_wait().waiters.push(wakeup, ())
+        let mut state = self.lock();
+        // Queued even if done already: the select sees that when it looks.
+        self.outcome.wait();
+        state.waiters.push(wakeup, ())
     }
 
     /// Takes back what [`watch`](JoinShared::watch) registered.
@@ -229,10 +225,7 @@ impl<T> JoinHandle<T> {
             self.refuse_self_join(parker);
         }
         loop {
-            let state = self.shared.lock_to_wait();
-            if self.shared.is_done() {
-                return true;
-            }
+            let Some(state) = self.shared.lock_to_wait() else { return true };
             let on = WaitingOn::Join(self.id());
             let waited =
                 wait::wait_in(&waiter, &self.shared.state, state, |s| &mut s.waiters, (), on, deadline, |_, ()| {});

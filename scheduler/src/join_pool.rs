@@ -27,14 +27,24 @@ pub(crate) fn reuse<T: 'static>(ready: &ReadyQueue, hub: u64, name: Option<Arc<s
     })?;
     let state: Arc<dyn Completion> = finished.swap_remove(index);
     drop(finished);
+    // The counts were read with `Relaxed` loads: this fence makes everything
+    // the last other holder (say a handle dropped on another thread, whose
+    // drop released) did with the value happen before what follows.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
     let raw = Arc::into_raw(state).cast::<JoinShared<T>>();
     // SAFETY: `raw` comes from `Arc::into_raw` of an `Arc<dyn Completion>`
     // made by unsizing an `Arc<JoinShared<T>>` (its concrete type was checked
     // with `is` above), so it points at the `JoinShared<T>` inside that
     // allocation, and rebuilding an `Arc<JoinShared<T>>` from it gives back
     // the original `Arc`, with the same layout and reference count.
-    let mut state = unsafe { Arc::from_raw(raw) };
-    let fresh = Arc::get_mut(&mut state).expect("the only reference (checked above)");
+    let state = unsafe { Arc::from_raw(raw) };
+    // SAFETY: the counts checked above say this `Arc` is the only reference
+    // and no `Weak` exists, so nothing else can reach the value (nobody can
+    // make a new reference without one), on this thread or another: a
+    // unique borrow is sound. (`Arc::get_mut` would check the same with an
+    // atomic compare-and-swap, a measurable part of a spawn.) The pointer
+    // comes from the `Arc`'s own allocation, so it may be written through.
+    let fresh = unsafe { &mut *Arc::as_ptr(&state).cast_mut() };
     fresh.reset(hub, name);
     Some(state)
 }
