@@ -31,8 +31,9 @@
 //! The hub loop runs on the thread's main greenlet; every spawned greenlet has
 //! it as parent. Parking switches to the hub, which resumes runnable
 //! greenlets in FIFO order, at most 61 before it polls for I/O readiness
-//! (`mio`, edge-triggered) without blocking; when nothing is runnable it blocks
-//! in the poll until the next timer deadline. Timers live in a hierarchical
+//! (`mio`, edge-triggered) without blocking; when nothing is runnable it
+//! yields the CPU and polls again for a while ([`Builder::busy_poll`]), then
+//! blocks in the poll until the next timer deadline. Timers live in a hierarchical
 //! timing wheel. Other threads reach the hub through a lock-free queue
 //! (`crossbeam-queue`) and a `mio::Waker`: [`Handle::spawn`] and the
 //! [`blocking`] thread pool's results travel that way. Greenlets never leave
