@@ -42,6 +42,7 @@ pub fn hub_index() -> Option<usize> {
 ///     .stack_size(128 * 1024)
 ///     .blocking_threads(4)
 ///     .max_blocking_time(Duration::from_millis(100))
+///     .busy_poll(Duration::from_micros(20))
 ///     .run(|| 1 + 1);
 /// assert_eq!(v, 2);
 /// ```
@@ -72,7 +73,8 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
-    /// second shutdown grace period, and the blocking monitor off unless
+    /// second shutdown grace period, 50 µs of busy polling before an idle
+    /// hub sleeps, and the blocking monitor off unless
     /// [`MAX_BLOCKING_TIME_ENV`] is set.
     pub fn new() -> Builder {
         Builder {
