@@ -72,12 +72,26 @@ impl Handle {
     {
         let spawned_at = Location::caller();
         let shared = JoinShared::new(self.hub, None);
-        let spawned = shared.clone();
+        let mut unstarted = Unstarted(Some(shared.clone()));
         self.remote.post(Message::Run(Box::new(move || {
             let hub = hub::expect();
+            let spawned = unstarted.0.take().expect("taken once, here");
             spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned, true);
         })))?;
         Ok(JoinHandle::new(shared))
+    }
+}
+
+/// The join state of a spawn whose work has not run yet: if the work is
+/// dropped instead (the hub stopped with it still queued), the greenlet ends
+/// as killed before it started, and its handle learns so.
+struct Unstarted<T>(Option<Arc<JoinShared<T>>>);
+
+impl<T> Drop for Unstarted<T> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.abandon();
+        }
     }
 }
 

@@ -122,6 +122,16 @@ impl<T> JoinShared<T> {
         }
     }
 
+    /// Ends a greenlet that was never created (its spawn's work was
+    /// dropped unrun) as killed. Only its hub's thread may store the outcome;
+    /// elsewhere (the hub's thread is gone, and its queue with it) this does
+    /// nothing.
+    pub(crate) fn abandon(&self) {
+        if hub::reactor_id() == self.hub {
+            self.complete(Err(JoinError::killed(self.id.load(Ordering::Acquire), self.name.clone())));
+        }
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.outcome.is_set()
     }

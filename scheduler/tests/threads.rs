@@ -602,3 +602,21 @@ fn select_sees_a_value_sent_from_another_thread_while_it_starts_watching() {
     drop(to_hub);
     finished.recv_timeout(Duration::from_secs(30)).expect("the hub stops");
 }
+
+/// A spawn through a `Handle` whose work is still queued when the hub stops
+/// never runs; its join handle must say so rather than wait forever.
+#[test]
+fn a_spawn_the_hub_stopped_before_running_is_joined_as_killed() {
+    let (done, joined) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        // Queued on the hub's own remote queue; the main greenlet returns
+        // before the hub looks at it.
+        let handle = rt::run(|| rt::Handle::current().spawn(|| 7).expect("the hub runs"));
+        done.send(handle.join()).expect("the test waits");
+    });
+    let outcome = joined.recv_timeout(Duration::from_secs(30)).expect("the join ends");
+    match outcome {
+        Ok(value) => assert_eq!(value, 7, "if it ran, it finished"),
+        Err(err) => assert!(err.is_killed(), "{err}"),
+    }
+}
