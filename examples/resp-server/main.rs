@@ -33,11 +33,10 @@ mod server;
 
 #[path = "../common/cli.rs"]
 mod cli;
-use std::io;
-use std::time::Duration;
+#[path = "../common/serve.rs"]
+mod serve;
 
 use runtime::net::StreamServer;
-use runtime::signal::{SIGINT, SIGTERM, Signals};
 
 struct Args {
     addr: String,
@@ -61,20 +60,10 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() {
     let args = cli::start("resp-server", parse_args);
-    let result = runtime::run(move || -> io::Result<()> {
-        let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("resp");
-        let addr = server.local_addr()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let server = server::start(server);
-        tracing::info!("RESP server listening on {addr}");
-        let signal = signals.wait()?;
-        tracing::info!(signal, connections = server.connections(), "stopping");
-        server.stop(Duration::from_secs(1));
-        tracing::info!("stopped");
-        Ok(())
-    });
-    if let Err(err) = result {
-        eprintln!("resp-server: {err}");
-        std::process::exit(1);
-    }
+    serve::until_signal(
+        "resp-server",
+        move || Ok(StreamServer::bind(args.addr.as_str())?.nodelay(true).name("resp")),
+        server::start,
+        |addr| format!("RESP server listening on {addr}"),
+    );
 }

@@ -21,12 +21,12 @@ mod tls;
 
 #[path = "../common/cli.rs"]
 mod cli;
-use std::io;
+#[path = "../common/serve.rs"]
+mod serve;
+
 use std::path::PathBuf;
-use std::time::Duration;
 
 use runtime::net::StreamServer;
-use runtime::signal::{SIGINT, SIGTERM, Signals};
 
 /// Connection greenlets' stacks: a TLS handshake needs more than the default
 /// (the memory is only touched as used).
@@ -79,20 +79,10 @@ fn main() {
         eprintln!("tls-echo: {message}");
         std::process::exit(1);
     });
-    let result = runtime::run(move || -> io::Result<()> {
-        let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("tls").stack_size(STACK_SIZE);
-        let addr = server.local_addr()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let server = server.start(move |stream, peer| tls::serve(stream, peer, config.clone()));
-        tracing::info!("TLS echo server listening on {addr}");
-        let signal = signals.wait()?;
-        tracing::info!(signal, connections = server.connections(), "stopping");
-        server.stop(Duration::from_secs(1));
-        tracing::info!("stopped");
-        Ok(())
-    });
-    if let Err(err) = result {
-        eprintln!("tls-echo: {err}");
-        std::process::exit(1);
-    }
+    serve::until_signal(
+        "tls-echo",
+        move || Ok(StreamServer::bind(args.addr.as_str())?.nodelay(true).name("tls").stack_size(STACK_SIZE)),
+        move |server| server.start(move |stream, peer| tls::serve(stream, peer, config.clone())),
+        |addr| format!("TLS echo server listening on {addr}"),
+    );
 }

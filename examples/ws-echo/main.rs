@@ -20,11 +20,10 @@ mod ws;
 
 #[path = "../common/cli.rs"]
 mod cli;
-use std::io;
-use std::time::Duration;
+#[path = "../common/serve.rs"]
+mod serve;
 
 use runtime::net::StreamServer;
-use runtime::signal::{SIGINT, SIGTERM, Signals};
 
 /// Connection greenlets' stacks: more than the default, for the handshake
 /// (the memory is only touched as used).
@@ -52,20 +51,10 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() {
     let args = cli::start("ws-echo", parse_args);
-    let result = runtime::run(move || -> io::Result<()> {
-        let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("ws").stack_size(STACK_SIZE);
-        let addr = server.local_addr()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let server = server.start(ws::serve);
-        tracing::info!("WebSocket echo server listening on ws://{addr}/");
-        let signal = signals.wait()?;
-        tracing::info!(signal, connections = server.connections(), "stopping");
-        server.stop(Duration::from_secs(1));
-        tracing::info!("stopped");
-        Ok(())
-    });
-    if let Err(err) = result {
-        eprintln!("ws-echo: {err}");
-        std::process::exit(1);
-    }
+    serve::until_signal(
+        "ws-echo",
+        move || Ok(StreamServer::bind(args.addr.as_str())?.nodelay(true).name("ws").stack_size(STACK_SIZE)),
+        |server| server.start(ws::serve),
+        |addr| format!("WebSocket echo server listening on ws://{addr}/"),
+    );
 }
