@@ -33,28 +33,10 @@ where
     T: Send + 'static,
 {
     let parker = Parker::current();
-    let shared: Arc<Mutex<Shared<T>>> = Arc::new(Mutex::new(Shared { outcome: None, waiter: None }));
-    let job_shared = shared.clone();
-    parker.hub().pool().submit(Box::new(move || {
-        let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-        let waiter = {
-            let mut shared = job_shared.lock().unwrap_or_else(PoisonError::into_inner);
-            shared.outcome = Some(outcome);
-            shared.waiter.take()
-        };
-        if let Some(waiter) = waiter {
-            waiter.unpark();
-        }
-    }));
+    let job = PoolJob::submit(&parker, f);
     loop {
-        {
-            let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(outcome) = shared.outcome.take() {
-                return outcome.unwrap_or_else(|payload| panic::resume_unwind(payload));
-            }
-            // Each park gets its own wake-up: the job wakes whichever park is
-            // current when it finishes.
-            shared.waiter = Some(parker.unparker().into_send());
+        if let Some(outcome) = job.outcome_or_wake(&parker) {
+            return outcome.unwrap_or_else(|payload| panic::resume_unwind(payload));
         }
         // Woken, or refused while unwinding: the job still runs and its
         // result is what this call returns, so check and wait again.
@@ -62,9 +44,54 @@ where
     }
 }
 
+/// A closure running on the hub's thread pool, and its outcome, which a
+/// greenlet waits for (by `blocking`, and by the hooks' waits in
+/// `foreign`).
+pub(crate) struct PoolJob<T> {
+    shared: Arc<Mutex<Shared<T>>>,
+}
+
 /// What the job and the waiting greenlet share.
 struct Shared<T> {
     outcome: Option<thread::Result<T>>,
     /// Wakes the greenlet's current park.
     waiter: Option<SendUnparker>,
+}
+
+impl<T: Send + 'static> PoolJob<T> {
+    /// Submits `f` to the pool of `parker`'s hub.
+    pub(crate) fn submit(parker: &Parker, f: impl FnOnce() -> T + Send + 'static) -> PoolJob<T> {
+        let shared = Arc::new(Mutex::new(Shared { outcome: None, waiter: None }));
+        let job_shared = shared.clone();
+        parker.hub().pool().submit(Box::new(move || {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+            let waiter = {
+                let mut shared = job_shared.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.outcome = Some(outcome);
+                shared.waiter.take()
+            };
+            if let Some(waiter) = waiter {
+                waiter.unpark();
+            }
+        }));
+        PoolJob { shared }
+    }
+
+    /// The outcome, if the job has finished; otherwise the job will wake
+    /// `parker`'s next park when it does (each park gets its own wake-up:
+    /// the job wakes whichever park is current when it finishes).
+    pub(crate) fn outcome_or_wake(&self, parker: &Parker) -> Option<thread::Result<T>> {
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(outcome) = shared.outcome.take() {
+            return Some(outcome);
+        }
+        shared.waiter = Some(parker.unparker().into_send());
+        None
+    }
+
+    /// Stops waiting: the job finishes all the same, and its value is
+    /// dropped.
+    pub(crate) fn abandon(&self) {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner).waiter = None;
+    }
 }

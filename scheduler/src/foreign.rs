@@ -44,20 +44,17 @@
 //! assert!(outcome.is_err(), "the timeout scope still ends as timed out");
 //! ```
 
-use std::any::Any;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Instant;
 
+use crate::blocking::PoolJob;
 use crate::budget;
 use crate::hub;
 use crate::park::Parker;
 use crate::reactor::Direction;
 use crate::record::Wake;
 use crate::registration::Registration;
-use crate::unpark::SendUnparker;
 use crate::waiting::WaitingOn;
 
 /// Why a [`Current`] wait ended early: a kill or a timeout is pending for
@@ -218,40 +215,18 @@ impl Current {
         T: Send + 'static,
     {
         self.parker.report_pending()?;
-        let shared: Arc<Mutex<Shared<T>>> = Arc::new(Mutex::new(Shared { outcome: None, waiter: None }));
-        let job_shared = shared.clone();
-        self.parker.hub().pool().submit(Box::new(move || {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-            let waiter = {
-                let mut shared = job_shared.lock().unwrap_or_else(PoisonError::into_inner);
-                shared.outcome = Some(outcome);
-                shared.waiter.take()
-            };
-            if let Some(waiter) = waiter {
-                waiter.unpark();
-            }
-        }));
+        let job = PoolJob::submit(&self.parker, f);
         loop {
-            {
-                let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(outcome) = shared.outcome.take() {
-                    return Ok(outcome);
-                }
-                shared.waiter = Some(self.parker.unparker().into_send());
+            if let Some(outcome) = job.outcome_or_wake(&self.parker) {
+                return Ok(outcome);
             }
             if let Err(interrupted) = self.parker.park_foreign(WaitingOn::Op("runtime::blocking"), None) {
                 // The job drops its value when it finds nobody waiting.
-                shared.lock().unwrap_or_else(PoisonError::into_inner).waiter = None;
+                job.abandon();
                 return Err(interrupted);
             }
         }
     }
-}
-
-/// What the job of [`Current::blocking`] and the waiting greenlet share.
-struct Shared<T> {
-    outcome: Option<Result<T, Box<dyn Any + Send>>>,
-    waiter: Option<SendUnparker>,
 }
 
 /// The id of the hub running on this thread (in its loop or in one of its
