@@ -38,39 +38,18 @@ mod hubs;
 
 use hubs::Tokio;
 
-const RUNS: usize = 7;
+#[path = "common/timing.rs"]
+mod timing;
+
+use timing::{RUNS, Timing};
 
 /// The sides of every scenario, in the order they run.
 const SIDES: [&str; 4] = ["ours", "tokio", "tokio+io", "ours-sleep"];
 
-/// Median and minimum of one side of a scenario, in ns per operation.
-#[derive(Clone, Copy)]
-struct Timing {
-    median: f64,
-    min: f64,
-}
-
-impl Timing {
-    fn of(mut ns: Vec<f64>) -> Timing {
-        ns.sort_by(f64::total_cmp);
-        Timing { median: ns[RUNS / 2], min: ns[0] }
-    }
-}
-
-/// Runs every side [`RUNS`] times after a warm-up, alternating sides run by
-/// run; `run(side, count)` performs `count` rounds of `side` and returns their
-/// time, which is divided by `count * ops_per_round`.
-fn measure(name: &str, count: u64, ops_per_round: u64, mut run: impl FnMut(usize, u64) -> Duration) -> Vec<Timing> {
-    for side in 0..SIDES.len() {
-        run(side, count.div_ceil(10));
-    }
-    let mut ns = vec![Vec::with_capacity(RUNS); SIDES.len()];
-    for _ in 0..RUNS {
-        for (side, samples) in ns.iter_mut().enumerate() {
-            samples.push(run(side, count).as_nanos() as f64 / (count * ops_per_round) as f64);
-        }
-    }
-    let timings: Vec<Timing> = ns.into_iter().map(Timing::of).collect();
+/// Times every side of a scenario (see [`timing::alternate`]), per
+/// operation (`count` rounds of `ops_per_round` each), and prints them.
+fn measure(name: &str, count: u64, ops_per_round: u64, run: impl FnMut(usize, u64) -> Duration) -> [Timing; 4] {
+    let timings = timing::alternate::<4>(count, count * ops_per_round, run);
     for (side, timing) in SIDES.iter().zip(&timings) {
         println!(
             "{:<20} median {:>9.1} ns/op    min {:>9.1} ns/op    ({count} x {ops_per_round} ops x {RUNS} runs)",

@@ -23,42 +23,14 @@ use std::time::Duration;
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
-const RUNS: usize = 7;
+#[path = "common/timing.rs"]
+mod timing;
 
-/// Median and minimum of one side of a scenario, in ns per operation.
-#[derive(Clone, Copy)]
-struct Timing {
-    median: f64,
-    min: f64,
-}
-
-impl Timing {
-    fn of(mut ns: Vec<f64>) -> Timing {
-        ns.sort_by(f64::total_cmp);
-        Timing { median: ns[RUNS / 2], min: ns[0] }
-    }
-}
-
-/// Runs both sides of a scenario [`RUNS`] times after a warm-up, alternating
-/// ours and tokio's run by run so that a disturbance of the machine hits both
-/// alike. `run(side, count)` performs `count` operations of `side` (0: ours, 1:
-/// tokio) and returns the time they took; each side's result is divided by
-/// `ops(count)`, the operations `count` stands for.
-fn pair(count: u64, ops: u64, mut run: impl FnMut(usize, u64) -> Duration) -> [Timing; 2] {
-    run(0, count.div_ceil(10));
-    run(1, count.div_ceil(10));
-    let mut ns = [Vec::with_capacity(RUNS), Vec::with_capacity(RUNS)];
-    for _ in 0..RUNS {
-        for (side, samples) in ns.iter_mut().enumerate() {
-            samples.push(run(side, count).as_nanos() as f64 / ops as f64);
-        }
-    }
-    ns.map(Timing::of)
-}
+use timing::{RUNS, Timing};
 
 /// Times a per-operation scenario and prints both sides.
 fn bench(name: &str, iters: u64, run: impl FnMut(usize, u64) -> Duration) -> [Timing; 2] {
-    let timings = pair(iters, iters, run);
+    let timings = timing::alternate(iters, iters, run);
     for (side, timing) in ["ours", "tokio"].iter().zip(timings) {
         println!(
             "{:<24} median {:>9.1} ns/op    min {:>9.1} ns/op    ({iters} iters x {RUNS} runs)",
@@ -75,7 +47,7 @@ fn bench(name: &str, iters: u64, run: impl FnMut(usize, u64) -> Duration) -> [Ti
 fn bench_timers(name: &str, mut batch: impl FnMut(usize) -> Duration) -> [Timing; 2] {
     let timers = workloads::TIMERS as u64;
     // The warm-up and every run are one batch each.
-    let timings = pair(1, timers, |side, _| batch(side));
+    let timings = timing::alternate(1, timers, |side, _| batch(side));
     // What is left once the wait for the latest deadline is taken out.
     let wait = Duration::from_millis(workloads::MAX_DEADLINE_MS).as_nanos() as f64 / timers as f64;
     for (side, timing) in ["ours", "tokio"].iter().zip(timings) {
