@@ -510,14 +510,16 @@ impl Hub {
             monitor.polling(true);
         }
         let (mut woken, mut wakers) = (self.woken.take(), self.wakers.take());
-        if timeout != Some(Duration::ZERO) {
-            // About to sleep: a good moment to hand back idle stack memory.
+        // About to sleep: a good moment to hand back idle stack memory, and
+        // to busy-poll first. What a busy poll finds is already in `woken`
+        // and `wakers` (or in the remote queue): no need to poll again.
+        let found = timeout != Some(Duration::ZERO) && {
             greenlet::stack::maintain();
-            if self.busy_poll(timeout, &mut woken, &mut wakers) {
-                timeout = Some(Duration::ZERO);
-            }
+            self.busy_poll(timeout, &mut woken, &mut wakers)
+        };
+        if !found {
+            self.reactor.react(timeout, &mut woken, &mut wakers);
         }
-        self.reactor.react(timeout, &mut woken, &mut wakers);
         if let Some(monitor) = &self.monitor {
             monitor.polling(false);
         }
