@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use runtime_scheduler::{run, spawn, sleep, sync::channel};
+//! use runtime::{run, spawn, sleep, sync::channel};
 //!
 //! let total = run(|| {
 //!     let (tx, rx) = channel::unbounded();
@@ -179,8 +179,8 @@ pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 /// clean-up.
 ///
 /// ```
-/// let answer = runtime_scheduler::run(|| {
-///     let h = runtime_scheduler::spawn(|| 6 * 7);
+/// let answer = runtime::run(|| {
+///     let h = runtime::spawn(|| 6 * 7);
 ///     h.join().unwrap()
 /// });
 /// assert_eq!(answer, 42);

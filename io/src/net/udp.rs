@@ -12,9 +12,9 @@ use crate::source::Source;
 /// calling greenlet.
 ///
 /// ```no_run
-/// use runtime_io::net::UdpSocket;
+/// use runtime::net::UdpSocket;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let socket = UdpSocket::bind("127.0.0.1:0")?;
 ///     socket.send_to(b"ping", "127.0.0.1:9999")?;
 ///     let mut buf = [0; 64];

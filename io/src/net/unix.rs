@@ -133,11 +133,11 @@ impl Iterator for UnixIncoming<'_> {
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use runtime_io::net::UnixStream;
+/// use runtime::net::UnixStream;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (mut a, mut b) = UnixStream::pair()?;
-///     runtime_scheduler::spawn(move || a.write_all(b"hi"));
+///     runtime::spawn(move || a.write_all(b"hi"));
 ///     let mut buf = [0; 2];
 ///     b.read_exact(&mut buf)?;
 ///     assert_eq!(&buf, b"hi");

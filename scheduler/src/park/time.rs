@@ -17,9 +17,9 @@ use crate::park::Parker;
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let start = Instant::now();
-///     runtime_scheduler::sleep(Duration::from_millis(20));
+///     runtime::sleep(Duration::from_millis(20));
 ///     assert!(start.elapsed() >= Duration::from_millis(20));
 /// });
 /// ```
@@ -81,9 +81,9 @@ pub(crate) struct TimeoutUnwind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::{sleep, timeout};
+/// use runtime::{sleep, timeout};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     assert_eq!(timeout(Duration::from_millis(50), || 7), Ok(7));
 ///     let slow = timeout(Duration::from_millis(10), || sleep(Duration::from_secs(10)));
 ///     assert!(slow.is_err());

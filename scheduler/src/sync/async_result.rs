@@ -26,12 +26,12 @@ enum Slot<T> {
 /// ```
 /// use std::rc::Rc;
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::AsyncResult;
+/// use runtime::sync::AsyncResult;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let result = Rc::new(AsyncResult::new());
 ///     let producer = result.clone();
-///     runtime_scheduler::spawn_later(Duration::from_millis(5), move || producer.set("done"));
+///     runtime::spawn_later(Duration::from_millis(5), move || producer.set("done"));
 ///     assert_eq!(result.get(), "done");
 ///     assert!(result.ready());
 /// });

@@ -15,11 +15,11 @@
 //! in a [`SendError`].
 //!
 //! ```
-//! use runtime_scheduler::sync::channel;
+//! use runtime::sync::channel;
 //!
-//! runtime_scheduler::run(|| {
+//! runtime::run(|| {
 //!     let (tx, rx) = channel::bounded(1);
-//!     let producer = runtime_scheduler::spawn(move || {
+//!     let producer = runtime::spawn(move || {
 //!         for i in 0..5 {
 //!             tx.send(i).unwrap(); // parks while the channel is full
 //!         }

@@ -66,13 +66,13 @@ impl Arm<'_> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{Select, channel};
+/// use runtime::sync::{Select, channel};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (tx1, rx1) = channel::unbounded::<i32>();
 ///     let (_tx2, rx2) = channel::unbounded::<&str>();
-///     runtime_scheduler::spawn(move || {
-///         runtime_scheduler::sleep(Duration::from_millis(5));
+///     runtime::spawn(move || {
+///         runtime::sleep(Duration::from_millis(5));
 ///         tx1.send(10).unwrap();
 ///     });
 ///     let mut select = Select::new();
@@ -465,11 +465,11 @@ impl Waitable for Event {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{Event, wait_any};
+/// use runtime::sync::{Event, wait_any};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (a, b) = (Event::new(), Event::new());
-///     let worker = runtime_scheduler::spawn(|| 1);
+///     let worker = runtime::spawn(|| 1);
 ///     assert_eq!(wait_any(&[&a, &b, &worker], Some(Duration::from_secs(1))), Some(2));
 ///     assert_eq!(wait_any(&[&a, &b], Some(Duration::from_millis(5))), None);
 /// });

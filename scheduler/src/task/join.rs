@@ -332,12 +332,12 @@ impl<T> JoinHandle<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// runtime_scheduler::run(|| {
-    ///     let helper = runtime_scheduler::spawn(|| runtime_scheduler::sleep(Duration::from_secs(60))).kill_on_drop();
+    /// runtime::run(|| {
+    ///     let helper = runtime::spawn(|| runtime::sleep(Duration::from_secs(60))).kill_on_drop();
     ///     let id = helper.id();
     ///     drop(helper); // killed; it unwinds when the hub next runs it
-    ///     runtime_scheduler::yield_now();
-    ///     assert!(runtime_scheduler::dump().greenlets().iter().all(|g| g.id() != id));
+    ///     runtime::yield_now();
+    ///     assert!(runtime::dump().greenlets().iter().all(|g| g.id() != id));
     /// });
     /// ```
     pub fn kill_on_drop(self) -> KillOnDrop<T> {
