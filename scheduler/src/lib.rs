@@ -37,8 +37,10 @@
 //! timing wheel. Other threads reach the hub through a lock-free queue
 //! (`crossbeam-queue`) and a `mio::Waker`: [`Handle::spawn`] and the
 //! [`blocking`] thread pool's results travel that way. Greenlets never leave
-//! their hub's thread, so thread-locals stay sound and most types here are
-//! neither `Send` nor `Sync`.
+//! their hub's thread, so thread-locals stay sound; what holds a hub's
+//! greenlets or descriptors directly ([`Group`], [`Pool`], [`Registration`])
+//! is neither `Send` nor `Sync`, while the [`sync`] types, [`JoinHandle`] and
+//! [`Handle`] are, and cross hubs and threads.
 //!
 //! # Layout
 //!

@@ -1,8 +1,11 @@
-//! Multi-producer, multi-consumer channels between greenlets of one hub.
+//! Multi-producer, multi-consumer channels between greenlets, of one hub or
+//! of many, and plain threads.
 //!
 //! The shape is crossbeam's: [`bounded`] and [`unbounded`] return a cloneable
 //! [`Sender`] and [`Receiver`]; operations come as blocking, `try_` and
-//! `_timeout` variants. Blocking parks only the calling greenlet.
+//! `_timeout` variants. Blocking parks only the calling greenlet (a plain
+//! thread blocks). `Sender` and `Receiver` are `Send + Sync` when `T: Send`:
+//! move or share them across hubs and threads.
 //!
 //! Waiting greenlets are served in FIFO order, and values are handed over
 //! directly: a value sent while receivers wait goes to the first of them, and
@@ -279,7 +282,8 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     ///
-    /// If it has to wait outside a greenlet of the runtime.
+    /// If it has to wait on a hub's thread outside its greenlets (a plain
+    /// thread blocks).
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send(value, None).map_err(|err| SendError(err.into_inner()))
@@ -375,7 +379,8 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     ///
-    /// If it has to wait outside a greenlet of the runtime.
+    /// If it has to wait on a hub's thread outside its greenlets (a plain
+    /// thread blocks).
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)

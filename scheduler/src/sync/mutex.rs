@@ -55,7 +55,7 @@ impl<T> Mutex<T> {
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets (a plain thread blocks).
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.guard(self.lock.acquire_as("Mutex::lock"))
@@ -179,7 +179,7 @@ impl Condvar {
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets (a plain thread blocks).
     #[track_caller]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_until(guard, None).0

@@ -10,7 +10,9 @@
 //! become ready and are never handed a value, so a message is never lost in
 //! a select that picked another arm, timed out or was killed. The message is
 //! taken by the completion, which follows the selection without a park in
-//! between (nothing else runs on the hub meanwhile), so it is still there.
+//! between (nothing else runs on the hub meanwhile), so it is still there,
+//! unless a receiver on another hub or thread took it first: channels cross
+//! threads, and then the completion waits as a plain `recv` (or `send`) does.
 
 use std::cell::Cell;
 use std::fmt;
@@ -321,7 +323,8 @@ impl SelectedOperation<'_> {
     }
 
     /// Completes a `recv` arm: receives from `receiver` (at once, since it was
-    /// ready).
+    /// ready, unless another hub or thread took the value meanwhile; then it
+    /// waits as [`Receiver::recv`] does).
     ///
     /// # Errors
     ///
@@ -340,7 +343,8 @@ impl SelectedOperation<'_> {
     }
 
     /// Completes a `send` arm: sends `value` on `sender` (at once, since it
-    /// was ready).
+    /// was ready, unless another hub or thread filled the room meanwhile; then
+    /// it waits as [`Sender::send`] does).
     ///
     /// # Errors
     ///
