@@ -198,6 +198,15 @@ impl Greenlet {
 
     /// Changes the parent.
     ///
+    /// ```
+    /// use runtime::greenlet::{Error, Greenlet, getcurrent};
+    ///
+    /// let (a, b) = (Greenlet::new(|v| v), Greenlet::new(|v| v));
+    /// b.set_parent(&a).unwrap(); // when b finishes, control goes to a
+    /// assert_eq!(a.set_parent(&b), Err(Error::CyclicParent)); // b descends from a
+    /// assert_eq!(getcurrent().set_parent(&a), Err(Error::MainHasNoParent));
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::CyclicParent`] if `parent` is this greenlet or one of its

@@ -206,6 +206,22 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
 /// gevent). A panic in it is logged and delivered through
 /// [`JoinHandle::join`]; it never takes the hub down.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let worker = runtime::spawn(|| {
+///         runtime::sleep(Duration::from_millis(5)); // parks only this greenlet
+///         "done"
+///     });
+///     assert!(!worker.is_finished()); // not started: the spawner has not parked yet
+///     assert_eq!(worker.join().unwrap(), "done");
+///
+///     let failing = runtime::spawn(|| -> u32 { panic!("bad input") });
+///     assert!(failing.join().unwrap_err().is_panic()); // the hub goes on
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -220,6 +236,19 @@ where
 
 /// Spawns a greenlet that starts after `delay`.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let greeting = runtime::spawn_later(Duration::from_millis(5), || "hello");
+///     assert_eq!(greeting.join().unwrap(), "hello");
+///     // Killed before its delay has passed, a greenlet never runs.
+///     let never = runtime::spawn_later(Duration::from_secs(60), || println!("never printed"));
+///     never.kill();
+///     assert!(never.join().unwrap_err().is_killed());
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -233,6 +262,15 @@ where
 }
 
 /// The id of the running greenlet.
+///
+/// ```
+/// runtime::run(|| {
+///     let child = runtime::spawn(runtime::greenlet_id);
+///     let id = child.id();
+///     assert_eq!(child.join().unwrap(), id);
+///     assert_ne!(runtime::greenlet_id(), id);
+/// });
+/// ```
 pub fn greenlet_id() -> u64 {
     greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
 }

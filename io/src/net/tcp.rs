@@ -215,17 +215,24 @@ impl Iterator for Incoming<'_> {
 /// `Read` and `Write` are implemented for `&TcpStream` too, so one greenlet
 /// can read while another writes the same socket:
 ///
-/// ```no_run
+/// ```
 /// use std::io::{Read, Write};
 /// use std::rc::Rc;
-/// use runtime::net::TcpStream;
+/// use runtime::net::{TcpListener, TcpStream};
 ///
 /// runtime::run(|| {
-///     let stream = Rc::new(TcpStream::connect("127.0.0.1:7000")?);
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     runtime::spawn(move || -> std::io::Result<u64> {
+///         let (conn, _) = listener.accept()?;
+///         std::io::copy(&mut &conn, &mut &conn) // an echo server
+///     });
+///     let stream = Rc::new(TcpStream::connect(addr)?);
 ///     let writer = stream.clone();
 ///     runtime::spawn(move || (&*writer).write_all(b"hello\n"));
 ///     let mut buf = [0; 6];
-///     (&*stream).read_exact(&mut buf)?;
+///     (&*stream).read_exact(&mut buf)?; // parks until the echo comes back
+///     assert_eq!(&buf, b"hello\n");
 ///     Ok::<_, std::io::Error>(())
 /// })?;
 /// # Ok::<_, std::io::Error>(())

@@ -34,6 +34,21 @@ pub fn sleep(duration: Duration) {
 
 /// Parks the current greenlet until `deadline` has passed.
 ///
+/// Sleeping until deadlines paces work without drift (each `sleep` would
+/// add its rounding up to the next millisecond):
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// runtime::run(|| {
+///     let start = Instant::now();
+///     for tick in 1..=3 {
+///         runtime::sleep_until(start + tick * Duration::from_millis(5));
+///     }
+///     assert!(Instant::now() >= start + Duration::from_millis(15)); // never early
+/// });
+/// ```
+///
 /// A sleep in a greenlet that is already unwinding (in a destructor during a
 /// kill) returns early if a second kill or timeout arrives.
 ///
@@ -102,7 +117,18 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     timeout_at(Instant::now() + duration, f)
 }
 
-/// Like [`timeout`], with a deadline.
+/// Like [`timeout`], with a deadline: one deadline for several steps.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// runtime::run(|| {
+///     let deadline = Instant::now() + Duration::from_millis(10);
+///     assert_eq!(runtime::timeout_at(deadline, || 1), Ok(1));
+///     let slow = runtime::timeout_at(deadline, || runtime::sleep(Duration::from_secs(60)));
+///     assert_eq!(slow, Err(runtime::Elapsed));
+/// });
+/// ```
 ///
 /// # Errors
 ///

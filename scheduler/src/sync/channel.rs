@@ -75,11 +75,32 @@ fn notify(watchers: &mut WaitQueue<(), Wakeup>) {
 
 /// Creates a channel holding at most `capacity` values; `0` makes every
 /// `send` wait for a receiver.
+///
+/// ```
+/// use runtime::sync::channel::{self, TrySendError};
+///
+/// let (tx, rx) = channel::bounded(1);
+/// tx.try_send(1).unwrap();
+/// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+/// drop(rx);
+/// assert_eq!(tx.send(3).unwrap_err().into_inner(), 3); // every receiver is gone
+/// ```
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     channel(Some(capacity))
 }
 
 /// Creates a channel with no limit on the values it holds.
+///
+/// ```
+/// use runtime::sync::channel;
+///
+/// // A plain thread produces, a greenlet consumes.
+/// let (tx, rx) = channel::unbounded();
+/// let producer = std::thread::spawn(move || (0..3).for_each(|i| tx.send(i).unwrap()));
+/// let got: Vec<i32> = runtime::run(move || rx.iter().collect());
+/// producer.join().unwrap();
+/// assert_eq!(got, [0, 1, 2]);
+/// ```
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     channel(None)
 }

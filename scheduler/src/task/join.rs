@@ -177,6 +177,22 @@ impl<T: 'static> Completion for JoinShared<T> {
 /// The handle is `Send` when `T` is: it may be joined, polled or used to
 /// kill from another hub or a plain thread (which blocks in `join`). The
 /// greenlet itself never leaves its hub's thread.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let sleeper = runtime::spawn(|| runtime::sleep(Duration::from_secs(60)));
+///     runtime::yield_now(); // it starts, and parks in `sleep`
+///     sleeper.kill(); // it unwinds from there, running its destructors
+///     assert!(sleeper.join().unwrap_err().is_killed());
+///
+///     // Joined from a plain thread, which blocks until the greenlet is done.
+///     let answer = runtime::spawn(|| 6 * 7);
+///     let thread = std::thread::spawn(move || answer.join().unwrap());
+///     assert_eq!(runtime::blocking(move || thread.join().unwrap()), 42);
+/// });
+/// ```
 pub struct JoinHandle<T> {
     pub(crate) shared: Arc<JoinShared<T>>,
 }
