@@ -60,8 +60,8 @@ stream_socket!(UnixStream);
 /// from `b` to `a` (tokio's `copy_bidirectional`, for this crate's sockets).
 ///
 /// Each direction runs in its own greenlet, spawned in a
-/// [`runtime::scope`](runtime_scheduler::scope) (so they borrow `a` and `b`, and
-/// cannot outlive this call). When one side reaches end-of-file, the write
+/// [`runtime::scope`](runtime_scheduler::scope) (so they borrow `a` and `b`,
+/// and cannot outlive this call). When one side reaches end-of-file, the write
 /// side of the other is shut down (`shutdown(Write)`, so its peer sees
 /// end-of-file too), and the other direction goes on until it ends as well:
 /// a half-close goes through the proxy. An error in either direction ends

@@ -9,8 +9,8 @@
 //! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
 //! [`copy_bidirectional`] proxies between two stream sockets;
 //! [`StreamServer`](net::StreamServer) runs a handler per connection in a
-//! [`runtime::Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix signals to a
-//! greenlet.
+//! [`runtime::Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix
+//! signals to a greenlet.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -53,8 +53,9 @@
 //! `poll_flush` does nothing and `poll_close`/`poll_shutdown` shut down the
 //! write half. Polls share the readiness state of the blocking calls, so a
 //! stream can be used from async code and blocking code in turn. They ignore
-//! read and write timeouts (put a [`runtime::timeout`](runtime_scheduler::timeout)
-//! around the `block_on` instead).
+//! read and write timeouts (put a
+//! [`runtime::timeout`](runtime_scheduler::timeout) around the `block_on`
+//! instead).
 //!
 //! # Implementation
 //!

@@ -174,9 +174,9 @@ impl<T: 'static> Completion for JoinShared<T> {
 /// [`kill_on_drop`](JoinHandle::kill_on_drop), a [`JoinSet`](crate::JoinSet)
 /// or [`scope`](crate::scope).
 ///
-/// The handle is `Send` when `T` is: it may be joined, polled or used to
-/// kill from another hub or a plain thread (which blocks in `join`). The
-/// greenlet itself never leaves its hub's thread.
+/// The handle is `Send + Sync` when `T: Send`: it may be joined, polled or
+/// used to kill from another hub or a plain thread (which blocks in `join`).
+/// The greenlet itself never leaves its hub's thread.
 ///
 /// ```
 /// use std::time::Duration;
