@@ -31,9 +31,9 @@ thread_local! {
 /// a hub started with [`run`](crate::run).
 ///
 /// ```
-/// let indices = runtime_scheduler::Builder::new().hubs(2).run_each(|_| runtime_scheduler::hub_index());
+/// let indices = runtime::Builder::new().hubs(2).run_each(|_| runtime::hub_index());
 /// assert_eq!(indices, [Some(0), Some(1)]);
-/// assert_eq!(runtime_scheduler::hub_index(), None);
+/// assert_eq!(runtime::hub_index(), None);
 /// ```
 pub fn hub_index() -> Option<usize> {
     HUB_INDEX.with(Cell::get)
@@ -44,7 +44,7 @@ pub fn hub_index() -> Option<usize> {
 ///
 /// ```
 /// use std::time::Duration;
-/// let v = runtime_scheduler::Builder::new()
+/// let v = runtime::Builder::new()
 ///     .stack_size(128 * 1024)
 ///     .blocking_threads(4)
 ///     .max_blocking_time(Duration::from_millis(100))
@@ -201,7 +201,7 @@ impl Builder {
     /// connections). The hubs share one [`blocking`](crate::blocking) pool.
     ///
     /// ```
-    /// use runtime_scheduler::{Builder, sync::channel};
+    /// use runtime::{Builder, sync::channel};
     ///
     /// let (tx, rx) = channel::unbounded::<usize>();
     /// let sums = Builder::new().hubs(2).run_each(move |i| {
