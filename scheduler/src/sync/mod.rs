@@ -15,6 +15,7 @@ mod async_result;
 pub mod channel;
 mod event;
 mod mutex;
+mod queue;
 pub(crate) mod select;
 mod select_macro;
 mod semaphore;
@@ -22,6 +23,10 @@ mod semaphore;
 pub use async_result::AsyncResult;
 pub use event::Event;
 pub use mutex::{Condvar, Mutex, MutexGuard};
+pub use queue::{
+    GetTimeoutError, JoinableQueue, LifoQueue, PriorityQueue, PutTimeoutError, ShutDown, TaskDoneError, TryGetError,
+    TryPutError,
+};
 pub use select::{
     ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError, Waitable, wait_any,
 };
