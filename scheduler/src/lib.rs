@@ -127,8 +127,10 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in four small places: `task/scope.rs` (erasing the lifetime
+// `unsafe` lives in five small places: `task/scope.rs` (erasing the lifetime
 // of a scoped greenlet's closure, with the argument for it),
+// `sync/rlock.rs` (`RLock<T>` is `Sync` for `T: Send`, as std's
+// `ReentrantLock`),
 // `task/join_pool.rs` (getting back the type of a reused join state),
 // `task/outcome.rs` (a greenlet's result, put and taken once without a lock)
 // and `hub/affinity.rs` (the

@@ -12,21 +12,25 @@
 //! [`select!`](crate::select!) wait for the first of several operations.
 
 mod async_result;
+mod bounded_semaphore;
 pub mod channel;
 mod event;
 mod mutex;
 mod queue;
+mod rlock;
 pub(crate) mod select;
 mod select_macro;
 mod semaphore;
 
 pub use async_result::AsyncResult;
+pub use bounded_semaphore::{BoundedSemaphore, OverRelease};
 pub use event::Event;
 pub use mutex::{Condvar, Mutex, MutexGuard};
 pub use queue::{
     GetTimeoutError, JoinableQueue, LifoQueue, PriorityQueue, PutTimeoutError, ShutDown, TaskDoneError, TryGetError,
     TryPutError,
 };
+pub use rlock::{RLock, RLockGuard};
 pub use select::{
     ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError, Waitable, wait_any,
 };
