@@ -15,6 +15,7 @@ mod async_result;
 mod bounded_semaphore;
 pub mod channel;
 mod event;
+mod multi_wait;
 mod mutex;
 mod queue;
 mod rlock;
@@ -25,6 +26,7 @@ mod semaphore;
 pub use async_result::AsyncResult;
 pub use bounded_semaphore::{BoundedSemaphore, OverRelease};
 pub use event::Event;
+pub use multi_wait::wait;
 pub use mutex::{Condvar, Mutex, MutexGuard};
 pub use queue::{
     GetTimeoutError, JoinableQueue, LifoQueue, PriorityQueue, PutTimeoutError, ShutDown, TaskDoneError, TryGetError,
