@@ -592,3 +592,78 @@ fn unbounded_channel_never_blocks_senders() {
         assert_eq!(rx.try_iter().sum::<i32>(), (0..10_000).sum());
     });
 }
+
+#[test]
+fn put_then_peek_then_get_returns_the_same_value_without_switching() {
+    // gevent test__queue.py TestQueue.test_peek_empty... / test_put_peek_get.
+    rt::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let ran = util::Counter::new();
+        let r = ran.clone();
+        drop(spawn(move || r.bump()));
+        tx.send("hi").unwrap();
+        assert_eq!(rx.peek(), Ok("hi"));
+        assert_eq!(rx.try_peek(), Ok("hi"));
+        assert_eq!(rx.len(), 1, "peeking takes nothing");
+        assert_eq!(rx.recv(), Ok("hi"));
+        assert_eq!(ran.get(), 0);
+    });
+}
+
+#[test]
+fn peek_timeout_on_an_empty_channel_times_out() {
+    // gevent test__queue.py TestQueue.test_peek_empty (peek with a timeout
+    // in a greenlet raises Empty).
+    rt::run(|| {
+        let (tx, rx) = channel::unbounded::<u8>();
+        assert_eq!(rx.try_peek(), Err(TryRecvError::Empty));
+        assert_eq!(rx.peek_timeout(ms(1)), Err(RecvTimeoutError::Timeout));
+        drop(tx);
+        assert_eq!(rx.peek(), Err(channel::RecvError));
+        assert_eq!(rx.try_peek(), Err(TryRecvError::Disconnected));
+        assert_eq!(rx.peek_timeout(ms(1)), Err(RecvTimeoutError::Disconnected));
+    });
+}
+
+#[test]
+fn a_blocked_peek_wakes_on_a_send_and_leaves_the_value() {
+    // gevent test__queue.py TestQueue.test_peek_multi_greenlet.
+    rt::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let r = rx.clone();
+        let peeker = spawn(move || r.peek().unwrap());
+        yield_now();
+        assert!(!peeker.is_finished());
+        tx.send(7).unwrap();
+        assert_eq!(peeker.join().unwrap(), 7);
+        assert_eq!(rx.try_recv(), Ok(7), "still there");
+    });
+}
+
+#[test]
+fn peek_on_a_rendezvous_channel_sees_the_waiting_senders_value() {
+    // The sender keeps waiting: peeking is not receiving.
+    rt::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let sender = spawn(move || tx.send("offered").unwrap());
+        assert_eq!(rx.peek(), Ok("offered"));
+        yield_now();
+        assert!(!sender.is_finished(), "nobody received it yet");
+        assert_eq!(rx.recv(), Ok("offered"));
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn a_plain_thread_peeks_at_a_value_a_greenlet_sends() {
+    let (tx, rx) = channel::unbounded();
+    let thread = std::thread::spawn(move || {
+        assert_eq!(rx.peek(), Ok(5)); // blocks the thread
+        rx.recv()
+    });
+    rt::run(move || {
+        sleep(ms(5));
+        tx.send(5).unwrap();
+    });
+    assert_eq!(thread.join().unwrap(), Ok(5));
+}

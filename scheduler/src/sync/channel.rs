@@ -150,6 +150,19 @@ impl<T> State<T> {
         }
     }
 
+    /// A copy of the value `try_recv` would return, leaving it there.
+    fn try_peek(&self) -> Result<T, TryRecvError>
+    where
+        T: Clone,
+    {
+        let front = self.queue.front().or_else(|| self.send_waiters.front().and_then(Option::as_ref));
+        match front {
+            Some(value) => Ok(value.clone()),
+            None if self.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
     /// Takes back a value handed to a receiver that unwound (killed, or its
     /// `timeout` expired) before it could return it: the next waiting receiver
     /// gets it, or it goes back to the front of the queue, where it was the
@@ -260,6 +273,33 @@ impl<T> Chan<T> {
                     Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
                     Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
                 };
+            }
+        }
+    }
+}
+
+impl<T: Clone> Chan<T> {
+    /// Waits for a value like `recv`, as a watcher (never handed anything),
+    /// and returns a copy of it, leaving it in the channel.
+    #[track_caller]
+    fn peek(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut waiter = None;
+        loop {
+            let state = self.lock();
+            match state.try_peek() {
+                Ok(value) => return Ok(value),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            let waiter = waiter.get_or_insert_with(Waiter::current);
+            let on = WaitingOn::Op("Receiver::peek");
+            let waited =
+                wait::wait_in(waiter, &self.state, state, |s| &mut s.recv_watchers, (), on, deadline, |_, ()| {});
+            if waited.gave_up() && deadline.is_some() {
+                return self.lock().try_peek().map_err(|err| match err {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                });
             }
         }
     }
@@ -439,6 +479,58 @@ impl<T> Receiver<T> {
     /// Whether every sender is gone.
     pub fn is_disconnected(&self) -> bool {
         self.chan.lock().senders == 0
+    }
+}
+
+impl<T: Clone> Receiver<T> {
+    /// A copy of the value [`recv`](Receiver::recv) would return next,
+    /// waiting while the channel is empty; the value stays in the channel
+    /// (gevent's `Queue.peek`). On a rendezvous channel it is the value of
+    /// the first waiting sender, which keeps waiting.
+    ///
+    /// ```
+    /// use runtime_scheduler::sync::channel;
+    ///
+    /// runtime_scheduler::run(|| {
+    ///     let (tx, rx) = channel::unbounded();
+    ///     runtime_scheduler::spawn(move || tx.send("first").unwrap());
+    ///     assert_eq!(rx.peek(), Ok("first")); // parks until it is sent
+    ///     assert_eq!(rx.try_peek(), Ok("first"));
+    ///     assert_eq!(rx.recv(), Ok("first"));
+    /// });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the channel is empty and every sender is gone.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait on a hub's thread outside its greenlets.
+    #[track_caller]
+    pub fn peek(&self) -> Result<T, RecvError> {
+        // Without a deadline, the only error is `Disconnected`.
+        self.chan.peek(None).map_err(|_| RecvError)
+    }
+
+    /// A copy of the next value if there is one now (gevent's
+    /// `peek_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Disconnected`].
+    pub fn try_peek(&self) -> Result<T, TryRecvError> {
+        self.chan.lock().try_peek()
+    }
+
+    /// Like [`peek`](Receiver::peek), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    #[track_caller]
+    pub fn peek_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.peek(Some(Instant::now() + timeout))
     }
 }
 
