@@ -211,10 +211,8 @@ fn when_both_receivers_time_out_the_value_stays_in_the_channel() {
 
 #[test]
 fn rendezvous_sender_waits_for_a_receiver() {
-    // gevent test__queue.py TestChannel.test_send. gevent's put switches into
-    // the getter, so it logs ['sending', 'hello', 'sent hello', 'world', 'sent
-    // world']; our send completes at the hand-off and never switches (the
-    // receiver runs when the sender next parks), so 'world' comes last.
+    // gevent test__queue.py TestChannel.test_send: a send to a waiting
+    // receiver returns after the receiver took the value and ran.
     let events = rt::run(|| {
         let (tx, rx) = channel::bounded(0);
         let events = Log::new();
@@ -231,14 +229,12 @@ fn rendezvous_sender_waits_for_a_receiver() {
         getter.join().unwrap();
         events.get()
     });
-    assert_eq!(events, ["sending", "hello", "sent hello", "sent world", "world"]);
+    assert_eq!(events, ["sending", "hello", "sent hello", "world", "sent world"]);
 }
 
 #[test]
 fn rendezvous_receiver_waits_for_a_sender() {
-    // gevent test__queue.py TestChannel.test_wait (gevent: ['waiting',
-    // 'sending hello', 'hello', 'sending world', 'world', 'sent world'], see
-    // above for why the hand-off order differs).
+    // gevent test__queue.py TestChannel.test_wait.
     let events = rt::run(|| {
         let (tx, rx) = channel::bounded(0);
         let events = Log::new();
@@ -258,13 +254,14 @@ fn rendezvous_receiver_waits_for_a_sender() {
         sender.join().unwrap();
         events.get()
     });
-    assert_eq!(events, ["waiting", "sending hello", "sending world", "hello", "world", "sent world"]);
+    assert_eq!(events, ["waiting", "sending hello", "hello", "sending world", "world", "sent world"]);
 }
 
 #[test]
 fn rendezvous_send_completes_only_with_a_receiver() {
     // gevent test__queue.py TestChannel.test_zero_max_size: a sender blocks
-    // until a receiver arrives; it never runs more than one value ahead.
+    // until a receiver arrives, and returns once the receiver has run: sends
+    // and receives strictly alternate.
     let log = rt::run(|| {
         let (tx, rx) = channel::bounded(0);
         let log = Log::new();
@@ -282,7 +279,7 @@ fn rendezvous_send_completes_only_with_a_receiver() {
         sender.join().unwrap();
         log.get()
     });
-    assert_eq!(log, ["sent 0", "received 0", "received 1", "sent 1", "sent 2", "received 2"]);
+    assert_eq!(log, ["received 0", "sent 0", "received 1", "sent 1", "received 2", "sent 2"]);
 }
 
 #[test]

@@ -101,6 +101,11 @@ impl<T, W: Waiter> WaitQueue<T, W> {
         (self.head != NIL).then(|| &self.nodes.at(self.head).data)
     }
 
+    /// The first waiter, if any (to learn how it will be woken).
+    pub(crate) fn front_waiter(&self) -> Option<&W> {
+        (self.head != NIL).then(|| &self.nodes.at(self.head).waiter)
+    }
+
     /// Completes the first waiter (`f` may change its data) and unparks it.
     /// Returns whether there was one.
     pub(crate) fn complete_front(&mut self, f: impl FnOnce(&mut T)) -> bool {

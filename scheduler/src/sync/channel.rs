@@ -8,7 +8,10 @@
 //! directly: a value sent while receivers wait goes to the first of them, and
 //! when a receiver frees room in a full channel the first waiting sender's
 //! value moves in. Nothing is lost or duplicated, and nobody is starved.
-//! `bounded(0)` is a rendezvous channel: `send` waits for a receiver.
+//! `bounded(0)` is a rendezvous channel: `send` waits for a receiver, and
+//! returns once the receiver has taken the value and, when it is a greenlet
+//! of the same hub, has run (gevent's `Channel`: sends and receives
+//! alternate).
 //!
 //! When every `Sender` is gone, receivers get the remaining values and then
 //! [`RecvError`]; when every `Receiver` is gone, `send` gives the value back
@@ -63,6 +66,16 @@ struct State<T> {
     send_watchers: WaitQueue<(), Wakeup>,
 }
 
+/// Where a sent value went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// To a waiting receiver elsewhere (another hub, a plain thread).
+    Handed,
+    /// To a waiting greenlet of this thread's hub.
+    HandedLocally,
+}
+
 /// Wakes every `Select` watching for a change (cheap when none does).
 fn notify(watchers: &mut WaitQueue<(), Wakeup>) {
     if watchers.len() > 0 {
@@ -112,18 +125,25 @@ impl<T> State<T> {
 
     /// Sends without waiting.
     fn try_send(&mut self, value: T, capacity: Option<usize>) -> Result<(), TrySendError<T>> {
+        self.offer(value, capacity).map(drop)
+    }
+
+    /// Sends without waiting; says whether the value was handed to a
+    /// waiting greenlet of this thread's hub.
+    fn offer(&mut self, value: T, capacity: Option<usize>) -> Result<Sent, TrySendError<T>> {
         if self.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
         }
+        let local = self.recv_waiters.front_waiter().is_some_and(Wakeup::is_local);
         let mut value = Some(value);
         if self.recv_waiters.complete_front(|slot| *slot = value.take()) {
-            return Ok(());
+            return Ok(if local { Sent::HandedLocally } else { Sent::Handed });
         }
         let value = value.expect("not handed over");
         if capacity.is_none_or(|capacity| self.queue.len() < capacity) {
             self.queue.push_back(value);
             notify(&mut self.recv_watchers);
-            Ok(())
+            Ok(Sent::Queued)
         } else {
             Err(TrySendError::Full(value))
         }
@@ -196,8 +216,18 @@ impl<T> Chan<T> {
         let mut waiter = None;
         loop {
             let mut state = self.lock();
-            value = match state.try_send(value, self.capacity) {
-                Ok(()) => return Ok(()),
+            value = match state.offer(value, self.capacity) {
+                Ok(Sent::HandedLocally) if self.capacity == Some(0) => {
+                    // A rendezvous returns once the receiver has run (as
+                    // gevent's `Channel.put` switches to the getter first):
+                    // it was queued to run before this greenlet now is.
+                    drop(state);
+                    if Parker::try_current().is_some() {
+                        crate::park::yield_now();
+                    }
+                    return Ok(());
+                }
+                Ok(_) => return Ok(()),
                 Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
                 Err(TrySendError::Full(value)) => value,
             };
@@ -311,7 +341,9 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Sends `value`, parking while the channel is full.
+    /// Sends `value`, parking while the channel is full. On `bounded(0)`,
+    /// it returns once a receiver has taken the value; a receiver that was
+    /// waiting on the same hub runs before it returns.
     ///
     /// # Errors
     ///
