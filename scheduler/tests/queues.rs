@@ -321,7 +321,7 @@ fn immediate_shutdown_drops_the_rest_and_releases_join() {
     // gevent test__queue.py TestShutdown (immediate): gets raise at once,
     // task_done raises ValueError, join returns.
     rt::run(|| {
-        let queue = Arc::new(JoinableQueue::new(None));
+        let queue = std::rc::Rc::new(JoinableQueue::new(None));
         let drops = util::Drops::new();
         queue.put(drops.guard()).unwrap();
         queue.put(drops.guard()).unwrap();
