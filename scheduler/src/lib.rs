@@ -48,7 +48,8 @@
 //!  task/   spawning and joining: Builder, JoinHandle (join, outcome, join_pool),
 //!          Handle (other threads), Group/Pool, scope, JoinSet
 //!    │
-//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, channels, Select
+//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, RLock, channels,
+//!          queues, Select, wait
 //!    │
 //!  park/   the park seam: Parker::park -> Result<Wake, Refused>; wait (the same
 //!          from any thread); foreign (never unwinds); time, cancel,

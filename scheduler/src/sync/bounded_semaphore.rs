@@ -107,6 +107,13 @@ impl fmt::Debug for BoundedSemaphore {
 }
 
 /// [`BoundedSemaphore::release`] found every permit free already.
+///
+/// ```
+/// use runtime_scheduler::sync::{BoundedSemaphore, OverRelease};
+///
+/// let lock = BoundedSemaphore::new(1);
+/// assert_eq!(lock.release(), Err(OverRelease));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverRelease;
 

@@ -9,7 +9,14 @@
 //! greenlet of the same hub costs no system call; one for another hub or
 //! thread goes through that hub's remote queue (or `Thread::unpark`), sent
 //! after the primitive's lock is released. [`Select`] and
-//! [`select!`](crate::select!) wait for the first of several operations.
+//! [`select!`](crate::select!) wait for the first of several operations,
+//! [`wait`] for several of them.
+//!
+//! From gevent: [`Event`], [`AsyncResult`], [`Semaphore`],
+//! [`BoundedSemaphore`], [`RLock`] (`gevent.lock`), [`channel`] (`Channel`
+//! and `Queue`'s waiting, crossbeam's shape) and [`JoinableQueue`],
+//! [`LifoQueue`], [`PriorityQueue`] (`gevent.queue`); [`Mutex`] and
+//! [`Condvar`] as std's.
 
 mod async_result;
 mod bounded_semaphore;

@@ -215,6 +215,16 @@ impl<T: fmt::Debug> fmt::Debug for RLock<T> {
 
 /// A hold on an [`RLock`]: derefs to its value; the last one dropped
 /// unlocks it.
+///
+/// ```
+/// use std::cell::Cell;
+/// use runtime_scheduler::sync::RLock;
+///
+/// let lock = RLock::new(Cell::new(1));
+/// let guard = lock.lock();
+/// guard.set(guard.get() + 1); // `&T` only: change it through a `Cell`
+/// assert_eq!(lock.lock().get(), 2); // re-entered by the same owner
+/// ```
 #[must_use = "the hold is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a, T> {
     lock: &'a RLock<T>,

@@ -5,6 +5,15 @@ use std::fmt;
 
 /// The queue was shut down (Python's `queue.ShutDown`); a put hands its
 /// value back in it.
+///
+/// ```
+/// use runtime_scheduler::sync::{JoinableQueue, ShutDown};
+///
+/// let queue = JoinableQueue::new(None);
+/// queue.shutdown(false);
+/// assert_eq!(queue.put("late"), Err(ShutDown("late")));
+/// assert_eq!(queue.get(), Err(ShutDown(())));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ShutDown<T>(pub T);
 
@@ -16,6 +25,18 @@ impl<T> ShutDown<T> {
 }
 
 /// Why a `try_put` failed; the value comes back.
+///
+/// ```
+/// use runtime_scheduler::sync::{JoinableQueue, TryPutError};
+///
+/// let queue = JoinableQueue::new(Some(1));
+/// queue.try_put(1).unwrap();
+/// let err = queue.try_put(2).unwrap_err();
+/// assert!(err.is_full());
+/// assert_eq!(err.into_inner(), 2);
+/// queue.shutdown(false);
+/// assert_eq!(queue.try_put(3), Err(TryPutError::ShutDown(3)));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TryPutError<T> {
     /// The queue is full (gevent's `Full`).
@@ -44,6 +65,18 @@ impl<T> TryPutError<T> {
 }
 
 /// Why a `put_timeout` failed; the value comes back.
+///
+/// ```
+/// use std::time::Duration;
+/// use runtime_scheduler::sync::{JoinableQueue, PutTimeoutError};
+///
+/// runtime_scheduler::run(|| {
+///     let queue = JoinableQueue::new(Some(1));
+///     queue.put(1).unwrap();
+///     let err = queue.put_timeout(2, Duration::from_millis(1)).unwrap_err();
+///     assert_eq!(err, PutTimeoutError::Timeout(2));
+/// });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PutTimeoutError<T> {
     /// The queue stayed full until the deadline.
@@ -72,6 +105,15 @@ impl<T> PutTimeoutError<T> {
 }
 
 /// Why a `try_get` failed.
+///
+/// ```
+/// use runtime_scheduler::sync::{LifoQueue, TryGetError};
+///
+/// let stack = LifoQueue::<u8>::new(None);
+/// assert_eq!(stack.try_get(), Err(TryGetError::Empty));
+/// stack.shutdown(false);
+/// assert_eq!(stack.try_get(), Err(TryGetError::ShutDown));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryGetError {
     /// No value now (gevent's `Empty`).
@@ -93,6 +135,16 @@ impl TryGetError {
 }
 
 /// Why a `get_timeout` failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use runtime_scheduler::sync::{GetTimeoutError, JoinableQueue};
+///
+/// runtime_scheduler::run(|| {
+///     let queue = JoinableQueue::<u8>::new(None);
+///     assert_eq!(queue.get_timeout(Duration::from_millis(1)), Err(GetTimeoutError::Timeout));
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GetTimeoutError {
     /// No value arrived before the deadline.
@@ -115,6 +167,16 @@ impl GetTimeoutError {
 
 /// [`JoinableQueue::task_done`](crate::sync::JoinableQueue::task_done) was
 /// called more often than values were put (Python's `ValueError`).
+///
+/// ```
+/// use runtime_scheduler::sync::{JoinableQueue, TaskDoneError};
+///
+/// let queue = JoinableQueue::new(None);
+/// queue.put(1).unwrap();
+/// queue.get().unwrap();
+/// assert_eq!(queue.task_done(), Ok(()));
+/// assert_eq!(queue.task_done(), Err(TaskDoneError));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskDoneError;
 
