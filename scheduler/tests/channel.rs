@@ -664,3 +664,29 @@ fn a_plain_thread_peeks_at_a_value_a_greenlet_sends() {
     });
     assert_eq!(thread.join().unwrap(), Ok(5));
 }
+
+#[test]
+fn a_rendezvous_sender_killed_by_its_receiver_still_delivered_the_value() {
+    // The receiver runs before the send returns, so it can act on the
+    // sender (here: kill it) first; the value is delivered all the same, as
+    // with gevent's `Channel.put`, which switches to the getter first.
+    rt::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let sender_slot: Rc<RefCell<Option<rt::JoinHandle<()>>>> = Rc::new(RefCell::new(None));
+        let slot = sender_slot.clone();
+        let receiver = spawn(move || {
+            let value = rx.recv().unwrap();
+            slot.borrow().as_ref().expect("the sender was spawned").kill();
+            value
+        });
+        yield_now();
+        let sender = spawn(move || {
+            tx.send("delivered").unwrap();
+            unreachable!("killed before its send returned");
+        });
+        *sender_slot.borrow_mut() = Some(sender);
+        assert_eq!(receiver.join().unwrap(), "delivered");
+        let sender = sender_slot.borrow_mut().take().unwrap();
+        assert!(sender.join().unwrap_err().is_killed());
+    });
+}
