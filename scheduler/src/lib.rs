@@ -50,7 +50,8 @@
 //!  task/   spawning and joining: Builder, JoinHandle (join, outcome, join_pool),
 //!          Handle (other threads), Group/Pool, scope, JoinSet
 //!    │
-//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, channels, Select
+//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, RLock, channels,
+//!          queues, Select, wait
 //!    │
 //!  park/   the park seam: Parker::park -> Result<Wake, Refused>; wait (the same
 //!          from any thread); foreign (never unwinds); time, cancel,
@@ -129,8 +130,10 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in four small places: `task/scope.rs` (erasing the lifetime
+// `unsafe` lives in five small places: `task/scope.rs` (erasing the lifetime
 // of a scoped greenlet's closure, with the argument for it),
+// `sync/rlock.rs` (`RLock<T>` is `Sync` for `T: Send`, as std's
+// `ReentrantLock`),
 // `task/join_pool.rs` (getting back the type of a reused join state),
 // `task/outcome.rs` (a greenlet's result, put and taken once without a lock)
 // and `hub/affinity.rs` (the

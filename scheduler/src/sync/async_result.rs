@@ -4,10 +4,13 @@ use std::panic;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::hub::wait_queue::WaitQueue;
+use crate::hub::wait_queue::{WaitKey, WaitQueue};
 use crate::hub::waiting::WaitingOn;
+use crate::park::Parker;
 use crate::park::time::Elapsed;
 use crate::park::wait::{self, Waiter, Wakeup};
+use crate::sync::select::private::Sealed;
+use crate::sync::select::{Waitable, Watch};
 
 enum Slot<T> {
     Empty,
@@ -164,6 +167,34 @@ impl<T: Clone> AsyncResult<T> {
                 }
             },
         }
+    }
+}
+
+impl<T> Watch for AsyncResult<T> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        wait::lock(&self.state).waiters.push(Wakeup::for_greenlet(parker), ())
+    }
+
+    fn unwatch(&self, key: WaitKey) {
+        wait::lock(&self.state).waiters.reclaim(key);
+    }
+
+    fn identity(&self) -> *const () {
+        std::ptr::from_ref(self).cast()
+    }
+}
+
+impl<T> Sealed for AsyncResult<T> {}
+
+/// Ready once a value or panic is stored.
+impl<T> Waitable for AsyncResult<T> {
+    #[allow(private_interfaces)]
+    fn as_watch(&self) -> &dyn Watch {
+        self
     }
 }
 
