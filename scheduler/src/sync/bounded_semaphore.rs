@@ -12,9 +12,9 @@ use crate::sync::select::{Waitable, Watch};
 /// bug it reports instead of hiding.
 ///
 /// ```
-/// use runtime_scheduler::sync::{BoundedSemaphore, OverRelease};
+/// use runtime::sync::{BoundedSemaphore, OverRelease};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let slots = BoundedSemaphore::new(1);
 ///     slots.acquire().forget(); // taken for good, given back by `release`
 ///     assert!(slots.try_acquire().is_none());
@@ -109,7 +109,7 @@ impl fmt::Debug for BoundedSemaphore {
 /// [`BoundedSemaphore::release`] found every permit free already.
 ///
 /// ```
-/// use runtime_scheduler::sync::{BoundedSemaphore, OverRelease};
+/// use runtime::sync::{BoundedSemaphore, OverRelease};
 ///
 /// let lock = BoundedSemaphore::new(1);
 /// assert_eq!(lock.release(), Err(OverRelease));

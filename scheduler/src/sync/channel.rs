@@ -547,11 +547,11 @@ impl<T: Clone> Receiver<T> {
     /// the first waiting sender, which keeps waiting.
     ///
     /// ```
-    /// use runtime_scheduler::sync::channel;
+    /// use runtime::sync::channel;
     ///
-    /// runtime_scheduler::run(|| {
+    /// runtime::run(|| {
     ///     let (tx, rx) = channel::unbounded();
-    ///     runtime_scheduler::spawn(move || tx.send("first").unwrap());
+    ///     runtime::spawn(move || tx.send("first").unwrap());
     ///     assert_eq!(rx.peek(), Ok("first")); // parks until it is sent
     ///     assert_eq!(rx.try_peek(), Ok("first"));
     ///     assert_eq!(rx.recv(), Ok("first"));

@@ -20,11 +20,11 @@ use crate::sync::select::{Select, Waitable};
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{AsyncResult, Event, wait};
+/// use runtime::sync::{AsyncResult, Event, wait};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (started, result) = (Event::new(), AsyncResult::new());
-///     let worker = runtime_scheduler::spawn(|| 42);
+///     let worker = runtime::spawn(|| 42);
 ///     result.set("done");
 ///     // Two of the three, the ready one first; the event never is.
 ///     assert_eq!(wait(&[&started, &worker, &result], Some(2), None), [2, 1]);

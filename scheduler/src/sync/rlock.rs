@@ -23,9 +23,9 @@ use crate::park::wait::{self, Waiter, Wakeup};
 ///
 /// ```
 /// use std::cell::RefCell;
-/// use runtime_scheduler::sync::RLock;
+/// use runtime::sync::RLock;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let log = RLock::new(RefCell::new(Vec::new()));
 ///     let outer = log.lock();
 ///     outer.borrow_mut().push("outer");
@@ -218,7 +218,7 @@ impl<T: fmt::Debug> fmt::Debug for RLock<T> {
 ///
 /// ```
 /// use std::cell::Cell;
-/// use runtime_scheduler::sync::RLock;
+/// use runtime::sync::RLock;
 ///
 /// let lock = RLock::new(Cell::new(1));
 /// let guard = lock.lock();

@@ -159,7 +159,7 @@ impl Semaphore {
     /// gets it.
     ///
     /// ```
-    /// use runtime_scheduler::sync::Semaphore;
+    /// use runtime::sync::Semaphore;
     ///
     /// let slots = Semaphore::new(1);
     /// slots.acquire().forget(); // e.g. to hand the permit to another thread

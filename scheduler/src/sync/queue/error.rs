@@ -7,7 +7,7 @@ use std::fmt;
 /// value back in it.
 ///
 /// ```
-/// use runtime_scheduler::sync::{JoinableQueue, ShutDown};
+/// use runtime::sync::{JoinableQueue, ShutDown};
 ///
 /// let queue = JoinableQueue::new(None);
 /// queue.shutdown(false);
@@ -27,7 +27,7 @@ impl<T> ShutDown<T> {
 /// Why a `try_put` failed; the value comes back.
 ///
 /// ```
-/// use runtime_scheduler::sync::{JoinableQueue, TryPutError};
+/// use runtime::sync::{JoinableQueue, TryPutError};
 ///
 /// let queue = JoinableQueue::new(Some(1));
 /// queue.try_put(1).unwrap();
@@ -68,9 +68,9 @@ impl<T> TryPutError<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{JoinableQueue, PutTimeoutError};
+/// use runtime::sync::{JoinableQueue, PutTimeoutError};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let queue = JoinableQueue::new(Some(1));
 ///     queue.put(1).unwrap();
 ///     let err = queue.put_timeout(2, Duration::from_millis(1)).unwrap_err();
@@ -107,7 +107,7 @@ impl<T> PutTimeoutError<T> {
 /// Why a `try_get` failed.
 ///
 /// ```
-/// use runtime_scheduler::sync::{LifoQueue, TryGetError};
+/// use runtime::sync::{LifoQueue, TryGetError};
 ///
 /// let stack = LifoQueue::<u8>::new(None);
 /// assert_eq!(stack.try_get(), Err(TryGetError::Empty));
@@ -138,9 +138,9 @@ impl TryGetError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{GetTimeoutError, JoinableQueue};
+/// use runtime::sync::{GetTimeoutError, JoinableQueue};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let queue = JoinableQueue::<u8>::new(None);
 ///     assert_eq!(queue.get_timeout(Duration::from_millis(1)), Err(GetTimeoutError::Timeout));
 /// });
@@ -169,7 +169,7 @@ impl GetTimeoutError {
 /// called more often than values were put (Python's `ValueError`).
 ///
 /// ```
-/// use runtime_scheduler::sync::{JoinableQueue, TaskDoneError};
+/// use runtime::sync::{JoinableQueue, TaskDoneError};
 ///
 /// let queue = JoinableQueue::new(None);
 /// queue.put(1).unwrap();

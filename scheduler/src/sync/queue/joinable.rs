@@ -15,14 +15,14 @@ use super::{GetTimeoutError, PutTimeoutError, Queue, ShutDown, TaskDoneError, Tr
 ///
 /// ```
 /// use std::sync::Arc;
-/// use runtime_scheduler::sync::JoinableQueue;
+/// use runtime::sync::JoinableQueue;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let jobs = Arc::new(JoinableQueue::new(Some(2)));
 ///     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 ///     for _ in 0..2 {
 ///         let (jobs, done) = (jobs.clone(), done.clone());
-///         runtime_scheduler::spawn(move || {
+///         runtime::spawn(move || {
 ///             while let Ok(n) = jobs.get() {
 ///                 done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 ///                 jobs.task_done().unwrap();

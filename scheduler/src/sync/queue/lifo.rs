@@ -11,9 +11,9 @@ use super::{Queue, ShutDown, TryGetError};
 /// `try_get` these are. `Send + Sync` when `T: Send`.
 ///
 /// ```
-/// use runtime_scheduler::sync::LifoQueue;
+/// use runtime::sync::LifoQueue;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let stack = LifoQueue::new(None);
 ///     for n in 1..=3 {
 ///         stack.put(n).unwrap();

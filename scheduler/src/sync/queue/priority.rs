@@ -11,9 +11,9 @@ use super::{Queue, ShutDown, TryGetError};
 /// `try_get` these are. `Send + Sync` when `T: Send`.
 ///
 /// ```
-/// use runtime_scheduler::sync::PriorityQueue;
+/// use runtime::sync::PriorityQueue;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let queue = PriorityQueue::new(None);
 ///     for job in [(2, "later"), (1, "first"), (3, "last")] {
 ///         queue.put(job).unwrap();
