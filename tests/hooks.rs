@@ -359,7 +359,7 @@ fn plain_threads_and_the_hub_loop_see_libc() {
 fn the_mode_a_greenlet_sees_is_the_one_it_asked_for() {
     util::run(|| {
         let (mut client, _server) = std_pair();
-        client.write_all(b"x").unwrap(); // made non-blocking underneath
+        client.write_all(b"x").unwrap(); // cooperative, its mode untouched
         let fd = std::os::fd::AsRawFd::as_raw_fd(&client);
         // SAFETY: F_GETFL on an open descriptor.
         let mode = unsafe { libc::fcntl(fd, libc::F_GETFL) };

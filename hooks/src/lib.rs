@@ -68,6 +68,8 @@ compile_error!(
 mod coop;
 mod exports;
 mod fds;
+mod fork;
+mod lifecycle;
 mod real;
 mod slots;
 
@@ -125,5 +127,7 @@ pub fn is_interposed() -> bool {
 /// found in libc already. The `runtime` crate calls it when a hub starts.
 #[inline(never)]
 pub fn link() -> usize {
-    exports::table()
+    // The fork handler's constructor is kept with the object that holds it.
+    let register = std::hint::black_box(&fork::REGISTER) as *const _ as usize;
+    exports::table() ^ lifecycle::table() ^ register
 }
