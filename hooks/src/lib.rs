@@ -112,6 +112,38 @@ pub fn blocking_scope<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Whether `err` is the error a hooked call returned because its greenlet
+/// was killed (`ECANCELED`) or a `runtime::timeout` around it expired
+/// (`ETIMEDOUT`), rather than the same error number from the system (a
+/// connection that really timed out, say).
+///
+/// An `io::Error` made from `errno` carries nothing else, so this asks the
+/// calling greenlet instead: true when `err`'s number is the one its pending
+/// kill (`ECANCELED`) or timeout (`ETIMEDOUT`) was reported with. Call it
+/// in the greenlet that got the error, before the kill or timeout is raised
+/// (it is at the greenlet's next park past the grace, see the crate docs);
+/// on another greenlet or thread it is false. A real `ETIMEDOUT` that a
+/// greenlet gets while its own timeout is pending counts as a cancellation
+/// too: that greenlet is being cancelled anyway.
+///
+/// ```
+/// use std::io::Read;
+/// # runtime::run(|| {
+/// let (reader, _writer) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let outcome = runtime::timeout(std::time::Duration::from_millis(10), move || {
+///     let err = (&reader).read(&mut [0; 16]).unwrap_err(); // nothing arrives
+///     assert!(runtime::hooks::is_cancelled(&err)); // our timeout, not the network's
+///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+/// });
+/// assert!(outcome.is_err(), "the scope still times out");
+/// # });
+/// ```
+pub fn is_cancelled(err: &std::io::Error) -> bool {
+    let Some(errno) = err.raw_os_error() else { return false };
+    let Some(current) = runtime_scheduler::foreign::Current::get() else { return false };
+    current.cancelled().is_some_and(|why| coop::errno_of(why) == errno)
+}
+
 /// Whether the process's calls of libc's blocking functions reach the hooks:
 /// the dynamic linker resolves `read`, `clock_nanosleep` and `connect` to
 /// this crate's definitions. False if the executable was linked without
