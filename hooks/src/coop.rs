@@ -55,7 +55,7 @@ pub(crate) fn is_disabled() -> bool {
 pub(crate) fn context() -> Option<Current> {
     // The cheapest test first: no hub on this thread (one thread-local word).
     let hub = runtime_scheduler::foreign::hub_id()?;
-    if fork::is_parents_hub(hub) || is_disabled() {
+    if fork::is_parents_hub(hub) || is_disabled() || runtime_scheduler::foreign::in_panic_hook() {
         return None;
     }
     Current::get()

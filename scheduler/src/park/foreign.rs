@@ -253,6 +253,17 @@ pub fn hub_id() -> Option<u64> {
     }
 }
 
+/// Whether this thread is running the panic hook: no greenlet may park then
+/// (a panic of another greenlet during the park would abort the process),
+/// so code that parks through [`Current`] should block the thread instead.
+/// Covers the runtime's hook and the ones it chains to (std's default, or a
+/// user's installed before the runtime started); a hook installed later
+/// replaces the runtime's and is not seen.
+#[inline]
+pub fn in_panic_hook() -> bool {
+    crate::panic_hook::is_running()
+}
+
 /// Removes `registration`'s descriptor from its hub's poller now, while it is
 /// still open (dropping the registration later does nothing more), and wakes
 /// everything waiting on it, whose next operation then runs (and fails, once
