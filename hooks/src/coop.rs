@@ -4,11 +4,15 @@
 //! A call on a descriptor goes one of three ways:
 //!
 //! - *through*: straight to libc, when the descriptor is not one the hooks
-//!   manage (a file, a tty, an inherited pipe, one its user made
-//!   non-blocking) or was never used in a greenlet and the caller is not one;
-//! - *cooperative*: in a greenlet of a hub, on a descriptor the hooks made
-//!   non-blocking: tried, and on `EAGAIN` the greenlet parks until the hub
-//!   sees the descriptor ready (or its `SO_RCVTIMEO`/`SO_SNDTIMEO` passes);
+//!   manage (a file, a tty, a standard stream, an inherited pipe, one its
+//!   user made non-blocking), or the caller is not a greenlet and the
+//!   descriptor is blocking as its user expects (any socket but this
+//!   process's listeners);
+//! - *cooperative*: in a greenlet of a hub, on a socket (tried with
+//!   `MSG_DONTWAIT`, its mode untouched) or on a listener or pipe this
+//!   process made (non-blocking underneath): on `EAGAIN` the greenlet parks
+//!   until the hub sees the descriptor ready (or its
+//!   `SO_RCVTIMEO`/`SO_SNDTIMEO` passes);
 //! - *emulated*: anywhere else (a plain thread, the blocking pool, the hub's
 //!   loop, a thread whose hooks are off) on a descriptor the hooks made
 //!   non-blocking: tried, and on `EAGAIN` the thread blocks in `poll(2)`, so
@@ -16,7 +20,7 @@
 //!
 //! A kill or timeout that is pending for the greenlet, or that arrives while
 //! it is parked in a hook, makes the call fail with `ECANCELED` or
-//! `ETIMEDOUT` (see `runtime_scheduler::foreign`).
+//! `ETIMEDOUT`, once; then the grace (see `runtime_scheduler::foreign`).
 
 use std::cell::Cell;
 use std::ffi::c_int;

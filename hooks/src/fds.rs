@@ -22,8 +22,9 @@ pub(crate) const KNOWN: u32 = 1;
 /// A blocking socket that cooperates per call, without a change of mode:
 /// `MSG_DONTWAIT` on each call, or readiness first for `accept`.
 pub(crate) const DONTWAIT: u32 = 1 << 1;
-/// The hooks put it in non-blocking mode while its user wants it blocking:
-/// calls on it cooperate in a greenlet and are emulated elsewhere.
+/// The hooks put it in non-blocking mode while its user wants it blocking
+/// (a listener or a pipe this process made): calls on it cooperate in a
+/// greenlet and are emulated elsewhere.
 pub(crate) const OURS: u32 = 1 << 2;
 /// Its user put it in non-blocking mode: calls pass through.
 pub(crate) const USER_NB: u32 = 1 << 3;

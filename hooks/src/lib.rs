@@ -113,8 +113,10 @@
 //!
 //! The child of a `fork()` starts with no hub: the greenlets of the hub it
 //! was forked from (if any) never run there, and its hooked calls behave as
-//! libc's. A hub it starts of its own cooperates as usual (gevent's
-//! `reinit`). The handler is registered at startup.
+//! libc's. A hub it starts of its own (on a new thread, if it was forked
+//! from a greenlet, whose hub's copy still occupies the forking thread)
+//! cooperates as usual (gevent's `reinit`). The handler is registered at
+//! startup, so a `fork` before any cooperative call is covered too.
 //!
 //! # Kills and timeouts
 //!
@@ -153,10 +155,11 @@
 //! code that really must. Without the `hooks` feature nothing of this crate
 //! is linked.
 
-// `unsafe` lives in two modules: `real` (libc's definitions, found with
-// `dlsym`, and safe wrappers for calls on integers and locals) and `exports`
-// (the interposed definitions, which hand the caller's pointers on
-// unchanged). The logic (`coop`, `fds`, `slots`) is safe code.
+// `unsafe` lives in `real` (libc's definitions, found with `dlsym`, and
+// safe wrappers for calls on integers and locals) and in `exports` and
+// `lifecycle` (the interposed definitions, which hand the caller's pointers
+// on unchanged); `fork` places its constructor in `.init_array`. The logic
+// (`coop`, `fds`, `slots`) is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
