@@ -291,3 +291,29 @@ fn an_inherited_listener_accepts_cooperatively_and_keeps_its_mode() {
         assert_eq!(got, [1, 2]);
     });
 }
+
+#[test]
+fn sockets_this_process_made_keep_their_mode_but_its_listeners() {
+    use std::os::fd::AsRawFd;
+    util::run(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = runtime::spawn(move || {
+            let accepted = listener.accept().unwrap().0;
+            (listener, accepted)
+        });
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (listener, mut server) = acceptor.join().unwrap();
+        client.write_all(b"ping").unwrap();
+        let mut buf = [0; 4];
+        server.read_exact(&mut buf).unwrap();
+        assert!(!kernel_nonblocking(client.as_raw_fd()), "a connected socket was made non-blocking");
+        assert!(!kernel_nonblocking(server.as_raw_fd()), "an accepted socket was made non-blocking");
+        // A listener this process made is the hooks' (non-blocking
+        // underneath, `accept` having no per-call flag), blocking to its user.
+        assert!(kernel_nonblocking(listener.as_raw_fd()));
+        // SAFETY: F_GETFL on an open descriptor, through the hooks.
+        let mode = unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(mode & libc::O_NONBLOCK, 0);
+    });
+}
