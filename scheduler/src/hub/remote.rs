@@ -8,7 +8,7 @@
 //! This module knows nothing of tasks: a wake-up names its task by the key
 //! of the hub's task table, and the hub resolves it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
 use crossbeam_queue::SegQueue;
 
@@ -61,12 +61,25 @@ impl Remote {
     /// # Errors
     ///
     /// [`Closed`] once the hub has stopped; the message is dropped.
+    /// A message that races the close is accepted (`Ok`) but may be dropped
+    /// unrun, on this thread or the hub's: a spawn's work then ends its
+    /// greenlet as killed (see `Handle::spawn`). No message stays queued
+    /// after the close.
     pub(crate) fn post(&self, message: Message) -> Result<(), Closed> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Closed);
         }
         self.queue.push(message);
-        self.wake();
+        // Paired with the fence in `close`: either `close` finds this
+        // message and drops it, or this sees `closed` and drops what is
+        // left itself. Without it the message could stay queued, unrun and
+        // undropped, for as long as a `Handle` keeps the queue alive.
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.discard();
+        } else {
+            self.wake();
+        }
         Ok(())
     }
 
@@ -127,7 +140,14 @@ impl Remote {
     /// Refuses further messages and drops the queued ones; called when the hub
     /// stops.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        while self.queue.pop().is_some() {}
+        self.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst); // see `post`
+        self.discard();
+    }
+
+    fn discard(&self) {
+        while let Some(message) = self.queue.pop() {
+            drop(message);
+        }
     }
 }
