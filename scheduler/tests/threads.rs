@@ -620,3 +620,22 @@ fn a_spawn_the_hub_stopped_before_running_is_joined_as_killed() {
         Err(err) => assert!(err.is_killed(), "{err}"),
     }
 }
+
+/// Two blocking jobs submitted back to back while one pool thread is idle:
+/// the second must get a thread of its own (the pool may grow), not wait
+/// behind the first, which here waits for it.
+#[test]
+fn a_blocking_job_submitted_right_after_another_does_not_wait_behind_it() {
+    let got = rt::run(|| {
+        rt::blocking(|| ()); // one pool thread, idle from now on
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        // Both greenlets submit in the same turn of the hub, microseconds
+        // apart, before the idle thread has woken for the first job.
+        let waits = spawn(move || rt::blocking(move || rx.recv_timeout(Duration::from_secs(5))));
+        let sends = spawn(move || rt::blocking(move || tx.send(7)));
+        let got = waits.join().expect("the receiver ran");
+        drop(sends.join().expect("the sender ran")); // fails if the receiver gave up
+        got
+    });
+    assert_eq!(got, Ok(7), "the second job ran only after the first gave up waiting for it");
+}
