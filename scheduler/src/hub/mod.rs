@@ -748,7 +748,10 @@ impl Hub {
         self.abandon_remaining();
     }
 
-    /// Leaks the tasks that are still alive, reporting each.
+    /// Leaks the tasks that are still alive, reporting each. A task parked
+    /// in a `sync` type's queue, which other threads reach, leaves it first:
+    /// what it was given or would be given goes to the next waiter.
+    #[allow(unsafe_code)]
     fn abandon_remaining(&self) {
         let now = Instant::now();
         for task in self.tasks() {
@@ -762,6 +765,12 @@ impl Hub {
                 on.describe(deadline, now)
             );
             crate::util::report::warn(&message, task.id(), task.name().map(|n| &**n));
+            if let Some(node) = task.set_node(None) {
+                // SAFETY: the node lives in the frame where the task is
+                // parked, on a stack that stays mapped; the task never runs
+                // again, so nothing else touches the node (see `Abandon`).
+                unsafe { (*node.as_ptr()).abandon() };
+            }
             if let Some(greenlet) = task.release_greenlet() {
                 // Never resumed and never dropped: dropping would throw into it
                 // again, and freeing its stack would free what it borrows.
