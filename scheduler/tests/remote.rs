@@ -3,11 +3,13 @@
 
 mod util;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use runtime_scheduler::{self as rt, Builder, Closed, Handle, JoinHandle};
+use runtime_scheduler::{self as rt, Builder, Handle, JoinHandle};
 
 /// Starts a hub on its own thread whose main greenlet hands out a `Handle`
 /// and then runs `main`; returns the handle and the hub's thread.
@@ -36,11 +38,9 @@ fn spawns_racing_the_close_fail_run_or_are_killed_and_every_join_ends() {
             }
         });
         let mut joins: Vec<JoinHandle<u32>> = Vec::new();
-        loop {
-            match handle.spawn(move || round) {
-                Ok(join) => joins.push(join),
-                Err(Closed) => break,
-            }
+        // Until the hub refuses with `Closed`.
+        while let Ok(join) = handle.spawn(move || round) {
+            joins.push(join);
         }
         drop(handle);
         hub.join().expect("the hub stops");
@@ -52,4 +52,94 @@ fn spawns_racing_the_close_fail_run_or_are_killed_and_every_join_ends() {
             }
         }
     }
+}
+
+/// A plain thread that floods a hub with spawns while the hub is held (here
+/// its main greenlet blocks the thread) gets at most
+/// `Handle::MAX_QUEUED_SPAWNS` of them queued, then blocks in `spawn` until
+/// the hub catches up; every spawn then runs.
+#[test]
+fn a_flood_of_spawns_from_a_thread_waits_while_the_hub_is_behind_then_every_one_runs() {
+    const FLOOD: usize = 8 * Handle::MAX_QUEUED_SPAWNS;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (queued_while_held, seen) = mpsc::channel();
+    let (handle, hub) = {
+        let (accepted, ran) = (accepted.clone(), ran.clone());
+        hub_on_thread(Builder::new(), move || {
+            // Hold the hub: nothing is taken off its queue meanwhile.
+            let held = Instant::now();
+            while accepted.load(Ordering::SeqCst) < FLOOD && held.elapsed() < Duration::from_millis(300) {
+                thread::sleep(Duration::from_millis(1));
+            }
+            queued_while_held.send(accepted.load(Ordering::SeqCst)).expect("the test waits");
+            while ran.load(Ordering::SeqCst) < FLOOD {
+                rt::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let flooder = thread::spawn(move || {
+        for _ in 0..FLOOD {
+            let ran = ran.clone();
+            handle.spawn(move || ran.fetch_add(1, Ordering::SeqCst)).expect("the hub runs");
+            accepted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let queued = seen.recv_timeout(Duration::from_secs(30)).expect("the hub was held");
+    assert!(queued <= Handle::MAX_QUEUED_SPAWNS, "{queued} spawns were queued on a hub that took none");
+    flooder.join().expect("every spawn was accepted in the end");
+    hub.join().expect("and ran");
+}
+
+/// A greenlet that floods another hub with spawns parks while that hub is
+/// behind, rather than blocking its own hub: its neighbours keep running.
+#[test]
+fn a_greenlet_flooding_a_hub_that_is_behind_parks_and_its_own_hub_runs_on() {
+    const FLOOD: usize = 4 * Handle::MAX_QUEUED_SPAWNS;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let ticks_while_held = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (report, reported) = mpsc::channel();
+    let (handle, target) = {
+        let (accepted, ticks, ran) = (accepted.clone(), ticks_while_held.clone(), ran.clone());
+        hub_on_thread(Builder::new(), move || {
+            // Held until the flooder is stuck and its hub has ticked on.
+            let held = Instant::now();
+            while (accepted.load(Ordering::SeqCst) < Handle::MAX_QUEUED_SPAWNS || ticks.load(Ordering::SeqCst) < 3)
+                && held.elapsed() < Duration::from_secs(10)
+            {
+                thread::sleep(Duration::from_millis(1));
+            }
+            report.send((accepted.load(Ordering::SeqCst), ticks.load(Ordering::SeqCst))).expect("the test waits");
+            while ran.load(Ordering::SeqCst) < FLOOD {
+                rt::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let flooding = thread::spawn(move || {
+        rt::run(move || {
+            let ticker = {
+                let (accepted, ticks) = (accepted.clone(), ticks_while_held.clone());
+                rt::spawn(move || {
+                    while accepted.load(Ordering::SeqCst) < FLOOD {
+                        rt::sleep(Duration::from_millis(1));
+                        if accepted.load(Ordering::SeqCst) >= Handle::MAX_QUEUED_SPAWNS {
+                            ticks.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            };
+            for _ in 0..FLOOD {
+                let ran = ran.clone();
+                handle.spawn(move || ran.fetch_add(1, Ordering::SeqCst)).expect("the target hub runs");
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+            ticker.join().expect("the ticker ends");
+        });
+    });
+    let (queued, ticks) = reported.recv_timeout(Duration::from_secs(30)).expect("the target hub was held");
+    assert!(queued <= Handle::MAX_QUEUED_SPAWNS, "{queued} spawns were queued on a hub that took none");
+    assert!(ticks >= 3, "the flooding greenlet's hub stopped while it waited (ticked {ticks} times)");
+    flooding.join().expect("every spawn was accepted in the end");
+    target.join().expect("and ran");
 }
