@@ -634,7 +634,7 @@ fn a_blocking_job_submitted_right_after_another_does_not_wait_behind_it() {
         let waits = spawn(move || rt::blocking(move || rx.recv_timeout(Duration::from_secs(5))));
         let sends = spawn(move || rt::blocking(move || tx.send(7)));
         let got = waits.join().expect("the receiver ran");
-        drop(sends.join().expect("the sender ran")); // fails if the receiver gave up
+        let _ = sends.join().expect("the sender ran"); // fails if the receiver gave up
         got
     });
     assert_eq!(got, Ok(7), "the second job ran only after the first gave up waiting for it");
@@ -669,7 +669,9 @@ fn a_greenlet_leaked_while_waiting_takes_no_lock_value_or_permit_with_it() {
                     sleep(Duration::from_secs(3600));
                 });
                 spawn(move || {
-                    let _cleanup = OnDrop(move || drop(rx.recv()));
+                    let _cleanup = OnDrop(move || {
+                        let _ = rx.recv();
+                    });
                     sleep(Duration::from_secs(3600));
                 });
                 spawn(move || {
