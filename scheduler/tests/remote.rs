@@ -25,24 +25,46 @@ fn hub_on_thread(builder: Builder, main: impl FnOnce() + Send + 'static) -> (Han
 }
 
 /// A `Handle::spawn` racing the hub's close either fails with `Closed`, or
-/// its greenlet runs, or it is joined as killed: no join waits forever, also
-/// when the last `Handle` (and with it the hub's queue) is dropped on the
-/// spawning thread.
+/// its greenlet runs, or it is joined as killed: no join waits forever,
+/// whether a `Handle` (and with it the hub's queue) outlives the join, or
+/// the last one is dropped on a spawning thread before it. Several threads
+/// spawn at once, more than there are cores, so that some are preempted
+/// in the middle of a spawn as the hub closes.
 #[test]
 fn spawns_racing_the_close_fail_run_or_are_killed_and_every_join_ends() {
-    for round in 0..200u32 {
-        let grace = Duration::from_micros(u64::from(round % 5) * 200);
-        let (handle, hub) = hub_on_thread(Builder::new().shutdown_grace(grace), move || {
-            for _ in 0..round % 13 {
-                rt::yield_now();
-            }
-        });
-        let mut joins: Vec<JoinHandle<u32>> = Vec::new();
-        // Until the hub refuses with `Closed`.
-        while let Ok(join) = handle.spawn(move || round) {
-            joins.push(join);
-        }
-        drop(handle);
+    const SPAWNERS: usize = 4;
+    for round in 0..150u32 {
+        // The hub stops once this many spawns came, while the spawners are
+        // busy posting more; it closes at once, or after a short grace in
+        // which it handles some.
+        let stop_after = 1 + (round as usize * 37) % 256;
+        let grace = Duration::from_micros(u64::from(round % 4 / 3) * 200);
+        let posted = Arc::new(AtomicUsize::new(0));
+        let (handle, hub) = {
+            let posted = posted.clone();
+            hub_on_thread(Builder::new().shutdown_grace(grace), move || {
+                while posted.load(Ordering::SeqCst) < stop_after {
+                    rt::yield_now(); // takes spawns off the queue
+                }
+            })
+        };
+        let spawners: Vec<_> = (0..SPAWNERS)
+            .map(|_| {
+                let (handle, posted) = (handle.clone(), posted.clone());
+                thread::spawn(move || {
+                    let mut joins: Vec<JoinHandle<u32>> = Vec::new();
+                    // Until the hub refuses with `Closed`.
+                    while let Ok(join) = handle.spawn(move || round) {
+                        joins.push(join);
+                        posted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    joins
+                })
+            })
+            .collect();
+        let joins: Vec<JoinHandle<u32>> =
+            spawners.into_iter().flat_map(|spawner| spawner.join().expect("a spawner")).collect();
+        let kept = (round % 2 == 0).then_some(handle);
         hub.join().expect("the hub stops");
         for join in joins {
             match join.join_timeout(Duration::from_secs(10)) {
@@ -51,6 +73,7 @@ fn spawns_racing_the_close_fail_run_or_are_killed_and_every_join_ends() {
                 Err(_) => panic!("round {round}: a spawn accepted while the hub closed is never joined"),
             }
         }
+        drop(kept);
     }
 }
 
