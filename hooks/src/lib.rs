@@ -94,9 +94,11 @@ pub fn is_enabled_for_current_thread() -> bool {
 /// calls block the whole hub.
 ///
 /// ```
-/// # runtime_scheduler::run(|| {
-/// runtime_hooks::blocking_scope(|| std::thread::sleep(std::time::Duration::from_millis(1)));
-/// # });
+/// # mod runtime { pub use ::runtime::*; pub use runtime_hooks as hooks; } // as with the `hooks` feature
+/// runtime::run(|| {
+///     // Blocks the whole hub for a millisecond, as a plain `sleep` would.
+///     runtime::hooks::blocking_scope(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+/// });
 /// ```
 pub fn blocking_scope<T>(f: impl FnOnce() -> T) -> T {
     struct Restore(bool);

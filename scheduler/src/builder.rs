@@ -14,7 +14,12 @@ use std::time::Duration;
 use crate::hub::affinity;
 use crate::hub::thread_pool::ThreadPool;
 use crate::hub::{self, Hub};
-use crate::{MAX_BLOCKING_TIME_ENV, panic_hook, task};
+use crate::{panic_hook, task};
+
+/// Environment variable that turns on the blocking monitor for runtimes whose
+/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
+/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
+pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 
 thread_local! {
     /// The index of this thread's hub among those `run_each` started.
@@ -26,9 +31,9 @@ thread_local! {
 /// a hub started with [`run`](crate::run).
 ///
 /// ```
-/// let indices = runtime_scheduler::Builder::new().hubs(2).run_each(|_| runtime_scheduler::hub_index());
+/// let indices = runtime::Builder::new().hubs(2).run_each(|_| runtime::hub_index());
 /// assert_eq!(indices, [Some(0), Some(1)]);
-/// assert_eq!(runtime_scheduler::hub_index(), None);
+/// assert_eq!(runtime::hub_index(), None);
 /// ```
 pub fn hub_index() -> Option<usize> {
     HUB_INDEX.with(Cell::get)
@@ -39,7 +44,7 @@ pub fn hub_index() -> Option<usize> {
 ///
 /// ```
 /// use std::time::Duration;
-/// let v = runtime_scheduler::Builder::new()
+/// let v = runtime::Builder::new()
 ///     .stack_size(128 * 1024)
 ///     .blocking_threads(4)
 ///     .max_blocking_time(Duration::from_millis(100))
@@ -196,7 +201,7 @@ impl Builder {
     /// connections). The hubs share one [`blocking`](crate::blocking) pool.
     ///
     /// ```
-    /// use runtime_scheduler::{Builder, sync::channel};
+    /// use runtime::{Builder, sync::channel};
     ///
     /// let (tx, rx) = channel::unbounded::<usize>();
     /// let sums = Builder::new().hubs(2).run_each(move |i| {

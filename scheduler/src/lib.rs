@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use runtime_scheduler::{run, spawn, sleep, sync::channel};
+//! use runtime::{run, spawn, sleep, sync::channel};
 //!
 //! let total = run(|| {
 //!     let (tx, rx) = channel::unbounded();
@@ -38,9 +38,11 @@
 //! (`crossbeam-queue`) and a `mio::Waker`: [`Handle::spawn`] and the
 //! [`blocking`] thread pool's results travel that way; the hub takes a
 //! bounded batch off it per turn, and `Handle::spawn` waits while too many
-//! spawns are queued. Greenlets never leave
-//! their hub's thread, so thread-locals stay sound and most types here are
-//! neither `Send` nor `Sync`.
+//! spawns are queued. Greenlets never leave their hub's thread, so
+//! thread-locals stay sound; what holds a hub's greenlets or descriptors
+//! directly ([`Group`], [`Pool`], [`Registration`]) is neither `Send` nor
+//! `Sync`, while the [`sync`] types, [`JoinHandle`] and [`Handle`] are, and
+//! cross hubs and threads.
 //!
 //! # Layout
 //!
@@ -152,7 +154,7 @@ mod util;
 
 use std::time::Duration;
 
-pub use crate::builder::{Builder, hub_index};
+pub use crate::builder::{Builder, MAX_BLOCKING_TIME_ENV, hub_index};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
 pub use crate::hub::reactor::Direction;
@@ -170,11 +172,6 @@ pub use crate::task::join_set::JoinSet;
 pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
 pub use crate::task::{JoinHandle, KillOnDrop};
 
-/// Environment variable that turns on the blocking monitor for runtimes whose
-/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
-/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
-pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
-
 /// Runs `f` in a greenlet on a new hub on this thread and returns its value.
 ///
 /// Greenlets `f` spawns run concurrently with it. When `f` returns, the
@@ -183,8 +180,8 @@ pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 /// clean-up.
 ///
 /// ```
-/// let answer = runtime_scheduler::run(|| {
-///     let h = runtime_scheduler::spawn(|| 6 * 7);
+/// let answer = runtime::run(|| {
+///     let h = runtime::spawn(|| 6 * 7);
 ///     h.join().unwrap()
 /// });
 /// assert_eq!(answer, 42);
@@ -208,6 +205,22 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
 /// gevent). A panic in it is logged and delivered through
 /// [`JoinHandle::join`]; it never takes the hub down.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let worker = runtime::spawn(|| {
+///         runtime::sleep(Duration::from_millis(5)); // parks only this greenlet
+///         "done"
+///     });
+///     assert!(!worker.is_finished()); // not started: the spawner has not parked yet
+///     assert_eq!(worker.join().unwrap(), "done");
+///
+///     let failing = runtime::spawn(|| -> u32 { panic!("bad input") });
+///     assert!(failing.join().unwrap_err().is_panic()); // the hub goes on
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -222,6 +235,19 @@ where
 
 /// Spawns a greenlet that starts after `delay`.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let greeting = runtime::spawn_later(Duration::from_millis(5), || "hello");
+///     assert_eq!(greeting.join().unwrap(), "hello");
+///     // Killed before its delay has passed, a greenlet never runs.
+///     let never = runtime::spawn_later(Duration::from_secs(60), || println!("never printed"));
+///     never.kill();
+///     assert!(never.join().unwrap_err().is_killed());
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -235,6 +261,15 @@ where
 }
 
 /// The id of the running greenlet.
+///
+/// ```
+/// runtime::run(|| {
+///     let child = runtime::spawn(runtime::greenlet_id);
+///     let id = child.id();
+///     assert_eq!(child.join().unwrap(), id);
+///     assert_ne!(runtime::greenlet_id(), id);
+/// });
+/// ```
 pub fn greenlet_id() -> u64 {
     greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
 }

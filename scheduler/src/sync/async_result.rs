@@ -21,17 +21,18 @@ enum Slot<T> {
 }
 
 /// A value that will be available later, which any number of greenlets can
-/// wait for (gevent's `AsyncResult`).
+/// wait for (gevent's `AsyncResult`). It is `Send + Sync` when `T: Send`:
+/// greenlets of other hubs and plain threads (which block) can wait too.
 ///
 /// ```
 /// use std::rc::Rc;
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::AsyncResult;
+/// use runtime::sync::AsyncResult;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let result = Rc::new(AsyncResult::new());
 ///     let producer = result.clone();
-///     runtime_scheduler::spawn_later(Duration::from_millis(5), move || producer.set("done"));
+///     runtime::spawn_later(Duration::from_millis(5), move || producer.set("done"));
 ///     assert_eq!(result.get(), "done");
 ///     assert!(result.ready());
 /// });
@@ -85,7 +86,7 @@ impl<T> AsyncResult<T> {
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets (a plain thread blocks).
     #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
@@ -123,7 +124,8 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// # Panics
     ///
-    /// Resumes a stored panic. Outside a greenlet of the runtime.
+    /// Resumes a stored panic. On a hub's thread outside its greenlets (a
+    /// plain thread blocks).
     #[track_caller]
     pub fn get(&self) -> T {
         self.wait();

@@ -1,8 +1,11 @@
-//! Multi-producer, multi-consumer channels between greenlets of one hub.
+//! Multi-producer, multi-consumer channels between greenlets, of one hub or
+//! of many, and plain threads.
 //!
 //! The shape is crossbeam's: [`bounded`] and [`unbounded`] return a cloneable
 //! [`Sender`] and [`Receiver`]; operations come as blocking, `try_` and
-//! `_timeout` variants. Blocking parks only the calling greenlet.
+//! `_timeout` variants. Blocking parks only the calling greenlet (a plain
+//! thread blocks). `Sender` and `Receiver` are `Send + Sync` when `T: Send`:
+//! move or share them across hubs and threads.
 //!
 //! Waiting greenlets are served in FIFO order, and values are handed over
 //! directly: a value sent while receivers wait goes to the first of them, and
@@ -15,11 +18,11 @@
 //! in a [`SendError`].
 //!
 //! ```
-//! use runtime_scheduler::sync::channel;
+//! use runtime::sync::channel;
 //!
-//! runtime_scheduler::run(|| {
+//! runtime::run(|| {
 //!     let (tx, rx) = channel::bounded(1);
-//!     let producer = runtime_scheduler::spawn(move || {
+//!     let producer = runtime::spawn(move || {
 //!         for i in 0..5 {
 //!             tx.send(i).unwrap(); // parks while the channel is full
 //!         }
@@ -72,11 +75,32 @@ fn notify(watchers: &mut WaitQueue<(), Wakeup>) {
 
 /// Creates a channel holding at most `capacity` values; `0` makes every
 /// `send` wait for a receiver.
+///
+/// ```
+/// use runtime::sync::channel::{self, TrySendError};
+///
+/// let (tx, rx) = channel::bounded(1);
+/// tx.try_send(1).unwrap();
+/// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+/// drop(rx);
+/// assert_eq!(tx.send(3).unwrap_err().into_inner(), 3); // every receiver is gone
+/// ```
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     channel(Some(capacity))
 }
 
 /// Creates a channel with no limit on the values it holds.
+///
+/// ```
+/// use runtime::sync::channel;
+///
+/// // A plain thread produces, a greenlet consumes.
+/// let (tx, rx) = channel::unbounded();
+/// let producer = std::thread::spawn(move || (0..3).for_each(|i| tx.send(i).unwrap()));
+/// let got: Vec<i32> = runtime::run(move || rx.iter().collect());
+/// producer.join().unwrap();
+/// assert_eq!(got, [0, 1, 2]);
+/// ```
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     channel(None)
 }
@@ -279,7 +303,8 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     ///
-    /// If it has to wait outside a greenlet of the runtime.
+    /// If it has to wait on a hub's thread outside its greenlets (a plain
+    /// thread blocks).
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send(value, None).map_err(|err| SendError(err.into_inner()))
@@ -375,7 +400,8 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     ///
-    /// If it has to wait outside a greenlet of the runtime.
+    /// If it has to wait on a hub's thread outside its greenlets (a plain
+    /// thread blocks).
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)

@@ -13,9 +13,9 @@ use crate::park::wait::{self, Waiter, Wakeup};
 /// Sync`: greenlets of any hub and plain threads may share it (with `Arc`).
 ///
 /// ```
-/// use runtime_scheduler::sync::Semaphore;
+/// use runtime::sync::Semaphore;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let slots = Semaphore::new(2);
 ///     let a = slots.acquire();
 ///     let b = slots.try_acquire().unwrap();
