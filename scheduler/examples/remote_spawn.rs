@@ -116,27 +116,45 @@ fn rss() -> usize {
     pages * 4096
 }
 
+/// How long a greenlet's sleeps of 1 ms took.
+#[derive(Default)]
+struct Sleeps(Vec<Duration>);
+
+impl Sleeps {
+    /// Sleeps 1 ms in the current greenlet and records how long it took.
+    fn sleep(&mut self) {
+        let asked = Instant::now();
+        rt::sleep(Duration::from_millis(1));
+        self.0.push(asked.elapsed());
+    }
+
+    fn summary(mut self) -> String {
+        self.0.sort();
+        let n = self.0.len().max(1);
+        let at = |q: f64| self.0.get(((n - 1) as f64 * q) as usize).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let late = self.0.iter().filter(|d| **d > Duration::from_millis(10)).count();
+        format!(
+            "{} sleeps of 1 ms took {:.2} ms (median), {:.2} ms (99th percentile), {:.2} ms (longest); {late} over 10 ms",
+            self.0.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
+    }
+}
+
 /// The main greenlet of a hub nobody floods sleeps 1 ms at a time for
-/// `secs`: the longest sleep, and how many took over 10 ms (on a busy
-/// machine, the share of the lateness that is not the flood's).
+/// `secs` (on a busy machine, the lateness that is not the flood's).
 fn quiet(secs: f64) {
-    let (worst, sleeps, late) = rt::run(move || {
+    let sleeps = rt::run(move || {
         let until = Instant::now() + Duration::from_secs_f64(secs);
-        let (mut worst, mut sleeps, mut late) = (Duration::ZERO, 0u64, 0u64);
+        let mut sleeps = Sleeps::default();
         while Instant::now() < until {
-            let asked = Instant::now();
-            rt::sleep(Duration::from_millis(1));
-            let took = asked.elapsed();
-            worst = worst.max(took);
-            sleeps += 1;
-            late += u64::from(took > Duration::from_millis(10));
+            sleeps.sleep();
         }
-        (worst, sleeps, late)
+        sleeps
     });
-    println!(
-        "no flood {secs} s: main greenlet: {sleeps} sleeps of 1 ms, the longest took {:.2} ms, {late} took over 10 ms",
-        worst.as_secs_f64() * 1e3
-    );
+    println!("no flood, {secs} s: main greenlet: {}", sleeps.summary());
 }
 
 /// One thread floods a hub with spawns for `secs` while its main greenlet
@@ -151,18 +169,13 @@ fn flood(secs: f64) {
     let hub = thread::spawn(move || {
         rt::run(move || {
             to_main.send(Handle::current()).expect("main waits");
-            let (mut worst, mut sleeps, mut late) = (Duration::ZERO, 0u64, 0u64);
+            let mut sleeps = Sleeps::default();
             let mut peak_rss = 0;
             while !stop_hub.load(Ordering::Relaxed) {
-                let asked = Instant::now();
-                rt::sleep(Duration::from_millis(1));
-                let took = asked.elapsed();
-                worst = worst.max(took);
-                sleeps += 1;
-                late += u64::from(took > Duration::from_millis(10));
+                sleeps.sleep();
                 peak_rss = peak_rss.max(rss());
             }
-            (worst, sleeps, late, peak_rss)
+            (sleeps, peak_rss)
         })
     });
     let handle = handle.recv().expect("the hub starts");
@@ -183,13 +196,13 @@ fn flood(secs: f64) {
         })
     };
     flooder.join().expect("the flooder ends");
-    let (worst, sleeps, late, peak_rss) = hub.join().expect("the hub stops");
+    let (sleeps, peak_rss) = hub.join().expect("the hub stops");
     println!(
-        "flood {secs} s: {} spawns accepted, {} ran before the hub stopped; main greenlet: {sleeps} sleeps of 1 ms, \
-         the longest took {:.2} ms, {late} took over 10 ms (goal: none); resident memory grew by {:.1} MB at most",
+        "flood, {secs} s: {} spawns accepted, {} ran; main greenlet: {} (goal: none); resident memory grew by \
+         {:.1} MB at most",
         accepted.load(Ordering::Relaxed),
         ran.load(Ordering::Relaxed),
-        worst.as_secs_f64() * 1e3,
+        sleeps.summary(),
         peak_rss.saturating_sub(rss_before) as f64 / 1e6,
     );
 }
