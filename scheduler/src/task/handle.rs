@@ -144,19 +144,24 @@ impl Backlog {
         Backlog { queued: AtomicUsize::new(0), waiting: AtomicBool::new(false), waiters: Mutex::new(WaitQueue::new()) }
     }
 
-    /// Counts a spawn in, first waiting while the hub is too far behind.
+    /// Counts a spawn in, first waiting while the hub is too far behind,
+    /// or while others wait for it (so a spawner that waits is not
+    /// overtaken, again and again, by one that happens to come at the right
+    /// moment).
     fn enter(self: &Arc<Self>, remote: &Remote) -> Result<Queued, Closed> {
         loop {
-            if self.queued.fetch_add(1, Ordering::SeqCst) < Handle::MAX_QUEUED_SPAWNS {
-                return Ok(Queued(self.clone()));
+            if !self.waiting.load(Ordering::SeqCst) {
+                if self.queued.fetch_add(1, Ordering::SeqCst) < Handle::MAX_QUEUED_SPAWNS {
+                    return Ok(Queued(self.clone()));
+                }
+                self.queued.fetch_sub(1, Ordering::SeqCst);
             }
-            self.queued.fetch_sub(1, Ordering::SeqCst);
             self.wait(remote)?;
         }
     }
 
     /// Waits until the hub has taken off all but `RESUME_AT` spawns (or has
-    /// stopped).
+    /// stopped); returns at once if it is not behind and nobody waits.
     #[track_caller]
     fn wait(&self, remote: &Remote) -> Result<(), Closed> {
         let waiter = Waiter::current();
@@ -168,7 +173,8 @@ impl Backlog {
             // `SeqCst` with `leave`: either it sees this flag, or this sees
             // the count it lowered.
             self.waiting.store(true, Ordering::SeqCst);
-            if self.queued.load(Ordering::SeqCst) < Handle::MAX_QUEUED_SPAWNS {
+            if waiters.len() == 0 && self.queued.load(Ordering::SeqCst) < Handle::MAX_QUEUED_SPAWNS {
+                self.waiting.store(false, Ordering::SeqCst);
                 return Ok(());
             }
             let on = WaitingOn::Op("Handle::spawn (the hub is behind)");
