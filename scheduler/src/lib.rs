@@ -36,11 +36,13 @@
 //! blocks in the poll until the next timer deadline. Timers live in a hierarchical
 //! timing wheel. Other threads reach the hub through a lock-free queue
 //! (`crossbeam-queue`) and a `mio::Waker`: [`Handle::spawn`] and the
-//! [`blocking`] thread pool's results travel that way. Greenlets never leave
-//! their hub's thread, so thread-locals stay sound; what holds a hub's
-//! greenlets or descriptors directly ([`Group`], [`Pool`], [`Registration`])
-//! is neither `Send` nor `Sync`, while the [`sync`] types, [`JoinHandle`] and
-//! [`Handle`] are, and cross hubs and threads.
+//! [`blocking`] thread pool's results travel that way; the hub takes a
+//! bounded batch off it per turn, and `Handle::spawn` waits while too many
+//! spawns are queued. Greenlets never leave their hub's thread, so
+//! thread-locals stay sound; what holds a hub's greenlets or descriptors
+//! directly ([`Group`], [`Pool`], [`Registration`]) is neither `Send` nor
+//! `Sync`, while the [`sync`] types, [`JoinHandle`] and [`Handle`] are, and
+//! cross hubs and threads.
 //!
 //! # Layout
 //!
@@ -117,9 +119,11 @@
 //!   waits on one, a would-be deadlock is only reported as a warning after
 //!   5 seconds, unless [`Builder::strict_deadlocks`] promises otherwise.
 //! - Greenlets still alive when `run`'s closure returns are killed in no
-//!   particular order; work sent through a `Handle` while the runtime stops may
-//!   be dropped. A leaked greenlet that was parked while unwinding leaves
-//!   `std::thread::panicking()` true on that thread.
+//!   particular order; a spawn sent through a `Handle` while the runtime stops
+//!   may be dropped unrun, and is then joined as killed. A leaked greenlet
+//!   that was parked while unwinding leaves `std::thread::panicking()` true
+//!   on that thread; one parked on a [`sync`] type leaves its queue first, so
+//!   what it was handed (a lock, a value, a permit) goes to the next waiter.
 //! - A greenlet that never parks holds the hub: CPU-heavy loops should call
 //!   [`yield_now`] now and then, or run on the thread pool with [`blocking`].
 //!   The blocking monitor ([`Builder::max_blocking_time`]) names such greenlets.

@@ -620,3 +620,73 @@ fn a_spawn_the_hub_stopped_before_running_is_joined_as_killed() {
         Err(err) => assert!(err.is_killed(), "{err}"),
     }
 }
+
+/// Two blocking jobs submitted back to back while one pool thread is idle:
+/// the second must get a thread of its own (the pool may grow), not wait
+/// behind the first, which here waits for it.
+#[test]
+fn a_blocking_job_submitted_right_after_another_does_not_wait_behind_it() {
+    let got = rt::run(|| {
+        rt::blocking(|| ()); // one pool thread, idle from now on
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        // Both greenlets submit in the same turn of the hub, microseconds
+        // apart, before the idle thread has woken for the first job.
+        let waits = spawn(move || rt::blocking(move || rx.recv_timeout(Duration::from_secs(5))));
+        let sends = spawn(move || rt::blocking(move || tx.send(7)));
+        let got = waits.join().expect("the receiver ran");
+        let _ = sends.join().expect("the sender ran"); // fails if the receiver gave up
+        got
+    });
+    assert_eq!(got, Ok(7), "the second job ran only after the first gave up waiting for it");
+}
+
+/// Runs `f` when dropped (here: cleanup that waits, run by a killed greenlet).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// A hub that stops leaks the greenlets whose cleanup still waits after the
+/// grace. Those that wait on a `Mutex`, a channel or a `Semaphore` shared
+/// with other threads must take nothing with them: the lock, the value and
+/// the permit released later go to whoever comes next.
+#[test]
+fn a_greenlet_leaked_while_waiting_takes_no_lock_value_or_permit_with_it() {
+    let mutex = Arc::new(Mutex::new(0u32));
+    let semaphore = Arc::new(Semaphore::new(0));
+    let (tx, rx) = channel::unbounded::<u32>();
+    let next = rx.clone();
+    let held = mutex.try_lock().expect("unlocked");
+    let hub = {
+        let (mutex, semaphore) = (mutex.clone(), semaphore.clone());
+        thread::spawn(move || {
+            rt::Builder::new().shutdown_grace(ms(50)).run(move || {
+                spawn(move || {
+                    let _cleanup = OnDrop(move || drop(mutex.lock()));
+                    sleep(Duration::from_secs(3600));
+                });
+                spawn(move || {
+                    let _cleanup = OnDrop(move || {
+                        let _ = rx.recv();
+                    });
+                    sleep(Duration::from_secs(3600));
+                });
+                spawn(move || {
+                    let _cleanup = OnDrop(move || semaphore.acquire().forget());
+                    sleep(Duration::from_secs(3600));
+                });
+                yield_now(); // each is asleep; returning kills them
+            });
+        })
+    };
+    hub.join().expect("the hub stops, leaking the three");
+    drop(held);
+    assert!(mutex.try_lock().is_some(), "the lock went to a leaked greenlet");
+    tx.send(5).expect("a receiver is alive");
+    assert_eq!(next.try_recv().ok(), Some(5), "the value went to a leaked greenlet");
+    semaphore.add_permits(1);
+    assert!(semaphore.try_acquire().is_some(), "the permit went to a leaked greenlet");
+}

@@ -9,7 +9,8 @@
 //! 2. poll for I/O readiness: without blocking if anything is runnable,
 //!    otherwise until the next timer deadline (or indefinitely); the reactor
 //!    hands back the unparkers of ready sources, which the hub unparks;
-//! 3. handle messages from other threads (remote spawns, wake-ups);
+//! 3. handle messages from other threads (remote spawns, wake-ups), at most
+//!    [`REMOTE_BATCH`] of them;
 //! 4. fire due timers.
 //!
 //! If the loop would block with nothing that could ever wake the root
@@ -74,6 +75,12 @@ use crate::util::slab::{Key, Slab};
 /// so that a busy run queue cannot starve I/O. The value is tokio's
 /// (`event_interval`, in turn taken from Go's scheduler).
 pub(crate) const EVENT_INTERVAL: usize = 61;
+
+/// Messages from other threads handled per turn: no more spawns than the
+/// greenlets a turn resumes, so a flood of them neither starves the hub's
+/// own greenlets, timers and I/O nor piles up greenlets in the run queue
+/// (the rest wait in the remote queue as messages, see `Handle::spawn`).
+const REMOTE_BATCH: usize = EVENT_INTERVAL;
 
 /// How long the hub waits, with nothing on it able to wake the main
 /// greenlet but greenlets waiting on `sync` types (which another thread may
@@ -517,7 +524,8 @@ impl Hub {
     fn turn(&self, root: Option<&Rc<Task>>, max_wait: Option<Duration>) -> bool {
         let now = Instant::now();
         self.ready.tick(now);
-        let mut timeout = if !self.ready.is_empty() {
+        // Messages left over from the last turn's batch: no time to sleep.
+        let mut timeout = if !self.ready.is_empty() || self.remote.has_pending() {
             Some(Duration::ZERO)
         } else {
             self.timers.borrow().next_deadline().map(|at| at.saturating_duration_since(now))
@@ -571,7 +579,7 @@ impl Hub {
         *self.wakers.borrow_mut() = wakers;
 
         let mut messages = self.messages.take();
-        self.remote.drain_into(&mut messages);
+        self.remote.drain_into(&mut messages, REMOTE_BATCH);
         for message in messages.drain(..) {
             match message {
                 Message::Run(work) => work(),
@@ -754,7 +762,10 @@ impl Hub {
         self.abandon_remaining();
     }
 
-    /// Leaks the tasks that are still alive, reporting each.
+    /// Leaks the tasks that are still alive, reporting each. A task parked
+    /// in a `sync` type's queue, which other threads reach, leaves it first:
+    /// what it was given or would be given goes to the next waiter.
+    #[allow(unsafe_code)]
     fn abandon_remaining(&self) {
         let now = Instant::now();
         for task in self.tasks() {
@@ -768,6 +779,12 @@ impl Hub {
                 on.describe(deadline, now)
             );
             crate::util::report::warn(&message, task.id(), task.name().map(|n| &**n));
+            if let Some(node) = task.set_node(None) {
+                // SAFETY: the node lives in the frame where the task is
+                // parked, on a stack that stays mapped; the task never runs
+                // again, so nothing else touches the node (see `Abandon`).
+                unsafe { (*node.as_ptr()).abandon() };
+            }
             if let Some(greenlet) = task.release_greenlet() {
                 // Never resumed and never dropped: dropping would throw into it
                 // again, and freeing its stack would free what it borrows.

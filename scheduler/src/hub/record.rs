@@ -27,6 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,6 +89,17 @@ pub(crate) trait Completion {
     fn fail(&self, error: JoinError);
     /// For the task's own body, which knows the type of its outcome.
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A parked task's node in a wait queue that other threads reach (a `sync`
+/// type's), as the task would take it back on waking: what the hub takes
+/// back instead when it leaks the task (see `Hub::abandon_remaining`), so
+/// that a lock, value, permit or notification handed to the node later, or
+/// already, passes to the next waiter rather than to a greenlet that never
+/// runs again.
+pub(crate) trait Abandon {
+    /// Takes the node out of its queue, passing on what it was given.
+    fn abandon(&mut self);
 }
 
 /// The hub's run queue, and what a task needs to reach its hub without the
@@ -190,6 +202,9 @@ pub(crate) struct Task {
     joiners: RefCell<WaitQueue<()>>,
     /// Key in the hub's task table, while the task is alive.
     key: Cell<Option<Key>>,
+    /// While parked in a `sync` type's queue: the node, on the task's stack
+    /// (see [`Abandon`]).
+    node: Cell<Option<NonNull<dyn Abandon>>>,
     ready: Rc<ReadyQueue>,
     pub(crate) span: tracing::Span,
 }
@@ -234,6 +249,7 @@ impl Task {
             joiner: Cell::new(None),
             joiners: RefCell::new(WaitQueue::new()),
             key: Cell::new(None),
+            node: Cell::new(None),
             ready,
             span,
         }
@@ -267,6 +283,7 @@ impl Task {
         *self.start_timer.get_mut() = None;
         *self.completion.get_mut() = Some(completion);
         *self.joiner.get_mut() = None;
+        *self.node.get_mut() = None;
         self.span = span;
     }
 
@@ -364,6 +381,13 @@ impl Task {
         self.waiting_on.set(on);
         self.parked_at.set(self.ready.clock());
         self.park_deadline.set(deadline);
+    }
+
+    /// Records the node the task is about to wait in (see [`Abandon`]), or
+    /// none; returns the one recorded before. The node must stay where it is
+    /// until it is replaced again.
+    pub(crate) fn set_node(&self, node: Option<NonNull<dyn Abandon>>) -> Option<NonNull<dyn Abandon>> {
+        self.node.replace(node)
     }
 
     /// Why the task was last woken.

@@ -4,11 +4,14 @@
 //! Two kinds of message arrive: work to run on the hub thread (a spawn from a
 //! [`Handle`](crate::Handle)) and wake-ups of parked greenlets (a
 //! [`SendUnparker`](crate::hub::unpark::SendUnparker): thread-pool results, and
-//! later wakes from other hubs). The hub drains the queue after every poll.
+//! later wakes from other hubs). The hub takes a bounded batch off the queue
+//! after every poll, and polls without sleeping while any is left.
 //! This module knows nothing of tasks: a wake-up names its task by the key
 //! of the hub's task table, and the hub resolves it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_queue::SegQueue;
 
@@ -42,6 +45,9 @@ pub(crate) struct Remote {
     /// Live `SendUnparker`s: while any exists, a parked greenlet may still be
     /// woken from elsewhere (a thread-pool job is running, say).
     unparkers: AtomicUsize,
+    /// What the [`Handle`](crate::Handle)s of this hub share (their
+    /// backlog, which this module cannot name), made by the first.
+    handles_shared: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Remote {
@@ -53,6 +59,7 @@ impl Remote {
             closed: AtomicBool::new(false),
             handles: AtomicUsize::new(0),
             unparkers: AtomicUsize::new(0),
+            handles_shared: OnceLock::new(),
         }
     }
 
@@ -61,12 +68,25 @@ impl Remote {
     /// # Errors
     ///
     /// [`Closed`] once the hub has stopped; the message is dropped.
+    /// A message that races the close is accepted (`Ok`) but may be dropped
+    /// unrun, on this thread or the hub's: a spawn's work then ends its
+    /// greenlet as killed (see `Handle::spawn`). No message stays queued
+    /// after the close.
     pub(crate) fn post(&self, message: Message) -> Result<(), Closed> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Closed);
         }
         self.queue.push(message);
-        self.wake();
+        // Paired with the fence in `close`: either `close` finds this
+        // message and drops it, or this sees `closed` and drops what is
+        // left itself. Without it the message could stay queued, unrun and
+        // undropped, for as long as a `Handle` keeps the queue alive.
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.discard();
+        } else {
+            self.wake();
+        }
         Ok(())
     }
 
@@ -79,16 +99,25 @@ impl Remote {
         }
     }
 
-    /// Moves the queued messages into `into` (a buffer the hub keeps, so a
-    /// turn allocates nothing).
-    pub(crate) fn drain_into(&self, into: &mut Vec<Message>) {
+    /// Moves up to `max` queued messages into `into` (a buffer the hub
+    /// keeps, so a turn allocates nothing). What is left stays queued for
+    /// the next turn (see [`has_pending`](Remote::has_pending)).
+    pub(crate) fn drain_into(&self, into: &mut Vec<Message>, max: usize) {
         // Cleared before popping, and with a read-modify-write (so it orders
         // with the senders' `swap`): a message pushed after the last pop
         // then finds `notified` false and wakes the next poll.
         self.notified.swap(false, Ordering::AcqRel);
-        while let Some(message) = self.queue.pop() {
-            into.push(message);
+        for _ in 0..max {
+            match self.queue.pop() {
+                Some(message) => into.push(message),
+                None => break,
+            }
         }
+    }
+
+    /// See the field `handles_shared`.
+    pub(crate) fn handles_shared(&self) -> &OnceLock<Arc<dyn Any + Send + Sync>> {
+        &self.handles_shared
     }
 
     pub(crate) fn has_pending(&self) -> bool {
@@ -127,7 +156,14 @@ impl Remote {
     /// Refuses further messages and drops the queued ones; called when the hub
     /// stops.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        while self.queue.pop().is_some() {}
+        self.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst); // see `post`
+        self.discard();
+    }
+
+    fn discard(&self) {
+        while let Some(message) = self.queue.pop() {
+            drop(message);
+        }
     }
 }

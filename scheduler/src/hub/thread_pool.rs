@@ -43,12 +43,16 @@ impl ThreadPool {
         }
     }
 
-    /// Runs `job` on a pool thread, starting one if none is idle and the
-    /// limit allows; otherwise it waits for a free thread.
+    /// Runs `job` on a pool thread, starting one if there are not enough
+    /// idle ones for the queued jobs and the limit allows; otherwise it waits
+    /// for a free thread.
     pub(crate) fn submit(&self, job: Job) {
         let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.jobs.push_back(job);
-        if queue.idle > 0 {
+        // An idle thread counts as idle until it has woken and taken a job:
+        // one woken for an earlier job that has not run yet is no help to
+        // this one, which may be the job that earlier one waits for.
+        if queue.jobs.len() <= queue.idle {
             self.shared.available.notify_one();
         } else if queue.threads < self.shared.max_threads {
             queue.threads += 1;

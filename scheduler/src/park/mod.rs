@@ -19,6 +19,19 @@
 //! deadline had passed** (`TimedOut`, `Timeout`, `false`...); a wait that
 //! has no such outcome (`Mutex::lock`, `JoinHandle::join`) parks again.
 //!
+//! # The wake path's invariant
+//!
+//! A wake-up names one park: the task and the number its *next* park will
+//! have, taken when the wake-up is registered ([`Parker::unparker`],
+//! `Wakeup::for_greenlet`). So between registering a wake-up and parking for
+//! it, the greenlet must not park or yield in any other way: that other
+//! park takes the number, a wake-up arriving meanwhile is spent on it, and
+//! the park the wake-up was meant for then waits for a wake-up that already
+//! came. Register, check the condition again, park, with nothing in between
+//! that can switch to the hub (no `sleep`, no lock of this crate, no I/O, no
+//! hooked call). Every park checks, in debug builds, that no other park came
+//! between its parker's creation and itself.
+//!
 //! Outside a runtime there is nobody to park with: [`Parker::current`] panics
 //! with the name of the call (at the user's line, through `#[track_caller]`).
 //!
@@ -194,6 +207,13 @@ impl Parker {
             (deadline, end) => deadline.or(end),
         };
         let seq = self.seq.get();
+        debug_assert_eq!(
+            seq,
+            task.next_seq(),
+            "greenlet {} parked or yielded between registering a wake-up and parking for it: that wake-up is \
+             lost (see the wake path's invariant in `park`)",
+            task.label()
+        );
         self.seq.set(seq + 1);
         task.park(seq, on, deadline);
         if requeue {
@@ -367,4 +387,21 @@ impl Parker {
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
     let _ = Parker::current().suspend(WaitingOn::Op("yield_now"), None, true, false);
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::{Parker, yield_now};
+    use crate::hub::waiting::WaitingOn;
+
+    #[test]
+    #[should_panic(expected = "between registering a wake-up and parking for it")]
+    fn a_park_between_registering_and_parking_is_caught() {
+        crate::run(|| {
+            let parker = Parker::current();
+            let _registered = parker.unparker();
+            yield_now(); // spends the number the wake-up names
+            let _ = parker.park(WaitingOn::Op("test"), None);
+        });
+    }
 }

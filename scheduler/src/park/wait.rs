@@ -10,13 +10,14 @@
 //! `Thread::unpark`.
 
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
 use crate::hub;
-use crate::hub::record::Wake;
+use crate::hub::record::{Abandon, Task, Wake};
 use crate::hub::wait_queue::{self, WaitKey, WaitQueue};
 use crate::hub::waiting::WaitingOn;
 use crate::park::{Parked, Parker};
@@ -281,9 +282,8 @@ pub(crate) fn wait_in_then<S, T>(
         key: Option<WaitKey>,
         give_back: Option<F>,
     }
-    impl<S, T, F: FnOnce(&mut S, T)> Drop for Reclaim<'_, S, T, F> {
-        fn drop(&mut self) {
-            // Only reached with a key when unwinding out of the park.
+    impl<S, T, F: FnOnce(&mut S, T)> Abandon for Reclaim<'_, S, T, F> {
+        fn abandon(&mut self) {
             if let Some(key) = self.key.take() {
                 let mut state = lock(self.state);
                 let (completed, data) = (self.queue)(&mut state).reclaim(key);
@@ -293,12 +293,53 @@ pub(crate) fn wait_in_then<S, T>(
             }
         }
     }
+    impl<S, T, F: FnOnce(&mut S, T)> Drop for Reclaim<'_, S, T, F> {
+        fn drop(&mut self) {
+            // Only reached with a key when unwinding out of the park.
+            self.abandon();
+        }
+    }
     let key = queue(&mut guard).push(waiter.wakeup(), data);
     drop(guard);
     let mut reclaim = Reclaim { state, queue, key: Some(key), give_back: Some(give_back) };
     registered();
+    let recorded = match waiter {
+        Waiter::Greenlet(parker) => Some(RecordedNode::new(parker.task(), &mut reclaim)),
+        Waiter::Thread(_) => None,
+    };
     let woke = waiter.park(on, deadline);
+    drop(recorded);
     let key = reclaim.key.take().expect("reclaimed once");
     let (completed, data) = queue(&mut lock(state)).reclaim(key);
     Waited { completed, data, woke }
+}
+
+/// Records a parked greenlet's wait node in its task while it waits, so that
+/// the hub can take it back if it leaks the task (see [`Abandon`]); forgets
+/// it again when dropped (the wait is over, or unwinds).
+struct RecordedNode<'t> {
+    task: &'t Task,
+    before: Option<NonNull<dyn Abandon>>,
+}
+
+impl<'t> RecordedNode<'t> {
+    #[allow(unsafe_code)]
+    fn new<'n>(task: &'t Task, node: &'n mut (dyn Abandon + 'n)) -> RecordedNode<'t> {
+        let node: *mut (dyn Abandon + 'n) = node;
+        // SAFETY: only the lifetime bound is erased (same fat pointer). The
+        // hub dereferences the pointer only when it leaks the task, which
+        // then never runs again: the frame that owns the node is suspended
+        // for good inside the park, its stack stays mapped, and what the node
+        // borrows is kept alive by that frame. Otherwise the pointer is
+        // forgotten (in `drop`) before the frame touches the node again.
+        let node = unsafe { std::mem::transmute::<*mut (dyn Abandon + 'n), *mut (dyn Abandon + 'static)>(node) };
+        let before = task.set_node(NonNull::new(node));
+        RecordedNode { task, before }
+    }
+}
+
+impl Drop for RecordedNode<'_> {
+    fn drop(&mut self) {
+        self.task.set_node(self.before.take());
+    }
 }

@@ -124,12 +124,18 @@ impl<T> JoinShared<T> {
     }
 
     /// Ends a greenlet that was never created (its spawn's work was
-    /// dropped unrun) as killed. Only its hub's thread may store the outcome;
-    /// elsewhere (the hub's thread is gone, and its queue with it) this does
-    /// nothing.
+    /// dropped unrun) as killed, on whatever thread dropped the work: the
+    /// hub's while it stops, or another one (a `Handle::spawn` that found
+    /// the hub closed just after queueing it).
+    ///
+    /// Call it at most once, and only for a greenlet its hub never created.
+    #[allow(unsafe_code)]
     pub(crate) fn abandon(&self) {
-        if hub::reactor_id() == self.hub {
-            self.complete(Err(JoinError::killed(self.id.load(Ordering::Acquire), self.name.clone())));
+        let outcome = Err(JoinError::killed(self.id.load(Ordering::Acquire), self.name.clone()));
+        // SAFETY: the greenlet was never created, so its hub never stores an
+        // outcome here; the caller abandons once, so this is the only store.
+        if let Ok(true) = unsafe { self.outcome.put_in_place_of_writer(outcome) } {
+            self.lock().waiters.complete_all(|()| {});
         }
     }
 

@@ -73,6 +73,24 @@ impl<T> OutcomeSlot<T> {
         Ok(before & WAITED != 0)
     }
 
+    /// [`put`](OutcomeSlot::put) from any thread, for a slot whose writer
+    /// hub never puts: the greenlet whose outcome it holds was never created.
+    ///
+    /// # Safety
+    ///
+    /// No other `put` on this slot ever happens, before, during or after
+    /// this call.
+    pub(crate) unsafe fn put_in_place_of_writer(&self, value: T) -> Result<bool, T> {
+        if self.state.load(Ordering::Acquire) & FULL != 0 {
+            return Err(value);
+        }
+        // SAFETY: nobody reads the value before FULL is set below, and by the
+        // caller's promise nobody else writes it.
+        unsafe { *self.value.get() = Some(value) };
+        let before = self.state.fetch_or(FULL, Ordering::AcqRel);
+        Ok(before & WAITED != 0)
+    }
+
     /// Whether a value was stored (taken or not).
     pub(crate) fn is_set(&self) -> bool {
         self.state.load(Ordering::Acquire) & FULL != 0
