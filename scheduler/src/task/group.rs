@@ -1,7 +1,7 @@
 //! Sets of greenlets: [`Group`], [`Pool`] and [`joinall`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -51,6 +51,9 @@ pub struct Group {
     members: RefCell<HashMap<u64, Rc<Task>>>,
     /// Members after the last pruning; the next one comes when they double.
     pruned_len: Cell<usize>,
+    /// Members the group has killed: it kills each once (a member that
+    /// swallows its kill is not killed again by the group).
+    dying: RefCell<HashSet<u64>>,
 }
 
 impl Group {
@@ -96,17 +99,23 @@ impl Group {
         let mut members = self.members.borrow_mut();
         members.insert(task.id(), task);
         if members.len() > 2 * self.pruned_len.get().max(32) {
-            members.retain(|_, task| !task.is_done());
-            self.pruned_len.set(members.len());
+            drop(members);
+            self.prune();
         }
+    }
+
+    /// Drops the members that finished.
+    fn prune(&self) -> usize {
+        let mut members = self.members.borrow_mut();
+        members.retain(|_, task| !task.is_done());
+        self.dying.borrow_mut().retain(|id| members.contains_key(id));
+        self.pruned_len.set(members.len());
+        members.len()
     }
 
     /// Greenlets of the group still running.
     pub fn len(&self) -> usize {
-        let mut members = self.members.borrow_mut();
-        members.retain(|_, task| !task.is_done());
-        self.pruned_len.set(members.len());
-        members.len()
+        self.prune()
     }
 
     /// Whether every greenlet of the group has finished.
@@ -174,6 +183,7 @@ impl Group {
                 self.members.borrow().values().filter(|task| !task.is_done()).cloned().collect();
             if running.is_empty() {
                 self.members.borrow_mut().clear();
+                self.dying.borrow_mut().clear();
                 self.pruned_len.set(0);
                 return true;
             }
@@ -184,9 +194,7 @@ impl Group {
                     break;
                 }
             }
-            let mut members = self.members.borrow_mut();
-            members.retain(|_, task| !task.is_done());
-            self.pruned_len.set(members.len());
+            self.prune();
             if !all_finished {
                 return false;
             }
@@ -195,12 +203,49 @@ impl Group {
 
     /// Kills every greenlet of the group (see [`JoinHandle::kill`]); does not
     /// wait for them to unwind: follow with [`join`](Group::join) for that.
+    ///
+    /// The group kills each member once: a member it killed already (which
+    /// caught the kill and runs on) is left alone by later calls, as in
+    /// gevent. [`JoinHandle::kill`] kills it again.
     #[track_caller]
     pub fn kill(&self) {
         let members: Vec<Rc<Task>> = self.members.borrow().values().cloned().collect();
         let hub = hub::expect();
         for task in members {
-            hub.kill(&task);
+            if !task.is_done() && self.dying.borrow_mut().insert(task.id()) {
+                hub.kill(&task);
+            }
+        }
+    }
+
+    /// Kills one member, once (gevent's `killone`): a greenlet that is not a
+    /// member, or that the group killed already, is left alone. With `block`,
+    /// parks until it has finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime_scheduler::run(|| {
+    ///     let group = runtime_scheduler::Group::new();
+    ///     let sleeper = group.spawn(|| runtime_scheduler::sleep(Duration::from_secs(60)));
+    ///     group.killone(&sleeper, true);
+    ///     assert!(sleeper.is_finished());
+    ///     assert!(group.is_empty());
+    ///     assert!(sleeper.join().unwrap_err().is_killed());
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime; with `block`, outside a greenlet of the runtime.
+    #[track_caller]
+    pub fn killone<T>(&self, handle: &JoinHandle<T>, block: bool) {
+        let Some(task) = handle.local_task() else { return };
+        let member = self.members.borrow().get(&task.id()).is_some_and(|member| Rc::ptr_eq(member, &task));
+        if member && !task.is_done() && self.dying.borrow_mut().insert(task.id()) {
+            hub::expect().kill(&task);
+        }
+        if block && member {
+            wait_finished(&task, None);
         }
     }
 
