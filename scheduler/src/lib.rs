@@ -164,7 +164,7 @@ pub use crate::task::group::{Group, Pool, joinall};
 pub use crate::task::handle::Handle;
 pub use crate::task::join_set::JoinSet;
 pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
-pub use crate::task::{JoinHandle, KillOnDrop};
+pub use crate::task::{JoinHandle, KillOnDrop, LinkId};
 
 /// Environment variable that turns on the blocking monitor for runtimes whose
 /// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or

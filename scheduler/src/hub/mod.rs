@@ -434,7 +434,7 @@ impl Hub {
                 // unwinding: a second kill ends nothing but waits).
                 if !task.is_unwinding() {
                     task.set_unwinding(true);
-                    std::panic::resume_unwind(Box::new(greenlet::GreenletExit));
+                    std::panic::resume_unwind(task.kill_payload());
                 }
             }
             State::Parked => {

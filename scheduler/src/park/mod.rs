@@ -62,8 +62,6 @@ use std::panic;
 use std::rc::Rc;
 use std::time::Instant;
 
-use greenlet::GreenletExit;
-
 use crate::hub::record::{Pending, Task, Wake};
 use crate::hub::unpark::Unparker;
 use crate::hub::wait_queue::WaitQueue;
@@ -247,7 +245,7 @@ impl Parker {
         }
         task.set_unwinding(true);
         match task.take_pending() {
-            Pending::Kill => panic::resume_unwind(Box::new(GreenletExit)),
+            Pending::Kill => panic::resume_unwind(task.kill_payload()),
             Pending::Timeout(scope) => panic::resume_unwind(Box::new(TimeoutUnwind { scope })),
             Pending::None => {
                 let report = task.deadlock().borrow_mut().take().expect("checked above");

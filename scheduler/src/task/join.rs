@@ -7,6 +7,7 @@
 //! thread goes straight to the hub; from anywhere else it travels through
 //! the hub's remote queue, and the hub delivers it.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
 use crate::park::wait::{self, Waiter, Wakeup};
 use crate::sync::{Select, Waitable, select::Watch, select::private};
+use crate::task::link;
 use crate::task::outcome::OutcomeSlot;
 use crate::task::wait_finished;
 use crate::util::slab::Key;
@@ -43,6 +45,9 @@ pub(crate) struct JoinShared<T> {
     task: AtomicU64,
     /// A kill that came before the hub created the greenlet.
     kill_requested: AtomicBool,
+    /// Whether the greenlet has links (`task::link`): only then does
+    /// `complete` look them up. Only the greenlet's hub thread touches it.
+    linked: AtomicBool,
     state: Mutex<JoinState>,
 }
 
@@ -53,6 +58,8 @@ struct JoinState {
     /// Waiters from other threads or hubs (a join on the greenlet's own hub
     /// waits on the task itself).
     waiters: WaitQueue<(), Wakeup>,
+    /// What [`JoinHandle::kill_with`] unwinds the greenlet with.
+    kill_payload: Option<Box<dyn Any + Send>>,
 }
 
 impl<T> JoinShared<T> {
@@ -64,7 +71,8 @@ impl<T> JoinShared<T> {
             outcome: OutcomeSlot::new(hub),
             task: AtomicU64::new(NO_TASK),
             kill_requested: AtomicBool::new(false),
-            state: Mutex::new(JoinState { waiters: WaitQueue::new() }),
+            linked: AtomicBool::new(false),
+            state: Mutex::new(JoinState { waiters: WaitQueue::new(), kill_payload: None }),
         })
     }
 
@@ -76,8 +84,10 @@ impl<T> JoinShared<T> {
         self.outcome.reset(hub); // drops a value nobody joined for
         *self.task.get_mut() = NO_TASK;
         *self.kill_requested.get_mut() = false;
+        *self.linked.get_mut() = false;
         let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         debug_assert!(state.waiters.len() == 0, "nobody waits on a finished greenlet");
+        state.kill_payload = None;
     }
 
     fn lock(&self) -> wait::Locked<'_, JoinState> {
@@ -115,21 +125,55 @@ impl<T> JoinShared<T> {
         (bits != NO_TASK).then(|| Key::from_bits(bits))
     }
 
-    /// Stores the outcome and wakes every waiter.
-    pub(crate) fn complete(&self, outcome: Result<T, JoinError>) {
-        // `Err`: completed already (a leaked greenlet's, say).
+    /// Stores the outcome and wakes every waiter, after firing the links.
+    pub(crate) fn complete(&self, outcome: Result<T, JoinError>)
+    where
+        T: 'static,
+    {
+        if self.outcome.is_set() {
+            return; // completed already (a leaked greenlet's, say)
+        }
+        if self.linked.swap(false, Ordering::Relaxed) {
+            link::fire(self, &outcome);
+        }
+        self.store(outcome);
+    }
+
+    /// Stores the outcome (unless stored already) and wakes every waiter.
+    fn store(&self, outcome: Result<T, JoinError>) {
         if let Ok(true) = self.outcome.put(outcome) {
             self.lock().waiters.complete_all(|()| {});
         }
+    }
+
+    /// The id of the greenlet's hub (its reactor's).
+    pub(crate) fn hub_id(&self) -> u64 {
+        self.hub
+    }
+
+    /// Notes that the greenlet has links to fire (on its hub thread).
+    pub(crate) fn set_linked(&self) {
+        self.linked.store(true, Ordering::Relaxed);
+    }
+
+    /// `f` of the outcome, if it is there and not taken.
+    pub(crate) fn peek_outcome<R>(&self, f: impl FnOnce(&Result<T, JoinError>) -> R) -> Option<R> {
+        self.outcome.peek(f)
+    }
+
+    /// The payload of a [`JoinHandle::kill_with`], taken once.
+    pub(crate) fn take_kill_payload(&self) -> Option<Box<dyn Any + Send>> {
+        self.lock().kill_payload.take()
     }
 
     /// Ends a greenlet that was never created (its spawn's work was
     /// dropped unrun) as killed. Only its hub's thread may store the outcome;
     /// elsewhere (the hub's thread is gone, and its queue with it) this does
     /// nothing.
+    /// (Links, which only a greenlet's own hub makes, are not fired here.)
     pub(crate) fn abandon(&self) {
         if hub::reactor_id() == self.hub {
-            self.complete(Err(JoinError::killed(self.id.load(Ordering::Acquire), self.name.clone())));
+            self.store(Err(JoinError::killed(self.id.load(Ordering::Acquire), self.name.clone())));
         }
     }
 
@@ -158,7 +202,16 @@ impl<T> JoinShared<T> {
 
 impl<T: 'static> Completion for JoinShared<T> {
     fn fail(&self, error: JoinError) {
+        // Killed before it ran by a `kill_with`: it ends with that panic.
+        let error = match self.take_kill_payload() {
+            Some(payload) if error.is_killed() => JoinError::panicked(error.id(), self.name.clone(), payload),
+            _ => error,
+        };
         self.complete(Err(error));
+    }
+
+    fn take_kill_payload(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        JoinShared::take_kill_payload(self)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -296,6 +349,32 @@ impl<T> JoinHandle<T> {
         } else if let Some(remote) = hub::remote_of(self.shared.hub) {
             let _ = remote.post(Message::Kill { task });
         } // else the hub has stopped, and killed its greenlets as it did
+    }
+
+    /// Kills the greenlet with `payload` instead of `GreenletExit` (gevent's
+    /// `kill(exception=...)`): it unwinds from its park point with `payload`
+    /// as a panic's, which its own `catch_unwind` can catch, and `join`
+    /// returns a panic error carrying it
+    /// ([`into_panic`](JoinError::into_panic)). Otherwise as
+    /// [`kill`](JoinHandle::kill); a greenlet killed before it ran ends with
+    /// that error too, without running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime_scheduler::run(|| {
+    ///     let sleeper = runtime_scheduler::spawn(|| runtime_scheduler::sleep(Duration::from_secs(60)));
+    ///     runtime_scheduler::yield_now();
+    ///     sleeper.kill_with("shutting down");
+    ///     let payload = sleeper.join().unwrap_err().into_panic();
+    ///     assert_eq!(payload.downcast_ref::<&str>(), Some(&"shutting down"));
+    /// });
+    /// ```
+    pub fn kill_with(&self, payload: impl Any + Send) {
+        if self.shared.is_done() {
+            return;
+        }
+        self.shared.lock().kill_payload = Some(Box::new(payload));
+        self.kill();
     }
 
     /// The greenlet's task on this thread's hub, if it runs here.

@@ -16,6 +16,7 @@ pub(crate) mod handle;
 pub(crate) mod join;
 pub(crate) mod join_pool;
 pub(crate) mod join_set;
+pub(crate) mod link;
 pub(crate) mod outcome;
 pub(crate) mod scope;
 
@@ -33,6 +34,7 @@ use crate::hub::{self, Hub, TimerAction};
 use crate::park::Parker;
 use crate::task::join::JoinShared;
 pub use crate::task::join::{JoinHandle, KillOnDrop};
+pub use crate::task::link::LinkId;
 
 /// Parks the current greenlet until `task` is done, or `deadline` passes.
 /// Returns whether it is done. A refused park (see `park`) parks again
@@ -244,7 +246,10 @@ where
         Ok(_) if task.reported() == Pending::Kill => {
             task.take_pending();
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), name()))
+            match joined::<T>(task).and_then(|shared| shared.take_kill_payload()) {
+                Some(payload) => Err(JoinError::panicked(task.id(), name(), payload)),
+                None => Err(JoinError::killed(task.id(), name())),
+            }
         }
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
