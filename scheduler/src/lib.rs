@@ -160,9 +160,10 @@ pub use crate::park::registration::Registration;
 pub use crate::park::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
 pub use crate::park::yield_now;
 pub use crate::sync::wait_any;
-pub use crate::task::group::{Group, Pool, joinall};
+pub use crate::task::group::{Group, joinall};
 pub use crate::task::handle::Handle;
 pub use crate::task::join_set::JoinSet;
+pub use crate::task::pool::{Pool, PoolFull};
 pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
 pub use crate::task::{JoinHandle, KillOnDrop, LinkId};
 

@@ -1,16 +1,15 @@
-//! Sets of greenlets: [`Group`], [`Pool`] and [`joinall`].
+//! Sets of greenlets: [`Group`] and [`joinall`] (a [`Pool`](crate::Pool) is a
+//! group with a limit, in `pool`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
 use crate::hub::record::Task;
-use crate::sync::Semaphore;
 use crate::task::{self, JoinHandle, wait_finished};
 
 /// Joins every handle, in order, and returns their results.
@@ -111,6 +110,13 @@ impl Group {
         self.dying.borrow_mut().retain(|id| members.contains_key(id));
         self.pruned_len.set(members.len());
         members.len()
+    }
+
+    /// Forgets the member with id `id` (gevent's `discard`): the group no
+    /// longer waits for it nor kills it. Returns whether it was a member.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        self.dying.borrow_mut().remove(&id);
+        self.members.borrow_mut().remove(&id).is_some()
     }
 
     /// Greenlets of the group still running.
@@ -266,195 +272,5 @@ impl Group {
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group").field("running", &self.len()).finish()
-    }
-}
-
-/// A group that runs at most `size` greenlets at once (gevent's `Pool`):
-/// [`spawn`](Pool::spawn) parks the caller while the pool is full. An
-/// [`unbounded`](Pool::unbounded) pool never is, and is simply a group with a
-/// pool's interface (gevent's `Pool(size=None)`).
-///
-/// # Worker loops and `catch_unwind`
-///
-/// A worker that isolates job panics with `std::panic::catch_unwind` also
-/// catches the kills and `timeout` expiries that travel as unwinding: the
-/// worker survives [`kill`](Pool::kill), and [`join`](Pool::join) waits
-/// forever. Use [`catch_panic`](crate::catch_panic), which catches real
-/// panics only, or re-raise payloads for which
-/// [`is_cancellation`](crate::is_cancellation) is true.
-///
-/// ```
-/// runtime_scheduler::run(|| {
-///     let pool = runtime_scheduler::Pool::new(2);
-///     let handles: Vec<_> = (0..5).map(|i| pool.spawn(move || i)).collect();
-///     assert!(pool.len() <= 2);
-///     pool.join();
-///     assert_eq!(runtime_scheduler::joinall(handles).len(), 5);
-/// });
-/// ```
-pub struct Pool {
-    group: Group,
-    slots: Arc<Semaphore>,
-    size: usize,
-}
-
-impl Pool {
-    /// A pool of `size` greenlets at most.
-    pub fn new(size: usize) -> Pool {
-        Pool { group: Group::new(), slots: Arc::new(Semaphore::new(size)), size }
-    }
-
-    /// A pool without a limit: [`spawn`](Pool::spawn) never parks, and
-    /// [`size`](Pool::size) is `usize::MAX`.
-    pub fn unbounded() -> Pool {
-        // As many permits as there could ever be greenlets.
-        Pool::new(usize::MAX)
-    }
-
-    /// Spawns a greenlet once the pool has room, parking the caller until then.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    #[track_caller]
-    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.spawn_with(task::Builder::new(), f)
-    }
-
-    /// Like [`spawn`](Pool::spawn), with a builder.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    #[track_caller]
-    pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let slot = self.slots.acquire_owned_as("Pool::spawn");
-        self.group.spawn_with(builder, move || {
-            let _slot = slot;
-            f()
-        })
-    }
-
-    /// Spawns a greenlet if the pool has room now; gives `f` back otherwise.
-    ///
-    /// # Errors
-    ///
-    /// `Err(f)` when the pool is full.
-    #[track_caller]
-    pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, F>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        match self.slots.try_acquire_owned() {
-            Some(slot) => Ok(self.group.spawn(move || {
-                let _slot = slot;
-                f()
-            })),
-            None => Err(f),
-        }
-    }
-
-    /// The most greenlets running at once.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
-    /// Room for more greenlets now.
-    pub fn free_count(&self) -> usize {
-        self.slots.available()
-    }
-
-    /// Parks until the pool has room for one more greenlet (gevent's
-    /// `wait_available`), without taking it: a server waits here before it
-    /// accepts a connection, so that connections beyond the limit stay
-    /// queued in the kernel. Another greenlet spawning meanwhile can take the
-    /// room again.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn wait_available(&self) {
-        drop(self.slots.acquire_as("Pool::wait_available"));
-    }
-
-    /// Whether the greenlet with id `id` is a member still running; see
-    /// [`Group::contains`].
-    pub fn contains(&self, id: u64) -> bool {
-        self.group.contains(id)
-    }
-
-    /// Greenlets running (or started and not yet finished).
-    pub fn len(&self) -> usize {
-        self.group.len()
-    }
-
-    /// Whether no greenlet of the pool is running.
-    pub fn is_empty(&self) -> bool {
-        self.group.is_empty()
-    }
-
-    /// Parks until every greenlet of the pool has finished.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn join(&self) {
-        self.group.join();
-    }
-
-    /// Like [`join`](Pool::join), giving up after `timeout`; returns whether
-    /// every greenlet finished.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.group.join_timeout(timeout)
-    }
-
-    /// Like [`join`](Pool::join), giving up at `deadline`; returns whether
-    /// every greenlet finished.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn join_deadline(&self, deadline: Instant) -> bool {
-        self.group.join_deadline(deadline)
-    }
-
-    /// Kills every greenlet of the pool.
-    pub fn kill(&self) {
-        self.group.kill();
-    }
-
-    /// Kills every greenlet of the pool and waits up to `timeout` for them
-    /// to finish; see [`Group::kill_timeout`].
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    #[track_caller]
-    pub fn kill_timeout(&self, timeout: Duration) -> bool {
-        self.group.kill_timeout(timeout)
-    }
-}
-
-impl fmt::Debug for Pool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Pool");
-        match self.size {
-            usize::MAX => d.field("size", &"unbounded"),
-            size => d.field("size", &size),
-        };
-        d.field("running", &self.len()).finish()
     }
 }

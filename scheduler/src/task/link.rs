@@ -91,6 +91,19 @@ fn assert_home<T>(handle: &JoinHandle<T>) {
     );
 }
 
+/// Adds a raw link: `f` runs when the greenlet finishes, on its hub, before
+/// anyone it wakes; it must not park. Returns false (and drops `f`) if the
+/// greenlet has finished already.
+pub(crate) fn raw_link<T: 'static>(handle: &JoinHandle<T>, f: Link<T>) -> bool {
+    assert_home(handle);
+    if handle.is_finished() {
+        return false;
+    }
+    with_links(&handle.shared, |links| links.raw.push(f));
+    handle.shared.set_linked();
+    true
+}
+
 /// Fires the links of the greenlet whose join state is `shared`, which is
 /// about to store `outcome`.
 pub(crate) fn fire<T: 'static>(shared: &JoinShared<T>, outcome: &Result<T, JoinError>) {

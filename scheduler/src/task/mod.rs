@@ -4,8 +4,10 @@
 // What this module owns: a greenlet's lifecycle above the park seam:
 // spawning (`Builder`, here), joining (`join`: `JoinHandle` and the shared
 // state any thread may wait on; `outcome`: the result slot; `join_pool`:
-// reused join states), spawning from other threads (`handle`), and sets of
-// greenlets (`group`: `Group`, `Pool`, `joinall`; `scope`; `join_set`).
+// reused join states), spawning from other threads (`handle`), links
+// (`link`: what runs when a greenlet finishes), and sets of greenlets
+// (`group`: `Group`, `joinall`; `pool`: `Pool` and its mapping methods, with
+// `imap`; `scope`; `join_set`).
 // It uses the hub, the park seam and the `sync` types below it (a `Pool` is
 // a `Semaphore`, a `JoinSet` a channel, and `join` teaches `Select` to wait
 // for a `JoinHandle`). What it must not know: nothing below calls into it;
@@ -13,11 +15,13 @@
 
 pub(crate) mod group;
 pub(crate) mod handle;
+pub(crate) mod imap;
 pub(crate) mod join;
 pub(crate) mod join_pool;
 pub(crate) mod join_set;
 pub(crate) mod link;
 pub(crate) mod outcome;
+pub(crate) mod pool;
 pub(crate) mod scope;
 
 use std::panic::{self, AssertUnwindSafe, Location};
@@ -32,6 +36,7 @@ use crate::hub::record::{Completion, Pending, Task, Wake};
 use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
 use crate::park::Parker;
+pub use crate::task::imap::Imap;
 use crate::task::join::JoinShared;
 pub use crate::task::join::{JoinHandle, KillOnDrop};
 pub use crate::task::link::LinkId;
