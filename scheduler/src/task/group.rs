@@ -1,5 +1,5 @@
-//! Sets of greenlets: [`Group`] and [`joinall`] (a [`Pool`](crate::Pool) is a
-//! group with a limit, in `pool`).
+//! [`Group`]: a set of greenlets waited for or killed together (a
+//! [`Pool`](crate::Pool) is a group with a limit, in `pool`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -7,23 +7,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::error::JoinError;
 use crate::hub;
 use crate::hub::record::Task;
 use crate::task::{self, JoinHandle, wait_finished};
-
-/// Joins every handle, in order, and returns their results.
-///
-/// ```
-/// runtime_scheduler::run(|| {
-///     let handles: Vec<_> = (1..=3).map(|i| runtime_scheduler::spawn(move || i * 10)).collect();
-///     let results: Vec<i32> = runtime_scheduler::joinall(handles).into_iter().map(Result::unwrap).collect();
-///     assert_eq!(results, [10, 20, 30]);
-/// });
-/// ```
-pub fn joinall<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
-    handles.into_iter().map(JoinHandle::join).collect()
-}
 
 /// A set of greenlets that can be waited for or killed together (gevent's
 /// `Group`). Finished greenlets leave the group by themselves.

@@ -6,13 +6,14 @@
 // state any thread may wait on; `outcome`: the result slot; `join_pool`:
 // reused join states), spawning from other threads (`handle`), links
 // (`link`: what runs when a greenlet finishes), and sets of greenlets
-// (`group`: `Group`, `joinall`; `pool`: `Pool` and its mapping methods, with
+// (`all`: `joinall` and its kin, `killall`, `wait_idle`; `group`: `Group`; `pool`: `Pool` and its mapping methods, with
 // `imap`; `scope`; `join_set`).
 // It uses the hub, the park seam and the `sync` types below it (a `Pool` is
 // a `Semaphore`, a `JoinSet` a channel, and `join` teaches `Select` to wait
 // for a `JoinHandle`). What it must not know: nothing below calls into it;
 // the hub sees a task only as its record and its `Completion`.
 
+pub(crate) mod all;
 pub(crate) mod group;
 pub(crate) mod handle;
 pub(crate) mod imap;
