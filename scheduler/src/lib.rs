@@ -158,6 +158,7 @@ pub use crate::park::cancel::{catch_panic, is_cancellation};
 pub use crate::park::foreign;
 pub use crate::park::registration::Registration;
 pub use crate::park::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
+pub use crate::park::timeout::{Timeout, is_timeout};
 pub use crate::park::yield_now;
 pub use crate::sync::wait_any;
 pub use crate::task::all::{joinall, joinall_timeout, killall, try_joinall, wait_idle};

@@ -34,7 +34,7 @@
 //! # What this module owns
 //!
 //! Every way a greenlet waits, built on [`Parker`]: [`time`] (sleeps and
-//! timeouts), [`cancel`] (panic isolation that lets kills through),
+//! timeouts) and [`timeout`] (the `Timeout` object, on the same machinery), [`cancel`] (panic isolation that lets kills through),
 //! [`registration`] (waiting for a source's readiness on the reactor),
 //! [`foreign`] (parking inside a C-ABI frame, which must not unwind),
 //! [`blocking`] (running a closure on the thread pool), [`block_on`]
@@ -55,6 +55,7 @@ pub(crate) mod cancel;
 pub mod foreign;
 pub(crate) mod registration;
 pub(crate) mod time;
+pub(crate) mod timeout;
 pub(crate) mod wait;
 
 use std::cell::{Cell, RefCell};
@@ -68,7 +69,6 @@ use crate::hub::wait_queue::WaitQueue;
 use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
 use crate::park::foreign::Interrupted;
-use crate::park::time::TimeoutUnwind;
 
 /// A park that did not wait: a kill or timeout arrived while the greenlet was
 /// already unwinding. See the module docs for how callers handle it.
@@ -246,7 +246,7 @@ impl Parker {
         task.set_unwinding(true);
         match task.take_pending() {
             Pending::Kill => panic::resume_unwind(task.kill_payload()),
-            Pending::Timeout(scope) => panic::resume_unwind(Box::new(TimeoutUnwind { scope })),
+            Pending::Timeout(scope) => panic::resume_unwind(timeout::unwind_payload(self.hub.reactor().id(), scope)),
             Pending::None => {
                 let report = task.deadlock().borrow_mut().take().expect("checked above");
                 panic!("{report}")
