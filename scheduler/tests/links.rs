@@ -248,3 +248,34 @@ fn kill_with_from_another_thread_and_on_itself() {
         assert_eq!(h.join().unwrap_err().into_panic().downcast_ref::<&str>(), Some(&"myself"));
     });
 }
+
+#[test]
+fn links_of_greenlets_still_alive_at_shutdown_do_not_hold_up_the_end() {
+    // A greenlet killed when `run` returns fires its links as it ends; one
+    // whose cleanup outlasts the grace period is leaked, and its links with
+    // it (never run): `run` returns either way.
+    let fired = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f = fired.clone();
+    rt::Builder::new().shutdown_grace(ms(20)).run(move || {
+        struct Stubborn;
+        impl Drop for Stubborn {
+            fn drop(&mut self) {
+                sleep(Duration::from_secs(30));
+            }
+        }
+        let killed = spawn(|| sleep(Duration::from_secs(30)));
+        let leaked = spawn(|| {
+            let _stubborn = Stubborn;
+            sleep(Duration::from_secs(30));
+        });
+        yield_now();
+        for h in [&killed, &leaked] {
+            let f = f.clone();
+            h.link(move |_| {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    // The killed one's links ran as it ended; the leaked one never ends.
+    assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
