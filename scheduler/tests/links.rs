@@ -222,6 +222,12 @@ fn kill_with_before_the_greenlet_ran_never_runs_it() {
         assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("never started"));
         yield_now();
         assert_eq!(ran.get(), 0);
+        // A plain kill after it, before delivery, is a plain kill.
+        let h = spawn(|| sleep(Duration::from_secs(30)));
+        yield_now();
+        h.kill_with("replaced");
+        h.kill();
+        assert!(h.join().unwrap_err().is_killed());
     });
 }
 

@@ -334,9 +334,16 @@ impl<T> JoinHandle<T> {
     /// first. A greenlet that never parks cannot be killed (as in gevent).
     /// Killing the current greenlet unwinds it at once.
     pub fn kill(&self) {
+        self.kill_as(None);
+    }
+
+    /// Kills with `payload` (`kill_with`), or with `GreenletExit`: a payload
+    /// left by an earlier `kill_with` that was not delivered goes.
+    fn kill_as(&self, payload: Option<Box<dyn Any + Send>>) {
         if self.shared.is_done() {
             return;
         }
+        self.shared.lock().kill_payload = payload;
         // The hub may not have created it yet (a spawn from another thread):
         // it checks this flag when it does.
         self.shared.kill_requested.store(true, Ordering::SeqCst);
@@ -373,8 +380,7 @@ impl<T> JoinHandle<T> {
         if self.shared.is_done() {
             return;
         }
-        self.shared.lock().kill_payload = Some(Box::new(payload));
-        self.kill();
+        self.kill_as(Some(Box::new(payload)));
     }
 
     /// The greenlet's task on this thread's hub, if it runs here.
