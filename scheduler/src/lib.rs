@@ -82,9 +82,12 @@
 //!
 //! # Cancellation
 //!
-//! [`JoinHandle::kill`] and [`timeout`] interrupt a greenlet where it is
-//! parked by unwinding it, so its destructors run. Code that never parks
-//! cannot be interrupted (a CPU-bound loop should call [`yield_now`]).
+//! [`JoinHandle::kill`] (or [`kill_with`](JoinHandle::kill_with), with a
+//! payload of one's own), [`timeout`] and a started [`Timeout`] interrupt a
+//! greenlet where it is parked by unwinding it, so its destructors run. Code
+//! that never parks cannot be interrupted (a CPU-bound loop should call
+//! [`yield_now`]). [`JoinHandle::link`] runs code when a greenlet ends, however
+//! it ends.
 //!
 //! Cleanup may park: a greenlet that is unwinding (killed, timed out or
 //! panicking) can still block in its destructors, so a `BufWriter` flushes
