@@ -114,8 +114,11 @@
 //!   `Handle` kept alive on the hub's own thread (say, in a local of the root
 //!   greenlet) turns a deadlock into a hang. Waits on [`sync`] types may be
 //!   ended by other threads, which the hub cannot see: while any greenlet
-//!   waits on one, a would-be deadlock is only reported as a warning after
-//!   5 seconds, unless [`Builder::strict_deadlocks`] promises otherwise.
+//!   waits on one and the process has other threads than the hub's own idle
+//!   ones (blocking-pool threads without a job, the blocking monitor), a
+//!   would-be deadlock is only reported as a warning after 5 seconds, unless
+//!   [`Builder::strict_deadlocks`] promises otherwise. With no other thread
+//!   (Linux, where the hub can count them), it is reported at once.
 //! - Greenlets still alive when `run`'s closure returns are killed in no
 //!   particular order; work sent through a `Handle` while the runtime stops may
 //!   be dropped. A leaked greenlet that was parked while unwinding leaves
