@@ -285,3 +285,28 @@ fn links_of_greenlets_still_alive_at_shutdown_do_not_hold_up_the_end() {
     // The killed one's links ran as it ended; the leaked one never ends.
     assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_kill_with_is_logged_as_a_kill_not_as_a_panic() {
+    let capture = util::Capture::new();
+    tracing::subscriber::with_default(capture.subscriber(), || {
+        rt::run(|| {
+            let killed = rt::task::Builder::new().name("stopped").spawn(|| sleep(Duration::from_secs(30)));
+            yield_now();
+            killed.kill_with(String::from("stop"));
+            assert!(killed.join().unwrap_err().is_panic());
+            // Caught, then a panic of its own: that one is logged as a panic.
+            let failing = rt::task::Builder::new().name("failing").spawn(|| {
+                let _ = panic::catch_unwind(|| sleep(Duration::from_secs(30)));
+                panic!("its own")
+            });
+            yield_now();
+            failing.kill_with(1u32);
+            assert!(failing.join().unwrap_err().is_panic());
+        });
+    });
+    let text = capture.text();
+    util::assert_contains(&text, &["killed with a payload", "greenlet panicked: its own"]);
+    assert!(!text.contains("greenlet panicked: <"), "the kill_with was logged as a panic:\n{text}");
+    assert_eq!(text.matches("greenlet panicked").count(), 1, "{text}");
+}

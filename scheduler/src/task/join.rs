@@ -60,6 +60,9 @@ struct JoinState {
     waiters: WaitQueue<(), Wakeup>,
     /// What [`JoinHandle::kill_with`] unwinds the greenlet with.
     kill_payload: Option<Box<dyn Any + Send>>,
+    /// The address of the last such payload handed out, to tell it from a
+    /// panic of the greenlet's own when it ends.
+    delivered: Option<usize>,
 }
 
 impl<T> JoinShared<T> {
@@ -72,7 +75,7 @@ impl<T> JoinShared<T> {
             task: AtomicU64::new(NO_TASK),
             kill_requested: AtomicBool::new(false),
             linked: AtomicBool::new(false),
-            state: Mutex::new(JoinState { waiters: WaitQueue::new(), kill_payload: None }),
+            state: Mutex::new(JoinState { waiters: WaitQueue::new(), kill_payload: None, delivered: None }),
         })
     }
 
@@ -88,6 +91,7 @@ impl<T> JoinShared<T> {
         let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         debug_assert!(state.waiters.len() == 0, "nobody waits on a finished greenlet");
         state.kill_payload = None;
+        state.delivered = None;
     }
 
     fn lock(&self) -> wait::Locked<'_, JoinState> {
@@ -163,7 +167,16 @@ impl<T> JoinShared<T> {
 
     /// The payload of a [`JoinHandle::kill_with`], taken once.
     pub(crate) fn take_kill_payload(&self) -> Option<Box<dyn Any + Send>> {
-        self.lock().kill_payload.take()
+        let mut state = self.lock();
+        let payload = state.kill_payload.take()?;
+        state.delivered = Some(payload_address(&*payload));
+        Some(payload)
+    }
+
+    /// Whether `payload` is the one a `kill_with` unwound the greenlet with
+    /// (a kill, not a panic of its own, for the log).
+    pub(crate) fn is_kill_payload(&self, payload: &(dyn Any + Send)) -> bool {
+        std::mem::size_of_val(payload) > 0 && self.lock().delivered == Some(payload_address(payload))
     }
 
     /// Ends a greenlet that was never created (its spawn's work was
@@ -198,6 +211,11 @@ impl<T> JoinShared<T> {
     pub(crate) fn name_for_error(&self) -> Option<Arc<str>> {
         self.name.clone()
     }
+}
+
+/// The address of a payload's value.
+fn payload_address(payload: &(dyn Any + Send)) -> usize {
+    std::ptr::from_ref(payload).cast::<()>() as usize
 }
 
 impl<T: 'static> Completion for JoinShared<T> {

@@ -262,6 +262,10 @@ where
             tracing::debug!("killed");
             Err(JoinError::killed(task.id(), name()))
         }
+        Err(payload) if joined::<T>(task).is_some_and(|shared| shared.is_kill_payload(&*payload)) => {
+            tracing::debug!("killed with a payload");
+            Err(JoinError::panicked(task.id(), name(), payload))
+        }
         Err(payload) => {
             tracing::error!(
                 greenlet.id = task.id(),
