@@ -3,11 +3,14 @@
 //! `imap`).
 //!
 //! Each member holds a slot (a permit of the pool's semaphore) from the
-//! moment it joins until it finishes or is discarded; the pool keeps the
-//! permits by greenlet id, and a raw link on each member gives its permit
-//! back when it finishes.
+//! moment it joins until it finishes or is discarded. The pool keeps the
+//! permits (by a key of its own, with the member's greenlet id for
+//! `discard`); a guard in the closure of a member it spawned gives the
+//! permit back when the closure is done (returned, unwound, or dropped
+//! unrun), and a raw link does so for a greenlet [`add`](Pool::add)ed from
+//! outside.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::panic;
@@ -51,8 +54,10 @@ pub struct Pool {
 struct Inner {
     group: Group,
     slots: Arc<Semaphore>,
-    /// The slot of each member, by greenlet id.
-    held: RefCell<HashMap<u64, OwnedSemaphorePermit>>,
+    /// The slot of each member, by a key of the pool's, with its greenlet
+    /// id.
+    held: RefCell<HashMap<u64, (u64, OwnedSemaphorePermit)>>,
+    next_key: Cell<u64>,
     size: usize,
 }
 
@@ -77,6 +82,7 @@ impl Pool {
                 group: Group::new(),
                 slots: Arc::new(Semaphore::new(size)),
                 held: RefCell::default(),
+                next_key: Cell::new(0),
                 size,
             }),
         }
@@ -120,9 +126,7 @@ impl Pool {
         T: 'static,
     {
         let slot = self.inner.slots.acquire_owned_as("Pool::spawn");
-        let handle = self.inner.group.spawn_with(builder, f);
-        self.hold(&handle, slot);
-        handle
+        self.spawn_holding(builder, f, slot)
     }
 
     /// Spawns a greenlet if the pool has room now; gives `f` back otherwise.
@@ -137,34 +141,36 @@ impl Pool {
         T: 'static,
     {
         match self.inner.slots.try_acquire_owned() {
-            Some(slot) => {
-                let handle = self.inner.group.spawn(f);
-                self.hold(&handle, slot);
-                Ok(handle)
-            }
+            Some(slot) => Ok(self.spawn_holding(task::Builder::new(), f, slot)),
             None => Err(f),
         }
     }
 
-    /// Keeps `slot` for the member `handle` until it finishes or is
-    /// discarded.
-    fn hold<T: 'static>(&self, handle: &JoinHandle<T>, slot: OwnedSemaphorePermit) {
-        let id = handle.id();
-        self.inner.held.borrow_mut().insert(id, slot);
-        let pool: Weak<Inner> = Rc::downgrade(&self.inner);
-        let linked = link::raw_link(
-            handle,
-            Box::new(move |_| {
-                if let Some(pool) = pool.upgrade() {
-                    let slot = pool.held.borrow_mut().remove(&id);
-                    drop(slot);
-                }
-            }),
-        );
-        if !linked {
-            let slot = self.inner.held.borrow_mut().remove(&id);
-            drop(slot);
+    /// Spawns `f` as a member holding `slot` until its closure is done.
+    #[track_caller]
+    fn spawn_holding<F, T>(&self, builder: task::Builder, f: F, slot: OwnedSemaphorePermit) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let key = self.hold(0, slot);
+        let guard = Release { pool: Rc::downgrade(&self.inner), key };
+        let handle = self.inner.group.spawn_with(builder, move || {
+            let _guard = guard;
+            f()
+        });
+        if let Some((id, _)) = self.inner.held.borrow_mut().get_mut(&key) {
+            *id = handle.id();
         }
+        handle
+    }
+
+    /// Keeps `slot` for the member with greenlet id `id`; returns its key.
+    fn hold(&self, id: u64, slot: OwnedSemaphorePermit) -> u64 {
+        let key = self.inner.next_key.get();
+        self.inner.next_key.set(key + 1);
+        self.inner.held.borrow_mut().insert(key, (id, slot));
+        key
     }
 
     /// Adds an already spawned greenlet of this hub, parking while the pool
@@ -250,7 +256,10 @@ impl Pool {
             return;
         }
         self.inner.group.add(handle);
-        self.hold(handle, slot);
+        let key = self.hold(handle.id(), slot);
+        let release = Release { pool: Rc::downgrade(&self.inner), key };
+        // Not linked if it finished: then `release` is dropped at once.
+        link::raw_link(handle, Box::new(move |_| drop(release)));
     }
 
     /// Forgets the member with id `id` (gevent's `discard`): the pool no
@@ -269,8 +278,11 @@ impl Pool {
     /// ```
     pub fn discard(&self, id: u64) {
         self.inner.group.remove(id);
-        let slot = self.inner.held.borrow_mut().remove(&id);
-        drop(slot);
+        let key = self.inner.held.borrow().iter().find_map(|(key, (member, _))| (*member == id).then_some(*key));
+        if let Some(key) = key {
+            let slot = self.inner.held.borrow_mut().remove(&key);
+            drop(slot);
+        }
     }
 
     /// Runs `f` in the pool and returns its value (gevent's `apply`): parks
@@ -561,6 +573,22 @@ impl Pool {
     #[track_caller]
     pub fn kill_timeout(&self, timeout: Duration) -> bool {
         self.inner.group.kill_timeout(timeout)
+    }
+}
+
+/// Gives a member's slot back when dropped (its closure is done, or it
+/// finished, or the pool forgot it already: then nothing is left to give).
+struct Release {
+    pool: Weak<Inner>,
+    key: u64,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            let slot = pool.held.borrow_mut().remove(&self.key);
+            drop(slot);
+        }
     }
 }
 
