@@ -38,7 +38,7 @@ pub(crate) type Link<T> = Box<dyn FnOnce(&Result<T, JoinError>)>;
 type UserLinks<T> = Rc<RefCell<VecDeque<(u64, Link<T>)>>>;
 
 /// Starts the greenlet that runs the user links.
-type Notify<T> = fn(&Result<T, JoinError>, UserLinks<T>);
+type Notify<T> = fn(&Result<T, JoinError>, UserLinks<T>, usize);
 
 /// The links of one greenlet.
 struct Links<T> {
@@ -123,12 +123,14 @@ pub(crate) fn fire<T: 'static>(shared: &JoinShared<T>, outcome: &Result<T, JoinE
         link(outcome);
     }
     if let Some((notify, user)) = notify {
-        notify(outcome, user);
+        notify(outcome, user, key);
     }
 }
 
 /// Spawns the greenlet that runs `user`'s links with a copy of `outcome`.
-fn spawn_notifier<T: Clone + 'static>(outcome: &Result<T, JoinError>, user: UserLinks<T>) {
+/// `key` is the greenlet's entry in the table, dropped when they have run
+/// (if it is still theirs).
+fn spawn_notifier<T: Clone + 'static>(outcome: &Result<T, JoinError>, user: UserLinks<T>, key: usize) {
     if hub::current().is_none() {
         return; // the hub is gone: nobody to run them
     }
@@ -144,9 +146,13 @@ fn spawn_notifier<T: Clone + 'static>(outcome: &Result<T, JoinError>, user: User
         // Done: drop the entry (unless it belongs to a newer greenlet).
         TABLE.with(|table| {
             let mut table = table.borrow_mut();
-            table.retain(|_, links| {
-                links.downcast_ref::<Links<T>>().is_none_or(|links| !Rc::ptr_eq(&links.user, &user))
-            });
+            let ours = table
+                .get(&key)
+                .and_then(|links| links.downcast_ref::<Links<T>>())
+                .is_some_and(|links| Rc::ptr_eq(&links.user, &user));
+            if ours {
+                table.remove(&key);
+            }
         });
     });
 }
@@ -272,7 +278,7 @@ impl<T: Clone + 'static> JoinHandle<T> {
                 // Peeked on this thread, the only one that takes it while
                 // this handle is borrowed.
                 if let Some(outcome) = self.shared.peek_outcome(copy) {
-                    spawn_notifier(&outcome, user);
+                    spawn_notifier(&outcome, user, key(&self.shared));
                 }
             }
             return LinkId(id);
