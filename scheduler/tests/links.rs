@@ -25,7 +25,7 @@ fn links_get_the_outcome_once_in_the_order_they_were_made() {
         }
         assert_eq!(h.has_links(), 100);
         assert_eq!(h.join().unwrap(), 7);
-        sleep(ms(1));
+        assert!(rt::wait_idle(Some(Duration::from_secs(30))), "the links ran");
         log.get()
     });
     assert_eq!(log, (0..100).map(|i| (i, 7)).collect::<Vec<_>>());
@@ -66,7 +66,7 @@ fn link_value_and_link_exception_filter_on_the_outcome() {
         ok.link_value(move |o| r.set(*o.as_ref().unwrap()));
         assert_eq!(result.get(), 1);
         drop((ok.join(), failed.join()));
-        sleep(ms(1));
+        assert!(rt::wait_idle(Some(Duration::from_secs(30))), "the links ran");
         let got = log.get();
         assert_eq!(got.len(), 4, "{got:?}");
         assert_eq!(got[..2], ["ok link true", "ok value"]);
@@ -101,7 +101,7 @@ fn a_killed_greenlet_fires_link_only() {
             h.kill();
             h.kill();
             assert!(h.join().unwrap_err().is_killed());
-            sleep(ms(1));
+            assert!(rt::wait_idle(Some(Duration::from_secs(30))), "the links ran");
         }
         assert_eq!(ran.get(), 1, "killed before it ran: never ran");
         assert_eq!(log.get(), ["link killed=true", "link killed=true"]);
@@ -152,7 +152,7 @@ fn unlink_removes_a_link_even_from_an_earlier_link() {
         let l = log.clone();
         h.link(move |_| l.push("third"));
         assert_eq!(h.has_links(), 3);
-        sleep(ms(5));
+        assert!(rt::wait_idle(Some(Duration::from_secs(30))), "it and its links ran");
         assert_eq!(log.get(), ["first", "third"]);
         assert_eq!(h.has_links(), 0);
     });
@@ -169,7 +169,7 @@ fn a_panicking_link_does_not_stop_the_others() {
         let l = log.clone();
         h.link(move |_| l.push("after"));
         h.join().unwrap();
-        sleep(ms(1));
+        assert!(rt::wait_idle(Some(Duration::from_secs(30))), "the links ran");
         assert_eq!(log.get(), ["after"]);
     });
 }

@@ -8,6 +8,7 @@ use std::panic;
 use std::rc::Rc;
 use std::time::Duration;
 
+use runtime_scheduler::sync::Event;
 use runtime_scheduler::{self as rt, Elapsed, Group, Pool, PoolFull, sleep, spawn, timeout, yield_now};
 use util::{Counter, ms};
 
@@ -226,13 +227,24 @@ fn imap_gives_a_failed_item_as_its_error_and_goes_on() {
 fn imap_unordered_gives_completion_order() {
     // gevent test__pool.py TestPool.test_imap_unordered_... (sleeps 10/1/2
     // come back 1, 2, 10 in parallel, in input order on a pool of one).
+    // In parallel, the order is made by events rather than sleeps.
     let sleepy = |ms: u64| {
         sleep(Duration::from_millis(ms));
         ms
     };
     rt::run(move || {
-        let parallel: Vec<u64> = Pool::new(3).imap_unordered(sleepy, [20, 1, 8]).map(Result::unwrap).collect();
-        assert_eq!(parallel, [1, 8, 20]);
+        // Item k finishes once item k - 1 has (an event each, not timing):
+        // given as 2, 0, 1, they finish as 0, 1, 2.
+        let turns: Rc<Vec<Event>> = Rc::new((0..4).map(|_| Event::new()).collect());
+        turns[0].set();
+        let t = turns.clone();
+        let in_turn = move |k: usize| {
+            t[k].wait();
+            t[k + 1].set();
+            k
+        };
+        let parallel: Vec<usize> = Pool::new(3).imap_unordered(in_turn, [2, 0, 1]).map(Result::unwrap).collect();
+        assert_eq!(parallel, [0, 1, 2]);
         let serial: Vec<u64> = Pool::new(1).imap_unordered(sleepy, [20, 1, 8]).map(Result::unwrap).collect();
         assert_eq!(serial, [20, 1, 8]);
         assert_eq!(Pool::unbounded().imap_unordered(sleepy, []).count(), 0);
