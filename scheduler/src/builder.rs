@@ -153,8 +153,9 @@ impl Builder {
     /// `sync` value they wait on. A main greenlet that waits on something
     /// nothing can provide then panics at once with the deadlock report.
     /// Without the promise, a wait on a `sync` type might still end through
-    /// another thread, so the hub only warns of a possible deadlock after 5
-    /// seconds.
+    /// another thread, so while other threads exist (besides the hub's own
+    /// idle ones), the hub only warns of a possible deadlock after 5 seconds;
+    /// with none, it reports it at once anyway.
     pub fn strict_deadlocks(mut self, strict: bool) -> Builder {
         self.strict_deadlocks = strict;
         self

@@ -34,6 +34,16 @@ impl JoinError {
         JoinError { id, name, repr: Repr::Panicked(payload) }
     }
 
+    /// A copy for a link to look at: a panic's payload (which cannot be
+    /// cloned) becomes its message.
+    pub(crate) fn for_link(&self) -> JoinError {
+        let repr = match &self.repr {
+            Repr::Killed => Repr::Killed,
+            Repr::Panicked(payload) => Repr::Panicked(Box::new(greenlet::panic_message(&**payload))),
+        };
+        JoinError { id: self.id, name: self.name.clone(), repr }
+    }
+
     /// Whether the greenlet panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self.repr, Repr::Panicked(_))

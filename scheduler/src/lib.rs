@@ -87,9 +87,12 @@
 //!
 //! # Cancellation
 //!
-//! [`JoinHandle::kill`] and [`timeout`] interrupt a greenlet where it is
-//! parked by unwinding it, so its destructors run. Code that never parks
-//! cannot be interrupted (a CPU-bound loop should call [`yield_now`]).
+//! [`JoinHandle::kill`] (or [`kill_with`](JoinHandle::kill_with), with a
+//! payload of one's own), [`timeout`] and a started [`Timeout`] interrupt a
+//! greenlet where it is parked by unwinding it, so its destructors run. Code
+//! that never parks cannot be interrupted (a CPU-bound loop should call
+//! [`yield_now`]). [`JoinHandle::link`] runs code when a greenlet ends, however
+//! it ends.
 //!
 //! Cleanup may park: a greenlet that is unwinding (killed, timed out or
 //! panicking) can still block in its destructors, so a `BufWriter` flushes
@@ -116,8 +119,11 @@
 //!   `Handle` kept alive on the hub's own thread (say, in a local of the root
 //!   greenlet) turns a deadlock into a hang. Waits on [`sync`] types may be
 //!   ended by other threads, which the hub cannot see: while any greenlet
-//!   waits on one, a would-be deadlock is only reported as a warning after
-//!   5 seconds, unless [`Builder::strict_deadlocks`] promises otherwise.
+//!   waits on one and the process has other threads than the hub's own idle
+//!   ones (blocking-pool threads without a job, the blocking monitor), a
+//!   would-be deadlock is only reported as a warning after 5 seconds, unless
+//!   [`Builder::strict_deadlocks`] promises otherwise. With no other thread
+//!   (Linux, where the hub can count them), it is reported at once.
 //! - Greenlets still alive when `run`'s closure returns are killed in no
 //!   particular order; a spawn sent through a `Handle` while the runtime stops
 //!   may be dropped unrun, and is then joined as killed. A leaked greenlet
@@ -167,13 +173,16 @@ pub use crate::park::cancel::{catch_panic, is_cancellation};
 pub use crate::park::foreign;
 pub use crate::park::registration::Registration;
 pub use crate::park::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
+pub use crate::park::timeout::{Timeout, is_timeout};
 pub use crate::park::yield_now;
 pub use crate::sync::wait_any;
-pub use crate::task::group::{Group, Pool, joinall};
+pub use crate::task::all::{joinall, joinall_timeout, killall, try_joinall, wait_idle};
+pub use crate::task::group::Group;
 pub use crate::task::handle::Handle;
 pub use crate::task::join_set::JoinSet;
+pub use crate::task::pool::{Pool, PoolFull};
 pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
-pub use crate::task::{JoinHandle, KillOnDrop};
+pub use crate::task::{JoinHandle, KillOnDrop, LinkId};
 
 /// Runs `f` in a greenlet on a new hub on this thread and returns its value.
 ///

@@ -40,6 +40,7 @@
 //! and a reason a task was woken.
 
 pub(crate) mod affinity;
+pub(crate) mod alone;
 pub(crate) mod budget;
 pub(crate) mod monitor;
 pub(crate) mod reactor;
@@ -447,7 +448,7 @@ impl Hub {
                 // unwinding: a second kill ends nothing but waits).
                 if !task.is_unwinding() {
                     task.set_unwinding(true);
-                    std::panic::resume_unwind(Box::new(greenlet::GreenletExit));
+                    std::panic::resume_unwind(task.kill_payload());
                 }
             }
             State::Parked => {
@@ -533,7 +534,7 @@ impl Hub {
         let mut suspect = None;
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
-                if self.sync_waits.get() > 0 && !self.config.strict_deadlocks {
+                if self.sync_waits.get() > 0 && !self.config.strict_deadlocks && !self.alone() {
                     // A greenlet waits on a `sync` type, which another thread
                     // may still set, send to or release: the hub cannot tell,
                     // so it waits, and only warns if nothing happens.
@@ -675,6 +676,13 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Whether this hub's thread is alone in the process (see [`alone`]):
+    /// then no other thread can end a wait on a `sync` value.
+    fn alone(&self) -> bool {
+        let Some(idle) = self.pool.idle_threads() else { return false };
+        alone::process_has_threads(1 + idle + usize::from(self.monitor.is_some()))
     }
 
     /// Whether anything besides a timer could still make a greenlet runnable.

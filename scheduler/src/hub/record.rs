@@ -87,6 +87,11 @@ pub(crate) enum Wake {
 /// record that it failed (killed before it ran, leaked at shutdown).
 pub(crate) trait Completion {
     fn fail(&self, error: JoinError);
+    /// What a kill unwinds the task with instead of `GreenletExit`, if its
+    /// killer gave one (`JoinHandle::kill_with`); taken once.
+    fn take_kill_payload(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        None
+    }
     /// For the task's own body, which knows the type of its outcome.
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -482,6 +487,13 @@ impl Task {
     /// outcome (the body knows its type), until the task is done.
     pub(crate) fn completion(&self) -> std::cell::Ref<'_, Option<Arc<dyn Completion>>> {
         self.completion.borrow()
+    }
+
+    /// What a kill unwinds the task with: its killer's payload
+    /// (`JoinHandle::kill_with`), or `GreenletExit`.
+    pub(crate) fn kill_payload(&self) -> Box<dyn std::any::Any + Send> {
+        let payload = self.completion.borrow().as_ref().and_then(|completion| completion.take_kill_payload());
+        payload.unwrap_or_else(|| Box::new(greenlet::GreenletExit))
     }
 
     /// Ends a task that will never run again with `error`: killed before

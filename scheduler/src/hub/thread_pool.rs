@@ -66,6 +66,15 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// The number of the pool's threads if every one of them is idle (no job
+    /// queued or running), `None` otherwise.
+    pub(crate) fn idle_threads(&self) -> Option<usize> {
+        let queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        (queue.jobs.is_empty() && queue.idle == queue.threads).then_some(queue.threads)
+    }
+}
+
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);

@@ -13,11 +13,11 @@ use std::panic::{self, AssertUnwindSafe};
 use greenlet::GreenletExit;
 
 use crate::park::Parker;
-use crate::park::time::TimeoutUnwind;
+use crate::park::time::{Elapsed, TimeoutUnwind};
 
-/// Whether a panic payload is one of the runtime's cancellations (a kill, or
-/// the expiry of a [`timeout`](crate::timeout) scope) rather than a real
-/// panic. Code that catches unwinding itself should re-raise these with
+/// Whether a panic payload is one of the runtime's cancellations (a kill, the
+/// expiry of a [`timeout`](crate::timeout) scope, or [`Elapsed`] raised by a
+/// [`Timeout`](crate::Timeout)) rather than a real panic. Code that catches unwinding itself should re-raise these with
 /// `std::panic::resume_unwind`.
 ///
 /// ```
@@ -34,7 +34,7 @@ use crate::park::time::TimeoutUnwind;
 /// });
 /// ```
 pub fn is_cancellation(payload: &(dyn Any + Send)) -> bool {
-    payload.is::<GreenletExit>() || payload.is::<TimeoutUnwind>()
+    payload.is::<GreenletExit>() || payload.is::<TimeoutUnwind>() || payload.is::<Elapsed>()
 }
 
 /// Runs `f`, catching a panic in it, but letting kills and `timeout` expiries

@@ -36,8 +36,8 @@
 //! use std::time::{Duration, Instant};
 //! use runtime_scheduler::foreign::{Current, Interrupted};
 //!
-//! let outcome = runtime_scheduler::run(|| {
-//!     runtime_scheduler::timeout(Duration::from_millis(10), || {
+//! let outcome = runtime::run(|| {
+//!     runtime::timeout(Duration::from_millis(10), || {
 //!         let current = Current::get().expect("a greenlet of the runtime");
 //!         // Reported, not raised: this line goes on after the expiry...
 //!         let slept = current.sleep_until(Instant::now() + Duration::from_secs(10));

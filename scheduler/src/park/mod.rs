@@ -47,7 +47,7 @@
 //! # What this module owns
 //!
 //! Every way a greenlet waits, built on [`Parker`]: [`time`] (sleeps and
-//! timeouts), [`cancel`] (panic isolation that lets kills through),
+//! timeouts) and [`timeout`] (the `Timeout` object, on the same machinery), [`cancel`] (panic isolation that lets kills through),
 //! [`registration`] (waiting for a source's readiness on the reactor),
 //! [`foreign`] (parking inside a C-ABI frame, which must not unwind),
 //! [`blocking`] (running a closure on the thread pool), [`block_on`]
@@ -68,6 +68,7 @@ pub(crate) mod cancel;
 pub mod foreign;
 pub(crate) mod registration;
 pub(crate) mod time;
+pub(crate) mod timeout;
 pub(crate) mod wait;
 
 use std::cell::{Cell, RefCell};
@@ -75,15 +76,12 @@ use std::panic;
 use std::rc::Rc;
 use std::time::Instant;
 
-use greenlet::GreenletExit;
-
 use crate::hub::record::{Pending, Task, Wake};
 use crate::hub::unpark::Unparker;
 use crate::hub::wait_queue::WaitQueue;
 use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
 use crate::park::foreign::Interrupted;
-use crate::park::time::TimeoutUnwind;
 
 /// A park that did not wait: a kill or timeout arrived while the greenlet was
 /// already unwinding. See the module docs for how callers handle it.
@@ -289,8 +287,8 @@ impl Parker {
         }
         task.set_unwinding(true);
         match task.take_pending() {
-            Pending::Kill => panic::resume_unwind(Box::new(GreenletExit)),
-            Pending::Timeout(scope) => panic::resume_unwind(Box::new(TimeoutUnwind { scope })),
+            Pending::Kill => panic::resume_unwind(task.kill_payload()),
+            Pending::Timeout(scope) => panic::resume_unwind(timeout::unwind_payload(self.hub.reactor().id(), scope)),
             Pending::None => {
                 let report = task.deadlock().borrow_mut().take().expect("checked above");
                 panic!("{report}")

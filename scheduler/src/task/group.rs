@@ -1,30 +1,15 @@
-//! Sets of greenlets: [`Group`], [`Pool`] and [`joinall`].
+//! [`Group`]: a set of greenlets waited for or killed together (a
+//! [`Pool`](crate::Pool) is a group with a limit, in `pool`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::JoinError;
 use crate::hub;
 use crate::hub::record::Task;
-use crate::sync::Semaphore;
 use crate::task::{self, JoinHandle, wait_finished};
-
-/// Joins every handle, in order, and returns their results.
-///
-/// ```
-/// runtime::run(|| {
-///     let handles: Vec<_> = (1..=3).map(|i| runtime::spawn(move || i * 10)).collect();
-///     let results: Vec<i32> = runtime::joinall(handles).into_iter().map(Result::unwrap).collect();
-///     assert_eq!(results, [10, 20, 30]);
-/// });
-/// ```
-pub fn joinall<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
-    handles.into_iter().map(JoinHandle::join).collect()
-}
 
 /// A set of greenlets that can be waited for or killed together (gevent's
 /// `Group`). Finished greenlets leave the group by themselves.
@@ -51,6 +36,9 @@ pub struct Group {
     members: RefCell<HashMap<u64, Rc<Task>>>,
     /// Members after the last pruning; the next one comes when they double.
     pruned_len: Cell<usize>,
+    /// Members the group has killed: it kills each once (a member that
+    /// swallows its kill is not killed again by the group).
+    dying: RefCell<HashSet<u64>>,
 }
 
 impl Group {
@@ -96,17 +84,30 @@ impl Group {
         let mut members = self.members.borrow_mut();
         members.insert(task.id(), task);
         if members.len() > 2 * self.pruned_len.get().max(32) {
-            members.retain(|_, task| !task.is_done());
-            self.pruned_len.set(members.len());
+            drop(members);
+            self.prune();
         }
+    }
+
+    /// Drops the members that finished.
+    fn prune(&self) -> usize {
+        let mut members = self.members.borrow_mut();
+        members.retain(|_, task| !task.is_done());
+        self.dying.borrow_mut().retain(|id| members.contains_key(id));
+        self.pruned_len.set(members.len());
+        members.len()
+    }
+
+    /// Forgets the member with id `id` (gevent's `discard`): the group no
+    /// longer waits for it nor kills it. Returns whether it was a member.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        self.dying.borrow_mut().remove(&id);
+        self.members.borrow_mut().remove(&id).is_some()
     }
 
     /// Greenlets of the group still running.
     pub fn len(&self) -> usize {
-        let mut members = self.members.borrow_mut();
-        members.retain(|_, task| !task.is_done());
-        self.pruned_len.set(members.len());
-        members.len()
+        self.prune()
     }
 
     /// Whether every greenlet of the group has finished.
@@ -174,6 +175,7 @@ impl Group {
                 self.members.borrow().values().filter(|task| !task.is_done()).cloned().collect();
             if running.is_empty() {
                 self.members.borrow_mut().clear();
+                self.dying.borrow_mut().clear();
                 self.pruned_len.set(0);
                 return true;
             }
@@ -184,9 +186,7 @@ impl Group {
                     break;
                 }
             }
-            let mut members = self.members.borrow_mut();
-            members.retain(|_, task| !task.is_done());
-            self.pruned_len.set(members.len());
+            self.prune();
             if !all_finished {
                 return false;
             }
@@ -195,12 +195,49 @@ impl Group {
 
     /// Kills every greenlet of the group (see [`JoinHandle::kill`]); does not
     /// wait for them to unwind: follow with [`join`](Group::join) for that.
+    ///
+    /// The group kills each member once: a member it killed already (which
+    /// caught the kill and runs on) is left alone by later calls, as in
+    /// gevent. [`JoinHandle::kill`] kills it again.
     #[track_caller]
     pub fn kill(&self) {
         let members: Vec<Rc<Task>> = self.members.borrow().values().cloned().collect();
         let hub = hub::expect();
         for task in members {
-            hub.kill(&task);
+            if !task.is_done() && self.dying.borrow_mut().insert(task.id()) {
+                hub.kill(&task);
+            }
+        }
+    }
+
+    /// Kills one member, once (gevent's `killone`): a greenlet that is not a
+    /// member, or that the group killed already, is left alone. With `block`,
+    /// parks until it has finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime::run(|| {
+    ///     let group = runtime::Group::new();
+    ///     let sleeper = group.spawn(|| runtime::sleep(Duration::from_secs(60)));
+    ///     group.killone(&sleeper, true);
+    ///     assert!(sleeper.is_finished());
+    ///     assert!(group.is_empty());
+    ///     assert!(sleeper.join().unwrap_err().is_killed());
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime; with `block`, outside a greenlet of the runtime.
+    #[track_caller]
+    pub fn killone<T>(&self, handle: &JoinHandle<T>, block: bool) {
+        let Some(task) = handle.local_task() else { return };
+        let member = self.members.borrow().get(&task.id()).is_some_and(|member| Rc::ptr_eq(member, &task));
+        if member && !task.is_done() && self.dying.borrow_mut().insert(task.id()) {
+            hub::expect().kill(&task);
+        }
+        if block && member {
+            wait_finished(&task, None);
         }
     }
 
@@ -221,195 +258,5 @@ impl Group {
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group").field("running", &self.len()).finish()
-    }
-}
-
-/// A group that runs at most `size` greenlets at once (gevent's `Pool`):
-/// [`spawn`](Pool::spawn) parks the caller while the pool is full. An
-/// [`unbounded`](Pool::unbounded) pool never is, and is simply a group with a
-/// pool's interface (gevent's `Pool(size=None)`).
-///
-/// # Worker loops and `catch_unwind`
-///
-/// A worker that isolates job panics with `std::panic::catch_unwind` also
-/// catches the kills and `timeout` expiries that travel as unwinding: the
-/// worker survives [`kill`](Pool::kill), and [`join`](Pool::join) waits
-/// forever. Use [`catch_panic`](crate::catch_panic), which catches real
-/// panics only, or re-raise payloads for which
-/// [`is_cancellation`](crate::is_cancellation) is true.
-///
-/// ```
-/// runtime::run(|| {
-///     let pool = runtime::Pool::new(2);
-///     let handles: Vec<_> = (0..5).map(|i| pool.spawn(move || i)).collect();
-///     assert!(pool.len() <= 2);
-///     pool.join();
-///     assert_eq!(runtime::joinall(handles).len(), 5);
-/// });
-/// ```
-pub struct Pool {
-    group: Group,
-    slots: Arc<Semaphore>,
-    size: usize,
-}
-
-impl Pool {
-    /// A pool of `size` greenlets at most.
-    pub fn new(size: usize) -> Pool {
-        Pool { group: Group::new(), slots: Arc::new(Semaphore::new(size)), size }
-    }
-
-    /// A pool without a limit: [`spawn`](Pool::spawn) never parks, and
-    /// [`size`](Pool::size) is `usize::MAX`.
-    pub fn unbounded() -> Pool {
-        // As many permits as there could ever be greenlets.
-        Pool::new(usize::MAX)
-    }
-
-    /// Spawns a greenlet once the pool has room, parking the caller until then.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    #[track_caller]
-    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.spawn_with(task::Builder::new(), f)
-    }
-
-    /// Like [`spawn`](Pool::spawn), with a builder.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    #[track_caller]
-    pub fn spawn_with<F, T>(&self, builder: task::Builder, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let slot = self.slots.acquire_owned_as("Pool::spawn");
-        self.group.spawn_with(builder, move || {
-            let _slot = slot;
-            f()
-        })
-    }
-
-    /// Spawns a greenlet if the pool has room now; gives `f` back otherwise.
-    ///
-    /// # Errors
-    ///
-    /// `Err(f)` when the pool is full.
-    #[track_caller]
-    pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, F>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        match self.slots.try_acquire_owned() {
-            Some(slot) => Ok(self.group.spawn(move || {
-                let _slot = slot;
-                f()
-            })),
-            None => Err(f),
-        }
-    }
-
-    /// The most greenlets running at once.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
-    /// Room for more greenlets now.
-    pub fn free_count(&self) -> usize {
-        self.slots.available()
-    }
-
-    /// Parks until the pool has room for one more greenlet (gevent's
-    /// `wait_available`), without taking it: a server waits here before it
-    /// accepts a connection, so that connections beyond the limit stay
-    /// queued in the kernel. Another greenlet spawning meanwhile can take the
-    /// room again.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn wait_available(&self) {
-        drop(self.slots.acquire_as("Pool::wait_available"));
-    }
-
-    /// Whether the greenlet with id `id` is a member still running; see
-    /// [`Group::contains`].
-    pub fn contains(&self, id: u64) -> bool {
-        self.group.contains(id)
-    }
-
-    /// Greenlets running (or started and not yet finished).
-    pub fn len(&self) -> usize {
-        self.group.len()
-    }
-
-    /// Whether no greenlet of the pool is running.
-    pub fn is_empty(&self) -> bool {
-        self.group.is_empty()
-    }
-
-    /// Parks until every greenlet of the pool has finished.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn join(&self) {
-        self.group.join();
-    }
-
-    /// Like [`join`](Pool::join), giving up after `timeout`; returns whether
-    /// every greenlet finished.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.group.join_timeout(timeout)
-    }
-
-    /// Like [`join`](Pool::join), giving up at `deadline`; returns whether
-    /// every greenlet finished.
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    pub fn join_deadline(&self, deadline: Instant) -> bool {
-        self.group.join_deadline(deadline)
-    }
-
-    /// Kills every greenlet of the pool.
-    pub fn kill(&self) {
-        self.group.kill();
-    }
-
-    /// Kills every greenlet of the pool and waits up to `timeout` for them
-    /// to finish; see [`Group::kill_timeout`].
-    ///
-    /// # Panics
-    ///
-    /// Outside a greenlet of the runtime.
-    #[track_caller]
-    pub fn kill_timeout(&self, timeout: Duration) -> bool {
-        self.group.kill_timeout(timeout)
-    }
-}
-
-impl fmt::Debug for Pool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Pool");
-        match self.size {
-            usize::MAX => d.field("size", &"unbounded"),
-            size => d.field("size", &size),
-        };
-        d.field("running", &self.len()).finish()
     }
 }

@@ -7,6 +7,7 @@
 //! thread goes straight to the hub; from anywhere else it travels through
 //! the hub's remote queue, and the hub delivers it.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
 use crate::park::wait::{self, Waiter, Wakeup};
 use crate::sync::{Select, Waitable, select::Watch, select::private};
+use crate::task::link;
 use crate::task::outcome::OutcomeSlot;
 use crate::task::wait_finished;
 use crate::util::slab::Key;
@@ -43,6 +45,9 @@ pub(crate) struct JoinShared<T> {
     task: AtomicU64,
     /// A kill that came before the hub created the greenlet.
     kill_requested: AtomicBool,
+    /// Whether the greenlet has links (`task::link`): only then does
+    /// `complete` look them up. Only the greenlet's hub thread touches it.
+    linked: AtomicBool,
     state: Mutex<JoinState>,
 }
 
@@ -53,6 +58,11 @@ struct JoinState {
     /// Waiters from other threads or hubs (a join on the greenlet's own hub
     /// waits on the task itself).
     waiters: WaitQueue<(), Wakeup>,
+    /// What [`JoinHandle::kill_with`] unwinds the greenlet with.
+    kill_payload: Option<Box<dyn Any + Send>>,
+    /// The address of the last such payload handed out, to tell it from a
+    /// panic of the greenlet's own when it ends.
+    delivered: Option<usize>,
 }
 
 impl<T> JoinShared<T> {
@@ -64,7 +74,8 @@ impl<T> JoinShared<T> {
             outcome: OutcomeSlot::new(hub),
             task: AtomicU64::new(NO_TASK),
             kill_requested: AtomicBool::new(false),
-            state: Mutex::new(JoinState { waiters: WaitQueue::new() }),
+            linked: AtomicBool::new(false),
+            state: Mutex::new(JoinState { waiters: WaitQueue::new(), kill_payload: None, delivered: None }),
         })
     }
 
@@ -76,8 +87,11 @@ impl<T> JoinShared<T> {
         self.outcome.reset(hub); // drops a value nobody joined for
         *self.task.get_mut() = NO_TASK;
         *self.kill_requested.get_mut() = false;
+        *self.linked.get_mut() = false;
         let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         debug_assert!(state.waiters.len() == 0, "nobody waits on a finished greenlet");
+        state.kill_payload = None;
+        state.delivered = None;
     }
 
     fn lock(&self) -> wait::Locked<'_, JoinState> {
@@ -115,12 +129,54 @@ impl<T> JoinShared<T> {
         (bits != NO_TASK).then(|| Key::from_bits(bits))
     }
 
-    /// Stores the outcome and wakes every waiter.
-    pub(crate) fn complete(&self, outcome: Result<T, JoinError>) {
-        // `Err`: completed already (a leaked greenlet's, say).
+    /// Stores the outcome and wakes every waiter, after firing the links.
+    pub(crate) fn complete(&self, outcome: Result<T, JoinError>)
+    where
+        T: 'static,
+    {
+        if self.outcome.is_set() {
+            return; // completed already (a leaked greenlet's, say)
+        }
+        if self.linked.swap(false, Ordering::Relaxed) {
+            link::fire(self, &outcome);
+        }
+        self.store(outcome);
+    }
+
+    /// Stores the outcome (unless stored already) and wakes every waiter.
+    fn store(&self, outcome: Result<T, JoinError>) {
         if let Ok(true) = self.outcome.put(outcome) {
             self.lock().waiters.complete_all(|()| {});
         }
+    }
+
+    /// The id of the greenlet's hub (its reactor's).
+    pub(crate) fn hub_id(&self) -> u64 {
+        self.hub
+    }
+
+    /// Notes that the greenlet has links to fire (on its hub thread).
+    pub(crate) fn set_linked(&self) {
+        self.linked.store(true, Ordering::Relaxed);
+    }
+
+    /// `f` of the outcome, if it is there and not taken.
+    pub(crate) fn peek_outcome<R>(&self, f: impl FnOnce(&Result<T, JoinError>) -> R) -> Option<R> {
+        self.outcome.peek(f)
+    }
+
+    /// The payload of a [`JoinHandle::kill_with`], taken once.
+    pub(crate) fn take_kill_payload(&self) -> Option<Box<dyn Any + Send>> {
+        let mut state = self.lock();
+        let payload = state.kill_payload.take()?;
+        state.delivered = Some(payload_address(&*payload));
+        Some(payload)
+    }
+
+    /// Whether `payload` is the one a `kill_with` unwound the greenlet with
+    /// (a kill, not a panic of its own, for the log).
+    pub(crate) fn is_kill_payload(&self, payload: &(dyn Any + Send)) -> bool {
+        std::mem::size_of_val(payload) > 0 && self.lock().delivered == Some(payload_address(payload))
     }
 
     /// Ends a greenlet that was never created (its spawn's work was
@@ -129,6 +185,7 @@ impl<T> JoinShared<T> {
     /// the hub closed just after queueing it).
     ///
     /// Call it at most once, and only for a greenlet its hub never created.
+    /// (Links, which only a greenlet's own hub makes, are not fired here.)
     #[allow(unsafe_code)]
     pub(crate) fn abandon(&self) {
         let outcome = Err(JoinError::killed(self.id.load(Ordering::Acquire), self.name.clone()));
@@ -162,9 +219,23 @@ impl<T> JoinShared<T> {
     }
 }
 
+/// The address of a payload's value.
+fn payload_address(payload: &(dyn Any + Send)) -> usize {
+    std::ptr::from_ref(payload).cast::<()>() as usize
+}
+
 impl<T: 'static> Completion for JoinShared<T> {
     fn fail(&self, error: JoinError) {
+        // Killed before it ran by a `kill_with`: it ends with that panic.
+        let error = match self.take_kill_payload() {
+            Some(payload) if error.is_killed() => JoinError::panicked(error.id(), self.name.clone(), payload),
+            _ => error,
+        };
         self.complete(Err(error));
+    }
+
+    fn take_kill_payload(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        JoinShared::take_kill_payload(self)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -303,9 +374,16 @@ impl<T> JoinHandle<T> {
     /// first. A greenlet that never parks cannot be killed (as in gevent).
     /// Killing the current greenlet unwinds it at once.
     pub fn kill(&self) {
+        self.kill_as(None);
+    }
+
+    /// Kills with `payload` (`kill_with`), or with `GreenletExit`: a payload
+    /// left by an earlier `kill_with` that was not delivered goes.
+    fn kill_as(&self, payload: Option<Box<dyn Any + Send>>) {
         if self.shared.is_done() {
             return;
         }
+        self.shared.lock().kill_payload = payload;
         // The hub may not have created it yet (a spawn from another thread):
         // it checks this flag when it does.
         self.shared.kill_requested.store(true, Ordering::SeqCst);
@@ -318,6 +396,31 @@ impl<T> JoinHandle<T> {
         } else if let Some(remote) = hub::remote_of(self.shared.hub) {
             let _ = remote.post(Message::Kill { task });
         } // else the hub has stopped, and killed its greenlets as it did
+    }
+
+    /// Kills the greenlet with `payload` instead of `GreenletExit` (gevent's
+    /// `kill(exception=...)`): it unwinds from its park point with `payload`
+    /// as a panic's, which its own `catch_unwind` can catch, and `join`
+    /// returns a panic error carrying it
+    /// ([`into_panic`](JoinError::into_panic)). Otherwise as
+    /// [`kill`](JoinHandle::kill); a greenlet killed before it ran ends with
+    /// that error too, without running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// runtime::run(|| {
+    ///     let sleeper = runtime::spawn(|| runtime::sleep(Duration::from_secs(60)));
+    ///     runtime::yield_now();
+    ///     sleeper.kill_with("shutting down");
+    ///     let payload = sleeper.join().unwrap_err().into_panic();
+    ///     assert_eq!(payload.downcast_ref::<&str>(), Some(&"shutting down"));
+    /// });
+    /// ```
+    pub fn kill_with(&self, payload: impl Any + Send) {
+        if self.shared.is_done() {
+            return;
+        }
+        self.kill_as(Some(Box::new(payload)));
     }
 
     /// The greenlet's task on this thread's hub, if it runs here.

@@ -4,19 +4,25 @@
 // What this module owns: a greenlet's lifecycle above the park seam:
 // spawning (`Builder`, here), joining (`join`: `JoinHandle` and the shared
 // state any thread may wait on; `outcome`: the result slot; `join_pool`:
-// reused join states), spawning from other threads (`handle`), and sets of
-// greenlets (`group`: `Group`, `Pool`, `joinall`; `scope`; `join_set`).
+// reused join states), spawning from other threads (`handle`), links
+// (`link`: what runs when a greenlet finishes), and sets of greenlets
+// (`all`: `joinall` and its kin, `killall`, `wait_idle`; `group`: `Group`; `pool`: `Pool` and its mapping methods, with
+// `imap`; `scope`; `join_set`).
 // It uses the hub, the park seam and the `sync` types below it (a `Pool` is
 // a `Semaphore`, a `JoinSet` a channel, and `join` teaches `Select` to wait
 // for a `JoinHandle`). What it must not know: nothing below calls into it;
 // the hub sees a task only as its record and its `Completion`.
 
+pub(crate) mod all;
 pub(crate) mod group;
 pub(crate) mod handle;
+pub(crate) mod imap;
 pub(crate) mod join;
 pub(crate) mod join_pool;
 pub(crate) mod join_set;
+pub(crate) mod link;
 pub(crate) mod outcome;
+pub(crate) mod pool;
 pub(crate) mod scope;
 
 use std::panic::{self, AssertUnwindSafe, Location};
@@ -31,8 +37,10 @@ use crate::hub::record::{Completion, Pending, Task, Wake};
 use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
 use crate::park::Parker;
+pub use crate::task::imap::Imap;
 use crate::task::join::JoinShared;
 pub use crate::task::join::{JoinHandle, KillOnDrop};
+pub use crate::task::link::LinkId;
 
 /// Parks the current greenlet until `task` is done, or `deadline` passes.
 /// Returns whether it is done. A refused park (see `park`) parks again
@@ -244,12 +252,19 @@ where
         Ok(_) if task.reported() == Pending::Kill => {
             task.take_pending();
             tracing::debug!("killed");
-            Err(JoinError::killed(task.id(), name()))
+            match joined::<T>(task).and_then(|shared| shared.take_kill_payload()) {
+                Some(payload) => Err(JoinError::panicked(task.id(), name(), payload)),
+                None => Err(JoinError::killed(task.id(), name())),
+            }
         }
         Ok(value) => Ok(value),
         Err(payload) if payload.is::<GreenletExit>() => {
             tracing::debug!("killed");
             Err(JoinError::killed(task.id(), name()))
+        }
+        Err(payload) if joined::<T>(task).is_some_and(|shared| shared.is_kill_payload(&*payload)) => {
+            tracing::debug!("killed with a payload");
+            Err(JoinError::panicked(task.id(), name(), payload))
         }
         Err(payload) => {
             tracing::error!(
