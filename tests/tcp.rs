@@ -648,3 +648,38 @@ fn readable_after_a_nonblocking_would_block_waits_for_data() {
         drop(writer.join().unwrap());
     });
 }
+
+/// Buffer sizes set on a connected stream are what the kernel then reports
+/// (Linux doubles them), and they bound what a writer gets in before a peer
+/// that does not read makes it wait.
+#[test]
+fn buffer_sizes_set_on_a_connected_stream_bound_what_is_in_flight() {
+    util::run(|| {
+        let (client, server) = tcp_pair();
+        client.set_send_buffer_size(8 * 1024).unwrap();
+        server.set_recv_buffer_size(8 * 1024).unwrap();
+        let (send, recv) = (client.send_buffer_size().unwrap(), server.recv_buffer_size().unwrap());
+        assert!((8 * 1024..=64 * 1024).contains(&send), "send buffer {send}");
+        assert!((8 * 1024..=64 * 1024).contains(&recv), "receive buffer {recv}");
+        // A larger value reads back larger (up to the system's maximum).
+        client.set_recv_buffer_size(128 * 1024).unwrap();
+        assert!(client.recv_buffer_size().unwrap() > recv);
+        server.set_send_buffer_size(128 * 1024).unwrap();
+        assert!(server.send_buffer_size().unwrap() > send);
+
+        let chunk = [7; 1024];
+        let mut in_flight = 0;
+        loop {
+            match client.try_write(&chunk) {
+                Ok(n) => in_flight += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => panic!("write failed: {err}"),
+            }
+            assert!(in_flight < 16 << 20, "16 MiB went in without the peer reading");
+        }
+        assert!(in_flight <= 512 * 1024, "{in_flight} bytes went in with {send} and {recv} byte buffers");
+        // And all of it arrives.
+        drop(client);
+        assert_eq!(util::read_all(&server).unwrap().len(), in_flight);
+    });
+}
