@@ -133,17 +133,20 @@ fn thousand_connections_each_echo_one_mib() {
         let source = Rc::new(util::random_bytes(2 * BYTES_PER_CONNECTION, 0x5eed));
         let table: Table = Rc::new(RefCell::new(vec![Progress::default(); CONNECTIONS]));
         let ports = Rc::new(RefCell::new(HashMap::new()));
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().start({
-            let (table, ports) = (table.clone(), ports.clone());
-            move |stream, peer| {
-                // Looked up at each update: the first one comes after the
-                // client wrote, so after it recorded its port.
-                bulk_echo(&stream, |update| {
-                    let i = ports.borrow()[&peer.port()];
-                    update(&mut table.borrow_mut()[i]);
-                });
-            }
-        });
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .start({
+                let (table, ports) = (table.clone(), ports.clone());
+                move |stream, peer| {
+                    // Looked up at each update: the first one comes after the
+                    // client wrote, so after it recorded its port.
+                    bulk_echo(&stream, |update| {
+                        let i = ports.borrow()[&peer.port()];
+                        update(&mut table.borrow_mut()[i]);
+                    });
+                }
+            })
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let clients: Vec<_> = (0..CONNECTIONS)
             .map(|i| {
@@ -514,9 +517,13 @@ fn socket_options_round_trip() {
         assert_eq!(client.ttl().unwrap(), 42);
         assert!(client.take_error().unwrap().is_none());
         // StreamServer's `nodelay` reaches accepted connections.
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().nodelay(true).start(|stream, _| {
-            (&stream).write_all(&[u8::from(stream.nodelay().unwrap())]).unwrap();
-        });
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .nodelay(true)
+            .start(|stream, _| {
+                (&stream).write_all(&[u8::from(stream.nodelay().unwrap())]).unwrap();
+            })
+            .unwrap();
         let mut c = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let mut flag = [9];
         c.read_exact(&mut flag).unwrap();

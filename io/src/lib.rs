@@ -8,7 +8,8 @@
 //! other file descriptor onto the hub (async-io's `Async<T>`), and
 //! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
 //! [`copy_bidirectional`] proxies between two stream sockets;
-//! [`StreamServer`](net::StreamServer) runs a handler per connection in a
+//! [`StreamServer`](net::StreamServer) runs a handler per connection, and
+//! [`DatagramServer`](net::DatagramServer) one per datagram, in a
 //! [`Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix signals to a
 //! greenlet.
 //!

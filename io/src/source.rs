@@ -581,6 +581,13 @@ impl<T> Source<T> {
         self.registration.wait(direction, op, deadline)
     }
 
+    /// Whether the descriptor may be ready in `direction`: no operation
+    /// through the source has said `WouldBlock` since the last event, so the
+    /// next one is tried before parking.
+    pub(crate) fn may_be_ready(&self, direction: Direction) -> bool {
+        self.registration.is_ready(direction)
+    }
+
     /// Forgets any readiness in `direction`, so the next operation waits for
     /// an event.
     pub(crate) fn clear_ready(&self, direction: Direction) {

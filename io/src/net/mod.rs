@@ -16,7 +16,7 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use crate::server::{ServerHandle, StreamServer};
+pub use crate::server::{DatagramServer, ServerHandle, StreamServer};
 pub use addr::ToSocketAddrs;
 pub use socket::TcpSocket;
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};

@@ -137,6 +137,11 @@ impl TcpListener {
         Poll::Ready(TcpStream::from_mio(stream).map(|stream| (stream, addr)))
     }
 
+    /// Whether a connection may be waiting: `accept` tries before it parks.
+    pub(crate) fn may_be_ready(&self, direction: Direction) -> bool {
+        self.source.may_be_ready(direction)
+    }
+
     /// An iterator accepting connections forever.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
