@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::hub::affinity;
+use crate::hub::thread_pool::ThreadPool;
 use crate::hub::{self, Hub};
-use crate::thread_pool::ThreadPool;
-use crate::{MAX_BLOCKING_TIME_ENV, affinity, panic_hook, task};
+use crate::{MAX_BLOCKING_TIME_ENV, panic_hook, task};
 
 thread_local! {
     /// The index of this thread's hub among those `run_each` started.
