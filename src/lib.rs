@@ -70,7 +70,7 @@ pub use runtime_hooks as hooks;
 #[cfg(feature = "hooks")]
 #[used]
 static LINK_HOOKS: fn() -> usize = runtime_hooks::link;
-pub use runtime_io::{net, signal};
+pub use runtime_io::{net, process, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop,
     MAX_BLOCKING_TIME_ENV, Pool, Scope, ScopedJoinHandle, block_on, blocking, catch_panic, dump, greenlet_id,
