@@ -690,3 +690,98 @@ fn buffer_sizes_set_on_a_connected_stream_bound_what_is_in_flight() {
         assert_eq!(util::read_all(&server).unwrap().len(), in_flight);
     });
 }
+
+/// Like `a_flooded_reader_does_not_starve_the_hub`, for a reader that waits
+/// with `readable()` and reads with `try_read` (tokio's pattern): a
+/// `readable()` that returns at once spends the I/O budget too, so the loop
+/// yields now and then.
+#[test]
+fn a_flooded_readable_try_read_loop_does_not_starve_the_hub() {
+    const TICKS: u64 = 20;
+    const MAX_READS: u64 = 2_000_000;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flooder = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let chunk = vec![b'f'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    util::run(move || {
+        let stream = TcpStream::connect(addr).unwrap();
+        let ticks = Rc::new(Cell::new(0_u64));
+        let _ticker = runtime::spawn({
+            let ticks = ticks.clone();
+            move || loop {
+                ticks.set(ticks.get() + 1);
+                runtime::yield_now();
+            }
+        });
+        runtime::sleep(ms(100)); // let the flooder fill the buffers
+        let ticks0 = ticks.get();
+        let mut buf = [0; 64];
+        let mut reads = 0;
+        while ticks.get() - ticks0 < TICKS && reads < MAX_READS {
+            stream.readable().unwrap();
+            match stream.try_read(&mut buf) {
+                Ok(n) => assert!(n > 0, "the flooder stopped"),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(err) => panic!("read failed: {err}"),
+            }
+            reads += 1;
+        }
+        assert!(ticks.get() - ticks0 >= TICKS, "after {reads} reads the ticker ticked {} times", ticks.get() - ticks0);
+    });
+    flooder.join().unwrap();
+}
+
+/// A relay whose source always has data ready and whose destination always
+/// has room (both ends are other threads, reading and writing flat out)
+/// still lets a ticker greenlet run: its reads and writes spend the I/O
+/// budget.
+#[test]
+fn a_busy_relay_does_not_starve_a_ticker() {
+    const TICKS: u64 = 20;
+    const MAX_CHUNKS: u64 = 2_000_000;
+    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (source_addr, sink_addr) = (source.local_addr().unwrap(), sink.local_addr().unwrap());
+    let flooder = std::thread::spawn(move || {
+        let (mut stream, _) = source.accept().unwrap();
+        let chunk = vec![b'r'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    let drainer = std::thread::spawn(move || {
+        let (mut stream, _) = sink.accept().unwrap();
+        let mut buf = vec![0; 256 * 1024];
+        while matches!(stream.read(&mut buf), Ok(1..)) {}
+    });
+    util::run(move || {
+        let from = TcpStream::connect(source_addr).unwrap();
+        let to = TcpStream::connect(sink_addr).unwrap();
+        let ticks = Rc::new(Cell::new(0_u64));
+        let _ticker = runtime::spawn({
+            let ticks = ticks.clone();
+            move || loop {
+                ticks.set(ticks.get() + 1);
+                runtime::yield_now();
+            }
+        });
+        runtime::sleep(ms(100));
+        let ticks0 = ticks.get();
+        let mut buf = [0; 64];
+        let mut chunks = 0;
+        while ticks.get() - ticks0 < TICKS && chunks < MAX_CHUNKS {
+            let n = (&from).read(&mut buf).unwrap();
+            assert!(n > 0, "the flooder stopped");
+            (&to).write_all(&buf[..n]).unwrap();
+            chunks += 1;
+        }
+        assert!(
+            ticks.get() - ticks0 >= TICKS,
+            "after {chunks} chunks the ticker ticked {} times",
+            ticks.get() - ticks0
+        );
+    });
+    flooder.join().unwrap();
+    drainer.join().unwrap();
+}
