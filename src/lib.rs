@@ -35,9 +35,11 @@
 //!   primitives are in [`sync`] and at the top level ([`spawn`], [`sleep`],
 //!   [`timeout`], [`blocking`], [`Pool`], ...).
 //! - blocking-style networking (`runtime-io`): [`net`] mirrors `std::net`
-//!   (plus Unix sockets and a [`StreamServer`](net::StreamServer)), so code
-//!   ports by changing an import; [`io`] brings any other file descriptor
-//!   onto the hub; [`signal`] delivers Unix signals to a greenlet.
+//!   (plus Unix sockets and gevent's [`StreamServer`](net::StreamServer) and
+//!   [`DatagramServer`](net::DatagramServer)), so code ports by changing an
+//!   import; [`io`] brings any other file descriptor onto the hub;
+//!   [`process`] runs child processes whose waits and pipes park only the
+//!   greenlet; [`signal`] delivers Unix signals to a greenlet.
 //!
 //! Futures run in blocking style too: [`block_on`] parks only the calling
 //! greenlet until its future is done (outside a runtime it blocks the
