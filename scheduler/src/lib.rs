@@ -148,7 +148,7 @@ mod util;
 
 use std::time::Duration;
 
-pub use crate::builder::{Builder, hub_index};
+pub use crate::builder::{Builder, MAX_BLOCKING_TIME_ENV, hub_index};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
 pub use crate::hub::reactor::Direction;
@@ -165,11 +165,6 @@ pub use crate::task::handle::Handle;
 pub use crate::task::join_set::JoinSet;
 pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
 pub use crate::task::{JoinHandle, KillOnDrop};
-
-/// Environment variable that turns on the blocking monitor for runtimes whose
-/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
-/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
-pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 
 /// Runs `f` in a greenlet on a new hub on this thread and returns its value.
 ///

@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::Direction;
+use crate::hub::reactor::Direction;
 use crate::hub::record::Wake;
 use crate::hub::wait_queue::WaitKey;
 use crate::hub::waiting::WaitingOn;
