@@ -9,7 +9,8 @@
 # scripts/bench-echo.sh); BEFORE and AFTER are echo-server binaries (build one
 # from each commit). The servers alternate, ROUNDS times (default 12), each
 # on CPU 0 with the load on CPU 1: 100 connections of 64-byte ping-pong for
-# 3 s. Prints each round, then the medians and the median of the per-round
+# 3 s (PIPELINE=K in the environment: K messages in flight per connection).
+# Prints each round, then the medians and the median of the per-round
 # ratios (AFTER / BEFORE: below 1 is cheaper).
 set -euo pipefail
 load="${1:?usage: scripts/compare-echo-cpu.sh ECHO_LOAD BEFORE AFTER [ROUNDS]}"
@@ -27,7 +28,7 @@ for round in $(seq 1 "$rounds"); do
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
       sleep 0.05
     done
-    out="$(taskset -c 1 "$load" --addr "127.0.0.1:$port" --conns 100 --duration 3 --warmup 0 2>&1)"
+    out="$(taskset -c 1 "$load" --addr "127.0.0.1:$port" --conns 100 --duration 3 --warmup 0 --pipeline "${PIPELINE:-1}" 2>&1)"
     cpu_ns="$(awk '{print $1}' "/proc/$pid/schedstat")"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
