@@ -356,7 +356,7 @@ fn main() {
         let server = server.start({
             let room = room.clone();
             move |stream, peer| serve(&room, stream, peer, args.max_line)
-        });
+        })?;
         tracing::info!("chat server listening on {addr}");
         let signal = signals.wait()?;
         tracing::info!(signal, clients = room.clients.borrow().len(), "stopping");

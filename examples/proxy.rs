@@ -84,7 +84,7 @@ fn main() {
         let server = StreamServer::bind(args.listen.as_str())?.nodelay(true).name("proxy");
         let addr = server.local_addr()?;
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let (server, stats) = relay::start(server, upstream, args.idle);
+        let (server, stats) = relay::start(server, upstream, args.idle)?;
         tracing::info!("proxying {addr} to {upstream}");
         let signal = signals.wait()?;
         tracing::info!(signal, connections = server.connections(), "stopping");

@@ -35,9 +35,11 @@
 //!   primitives are in [`sync`] and at the top level ([`spawn`], [`sleep`],
 //!   [`timeout`], [`blocking`], [`Pool`], ...).
 //! - blocking-style networking (`runtime-io`): [`net`] mirrors `std::net`
-//!   (plus Unix sockets and a [`StreamServer`](net::StreamServer)), so code
-//!   ports by changing an import; [`io`] brings any other file descriptor
-//!   onto the hub; [`signal`] delivers Unix signals to a greenlet.
+//!   (plus Unix sockets and gevent's [`StreamServer`](net::StreamServer) and
+//!   [`DatagramServer`](net::DatagramServer)), so code ports by changing an
+//!   import; [`io`] brings any other file descriptor onto the hub;
+//!   [`process`] runs child processes whose waits and pipes park only the
+//!   greenlet; [`signal`] delivers Unix signals to a greenlet.
 //! - cooperative std (`runtime-hooks`, as `runtime::hooks` with the `hooks`
 //!   feature): libc's blocking functions, interposed, so that unmodified
 //!   code (`std::net`, `std::thread::sleep`, child processes, DNS, blocking
@@ -75,7 +77,7 @@ pub use runtime_hooks as hooks;
 #[cfg(feature = "hooks")]
 #[used]
 static LINK_HOOKS: fn() -> usize = runtime_hooks::link;
-pub use runtime_io::{net, signal};
+pub use runtime_io::{net, process, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop, LinkId,
     MAX_BLOCKING_TIME_ENV, Pool, PoolFull, Scope, ScopedJoinHandle, Timeout, block_on, blocking, catch_panic, dump,

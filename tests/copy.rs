@@ -24,26 +24,34 @@ type Outcomes = Rc<RefCell<Vec<io::Result<(u64, u64)>>>>;
 /// returned list when it ends.
 fn start_proxy(upstream: SocketAddr, idle: Option<Duration>) -> (ServerHandle, Outcomes) {
     let outcomes: Outcomes = Rc::default();
-    let server = StreamServer::bind("127.0.0.1:0").unwrap().name("proxy").start({
-        let outcomes = outcomes.clone();
-        move |client, _| {
-            let upstream = TcpStream::connect(upstream).unwrap();
-            let outcome = match idle {
-                None => copy_bidirectional(&client, &upstream),
-                Some(idle) => copy_bidirectional_timeout(&client, &upstream, idle),
-            };
-            outcomes.borrow_mut().push(outcome);
-        }
-    });
+    let server = StreamServer::bind("127.0.0.1:0")
+        .unwrap()
+        .name("proxy")
+        .start({
+            let outcomes = outcomes.clone();
+            move |client, _| {
+                let upstream = TcpStream::connect(upstream).unwrap();
+                let outcome = match idle {
+                    None => copy_bidirectional(&client, &upstream),
+                    Some(idle) => copy_bidirectional_timeout(&client, &upstream, idle),
+                };
+                outcomes.borrow_mut().push(outcome);
+            }
+        })
+        .unwrap();
     (server, outcomes)
 }
 
 /// An echo server on 127.0.0.1: echoes each connection until end-of-file,
 /// then closes it.
 fn start_echo() -> ServerHandle {
-    StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(|stream, _| {
-        let _ = util::echo(&stream);
-    })
+    StreamServer::bind("127.0.0.1:0")
+        .unwrap()
+        .name("echo")
+        .start(|stream, _| {
+            let _ = util::echo(&stream);
+        })
+        .unwrap()
 }
 
 #[test]
@@ -217,13 +225,16 @@ fn tcp_and_unix_sockets_mix() {
         let path = dir.join("upstream.sock");
         let listener = UnixListener::bind(&path).unwrap();
         let outcomes: Outcomes = Rc::default();
-        let proxy = StreamServer::bind("127.0.0.1:0").unwrap().start({
-            let outcomes = outcomes.clone();
-            move |client, _| {
-                let upstream = UnixStream::connect(&path).unwrap();
-                outcomes.borrow_mut().push(copy_bidirectional(&client, &upstream));
-            }
-        });
+        let proxy = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .start({
+                let outcomes = outcomes.clone();
+                move |client, _| {
+                    let upstream = UnixStream::connect(&path).unwrap();
+                    outcomes.borrow_mut().push(copy_bidirectional(&client, &upstream));
+                }
+            })
+            .unwrap();
         let server = runtime::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
             util::echo(&stream).unwrap()

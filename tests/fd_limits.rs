@@ -179,13 +179,15 @@ fn emfile_child() {
         util::set_nofile_soft_limit(limit_leaving(SERVABLE));
 
         let accepted = Rc::new(Cell::new(0));
-        let server = StreamServer::from_listener(listener).start({
-            let accepted = accepted.clone();
-            move |stream, _| {
-                accepted.set(accepted.get() + 1);
-                let _ = util::echo(&stream);
-            }
-        });
+        let server = StreamServer::from_listener(listener)
+            .start({
+                let accepted = accepted.clone();
+                move |stream, _| {
+                    accepted.set(accepted.get() + 1);
+                    let _ = util::echo(&stream);
+                }
+            })
+            .unwrap();
         // Each client sends its number and waits, without a timeout, for the
         // echo.
         let served = Rc::new(RefCell::new(vec![false; CLIENTS]));

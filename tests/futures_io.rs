@@ -146,3 +146,80 @@ fn many_greenlets_each_awaiting_their_own_stream() {
         }
     });
 }
+
+/// A future that keeps reading a flooded socket inside one `block_on` (its
+/// polls always `Ready`) still lets the other greenlets run: polls spend the
+/// I/O budget as blocking reads do, and once it is spent the read says
+/// `Pending` (waking itself), and `block_on` yields before polling again.
+#[test]
+fn a_flooded_async_reader_does_not_starve_the_hub() {
+    const TICKS: u64 = 20;
+    const MAX_READS: u64 = 2_000_000;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flooder = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let chunk = vec![b'f'; 64 * 1024];
+        while io::Write::write_all(&mut stream, &chunk).is_ok() {}
+    });
+    util::run(move || {
+        let mut stream = runtime::net::TcpStream::connect(addr).unwrap();
+        let ticks = Rc::new(std::cell::Cell::new(0_u64));
+        let _ticker = runtime::spawn({
+            let ticks = ticks.clone();
+            move || loop {
+                ticks.set(ticks.get() + 1);
+                runtime::yield_now();
+            }
+        });
+        runtime::sleep(std::time::Duration::from_millis(100)); // let the flooder fill the buffers
+        let ticks0 = ticks.get();
+        let reads = runtime::block_on(async {
+            let mut buf = [0; 64];
+            let mut reads = 0;
+            while ticks.get() - ticks0 < TICKS && reads < MAX_READS {
+                assert!(stream.read(&mut buf).await.unwrap() > 0, "the flooder stopped");
+                reads += 1;
+            }
+            reads
+        });
+        assert!(ticks.get() - ticks0 >= TICKS, "after {reads} reads the ticker ticked {} times", ticks.get() - ticks0);
+    });
+    flooder.join().unwrap();
+}
+
+/// Only `runtime::block_on` is held back by the budget (it yields, then polls
+/// again): an executor of another crate that polls in a loop inside a
+/// greenlet keeps getting `Ready` from a socket that has data, however many
+/// polls it makes.
+#[test]
+fn another_executor_polling_in_a_greenlet_is_not_held_back_by_the_budget() {
+    use futures_util::io::AsyncRead;
+    util::run(|| {
+        let (client, server) = util::tcp_pair();
+        let data = vec![7; 64 * 1024];
+        io::Write::write_all(&mut &client, &data).unwrap();
+        let mut server = pin!(server);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut received = 0;
+        let mut buf = [0; 16];
+        // A thousand polls, far past the budget, each given up after a
+        // million `Pending`s (a hang guard).
+        for _ in 0..1000 {
+            let mut spins = 0;
+            loop {
+                match server.as_mut().poll_read(&mut cx, &mut buf) {
+                    Poll::Ready(n) => {
+                        received += n.unwrap();
+                        break;
+                    }
+                    Poll::Pending => {
+                        spins += 1;
+                        assert!(spins < 1_000_000, "a ready socket polled Pending for good after {received} bytes");
+                    }
+                }
+            }
+        }
+        assert_eq!(received, 16 * 1000);
+    });
+}

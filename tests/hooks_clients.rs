@@ -62,7 +62,7 @@ fn ureq_against_http_hello() {
     util::run(|| {
         let server = StreamServer::bind("127.0.0.1:0").unwrap().name("http");
         let addr = server.local_addr().unwrap();
-        let server = server.start(hello::serve);
+        let server = server.start(hello::serve).unwrap();
         in_parallel(move |i| {
             let agent = ureq::Agent::new_with_defaults();
             for request in 0..REQUESTS {
@@ -129,7 +129,7 @@ fn redis_against_resp_server() {
     util::run(|| {
         let server = StreamServer::bind("127.0.0.1:0").unwrap().name("resp");
         let addr = server.local_addr().unwrap();
-        let server = server::start(server);
+        let server = server::start(server).unwrap();
         in_parallel(move |i| {
             let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
             let mut connection = client.get_connection().unwrap();

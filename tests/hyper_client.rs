@@ -25,7 +25,7 @@ use runtime::net::{ServerHandle, StreamServer, TcpStream};
 fn start_server() -> (ServerHandle, SocketAddr) {
     let server = StreamServer::bind("127.0.0.1:0").unwrap().name("http");
     let addr = server.local_addr().unwrap();
-    (server.start(hello::serve), addr)
+    (server.start(hello::serve).unwrap(), addr)
 }
 
 type Sender = SendRequest<Full<Bytes>>;

@@ -18,9 +18,13 @@ use util::{PATIENCE, ms};
 
 /// An echo server that echoes until end-of-file, then closes.
 fn start_echo() -> ServerHandle {
-    StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(|stream, _| {
-        let _ = util::echo(&stream);
-    })
+    StreamServer::bind("127.0.0.1:0")
+        .unwrap()
+        .name("echo")
+        .start(|stream, _| {
+            let _ = util::echo(&stream);
+        })
+        .unwrap()
 }
 
 fn connect(addr: SocketAddr) -> Rc<TcpStream> {
@@ -36,7 +40,7 @@ fn clients_get_every_byte_back_and_their_half_close_goes_through() {
     util::run(|| {
         let echo = start_echo();
         let listener = StreamServer::bind("127.0.0.1:0").unwrap();
-        let (proxy, stats) = relay::start(listener, echo.local_addr().unwrap(), Some(PATIENCE));
+        let (proxy, stats) = relay::start(listener, echo.local_addr().unwrap(), Some(PATIENCE)).unwrap();
         let addr = proxy.local_addr().unwrap();
         let clients: Vec<_> = (0..CLIENTS)
             .map(|seed| {
@@ -77,7 +81,8 @@ fn clients_get_every_byte_back_and_their_half_close_goes_through() {
 fn the_client_can_keep_reading_after_its_half_close() {
     util::run(|| {
         let echo = start_echo();
-        let (proxy, stats) = relay::start(StreamServer::bind("127.0.0.1:0").unwrap(), echo.local_addr().unwrap(), None);
+        let (proxy, stats) =
+            relay::start(StreamServer::bind("127.0.0.1:0").unwrap(), echo.local_addr().unwrap(), None).unwrap();
         let client = connect(proxy.local_addr().unwrap());
         (&*client).write_all(b"first").unwrap();
         let mut first = [0; 5];
@@ -98,7 +103,7 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
     util::run(|| {
         let echo = start_echo();
         let listener = StreamServer::bind("127.0.0.1:0").unwrap();
-        let (proxy, stats) = relay::start(listener, echo.local_addr().unwrap(), Some(ms(50)));
+        let (proxy, stats) = relay::start(listener, echo.local_addr().unwrap(), Some(ms(50))).unwrap();
         let client = connect(proxy.local_addr().unwrap());
         (&*client).write_all(b"hello").unwrap();
         // The echo comes back, then nothing more: the proxy closes.
@@ -115,7 +120,8 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
 fn stopping_the_proxy_closes_open_connections() {
     util::run(|| {
         let echo = start_echo();
-        let (proxy, stats) = relay::start(StreamServer::bind("127.0.0.1:0").unwrap(), echo.local_addr().unwrap(), None);
+        let (proxy, stats) =
+            relay::start(StreamServer::bind("127.0.0.1:0").unwrap(), echo.local_addr().unwrap(), None).unwrap();
         let clients: Vec<_> = (0..5).map(|_| connect(proxy.local_addr().unwrap())).collect();
         for client in &clients {
             (&**client).write_all(b"ping").unwrap();
@@ -136,7 +142,8 @@ fn stopping_the_proxy_closes_open_connections() {
 #[test]
 fn an_unreachable_upstream_closes_the_client() {
     util::run(|| {
-        let (proxy, stats) = relay::start(StreamServer::bind("127.0.0.1:0").unwrap(), util::unused_addr(), None);
+        let (proxy, stats) =
+            relay::start(StreamServer::bind("127.0.0.1:0").unwrap(), util::unused_addr(), None).unwrap();
         let client = connect(proxy.local_addr().unwrap());
         assert!(util::read_all(&*client).unwrap().is_empty());
         util::wait_until("the failure to be counted", || stats.connect_failures.get() == 1);

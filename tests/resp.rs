@@ -141,7 +141,7 @@ impl Client {
 /// Runs `test` against a fresh server.
 fn with_server(test: impl FnOnce(SocketAddr) + 'static) {
     util::run(|| {
-        let server = server::start(StreamServer::bind("127.0.0.1:0").unwrap());
+        let server = server::start(StreamServer::bind("127.0.0.1:0").unwrap()).unwrap();
         test(server.local_addr().unwrap());
         server.stop(ms(100));
     });

@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -56,15 +56,18 @@ fn replies_within(stream: &TcpStream, wait: Duration) -> bool {
 #[test]
 fn a_panicking_handler_leaves_the_server_serving_the_others() {
     util::run(|| {
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().start(|stream, _| {
-            let mut first = [0];
-            if (&stream).read_exact(&mut first).is_err() {
-                return;
-            }
-            assert_ne!(first[0], 0xff, "this handler panics on 0xff");
-            (&stream).write_all(&first).unwrap();
-            let _ = util::echo(&stream);
-        });
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .start(|stream, _| {
+                let mut first = [0];
+                if (&stream).read_exact(&mut first).is_err() {
+                    return;
+                }
+                assert_ne!(first[0], 0xff, "this handler panics on 0xff");
+                (&stream).write_all(&first).unwrap();
+                let _ = util::echo(&stream);
+            })
+            .unwrap();
         let addr = server.local_addr().unwrap();
         // A connection established before the panic and kept open across it.
         let before = TcpStream::connect(addr).unwrap();
@@ -89,24 +92,27 @@ fn a_read_timeout_closes_silent_clients_while_active_ones_are_served() {
     const IDLE_LIMIT: Duration = Duration::from_millis(200);
     util::run(|| {
         let timeouts = Rc::new(Cell::new(0));
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().start({
-            let timeouts = timeouts.clone();
-            move |stream, _| {
-                stream.set_read_timeout(Some(IDLE_LIMIT)).unwrap();
-                let mut buf = [0; 1024];
-                loop {
-                    match (&stream).read(&mut buf) {
-                        Ok(0) => return,
-                        Ok(n) => (&stream).write_all(&buf[..n]).unwrap(),
-                        Err(err) if err.kind() == ErrorKind::TimedOut => {
-                            timeouts.set(timeouts.get() + 1);
-                            return;
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .start({
+                let timeouts = timeouts.clone();
+                move |stream, _| {
+                    stream.set_read_timeout(Some(IDLE_LIMIT)).unwrap();
+                    let mut buf = [0; 1024];
+                    loop {
+                        match (&stream).read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(n) => (&stream).write_all(&buf[..n]).unwrap(),
+                            Err(err) if err.kind() == ErrorKind::TimedOut => {
+                                timeouts.set(timeouts.get() + 1);
+                                return;
+                            }
+                            Err(err) => panic!("handler: {err}"),
                         }
-                        Err(err) => panic!("handler: {err}"),
                     }
                 }
-            }
-        });
+            })
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let started = Instant::now();
         let silent: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -143,7 +149,7 @@ fn a_read_timeout_closes_silent_clients_while_active_ones_are_served() {
 #[test]
 fn max_connections_holds_back_the_third_until_one_closes() {
     util::run(|| {
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().max_connections(2).start(echo_handler);
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().max_connections(2).start(echo_handler).unwrap();
         let addr = server.local_addr().unwrap();
         let first = TcpStream::connect(addr).unwrap();
         let second = TcpStream::connect(addr).unwrap();
@@ -174,23 +180,26 @@ fn max_connections_holds_back_the_third_until_one_closes() {
 /// short while, `l` would take an hour. Counts finished and unwound handlers.
 fn start_slow_server(finished: &Rc<Cell<usize>>, unwound: &Rc<Cell<usize>>) -> ServerHandle {
     let (finished, unwound) = (finished.clone(), unwound.clone());
-    StreamServer::bind("127.0.0.1:0").unwrap().start(move |mut stream, _| {
-        struct Unwound(Rc<Cell<usize>>);
-        impl Drop for Unwound {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    self.0.set(self.0.get() + 1);
+    StreamServer::bind("127.0.0.1:0")
+        .unwrap()
+        .start(move |mut stream, _| {
+            struct Unwound(Rc<Cell<usize>>);
+            impl Drop for Unwound {
+                fn drop(&mut self) {
+                    if std::thread::panicking() {
+                        self.0.set(self.0.get() + 1);
+                    }
                 }
             }
-        }
-        let _guard = Unwound(unwound.clone());
-        let mut command = [0];
-        stream.read_exact(&mut command).unwrap();
-        let work = if command[0] == b's' { ms(20) } else { Duration::from_secs(3600) };
-        runtime::sleep(work);
-        stream.write_all(b"done").unwrap();
-        finished.set(finished.get() + 1);
-    })
+            let _guard = Unwound(unwound.clone());
+            let mut command = [0];
+            stream.read_exact(&mut command).unwrap();
+            let work = if command[0] == b's' { ms(20) } else { Duration::from_secs(3600) };
+            runtime::sleep(work);
+            stream.write_all(b"done").unwrap();
+            finished.set(finished.get() + 1);
+        })
+        .unwrap()
 }
 
 #[test]
@@ -254,7 +263,7 @@ fn stop_returns_when_handlers_finish_within_the_grace_period() {
 #[test]
 fn connections_counts_live_handlers() {
     util::run(|| {
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler);
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler).unwrap();
         let addr = server.local_addr().unwrap();
         assert_eq!(server.connections(), 0);
         let mut clients = Vec::new();
@@ -288,13 +297,15 @@ fn a_handler_can_stop_its_own_server() {
         });
         let started = {
             let handle = handle.clone();
-            server.start(move |stream, _| {
-                let mut command = [0; 4];
-                (&stream).read_exact(&mut command).unwrap();
-                let server = handle.take().expect("the handle is stored before any client connects");
-                server.stop(Duration::from_secs(3600));
-                (&stream).write_all(b"stopping").unwrap();
-            })
+            server
+                .start(move |stream, _| {
+                    let mut command = [0; 4];
+                    (&stream).read_exact(&mut command).unwrap();
+                    let server = handle.take().expect("the handle is stored before any client connects");
+                    server.stop(Duration::from_secs(3600));
+                    (&stream).write_all(b"stopping").unwrap();
+                })
+                .unwrap()
         };
         handle.set(Some(started.clone()));
         // serve_forever's wait: returns once the handler's stop completes.
@@ -309,17 +320,21 @@ fn stop_while_at_max_connections_ends_the_waiting_acceptor_and_the_handlers() {
     util::run(|| {
         let (finished, unwound) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
         let (f, u) = (finished.clone(), unwound.clone());
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().max_connections(1).start(move |stream, _| {
-            struct Unwound(Rc<Cell<usize>>);
-            impl Drop for Unwound {
-                fn drop(&mut self) {
-                    self.0.set(self.0.get() + 1);
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .max_connections(1)
+            .start(move |stream, _| {
+                struct Unwound(Rc<Cell<usize>>);
+                impl Drop for Unwound {
+                    fn drop(&mut self) {
+                        self.0.set(self.0.get() + 1);
+                    }
                 }
-            }
-            let _guard = Unwound(u.clone());
-            let _ = util::echo(&stream);
-            f.set(f.get() + 1);
-        });
+                let _guard = Unwound(u.clone());
+                let _ = util::echo(&stream);
+                f.set(f.get() + 1);
+            })
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let first = TcpStream::connect(addr).unwrap();
         assert_eq!(round_trip(&first, b"1"), b"1");
@@ -396,7 +411,7 @@ fn the_backlog_limits_the_kernel_accept_queue() {
             assert_eq!(reported, BACKLOG as u32);
         }
         // Once the server runs, every queued connection is served.
-        let server = server.start(echo_handler);
+        let server = server.start(echo_handler).unwrap();
         for client in &queued {
             assert_eq!(round_trip(client, b"queued"), b"queued");
         }
@@ -426,10 +441,13 @@ fn the_default_backlog_is_somaxconn() {
 /// each handler relays with helper greenlets.
 fn stop_closes_proxied_connections(proxy: impl Fn(TcpStream, SocketAddr) + 'static) {
     util::run(move || {
-        let echo = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler);
+        let echo = StreamServer::bind("127.0.0.1:0").unwrap().name("echo").start(echo_handler).unwrap();
         let echo_addr = echo.local_addr().unwrap();
-        let server =
-            StreamServer::bind("127.0.0.1:0").unwrap().name("proxy").start(move |client, _| proxy(client, echo_addr));
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .name("proxy")
+            .start(move |client, _| proxy(client, echo_addr))
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
         for client in &clients {
@@ -509,5 +527,179 @@ fn stop_closes_connections_relayed_by_copy_bidirectional() {
     stop_closes_proxied_connections(|client, upstream| {
         let upstream = TcpStream::connect(upstream).unwrap();
         let _ = runtime::io::copy_bidirectional(&client, &upstream);
+    });
+}
+
+/// gevent runs `stop()` in a `finally` of `serve_forever`: killing the
+/// greenlet that serves stops the server, so new connections are refused and
+/// the running handlers end.
+#[test]
+fn killing_the_serve_forever_greenlet_stops_the_server() {
+    util::run(|| {
+        let listener = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = runtime::spawn(move || StreamServer::from_listener(listener).serve_forever(echo_handler));
+        let client = TcpStream::connect(addr).unwrap();
+        assert_eq!(round_trip(&client, b"hi"), b"hi");
+        serving.kill();
+        assert!(serving.join_timeout(PATIENCE).expect("serve_forever did not end").unwrap_err().is_killed());
+        assert!(closed_by_peer(&client), "the handler was not stopped");
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    });
+}
+
+/// gevent's `test__server`: a server made from an address binds when it
+/// starts (connections are refused before), serves, and refuses again once
+/// stopped.
+#[test]
+fn new_binds_when_the_server_starts() {
+    util::run(|| {
+        let addr = util::unused_addr();
+        let server = StreamServer::new(addr);
+        assert_eq!(server.local_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "listening before start: {err}");
+        let server = server.start(echo_handler).unwrap();
+        assert_eq!(server.local_addr(), Some(addr));
+        for _ in 0..2 {
+            assert_eq!(round_trip(&TcpStream::connect(addr).unwrap(), b"hi"), b"hi");
+        }
+        server.stop(ms(100));
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    });
+}
+
+/// What `new` could not resolve or bind comes out of `start`.
+#[test]
+fn start_reports_why_new_could_not_bind() {
+    util::run(|| {
+        let taken = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = StreamServer::new(taken.local_addr().unwrap()).start(echo_handler).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        let err = StreamServer::new("no port here").start(echo_handler).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        // The backlog set before `start` is the one it listens with.
+        let server = StreamServer::new("127.0.0.1:0").backlog(3).start(echo_handler).unwrap();
+        if let Some(backlog) = backlog_from_ss(server.local_addr().unwrap().port()) {
+            assert_eq!(backlog, 3);
+        }
+        server.stop(ms(100));
+    });
+}
+
+/// gevent's `test__server`: `stop_accepting` leaves new connections
+/// unanswered (queued, not refused), `start_accepting` serves them, running
+/// connections go on meanwhile, and `stop` refuses.
+#[test]
+fn stop_accepting_leaves_connections_waiting_until_start_accepting() {
+    util::run(|| {
+        let server = StreamServer::new("127.0.0.1:0").start(echo_handler).unwrap();
+        let addr = server.local_addr().unwrap();
+        let before = TcpStream::connect(addr).unwrap();
+        assert_eq!(round_trip(&before, b"one"), b"one");
+        assert!(server.is_accepting());
+        server.stop_accepting();
+        server.stop_accepting(); // twice is once
+        assert!(!server.is_accepting());
+        let waiting = TcpStream::connect(addr).unwrap(); // the kernel queues it
+        (&waiting).write_all(b"two").unwrap();
+        assert!(!replies_within(&waiting, ms(200)), "served while not accepting");
+        assert_eq!(server.connections(), 1);
+        assert_eq!(round_trip(&before, b"still"), b"still", "a running connection stopped");
+        server.start_accepting();
+        server.start_accepting();
+        assert!(server.is_accepting());
+        let mut reply = [0; 3];
+        waiting.set_read_timeout(Some(PATIENCE)).unwrap();
+        (&waiting).read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"two");
+        assert_eq!(round_trip(&TcpStream::connect(addr).unwrap(), b"three"), b"three");
+        // Paused again, then stopped: the socket closes.
+        server.stop_accepting();
+        server.stop(ms(100));
+        server.start_accepting(); // a stopped server stays stopped
+        assert!(!server.is_accepting());
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    });
+}
+
+/// `max_accept(n)`: with connections queued, the acceptor takes `n` of them
+/// before the greenlets it spawned get to run (gevent's `max_accept` per
+/// readiness); by default it takes the whole queue of 10 first.
+#[test]
+fn max_accept_bounds_the_connections_accepted_in_a_row() {
+    fn accepted_before_the_first_handler_runs(server: StreamServer) -> usize {
+        let handle: Rc<RefCell<Option<ServerHandle>>> = Rc::new(RefCell::new(None));
+        let seen = Rc::new(Cell::new(None));
+        let served = Rc::new(Cell::new(0));
+        let addr = server.local_addr().unwrap();
+        let clients: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let server = server
+            .start({
+                let (handle, seen, served) = (handle.clone(), seen.clone(), served.clone());
+                move |_, _| {
+                    // No handler has finished yet when the first one runs:
+                    // the pool holds every connection accepted so far.
+                    if seen.get().is_none() {
+                        seen.set(Some(handle.borrow().as_ref().unwrap().connections()));
+                    }
+                    served.set(served.get() + 1);
+                }
+            })
+            .unwrap();
+        *handle.borrow_mut() = Some(server.clone());
+        util::wait_until("every connection to be served", || served.get() == 10);
+        server.stop(ms(100));
+        drop(clients);
+        seen.get().unwrap()
+    }
+    util::run(|| {
+        let server = StreamServer::bind("127.0.0.1:0").unwrap().max_accept(3);
+        assert_eq!(accepted_before_the_first_handler_runs(server), 3);
+        let server = StreamServer::bind("127.0.0.1:0").unwrap();
+        assert_eq!(accepted_before_the_first_handler_runs(server), 10);
+    });
+}
+
+/// The `on_connect` hook sets options before the handler runs; an error
+/// from it closes the connection without running the handler.
+#[test]
+fn on_connect_sets_options_or_refuses_before_the_handler() {
+    util::run(|| {
+        let handled = Rc::new(Cell::new(0));
+        let server = StreamServer::new("127.0.0.1:0")
+            .on_connect(|stream| {
+                stream.set_send_buffer_size(16 * 1024)?;
+                let mut first = [0];
+                (&*stream).read_exact(&mut first)?;
+                if first[0] == b'!' {
+                    return Err(std::io::Error::new(ErrorKind::PermissionDenied, "go away"));
+                }
+                Ok(())
+            })
+            .start({
+                let handled = handled.clone();
+                move |stream, _| {
+                    handled.set(handled.get() + 1);
+                    let size = stream.send_buffer_size().unwrap();
+                    let _ = (&stream).write_all(&size.to_be_bytes());
+                }
+            })
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let refused = TcpStream::connect(addr).unwrap();
+        (&refused).write_all(b"!").unwrap();
+        assert!(closed_by_peer(&refused));
+        assert_eq!(handled.get(), 0);
+        let served = TcpStream::connect(addr).unwrap();
+        (&served).write_all(b"?").unwrap();
+        let reply = util::read_all(&served).unwrap();
+        let size = u32::from_be_bytes(reply.try_into().unwrap());
+        assert!((16 * 1024..=64 * 1024).contains(&size), "send buffer {size}");
+        assert_eq!(handled.get(), 1);
+        server.stop(ms(100));
     });
 }

@@ -133,17 +133,20 @@ fn thousand_connections_each_echo_one_mib() {
         let source = Rc::new(util::random_bytes(2 * BYTES_PER_CONNECTION, 0x5eed));
         let table: Table = Rc::new(RefCell::new(vec![Progress::default(); CONNECTIONS]));
         let ports = Rc::new(RefCell::new(HashMap::new()));
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().start({
-            let (table, ports) = (table.clone(), ports.clone());
-            move |stream, peer| {
-                // Looked up at each update: the first one comes after the
-                // client wrote, so after it recorded its port.
-                bulk_echo(&stream, |update| {
-                    let i = ports.borrow()[&peer.port()];
-                    update(&mut table.borrow_mut()[i]);
-                });
-            }
-        });
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .start({
+                let (table, ports) = (table.clone(), ports.clone());
+                move |stream, peer| {
+                    // Looked up at each update: the first one comes after the
+                    // client wrote, so after it recorded its port.
+                    bulk_echo(&stream, |update| {
+                        let i = ports.borrow()[&peer.port()];
+                        update(&mut table.borrow_mut()[i]);
+                    });
+                }
+            })
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let clients: Vec<_> = (0..CONNECTIONS)
             .map(|i| {
@@ -514,9 +517,13 @@ fn socket_options_round_trip() {
         assert_eq!(client.ttl().unwrap(), 42);
         assert!(client.take_error().unwrap().is_none());
         // StreamServer's `nodelay` reaches accepted connections.
-        let server = StreamServer::bind("127.0.0.1:0").unwrap().nodelay(true).start(|stream, _| {
-            (&stream).write_all(&[u8::from(stream.nodelay().unwrap())]).unwrap();
-        });
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .nodelay(true)
+            .start(|stream, _| {
+                (&stream).write_all(&[u8::from(stream.nodelay().unwrap())]).unwrap();
+            })
+            .unwrap();
         let mut c = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let mut flag = [9];
         c.read_exact(&mut flag).unwrap();
@@ -647,4 +654,134 @@ fn readable_after_a_nonblocking_would_block_waits_for_data() {
         assert_eq!((&server).read(&mut buf).unwrap(), 4);
         drop(writer.join().unwrap());
     });
+}
+
+/// Buffer sizes set on a connected stream are what the kernel then reports
+/// (Linux doubles them), and they bound what a writer gets in before a peer
+/// that does not read makes it wait.
+#[test]
+fn buffer_sizes_set_on_a_connected_stream_bound_what_is_in_flight() {
+    util::run(|| {
+        let (client, server) = tcp_pair();
+        client.set_send_buffer_size(8 * 1024).unwrap();
+        server.set_recv_buffer_size(8 * 1024).unwrap();
+        let (send, recv) = (client.send_buffer_size().unwrap(), server.recv_buffer_size().unwrap());
+        assert!((8 * 1024..=64 * 1024).contains(&send), "send buffer {send}");
+        assert!((8 * 1024..=64 * 1024).contains(&recv), "receive buffer {recv}");
+        // A larger value reads back larger (up to the system's maximum).
+        client.set_recv_buffer_size(128 * 1024).unwrap();
+        assert!(client.recv_buffer_size().unwrap() > recv);
+        server.set_send_buffer_size(128 * 1024).unwrap();
+        assert!(server.send_buffer_size().unwrap() > send);
+
+        let chunk = [7; 1024];
+        let mut in_flight = 0;
+        loop {
+            match client.try_write(&chunk) {
+                Ok(n) => in_flight += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => panic!("write failed: {err}"),
+            }
+            assert!(in_flight < 16 << 20, "16 MiB went in without the peer reading");
+        }
+        assert!(in_flight <= 512 * 1024, "{in_flight} bytes went in with {send} and {recv} byte buffers");
+        // And all of it arrives.
+        drop(client);
+        assert_eq!(util::read_all(&server).unwrap().len(), in_flight);
+    });
+}
+
+/// Like `a_flooded_reader_does_not_starve_the_hub`, for a reader that waits
+/// with `readable()` and reads with `try_read` (tokio's pattern): a
+/// `readable()` that returns at once spends the I/O budget too, so the loop
+/// yields now and then.
+#[test]
+fn a_flooded_readable_try_read_loop_does_not_starve_the_hub() {
+    const TICKS: u64 = 20;
+    const MAX_READS: u64 = 2_000_000;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flooder = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let chunk = vec![b'f'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    util::run(move || {
+        let stream = TcpStream::connect(addr).unwrap();
+        let ticks = Rc::new(Cell::new(0_u64));
+        let _ticker = runtime::spawn({
+            let ticks = ticks.clone();
+            move || loop {
+                ticks.set(ticks.get() + 1);
+                runtime::yield_now();
+            }
+        });
+        runtime::sleep(ms(100)); // let the flooder fill the buffers
+        let ticks0 = ticks.get();
+        let mut buf = [0; 64];
+        let mut reads = 0;
+        while ticks.get() - ticks0 < TICKS && reads < MAX_READS {
+            stream.readable().unwrap();
+            match stream.try_read(&mut buf) {
+                Ok(n) => assert!(n > 0, "the flooder stopped"),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(err) => panic!("read failed: {err}"),
+            }
+            reads += 1;
+        }
+        assert!(ticks.get() - ticks0 >= TICKS, "after {reads} reads the ticker ticked {} times", ticks.get() - ticks0);
+    });
+    flooder.join().unwrap();
+}
+
+/// A relay whose source always has data ready and whose destination always
+/// has room (both ends are other threads, reading and writing flat out)
+/// still lets a ticker greenlet run: its reads and writes spend the I/O
+/// budget.
+#[test]
+fn a_busy_relay_does_not_starve_a_ticker() {
+    const TICKS: u64 = 20;
+    const MAX_CHUNKS: u64 = 2_000_000;
+    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (source_addr, sink_addr) = (source.local_addr().unwrap(), sink.local_addr().unwrap());
+    let flooder = std::thread::spawn(move || {
+        let (mut stream, _) = source.accept().unwrap();
+        let chunk = vec![b'r'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    let drainer = std::thread::spawn(move || {
+        let (mut stream, _) = sink.accept().unwrap();
+        let mut buf = vec![0; 256 * 1024];
+        while matches!(stream.read(&mut buf), Ok(1..)) {}
+    });
+    util::run(move || {
+        let from = TcpStream::connect(source_addr).unwrap();
+        let to = TcpStream::connect(sink_addr).unwrap();
+        let ticks = Rc::new(Cell::new(0_u64));
+        let _ticker = runtime::spawn({
+            let ticks = ticks.clone();
+            move || loop {
+                ticks.set(ticks.get() + 1);
+                runtime::yield_now();
+            }
+        });
+        runtime::sleep(ms(100));
+        let ticks0 = ticks.get();
+        let mut buf = [0; 64];
+        let mut chunks = 0;
+        while ticks.get() - ticks0 < TICKS && chunks < MAX_CHUNKS {
+            let n = (&from).read(&mut buf).unwrap();
+            assert!(n > 0, "the flooder stopped");
+            (&to).write_all(&buf[..n]).unwrap();
+            chunks += 1;
+        }
+        assert!(
+            ticks.get() - ticks0 >= TICKS,
+            "after {chunks} chunks the ticker ticked {} times",
+            ticks.get() - ticks0
+        );
+    });
+    flooder.join().unwrap();
+    drainer.join().unwrap();
 }

@@ -207,10 +207,12 @@ fn reuseport_lets_listeners_share_a_port() {
             .enumerate()
             .map(|(i, listener)| {
                 let hits = hits.clone();
-                StreamServer::from_listener(listener).start(move |stream, _| {
-                    hits[i].fetch_add(1, Ordering::Relaxed);
-                    drop(util::echo(&stream));
-                })
+                StreamServer::from_listener(listener)
+                    .start(move |stream, _| {
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                        drop(util::echo(&stream));
+                    })
+                    .unwrap()
             })
             .collect();
         for n in 0..20u8 {
@@ -281,11 +283,14 @@ fn two_hubs_serve_one_port_with_reuseport() {
                 first.set(listener.local_addr().unwrap());
             }
             let served = served.clone();
-            let server = StreamServer::from_listener(listener).nodelay(true).start(move |stream, _| {
-                let hub = runtime::hub_index().expect("a hub of run_each");
-                served[hub].fetch_add(1, Ordering::Relaxed);
-                drop(util::echo(&stream));
-            });
+            let server = StreamServer::from_listener(listener)
+                .nodelay(true)
+                .start(move |stream, _| {
+                    let hub = runtime::hub_index().expect("a hub of run_each");
+                    served[hub].fetch_add(1, Ordering::Relaxed);
+                    drop(util::echo(&stream));
+                })
+                .unwrap();
             listening.add_permits(1);
             done.wait();
             server.stop(PATIENCE);

@@ -36,7 +36,7 @@ fn start_server(identity: tls::Identity) -> SocketAddr {
     let config = tls::server_config(identity).unwrap();
     let server = StreamServer::bind("127.0.0.1:0").unwrap().stack_size(STACK_SIZE);
     let addr = server.local_addr().unwrap();
-    server.start(move |stream, peer| tls::serve(stream, peer, config.clone()));
+    server.start(move |stream, peer| tls::serve(stream, peer, config.clone())).unwrap();
     addr
 }
 

@@ -22,7 +22,7 @@ const STACK_SIZE: usize = 128 * 1024;
 fn start_server() -> SocketAddr {
     let server = StreamServer::bind("127.0.0.1:0").unwrap().stack_size(STACK_SIZE);
     let addr = server.local_addr().unwrap();
-    server.start(ws::serve);
+    server.start(ws::serve).unwrap();
     addr
 }
 

@@ -63,7 +63,7 @@ struct Shared {
 /// be installed; every hub that started stops again.
 pub fn serve<S, R>(options: Options, start: S, on_ready: R) -> io::Result<()>
 where
-    S: Fn(usize, TcpListener) -> ServerHandle + Send + Sync + 'static,
+    S: Fn(usize, TcpListener) -> io::Result<ServerHandle> + Send + Sync + 'static,
     R: FnOnce(SocketAddr) + Send + 'static,
 {
     let hubs = options.hubs.max(1);
@@ -97,7 +97,7 @@ where
 /// for a signal.
 fn first_hub<S, R>(shared: &Shared, start: &S, on_ready: R) -> io::Result<()>
 where
-    S: Fn(usize, TcpListener) -> ServerHandle,
+    S: Fn(usize, TcpListener) -> io::Result<ServerHandle>,
     R: FnOnce(SocketAddr),
 {
     let hubs = shared.options.hubs;
@@ -115,9 +115,15 @@ where
             return Err(err);
         }
     };
-    let addr = listener.local_addr()?;
+    let started = listener.local_addr().and_then(|addr| Ok((addr, start(0, listener)?)));
+    let (addr, server) = match started {
+        Ok(started) => started,
+        Err(err) => {
+            shared.bound.set(None);
+            return Err(err);
+        }
+    };
     shared.bound.set(Some(addr));
-    let server = start(0, listener);
     // Each other hub reports whether it listens.
     let mut failure = None;
     for _ in 1..hubs {
@@ -148,19 +154,18 @@ where
 /// Hub `i` > 0: binds the address hub 0 bound.
 fn other_hub<S>(i: usize, shared: &Shared, start: &S) -> io::Result<()>
 where
-    S: Fn(usize, TcpListener) -> ServerHandle,
+    S: Fn(usize, TcpListener) -> io::Result<ServerHandle>,
 {
     let Some(addr) = shared.bound.get() else {
         return Ok(()); // hub 0 reports why
     };
-    let listener = match listen(addr, true) {
-        Ok(listener) => listener,
+    let server = match listen(addr, true).and_then(|listener| start(i, listener)) {
+        Ok(server) => server,
         Err(err) => {
             let _ = shared.started.send(Err(format!("hub {i} cannot listen on {addr}: {err}")));
             return Err(err);
         }
     };
-    let server = start(i, listener);
     let _ = shared.started.send(Ok(()));
     serve_until_stopped(i, &server, shared);
     Ok(())

@@ -18,14 +18,14 @@ const GRACE: Duration = Duration::from_secs(1);
 pub fn until_signal(
     program: &str,
     bind: impl FnOnce() -> io::Result<StreamServer> + 'static,
-    start: impl FnOnce(StreamServer) -> ServerHandle + 'static,
+    start: impl FnOnce(StreamServer) -> io::Result<ServerHandle> + 'static,
     banner: impl FnOnce(SocketAddr) -> String + 'static,
 ) {
     let result = runtime::run(move || -> io::Result<()> {
         let server = bind()?;
         let addr = server.local_addr()?;
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let server = start(server);
+        let server = start(server)?;
         tracing::info!("{}", banner(addr));
         let signal = signals.wait()?;
         tracing::info!(signal, connections = server.connections(), "stopping");

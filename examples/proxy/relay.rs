@@ -43,13 +43,17 @@ fn bump(counter: &Cell<u64>, by: u64) {
 /// # Panics
 ///
 /// Outside a runtime.
-pub fn start(server: StreamServer, upstream: SocketAddr, idle: Option<Duration>) -> (ServerHandle, Rc<Stats>) {
+pub fn start(
+    server: StreamServer,
+    upstream: SocketAddr,
+    idle: Option<Duration>,
+) -> io::Result<(ServerHandle, Rc<Stats>)> {
     let stats = Rc::new(Stats::default());
     let handle = server.start({
         let stats = stats.clone();
         move |client, peer| relay(&client, peer, upstream, idle, &stats)
-    });
-    (handle, stats)
+    })?;
+    Ok((handle, stats))
 }
 
 /// One connection, in its own greenlet. When the server is stopped and this

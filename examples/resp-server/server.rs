@@ -32,7 +32,7 @@ const SWEEP_BATCH: usize = 1000;
 /// # Panics
 ///
 /// Outside a runtime.
-pub fn start(server: StreamServer) -> ServerHandle {
+pub fn start(server: StreamServer) -> io::Result<ServerHandle> {
     let db = Rc::new(RefCell::new(Db::new()));
     let sweeper = Rc::downgrade(&db);
     runtime::task::Builder::new().name("resp-expire").spawn(move || sweep(&sweeper));

@@ -7,8 +7,10 @@
 //! as `SO_REUSEPORT` for one listener per hub); [`Source`] brings any
 //! other file descriptor onto the hub (async-io's `Async<T>`), and
 //! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
-//! [`copy_bidirectional`] proxies between two stream sockets;
-//! [`StreamServer`](net::StreamServer) runs a handler per connection in a
+//! [`copy_bidirectional`] proxies between two stream sockets; [`process`]
+//! runs child processes whose waits and pipes park only the greenlet;
+//! [`StreamServer`](net::StreamServer) runs a handler per connection, and
+//! [`DatagramServer`](net::DatagramServer) one per datagram, in a
 //! [`runtime::Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix
 //! signals to a greenlet.
 //!
@@ -68,10 +70,13 @@
 //! writes. A greenlet whose operations always succeed at once yields every
 //! 128 of them, so it cannot starve the others.
 
-#![forbid(unsafe_code)]
+// Denied everywhere but `process::sys`, the two system calls std has no
+// stable wrapper for (each `unsafe` block with a `// SAFETY:` comment).
+#![deny(unsafe_code)]
 
 mod copy;
 pub mod net;
+pub mod process;
 mod server;
 pub mod signal;
 mod source;

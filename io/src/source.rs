@@ -209,8 +209,10 @@ impl<T> Source<T> {
     /// Parks until the descriptor may be readable, honouring the read
     /// timeout. Returns at once while no operation through the source has
     /// returned `WouldBlock` since the last readiness event; a wake-up can be
-    /// spurious. With [`try_read_with`](Source::try_read_with), this lets a
-    /// greenlet wait for data without holding a buffer:
+    /// spurious. It counts against the greenlet's I/O budget as an operation
+    /// does, so a loop around it yields to the others every so often. With
+    /// [`try_read_with`](Source::try_read_with), this lets a greenlet wait
+    /// for data without holding a buffer:
     ///
     /// ```
     /// use std::io::{ErrorKind, Read, Write};
@@ -567,7 +569,11 @@ impl<T> Source<T> {
     /// direction's timeout; `op` names the wait in `runtime::dump`.
     #[track_caller]
     pub(crate) fn wait_as(&self, direction: Direction, op: &'static str) -> io::Result<()> {
-        self.registration.wait_timeout(direction, op, self.timeout(direction))
+        // An operation that does nothing, run as one: a wait that finds the
+        // source ready at once spends the I/O budget like a read, so that a
+        // `readable()` and `try_read` loop on a flooded socket yields now and
+        // then instead of starving the hub.
+        self.registration.io(direction, op, self.timeout(direction), || Ok(()))
     }
 
     /// Parks until the source may be ready in `direction`, or `deadline`.
@@ -579,6 +585,13 @@ impl<T> Source<T> {
         deadline: Option<Instant>,
     ) -> io::Result<()> {
         self.registration.wait(direction, op, deadline)
+    }
+
+    /// Whether the descriptor may be ready in `direction`: no operation
+    /// through the source has said `WouldBlock` since the last event, so the
+    /// next one is tried before parking.
+    pub(crate) fn may_be_ready(&self, direction: Direction) -> bool {
+        self.registration.is_ready(direction)
     }
 
     /// Forgets any readiness in `direction`, so the next operation waits for

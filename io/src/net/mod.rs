@@ -16,7 +16,7 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use crate::server::{ServerHandle, StreamServer};
+pub use crate::server::{DatagramServer, ServerHandle, StreamServer};
 pub use addr::ToSocketAddrs;
 pub use socket::TcpSocket;
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -33,7 +33,10 @@ macro_rules! impl_stream_io {
             /// Parks until the stream may be read without blocking: data, the
             /// end of the stream or an error is there (a wake-up can be
             /// spurious). Honours the read timeout. With [`try_read`](Self::try_read),
-            /// lets a connection wait without holding a buffer.
+            /// lets a connection wait without holding a buffer. Like a read, it
+            /// counts against the greenlet's I/O budget: a loop of `readable`
+            /// and `try_read` on a socket that always has data yields to the
+            /// other greenlets every so often.
             ///
             /// # Errors
             ///

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use runtime_scheduler::Direction;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use crate::source::Source;
@@ -135,6 +135,11 @@ impl TcpListener {
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, addr) = ready!(self.source.poll_read_with(cx, mio::net::TcpListener::accept))?;
         Poll::Ready(TcpStream::from_mio(stream).map(|stream| (stream, addr)))
+    }
+
+    /// Whether a connection may be waiting: `accept` tries before it parks.
+    pub(crate) fn may_be_ready(&self, direction: Direction) -> bool {
+        self.source.may_be_ready(direction)
     }
 
     /// An iterator accepting connections forever.
@@ -396,6 +401,65 @@ impl TcpStream {
     /// What `getsockopt(2)` reports.
     pub fn ttl(&self) -> io::Result<u32> {
         self.source.get_ref().ttl()
+    }
+
+    /// Sets the size of the receive buffer (`SO_RCVBUF`), as
+    /// [`TcpSocket::set_recv_buffer_size`](super::TcpSocket::set_recv_buffer_size)
+    /// does before connecting. Linux doubles the value (room for its
+    /// bookkeeping) and clamps it to `net.core.rmem_max`; setting it turns
+    /// off the kernel's automatic tuning of this buffer for the connection.
+    ///
+    /// ```
+    /// use runtime::net::{TcpListener, TcpStream};
+    ///
+    /// runtime::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let stream = TcpStream::connect(listener.local_addr()?)?;
+    ///     stream.set_recv_buffer_size(64 * 1024)?;
+    ///     stream.set_send_buffer_size(16 * 1024)?;
+    ///     assert!(stream.recv_buffer_size()? >= 64 * 1024);
+    ///     assert!(stream.send_buffer_size()? >= 16 * 1024);
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `setsockopt(2)` reports.
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        SockRef::from(self).set_recv_buffer_size(usize::try_from(size).unwrap_or(usize::MAX))
+    }
+
+    /// The size of the receive buffer (`SO_RCVBUF`), as the kernel reports
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        SockRef::from(self).recv_buffer_size().map(|size| u32::try_from(size).unwrap_or(u32::MAX))
+    }
+
+    /// Sets the size of the send buffer (`SO_SNDBUF`); see
+    /// [`set_recv_buffer_size`](TcpStream::set_recv_buffer_size). Linux
+    /// doubles the value and clamps it to `net.core.wmem_max`. A smaller send
+    /// buffer makes writes park sooner when the peer reads slowly.
+    ///
+    /// # Errors
+    ///
+    /// What `setsockopt(2)` reports.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        SockRef::from(self).set_send_buffer_size(usize::try_from(size).unwrap_or(usize::MAX))
+    }
+
+    /// The size of the send buffer (`SO_SNDBUF`), as the kernel reports it.
+    ///
+    /// # Errors
+    ///
+    /// What `getsockopt(2)` reports.
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        SockRef::from(self).send_buffer_size().map(|size| u32::try_from(size).unwrap_or(u32::MAX))
     }
 }
 

@@ -60,6 +60,11 @@ impl UdpSocket {
         Ok(UdpSocket { source: Source::from_nonblocking(mio::net::UdpSocket::from_std(socket))? })
     }
 
+    /// Whether a datagram may be waiting: `recv_from` tries before it parks.
+    pub(crate) fn may_be_ready(&self, direction: runtime_scheduler::Direction) -> bool {
+        self.source.may_be_ready(direction)
+    }
+
     /// Sets the default destination (and the only source `recv` accepts).
     ///
     /// # Errors

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use crate::hub;
+use crate::hub::budget;
 use crate::hub::remote::Remote;
 use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
@@ -102,8 +103,17 @@ fn block_on_greenlet<F: Future>(parker: &Parker, future: F) -> F::Output {
     let waker = Waker::from(inner.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
+        // A future whose I/O spent the budget (its poll said `Pending` and
+        // woke itself) lets the others run before it is polled again.
+        if budget::is_spent() {
+            budget::reset();
+            crate::park::yield_now();
+        }
         inner.notified.store(false, Ordering::SeqCst);
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+        budget::set_in_block_on(true);
+        let polled = future.as_mut().poll(&mut cx);
+        budget::set_in_block_on(false);
+        if let Poll::Ready(output) = polled {
             return output;
         }
         inner.seq.store(parker.next_seq(), Ordering::SeqCst);

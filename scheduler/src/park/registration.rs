@@ -316,11 +316,22 @@ impl Registration {
     /// again), otherwise `Pending`, and the task's waker is woken when an
     /// event arrives. Only the last waker per direction is kept.
     ///
+    /// A `Ready` counts against the polling greenlet's I/O budget, as an
+    /// operation of [`io`](Registration::io) does. Inside
+    /// [`block_on`](crate::block_on), once the budget is spent, the poll
+    /// says `Pending` and wakes the task at once, and `block_on` yields to
+    /// the other greenlets before it polls again.
+    ///
     /// # Errors
     ///
     /// If the registration belongs to another hub, or to one that stopped.
     pub fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_ready(direction) {
+            if budget::should_defer_poll() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            budget::spend();
             return Poll::Ready(Ok(()));
         }
         if let Err(err) = self.own_reactor() {
