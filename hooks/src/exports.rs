@@ -8,13 +8,14 @@
 //! the caller's. Nothing here unwinds: the logic never panics, and a kill or
 //! timeout arrives as an error return (see `runtime_scheduler::foreign`).
 
-use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_ulong, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_long, c_uint, c_ulong, c_void};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use runtime_scheduler::Direction;
 
 use crate::coop::{self, context};
-use crate::real;
+use crate::{futex, real};
 
 /// Interposes `read(2)`.
 ///
@@ -833,7 +834,7 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// [`link`](crate::link) does) makes the linker keep them all.
 #[inline(never)]
 pub(crate) fn table() -> usize {
-    let table: [usize; 35] = [
+    let table: [usize; 36] = [
         read as *const () as usize,
         readv as *const () as usize,
         recv as *const () as usize,
@@ -868,6 +869,7 @@ pub(crate) fn table() -> usize {
         wait4 as *const () as usize,
         pipe as *const () as usize,
         pipe2 as *const () as usize,
+        syscall as *const () as usize,
         interposed_marker as *const () as usize,
     ];
     std::hint::black_box(&table).iter().fold(0, |sum, address| sum ^ address)
@@ -883,4 +885,109 @@ pub(crate) fn resolves_to(name: &CStr, ours: usize) -> bool {
     // as a call from any library would.
     let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     found as usize == ours
+}
+
+// ---------------------------------------------------------------------------
+// `syscall(3)`: the futex operations of std's, parking_lot's and
+// crossbeam's locks (see `futex`).
+// ---------------------------------------------------------------------------
+
+/// Interposes `syscall(3)`, a variadic function in C whose integer (and
+/// pointer) arguments arrive in the registers (and the stack slot) of six
+/// ordinary ones, on x86-64 and AArch64 Linux alike: read as such, and
+/// passed on unchanged for every system call but `futex`.
+///
+/// # Safety
+///
+/// The contract of the system call `number`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn syscall(
+    number: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    if number == libc::SYS_futex {
+        // SAFETY: futex(2)'s arguments, with its contract.
+        return unsafe { futex(a1, a2 as c_int, a3, a4, a5, a6) };
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::syscall(number, a1, a2, a3, a4, a5, a6) }
+}
+
+/// `futex(2)`: waits of greenlets park them (`futex::wait`), wakes reach
+/// the greenlets as well as the kernel's waiters.
+///
+/// # Safety
+///
+/// futex(2)'s contract for these arguments.
+unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: c_long, val3: c_long) -> c_long {
+    // SAFETY: the caller's arguments, unchanged.
+    let forward =
+        |val: c_long| unsafe { real::syscall(libc::SYS_futex, uaddr, op as c_long, val, timeout, uaddr2, val3) };
+    let address = uaddr as usize;
+    let aligned = address != 0 && address % align_of::<AtomicU32>() == 0;
+    let cmd = op & !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+    match cmd {
+        libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
+            let bitset = if cmd == libc::FUTEX_WAIT { u32::MAX } else { val3 as u32 };
+            let Some(current) = context().filter(|_| aligned && bitset != 0) else { return forward(val) };
+            let limit = if timeout == 0 {
+                None
+            } else {
+                // SAFETY: futex(2)'s contract: a non-null timeout points to a
+                // timespec.
+                match duration_of(unsafe { &*(timeout as *const libc::timespec) }) {
+                    Some(limit) => Some(limit),
+                    None => return forward(val), // EINVAL
+                }
+            };
+            let realtime = op & libc::FUTEX_CLOCK_REALTIME != 0;
+            let deadline = limit.map(|limit| futex::deadline_of(limit, cmd == libc::FUTEX_WAIT_BITSET, realtime));
+            let shared = op & libc::FUTEX_PRIVATE_FLAG == 0;
+            let load = || {
+                // SAFETY: futex(2)'s contract: `uaddr` points to an aligned
+                // 32-bit word (checked above) that lives while the call
+                // waits, which other threads change atomically.
+                unsafe { (*(address as *const AtomicU32)).load(Ordering::SeqCst) }
+            };
+            let errno = match futex::wait(&current, address, val as u32, bitset, shared, deadline, load) {
+                None => return forward(val),
+                Some(futex::Waited::Woken) => return 0,
+                Some(futex::Waited::Changed) => libc::EAGAIN,
+                Some(futex::Waited::TimedOut) => libc::ETIMEDOUT,
+                // A timed wait ends as timed out (std's `wait_timeout`
+                // returns then); an untimed one looks interrupted.
+                Some(futex::Waited::Interrupted(_)) if deadline.is_some() => libc::ETIMEDOUT,
+                Some(futex::Waited::Interrupted(_)) => libc::EINTR,
+            };
+            real::set_errno(errno);
+            -1
+        }
+        libc::FUTEX_WAKE | libc::FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == libc::FUTEX_WAKE { u32::MAX } else { val3 as u32 };
+            // An `int` argument: the register's upper half is not part of it.
+            let count = val as c_int;
+            let ours = if aligned && bitset != 0 { futex::wake(address, count, bitset) } else { 0 };
+            if ours > 0 && ours >= count {
+                return ours.into();
+            }
+            let theirs = forward((count - ours).into());
+            if ours > 0 { c_long::from(ours) + theirs.max(0) } else { theirs }
+        }
+        _ => {
+            // Requeues and wake-ops: every greenlet on either word wakes (a
+            // spurious wake-up, which futex callers expect).
+            if aligned {
+                futex::wake_all(address);
+            }
+            if matches!(cmd, libc::FUTEX_REQUEUE | libc::FUTEX_CMP_REQUEUE | libc::FUTEX_WAKE_OP) && uaddr2 != 0 {
+                futex::wake_all(uaddr2 as usize);
+            }
+            forward(val)
+        }
+    }
 }

@@ -32,6 +32,38 @@
 //! passes through too, `EAGAIN` and all; `fcntl(F_GETFL)` reports the mode
 //! the user asked for.
 //!
+//! # std's locks
+//!
+//! std's `Mutex`, `RwLock`, `Condvar`, `Once`/`OnceLock`, `Barrier`,
+//! `thread::park` and `mpsc` (and parking_lot, crossbeam) wait in the `futex`
+//! system call through libc's `syscall`, which is interposed too: in a
+//! greenlet, a futex wait parks only the greenlet, and a wake reaches the
+//! greenlets waiting on that word (on any hub) as well as plain threads. A
+//! lock held across a hooked call, a `Condvar` shared between greenlets, or
+//! a plain thread holding a lock for a while then stall only the greenlets
+//! that wait for it.
+//!
+//! What ties itself to the *thread* cannot tell greenlets of one thread
+//! apart, and does not cooperate:
+//!
+//! - `std::sync::mpsc` (and crossbeam-channel) only wake waiters of *other*
+//!   threads: a greenlet waiting for a message that a greenlet of the same
+//!   thread sends is never woken (a greenlet waiting in `thread::park` for
+//!   2 s gets a warning on stderr that says so). Between a greenlet and a
+//!   plain thread, or greenlets of two hubs, they work. Use
+//!   `runtime::sync::channel` between greenlets.
+//! - `std::thread::park` from two greenlets of one thread at once: they share
+//!   the thread's one parker.
+//! - `ReentrantLock` (stdout's and stderr's lock) counts the thread as its
+//!   owner: every greenlet of the thread owns it.
+//!
+//! A kill or timeout makes a greenlet's futex wait return early (`EINTR`, or
+//! `ETIMEDOUT` for a wait with a timeout). std's `Mutex::lock` and
+//! `Condvar::wait` retry, and every later hooked wait of that greenlet fails
+//! at once (see below): a greenlet killed while it waits for a std lock
+//! busy-waits until it gets it, which a holder on its own hub then never
+//! releases. Kill greenlets at runtime calls, not inside std locks.
+//!
 //! # Kills and timeouts
 //!
 //! A kill or `runtime::timeout` cannot unwind a greenlet parked inside a
@@ -68,6 +100,7 @@ compile_error!(
 mod coop;
 mod exports;
 mod fds;
+mod futex;
 mod real;
 mod slots;
 
