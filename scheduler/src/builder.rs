@@ -11,9 +11,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::hub::affinity;
+use crate::hub::thread_pool::ThreadPool;
 use crate::hub::{self, Hub};
-use crate::thread_pool::ThreadPool;
-use crate::{MAX_BLOCKING_TIME_ENV, affinity, panic_hook, task};
+use crate::{panic_hook, task};
+
+/// Environment variable that turns on the blocking monitor for runtimes whose
+/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
+/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
+pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 
 thread_local! {
     /// The index of this thread's hub among those `run_each` started.

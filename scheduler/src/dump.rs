@@ -6,8 +6,8 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::hub;
-use crate::record::State;
-use crate::waiting::Seconds;
+use crate::hub::record::State;
+use crate::hub::waiting::Seconds;
 
 /// Lists every live greenlet of the current hub: id, name, state, what it is
 /// parked on and for how long, and where it was spawned.

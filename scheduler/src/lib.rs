@@ -42,23 +42,29 @@
 //!
 //! # Layout
 //!
-//! Each module below uses only the ones under it; nothing calls back up.
+//! Five submodules, each using only the ones under it; nothing calls back up.
 //!
 //! ```text
-//!  user API    task (spawn, JoinHandle)   time (sleep, timeout)   sync/*   group   blocking
-//!              handle (Handle)   registration (Registration)   dump
-//!                  │                       │
-//!  park seam   park: Parker::park -> Result<Wake, Refused>;  sync::wait: the same for any thread;
-//!              foreign: Parker::park_foreign -> Result<Wake, Interrupted> (never unwinds)
-//!                  │
-//!  the loop    hub: run queue, task table, timers, reactor, remote queue, thread pool
-//!                  │
-//!  engines     reactor (mio)   timer (wheel)   remote (other threads)   thread_pool   monitor
-//!                  │
-//!  wake path   wait_queue ── unpark: Unparker, SendUnparker ── record: Task and its state machine
-//!                  │
-//!  storage     slab (one generational slab for tasks, sources, timers, waiters)
+//!  task/   spawning and joining: Builder, JoinHandle (join, outcome, join_pool),
+//!          Handle (other threads), Group/Pool, scope, JoinSet
+//!    │
+//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, channels, Select
+//!    │
+//!  park/   the park seam: Parker::park -> Result<Wake, Refused>; wait (the same
+//!          from any thread); foreign (never unwinds); time, cancel,
+//!          registration, blocking, block_on
+//!    │
+//!  hub/    the loop (mod.rs) and all it touches: record (Task and its state
+//!          machine), unpark (the one wake path), wait_queue, waiting, reactor
+//!          (mio), timer (wheel), remote (other threads), thread_pool, monitor
+//!    │
+//!  util/   slab (one generational slab for tasks, sources, timers, waiters),
+//!          guard, report
 //! ```
+//!
+//! At the top, beside them: the runtime [`Builder`], [`dump`], the panic
+//! hook, and the public error types. `ARCHITECTURE.md` at the repository's
+//! root draws the paths through these layers.
 //!
 //! Every wake-up is an `Unparker` (a task, the number of one
 //! of its parks, and through the task its hub): wait queues, the reactor and
@@ -121,73 +127,44 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in four small places: `scope.rs` (erasing the lifetime of
-// a scoped greenlet's closure, with the argument for it), `join_pool.rs`
-// (getting back the type of a reused join state), `outcome.rs` (a greenlet's
-// result, put and taken once without a lock) and `affinity.rs` (the
+// `unsafe` lives in four small places: `task/scope.rs` (erasing the lifetime
+// of a scoped greenlet's closure, with the argument for it),
+// `task/join_pool.rs` (getting back the type of a reused join state),
+// `task/outcome.rs` (a greenlet's result, put and taken once without a lock)
+// and `hub/affinity.rs` (the
 // `sched_setaffinity` system call); everything else is safe code, and the
 // lint keeps it so.
 #![deny(unsafe_code)]
 
-mod affinity;
-mod block_on;
-mod blocking;
-mod budget;
 mod builder;
-mod cancel;
 mod dump;
 mod error;
-pub mod foreign;
-mod group;
-mod guard;
-mod handle;
 mod hub;
-mod join;
-mod join_pool;
-mod join_set;
-mod monitor;
-mod outcome;
 mod panic_hook;
 mod park;
-mod reactor;
-mod record;
-mod registration;
-mod remote;
-mod report;
-mod scope;
-mod slab;
 pub mod sync;
 pub mod task;
-mod thread_pool;
-mod time;
-mod timer;
-mod unpark;
-mod wait_queue;
-mod waiting;
+mod util;
 
 use std::time::Duration;
 
-pub use crate::block_on::block_on;
-pub use crate::blocking::blocking;
-pub use crate::builder::{Builder, hub_index};
-pub use crate::cancel::{catch_panic, is_cancellation};
+pub use crate::builder::{Builder, MAX_BLOCKING_TIME_ENV, hub_index};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
-pub use crate::group::{Group, Pool, joinall};
-pub use crate::handle::Handle;
-pub use crate::join_set::JoinSet;
+pub use crate::hub::reactor::Direction;
+pub use crate::park::block_on::block_on;
+pub use crate::park::blocking::blocking;
+pub use crate::park::cancel::{catch_panic, is_cancellation};
+pub use crate::park::foreign;
+pub use crate::park::registration::Registration;
+pub use crate::park::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
 pub use crate::park::yield_now;
-pub use crate::reactor::Direction;
-pub use crate::registration::Registration;
-pub use crate::scope::{Scope, ScopedJoinHandle, scope};
 pub use crate::sync::wait_any;
+pub use crate::task::group::{Group, Pool, joinall};
+pub use crate::task::handle::Handle;
+pub use crate::task::join_set::JoinSet;
+pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
 pub use crate::task::{JoinHandle, KillOnDrop};
-pub use crate::time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
-
-/// Environment variable that turns on the blocking monitor for runtimes whose
-/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
-/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
-pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 
 /// Runs `f` in a greenlet on a new hub on this thread and returns its value.
 ///

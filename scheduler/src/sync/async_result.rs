@@ -4,10 +4,10 @@ use std::panic;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::wait::{self, Waiter, Wakeup};
-use crate::time::Elapsed;
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::hub::wait_queue::WaitQueue;
+use crate::hub::waiting::WaitingOn;
+use crate::park::time::Elapsed;
+use crate::park::wait::{self, Waiter, Wakeup};
 
 enum Slot<T> {
     Empty,

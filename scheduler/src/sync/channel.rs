@@ -35,11 +35,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::wait::{self, Waiter, Wakeup};
+use crate::hub::wait_queue::{WaitKey, WaitQueue};
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
+use crate::park::wait::{self, Waiter, Wakeup};
 use crate::sync::select::Watch;
-use crate::wait_queue::{WaitKey, WaitQueue};
-use crate::waiting::WaitingOn;
 
 struct Chan<T> {
     state: Mutex<State<T>>,

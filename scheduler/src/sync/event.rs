@@ -3,9 +3,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::wait::{self, Waiter, Wakeup};
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::hub::wait_queue::WaitQueue;
+use crate::hub::waiting::WaitingOn;
+use crate::park::wait::{self, Waiter, Wakeup};
 
 /// A flag greenlets and threads can wait for (gevent's `Event`).
 ///

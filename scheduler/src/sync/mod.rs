@@ -15,10 +15,9 @@ mod async_result;
 pub mod channel;
 mod event;
 mod mutex;
-mod select;
+pub(crate) mod select;
 mod select_macro;
 mod semaphore;
-pub(crate) mod wait;
 
 pub use async_result::AsyncResult;
 pub use event::Event;

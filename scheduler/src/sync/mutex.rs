@@ -4,9 +4,9 @@ use std::sync::{self, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::semaphore::{Semaphore, SemaphorePermit};
-use super::wait::{self, Waiter, Wakeup};
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::hub::wait_queue::WaitQueue;
+use crate::hub::waiting::WaitingOn;
+use crate::park::wait::{self, Waiter, Wakeup};
 
 /// A mutual-exclusion lock for greenlets: `lock` parks the greenlet (not the
 /// thread) while another greenlet holds it. Waiters get the lock in FIFO order.

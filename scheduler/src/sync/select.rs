@@ -16,19 +16,17 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Direction;
+use crate::hub::reactor::Direction;
+use crate::hub::record::Wake;
+use crate::hub::wait_queue::WaitKey;
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
-use crate::record::Wake;
-use crate::registration::Registration;
+use crate::park::registration::Registration;
+use crate::park::wait::{self, Wakeup};
 use crate::sync::Event;
 use crate::sync::channel::{Receiver, RecvError, SendError, Sender};
-use crate::sync::wait::{self, Wakeup};
-use crate::task::JoinHandle;
-use crate::wait_queue::WaitKey;
-use crate::waiting::WaitingOn;
 
 /// Something a [`Select`] can watch: an operation that either would not block
 /// now, or may become possible later, with a wake-up then.
@@ -116,10 +114,10 @@ impl<'a> Select<'a> {
         self.push(Arm::Other(event))
     }
 
-    /// Adds an arm that is ready when the greenlet of `handle` has finished;
-    /// returns its index.
-    pub fn join<T>(&mut self, handle: &'a JoinHandle<T>) -> usize {
-        self.push(Arm::Other(handle))
+    /// Adds an arm for another of the runtime's types (a `JoinHandle`, see
+    /// [`Select::join`]); returns its index.
+    pub(crate) fn other(&mut self, watch: &'a dyn Watch) -> usize {
+        self.push(Arm::Other(watch))
     }
 
     /// Adds an arm that is ready when `fd` is readable (or hung up, or
@@ -258,7 +256,7 @@ impl<'a> Select<'a> {
             let parker = Parker::current();
             let arms = &self.arms;
             let keys: Vec<WaitKey> = arms.iter().map(|arm| arm.watch().watch(&parker)).collect();
-            let _unwatch = crate::guard::defer(|| {
+            let _unwatch = crate::util::guard::defer(|| {
                 for (arm, key) in arms.iter().zip(&keys) {
                     arm.watch().unwatch(*key);
                 }
@@ -423,26 +421,8 @@ impl Watch for Event {
     }
 }
 
-impl<T> Watch for JoinHandle<T> {
-    fn is_ready(&self) -> bool {
-        self.is_finished()
-    }
-
-    fn watch(&self, parker: &Parker) -> WaitKey {
-        self.shared.watch(Wakeup::for_greenlet(parker))
-    }
-
-    fn unwatch(&self, key: WaitKey) {
-        self.shared.unwatch(key);
-    }
-
-    fn identity(&self) -> *const () {
-        Arc::as_ptr(&self.shared).cast()
-    }
-}
-
 /// Something [`wait_any`] can wait for: an [`Event`] (set), a
-/// [`JoinHandle`] (finished), a [`Receiver`] (a `recv` would not block) or a
+/// [`JoinHandle`](crate::JoinHandle) (finished), a [`Receiver`] (a `recv` would not block) or a
 /// [`Sender`] (a `send` would not block).
 pub trait Waitable: private::Sealed {
     /// The runtime's view of it (the trait is sealed: only this crate's
@@ -452,10 +432,11 @@ pub trait Waitable: private::Sealed {
     fn as_watch(&self) -> &dyn Watch;
 }
 
-mod private {
+pub(crate) mod private {
     pub trait Sealed {}
 }
 
+/// Implements [`Waitable`] for types that implement [`Watch`].
 macro_rules! waitable {
     ($($ty:ty),*) => {$(
         impl<T> private::Sealed for $ty {}
@@ -468,7 +449,7 @@ macro_rules! waitable {
     )*};
 }
 
-waitable!(JoinHandle<T>, Receiver<T>, Sender<T>);
+waitable!(Receiver<T>, Sender<T>);
 
 impl private::Sealed for Event {}
 

@@ -2,9 +2,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::wait::{self, Waiter, Wakeup};
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::hub::wait_queue::WaitQueue;
+use crate::hub::waiting::WaitingOn;
+use crate::park::wait::{self, Waiter, Wakeup};
 
 /// A counting semaphore (gevent's `Semaphore`).
 ///

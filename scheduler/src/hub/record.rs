@@ -19,7 +19,7 @@
 //! [`Task::set_state`], which checks it against this drawing.
 //!
 //! Each park bumps the task's sequence number. A wake-up carries the number
-//! of the park it is meant for ([`Unparker`](crate::unpark::Unparker)), so a
+//! of the park it is meant for ([`Unparker`]), so a
 //! late one (a timer that fired after the greenlet was woken by its channel)
 //! is ignored.
 
@@ -34,12 +34,12 @@ use std::time::Instant;
 use greenlet::Greenlet;
 
 use crate::error::JoinError;
-use crate::remote::Remote;
-use crate::slab::Key;
-use crate::timer::TimerKey;
-use crate::unpark::Unparker;
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::hub::remote::Remote;
+use crate::hub::timer::TimerKey;
+use crate::hub::unpark::Unparker;
+use crate::hub::wait_queue::WaitQueue;
+use crate::hub::waiting::WaitingOn;
+use crate::util::slab::Key;
 
 /// Where a task is in its life; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub(crate) trait Completion {
 /// hub's thread-local: unparking a task pushes it here.
 pub(crate) struct ReadyQueue {
     tasks: RefCell<VecDeque<Rc<Task>>>,
-    /// The hub's door for other threads (for [`SendUnparker`](crate::unpark::SendUnparker)s).
+    /// The hub's door for other threads (for [`SendUnparker`](crate::hub::unpark::SendUnparker)s).
     pub(crate) remote: Arc<Remote>,
     /// When the hub's current turn started: a clock for diagnostics (how long
     /// a greenlet has been parked) that costs nothing per park.

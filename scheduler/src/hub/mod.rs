@@ -16,6 +16,39 @@
 //! greenlet (no runnable greenlet, timer, I/O waiter, live
 //! [`Handle`](crate::Handle) or pending wake-up from another thread), the root
 //! greenlet panics with a deadlock report.
+//!
+//! # What this module owns
+//!
+//! Everything the loop touches on every turn: the task records
+//! ([`record`]) and the run queue, the one wake path ([`unpark`]) and the
+//! FIFO wait queues built on it ([`wait_queue`]), the descriptions of what a
+//! parked greenlet waits for ([`waiting`]), and the engines the loop drives:
+//! the reactor ([`reactor`], `mio`), the timing wheel ([`timer`]), the queue
+//! other threads post to ([`remote`]), the blocking thread pool
+//! ([`thread_pool`]), the blocking monitor ([`monitor`]), the I/O budget
+//! ([`budget`]) and core pinning ([`affinity`]). The wake path's files
+//! (`record`, `unpark`, `wait_queue`, `waiting`, `reactor`) refer to one
+//! another: a task holds its wait-queue entry, and an entry holds the
+//! unparker of its task.
+//!
+//! # What it must not know
+//!
+//! How greenlets wait (the park seam, [`park`](crate::park)), what they
+//! spawn or join ([`task`](crate::task)), and the `sync` types: nothing here
+//! imports from those modules. The hub only ever sees a task, an unparker,
+//! and a reason a task was woken.
+
+pub(crate) mod affinity;
+pub(crate) mod budget;
+pub(crate) mod monitor;
+pub(crate) mod reactor;
+pub(crate) mod record;
+pub(crate) mod remote;
+pub(crate) mod thread_pool;
+pub(crate) mod timer;
+pub(crate) mod unpark;
+pub(crate) mod wait_queue;
+pub(crate) mod waiting;
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -26,17 +59,16 @@ use std::time::{Duration, Instant};
 
 use greenlet::Greenlet;
 
-use crate::budget;
 use crate::error::JoinError;
-use crate::monitor::Monitor;
-use crate::reactor::Reactor;
-use crate::record::{Pending, ReadyQueue, State, Task, Wake};
-use crate::remote::{Message, Remote};
-use crate::slab::{Key, Slab};
-use crate::thread_pool::ThreadPool;
-use crate::timer::{TimerKey, TimerWheel};
-use crate::unpark::Unparker;
-use crate::waiting::Seconds;
+use crate::hub::monitor::Monitor;
+use crate::hub::reactor::Reactor;
+use crate::hub::record::{Pending, ReadyQueue, State, Task, Wake};
+use crate::hub::remote::{Message, Remote};
+use crate::hub::thread_pool::ThreadPool;
+use crate::hub::timer::{TimerKey, TimerWheel};
+use crate::hub::unpark::Unparker;
+use crate::hub::waiting::Seconds;
+use crate::util::slab::{Key, Slab};
 
 /// Greenlets resumed per turn before the hub polls for I/O and timers again,
 /// so that a busy run queue cannot starve I/O. The value is tokio's
@@ -235,7 +267,7 @@ impl Hub {
         let mut remotes = REMOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         remotes.push((id, Arc::downgrade(&self.remote)));
         drop(remotes);
-        crate::guard::defer(move || {
+        crate::util::guard::defer(move || {
             REMOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(hub, _)| *hub != id);
             REACTOR_ID.with(|slot| slot.set(0));
             HUB.with(|slot| slot.borrow_mut().take());
@@ -316,7 +348,7 @@ impl Hub {
         name: Option<Rc<str>>,
         spawned_at: &'static std::panic::Location<'static>,
         span: tracing::Span,
-        completion: Arc<dyn crate::record::Completion>,
+        completion: Arc<dyn crate::hub::record::Completion>,
     ) -> Rc<Task> {
         let recycled = self.recycled_tasks.borrow_mut().pop();
         match recycled {
@@ -561,7 +593,7 @@ impl Hub {
             let still = root.state() == State::Parked && root.next_seq() == seq && self.ready.is_empty();
             if still && !self.can_be_woken() && self.deadlock_warned.replace(Some(seq)) != Some(seq) {
                 let report = self.deadlock_report(root);
-                crate::report::warn(
+                crate::util::report::warn(
                     &format!(
                         "possible {report}\n(Another thread may still wake it through a `runtime::sync` value; \
                          if one does, ignore this.)"
@@ -729,7 +761,7 @@ impl Hub {
                 self.config.shutdown_grace,
                 on.describe(deadline, now)
             );
-            crate::report::warn(&message, task.id(), task.name().map(|n| &**n));
+            crate::util::report::warn(&message, task.id(), task.name().map(|n| &**n));
             if let Some(greenlet) = task.release_greenlet() {
                 // Never resumed and never dropped: dropping would throw into it
                 // again, and freeing its stack would free what it borrows.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::error::Closed;
 use crate::hub;
-use crate::join::{JoinHandle, JoinShared};
-use crate::remote::{Message, Remote};
+use crate::hub::remote::{Message, Remote};
+use crate::task::join::{JoinHandle, JoinShared};
 use crate::task::{self, spawn_into};
 
 /// A handle to a hub that other threads can use to spawn greenlets on it.

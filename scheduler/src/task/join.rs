@@ -14,15 +14,16 @@ use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
-use crate::outcome::OutcomeSlot;
+use crate::hub::record::{Completion, Task};
+use crate::hub::remote::Message;
+use crate::hub::wait_queue::{WaitKey, WaitQueue};
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
-use crate::record::{Completion, Task};
-use crate::remote::Message;
-use crate::slab::Key;
-use crate::sync::wait::{self, Waiter, Wakeup};
+use crate::park::wait::{self, Waiter, Wakeup};
+use crate::sync::{Select, Waitable, select::Watch, select::private};
+use crate::task::outcome::OutcomeSlot;
 use crate::task::wait_finished;
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::util::slab::Key;
 
 /// What a greenlet and its handle share.
 pub(crate) struct JoinShared<T> {
@@ -138,7 +139,7 @@ impl<T> JoinShared<T> {
 
     /// Wakes `wakeup` when the greenlet finishes (for `Select`, which looks
     /// at `is_done` again after watching).
-    pub(crate) fn watch(&self, wakeup: Wakeup) -> crate::wait_queue::WaitKey {
+    pub(crate) fn watch(&self, wakeup: Wakeup) -> WaitKey {
         let mut state = self.lock();
         // Queued even if done already: the select sees that when it looks.
         self.outcome.wait();
@@ -146,7 +147,7 @@ impl<T> JoinShared<T> {
     }
 
     /// Takes back what [`watch`](JoinShared::watch) registered.
-    pub(crate) fn unwatch(&self, key: crate::wait_queue::WaitKey) {
+    pub(crate) fn unwatch(&self, key: WaitKey) {
         self.lock().waiters.reclaim(key);
     }
 
@@ -400,5 +401,42 @@ impl<T> Drop for KillOnDrop<T> {
 impl<T> fmt::Debug for KillOnDrop<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("KillOnDrop").field(&self.handle).finish()
+    }
+}
+
+// A `JoinHandle` in a `Select` or `wait_any`: the `sync` module knows
+// nothing of tasks, so the task side plugs itself in here.
+impl<'a> Select<'a> {
+    /// Adds an arm that is ready when the greenlet of `handle` has finished;
+    /// returns its index.
+    pub fn join<T>(&mut self, handle: &'a JoinHandle<T>) -> usize {
+        self.other(handle)
+    }
+}
+
+impl<T> Watch for JoinHandle<T> {
+    fn is_ready(&self) -> bool {
+        self.is_finished()
+    }
+
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        self.shared.watch(Wakeup::for_greenlet(parker))
+    }
+
+    fn unwatch(&self, key: WaitKey) {
+        self.shared.unwatch(key);
+    }
+
+    fn identity(&self) -> *const () {
+        Arc::as_ptr(&self.shared).cast()
+    }
+}
+
+impl<T> private::Sealed for JoinHandle<T> {}
+
+impl<T> Waitable for JoinHandle<T> {
+    #[allow(private_interfaces)]
+    fn as_watch(&self) -> &dyn Watch {
+        self
     }
 }

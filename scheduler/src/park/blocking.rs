@@ -4,9 +4,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
+use crate::hub::unpark::SendUnparker;
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
-use crate::unpark::SendUnparker;
-use crate::waiting::WaitingOn;
 
 /// Runs `f` on the hub's thread pool and parks only the calling greenlet until
 /// it returns; other greenlets keep running meanwhile. Use it for blocking

@@ -5,9 +5,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::hub::TimerAction;
+use crate::hub::record::{Pending, Wake};
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
-use crate::record::{Pending, Wake};
-use crate::waiting::WaitingOn;
 
 /// Parks the current greenlet for at least `duration`.
 ///
@@ -114,7 +114,7 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     let scope = hub.next_scope_id();
     let was_unwinding = task.is_unwinding();
     let timer = hub.arm_timer(deadline, TimerAction::ScopeTimeout(task.clone(), scope));
-    let _disarm = crate::guard::defer(|| {
+    let _disarm = crate::util::guard::defer(|| {
         hub.cancel_timer(timer);
         // Fired but not delivered yet: it is moot now.
         if task.pending() == Pending::Timeout(scope) {

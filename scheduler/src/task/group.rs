@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
-use crate::record::Task;
+use crate::hub::record::Task;
 use crate::sync::Semaphore;
 use crate::task::{self, JoinHandle, wait_finished};
 

@@ -8,10 +8,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use crate::hub;
+use crate::hub::remote::Remote;
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
-use crate::remote::Remote;
-use crate::slab::Key;
-use crate::waiting::WaitingOn;
+use crate::util::slab::Key;
 
 /// Drives `future` to completion and returns its output.
 ///
@@ -92,7 +92,7 @@ fn block_on_greenlet<F: Future>(parker: &Parker, future: F) -> F::Output {
     // While the future is pending, anything anywhere may wake it: the hub
     // must not call that a deadlock.
     remote.count_unparker(true);
-    let _uncount = crate::guard::defer(|| remote.count_unparker(false));
+    let _uncount = crate::util::guard::defer(|| remote.count_unparker(false));
     let inner = Arc::new(GreenletWaker {
         remote: remote.clone(),
         task,

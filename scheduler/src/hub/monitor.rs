@@ -99,6 +99,6 @@ fn watch(shared: &Shared, max_blocking_time: Duration) {
             name.as_deref().map_or_else(|| format!("#{running}"), str::to_owned),
             max_blocking_time,
         );
-        crate::report::warn(&message, running, None);
+        crate::util::report::warn(&message, running, None);
     }
 }

@@ -48,14 +48,14 @@ use std::fmt;
 use std::thread;
 use std::time::Instant;
 
-use crate::blocking::PoolJob;
-use crate::budget;
 use crate::hub;
+use crate::hub::budget;
+use crate::hub::reactor::Direction;
+use crate::hub::record::Wake;
+use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
-use crate::reactor::Direction;
-use crate::record::Wake;
-use crate::registration::Registration;
-use crate::waiting::WaitingOn;
+use crate::park::blocking::PoolJob;
+use crate::park::registration::Registration;
 
 /// Why a [`Current`] wait ended early: a kill or a timeout is pending for
 /// the greenlet, and will be raised at its next park outside foreign code.
@@ -178,7 +178,7 @@ impl Current {
         let unparker = self.parker.unparker();
         let keys: Vec<_> =
             sources.iter().map(|(source, direction)| source.watch(*direction, unparker.clone())).collect();
-        let _unwatch = crate::guard::defer(|| {
+        let _unwatch = crate::util::guard::defer(|| {
             for ((source, direction), key) in sources.iter().zip(keys) {
                 source.unwatch(*direction, key);
             }

@@ -24,8 +24,8 @@ use std::rc::Rc;
 
 use crate::error::JoinError;
 use crate::hub;
+use crate::hub::record::Task;
 use crate::park::Parker;
-use crate::record::Task;
 use crate::task::{self, JoinHandle, spawn_task, wait_finished};
 
 /// Runs `f` with a [`Scope`] for spawning greenlets that may borrow from the
@@ -86,7 +86,7 @@ where
     };
     // Runs only when unwinding out of `f` or out of the join below: on the
     // normal path every child is finished before the guard drops.
-    let _guard = crate::guard::defer(|| scope.kill_and_join_all());
+    let _guard = crate::util::guard::defer(|| scope.kill_and_join_all());
     let result = f(&scope);
     scope.join_all();
     if scope.unjoined_panic.get() {

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::slab::{Key, Slab};
+use crate::util::slab::{Key, Slab};
 
 const LEVELS: usize = 6;
 const SLOTS: usize = 64;

@@ -1,6 +1,24 @@
 //! Spawning greenlets on the hub: [`Builder`], and the [`JoinHandle`] it
 //! returns.
 
+// What this module owns: a greenlet's lifecycle above the park seam:
+// spawning (`Builder`, here), joining (`join`: `JoinHandle` and the shared
+// state any thread may wait on; `outcome`: the result slot; `join_pool`:
+// reused join states), spawning from other threads (`handle`), and sets of
+// greenlets (`group`: `Group`, `Pool`, `joinall`; `scope`; `join_set`).
+// It uses the hub, the park seam and the `sync` types below it (a `Pool` is
+// a `Semaphore`, a `JoinSet` a channel, and `join` teaches `Select` to wait
+// for a `JoinHandle`). What it must not know: nothing below calls into it;
+// the hub sees a task only as its record and its `Completion`.
+
+pub(crate) mod group;
+pub(crate) mod handle;
+pub(crate) mod join;
+pub(crate) mod join_pool;
+pub(crate) mod join_set;
+pub(crate) mod outcome;
+pub(crate) mod scope;
+
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -9,13 +27,12 @@ use std::time::{Duration, Instant};
 use greenlet::{Greenlet, GreenletExit};
 
 use crate::error::JoinError;
+use crate::hub::record::{Completion, Pending, Task, Wake};
+use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
-use crate::join::JoinShared;
-pub use crate::join::{JoinHandle, KillOnDrop};
-use crate::join_pool;
 use crate::park::Parker;
-use crate::record::{Completion, Pending, Task, Wake};
-use crate::waiting::WaitingOn;
+use crate::task::join::JoinShared;
+pub use crate::task::join::{JoinHandle, KillOnDrop};
 
 /// Parks the current greenlet until `task` is done, or `deadline` passes.
 /// Returns whether it is done. A refused park (see `park`) parks again
@@ -33,7 +50,7 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
             None => {
                 let me = parker.unparker();
                 task.joiner().set(Some(me.clone()));
-                let _reclaim = crate::guard::defer(|| {
+                let _reclaim = crate::util::guard::defer(|| {
                     // Still ours unless `finish` took it (or a later
                     // joiner's park replaced it).
                     match task.joiner().take() {

@@ -12,9 +12,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::record::{Task, Wake};
-use crate::remote::{Message, Remote};
-use crate::slab::Key;
+use crate::hub::record::{Task, Wake};
+use crate::hub::remote::{Message, Remote};
+use crate::util::slab::Key;
 
 /// Wakes one park of one task, on the task's own hub thread.
 #[derive(Clone)]

@@ -21,10 +21,10 @@
 //! The queue is generic over how a waiter is woken: hub-local queues (the
 //! reactor's, joins, selects of hub-local things) hold an [`Unparker`];
 //! queues of the `sync` types, which other threads reach, hold a `Send`
-//! [`Wakeup`](crate::sync::wait::Wakeup).
+//! `Wakeup` (see `park::wait`).
 
-use crate::slab::{Key, Slab};
-use crate::unpark::Unparker;
+use crate::hub::unpark::Unparker;
+use crate::util::slab::{Key, Slab};
 
 const NIL: u32 = u32::MAX;
 

@@ -3,7 +3,7 @@
 //! Every blocking operation of the runtime ends in [`Parker::park`] (most
 //! through [`Parker::wait_in`], which parks in a wait queue). The protocol is
 //! event-listener's: check the condition, register an
-//! [`Unparker`](crate::unpark::Unparker), check again, park.
+//! `Unparker`, check again, park.
 //!
 //! # What a park returns
 //!
@@ -30,6 +30,32 @@
 //! park and dropped then is poisoned. The hub tracks which task is unwinding
 //! itself (kills and timeouts it raised, and a panic seen while no other task
 //! is parked unwinding) instead of asking std.
+//!
+//! # What this module owns
+//!
+//! Every way a greenlet waits, built on [`Parker`]: [`time`] (sleeps and
+//! timeouts), [`cancel`] (panic isolation that lets kills through),
+//! [`registration`] (waiting for a source's readiness on the reactor),
+//! [`foreign`] (parking inside a C-ABI frame, which must not unwind),
+//! [`blocking`] (running a closure on the thread pool), [`block_on`]
+//! (driving a `Future`), and [`wait`] (a wait that works from any thread:
+//! a greenlet of any hub parks, a plain thread blocks). These refer to one
+//! another (a foreign wait can be interrupted by a timeout, a blocking job
+//! parks in a foreign wait); that loop stays inside this module.
+//!
+//! # What it must not know
+//!
+//! Tasks' lifecycle (spawning, joining, groups: [`task`](crate::task)) and
+//! the `sync` types built on it ([`sync`](crate::sync)). It uses the hub
+//! ([`hub`](super::hub)) below it, never the other way round.
+
+pub(crate) mod block_on;
+pub(crate) mod blocking;
+pub(crate) mod cancel;
+pub mod foreign;
+pub(crate) mod registration;
+pub(crate) mod time;
+pub(crate) mod wait;
 
 use std::cell::{Cell, RefCell};
 use std::panic;
@@ -38,13 +64,13 @@ use std::time::Instant;
 
 use greenlet::GreenletExit;
 
-use crate::foreign::Interrupted;
+use crate::hub::record::{Pending, Task, Wake};
+use crate::hub::unpark::Unparker;
+use crate::hub::wait_queue::WaitQueue;
+use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
-use crate::record::{Pending, Task, Wake};
-use crate::time::TimeoutUnwind;
-use crate::unpark::Unparker;
-use crate::wait_queue::WaitQueue;
-use crate::waiting::WaitingOn;
+use crate::park::foreign::Interrupted;
+use crate::park::time::TimeoutUnwind;
 
 /// A park that did not wait: a kill or timeout arrived while the greenlet was
 /// already unwinding. See the module docs for how callers handle it.
@@ -274,7 +300,7 @@ impl Parker {
     pub(crate) fn wait_in_with<R>(&self, queue: &RefCell<WaitQueue<()>>, park: impl FnOnce(&Parker) -> R) -> (bool, R) {
         struct Reclaim<'a> {
             queue: &'a RefCell<WaitQueue<()>>,
-            key: Option<crate::wait_queue::WaitKey>,
+            key: Option<crate::hub::wait_queue::WaitKey>,
         }
         impl Drop for Reclaim<'_> {
             fn drop(&mut self) {

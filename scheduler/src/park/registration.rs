@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 
-use crate::budget;
 use crate::hub;
+use crate::hub::budget;
+use crate::hub::reactor::{Direction, Reactor, SourceState};
+use crate::hub::record::Wake;
+use crate::hub::unpark::Unparker;
+use crate::hub::wait_queue::WaitKey;
+use crate::hub::waiting::WaitingOn;
 use crate::park::{Parker, yield_now};
-use crate::reactor::{Direction, Reactor, SourceState};
-use crate::record::Wake;
-use crate::slab::Key;
-use crate::unpark::Unparker;
-use crate::wait_queue::WaitKey;
-use crate::waiting::WaitingOn;
+use crate::util::slab::Key;
 
 /// A source registered with the current hub's poller.
 ///
@@ -204,7 +204,7 @@ impl Registration {
         let queue = &self.state.waiters[direction.index()];
         let on = WaitingOn::Io { op, fd: self.fd, direction, timeout };
         reactor.count_waiter(true);
-        let _uncount = crate::guard::defer(|| reactor.count_waiter(false));
+        let _uncount = crate::util::guard::defer(|| reactor.count_waiter(false));
         while !self.is_ready(direction) {
             let (completed, woke) = parker.wait_in(queue, on, deadline);
             if completed {
@@ -236,7 +236,7 @@ impl Registration {
         direction: Direction,
         op: &'static str,
         deadline: Option<Instant>,
-    ) -> Result<bool, crate::foreign::Interrupted> {
+    ) -> Result<bool, crate::park::foreign::Interrupted> {
         if self.is_ready(direction) {
             return Ok(true);
         }
@@ -244,7 +244,7 @@ impl Registration {
         let queue = &self.state.waiters[direction.index()];
         let on = WaitingOn::Io { op, fd: self.fd, direction, timeout: None };
         reactor.count_waiter(true);
-        let _uncount = crate::guard::defer(|| reactor.count_waiter(false));
+        let _uncount = crate::util::guard::defer(|| reactor.count_waiter(false));
         while !self.is_ready(direction) {
             let (completed, woke) = parker.wait_in_with(queue, |parker| parker.park_foreign(on, deadline));
             if completed {

@@ -13,7 +13,7 @@ use std::panic::{self, AssertUnwindSafe};
 use greenlet::GreenletExit;
 
 use crate::park::Parker;
-use crate::time::TimeoutUnwind;
+use crate::park::time::TimeoutUnwind;
 
 /// Whether a panic payload is one of the runtime's cancellations (a kill, or
 /// the expiry of a [`timeout`](crate::timeout) scope) rather than a real

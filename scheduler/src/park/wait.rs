@@ -16,11 +16,11 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use crate::hub;
+use crate::hub::record::Wake;
+use crate::hub::wait_queue::{self, WaitKey, WaitQueue};
+use crate::hub::waiting::WaitingOn;
 use crate::park::{Parked, Parker};
-use crate::record::Wake;
-use crate::slab::Key;
-use crate::wait_queue::{self, WaitKey, WaitQueue};
-use crate::waiting::WaitingOn;
+use crate::util::slab::Key;
 
 /// Wakes one waiter of a `sync` type, from any thread.
 #[derive(Clone)]
@@ -184,7 +184,7 @@ impl Waiter {
             Waiter::Greenlet(parker) => {
                 let hub = parker.hub();
                 hub.count_sync_wait(true);
-                let _uncount = crate::guard::defer(|| hub.count_sync_wait(false));
+                let _uncount = crate::util::guard::defer(|| hub.count_sync_wait(false));
                 parker.park(on, deadline)
             }
             Waiter::Thread(signal) => loop {

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use crate::join::JoinShared;
-use crate::record::{Completion, ReadyQueue};
+use crate::hub::record::{Completion, ReadyQueue};
+use crate::task::join::JoinShared;
 
 /// Finished join states looked at per spawn (the most recent first).
 const LOOK_AT: usize = 4;

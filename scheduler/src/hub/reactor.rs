@@ -25,9 +25,9 @@ use std::time::Duration;
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::slab::{Key, Slab};
-use crate::unpark::Unparker;
-use crate::wait_queue::WaitQueue;
+use crate::hub::unpark::Unparker;
+use crate::hub::wait_queue::WaitQueue;
+use crate::util::slab::{Key, Slab};
 
 /// Token of the hub's `mio::Waker`.
 const WAKER: Token = Token(usize::MAX);

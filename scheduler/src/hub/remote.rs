@@ -3,7 +3,7 @@
 //!
 //! Two kinds of message arrive: work to run on the hub thread (a spawn from a
 //! [`Handle`](crate::Handle)) and wake-ups of parked greenlets (a
-//! [`SendUnparker`](crate::unpark::SendUnparker): thread-pool results, and
+//! [`SendUnparker`](crate::hub::unpark::SendUnparker): thread-pool results, and
 //! later wakes from other hubs). The hub drains the queue after every poll.
 //! This module knows nothing of tasks: a wake-up names its task by the key
 //! of the hub's task table, and the hub resolves it.
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_queue::SegQueue;
 
 use crate::error::Closed;
-use crate::slab::Key;
+use crate::util::slab::Key;
 
 /// Work sent to run on the hub's thread (not in a greenlet).
 pub(crate) type Work = Box<dyn FnOnce() + Send>;

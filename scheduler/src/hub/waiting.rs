@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::reactor::Direction;
+use crate::hub::reactor::Direction;
 
 /// What a greenlet is parked on. Small and `Copy`: it is recorded on every
 /// park, and formatted only when somebody asks.
