@@ -567,3 +567,27 @@ pub(crate) fn wait_child(
     real::set_errno(errno);
     outcome
 }
+
+/// `epoll_wait(2)` and its variants in a greenlet: parks until the epoll
+/// descriptor `epfd` is readable (it is while events are pending) or
+/// `timeout` passes (`None`: no limit). `check` collects events without
+/// waiting and returns their number (or -1 with `errno`).
+pub(crate) fn epoll_wait(
+    current: &Current,
+    epfd: RawFd,
+    timeout: Option<Duration>,
+    mut check: impl FnMut() -> c_int,
+) -> c_int {
+    let collected = Cell::new(0);
+    let mut pollfd = [libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }];
+    let ready = poll(current, &mut pollfd, timeout, |_| {
+        let n = check();
+        collected.set(n);
+        n.signum()
+    });
+    if ready <= 0 {
+        // The timeout (0), or a kill or timeout of the greenlet (-1).
+        return ready;
+    }
+    collected.get()
+}

@@ -834,7 +834,7 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// [`link`](crate::link) does) makes the linker keep them all.
 #[inline(never)]
 pub(crate) fn table() -> usize {
-    let table: [usize; 36] = [
+    let table: [usize; 39] = [
         read as *const () as usize,
         readv as *const () as usize,
         recv as *const () as usize,
@@ -870,6 +870,9 @@ pub(crate) fn table() -> usize {
         pipe as *const () as usize,
         pipe2 as *const () as usize,
         syscall as *const () as usize,
+        epoll_wait as *const () as usize,
+        epoll_pwait as *const () as usize,
+        epoll_pwait2 as *const () as usize,
         interposed_marker as *const () as usize,
     ];
     std::hint::black_box(&table).iter().fold(0, |sum, address| sum ^ address)
@@ -990,4 +993,89 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             forward(val)
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// `epoll_wait(2)` and its variants: event loops embedded in a greenlet (mio,
+// a tokio `current_thread` runtime) park it on their epoll descriptor.
+// ---------------------------------------------------------------------------
+
+/// Interposes `epoll_wait(2)`.
+///
+/// # Safety
+///
+/// `epoll_wait(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+) -> c_int {
+    let Some(current) = context().filter(|_| timeout != 0) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::epoll_wait(epfd, events, maxevents, timeout) };
+    };
+    let timeout = u64::try_from(timeout).ok().map(Duration::from_millis);
+    coop::epoll_wait(&current, epfd, timeout, || {
+        // SAFETY: the caller's arguments, with a zero timeout.
+        unsafe { real::epoll_wait(epfd, events, maxevents, 0) }
+    })
+}
+
+/// Interposes `epoll_pwait(2)`. In a greenlet the signal mask applies only
+/// while the events are collected, not while the greenlet is parked.
+///
+/// # Safety
+///
+/// `epoll_pwait(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let Some(current) = context().filter(|_| timeout != 0) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::epoll_pwait(epfd, events, maxevents, timeout, sigmask) };
+    };
+    let timeout = u64::try_from(timeout).ok().map(Duration::from_millis);
+    coop::epoll_wait(&current, epfd, timeout, || {
+        // SAFETY: the caller's arguments, with a zero timeout.
+        unsafe { real::epoll_pwait(epfd, events, maxevents, 0, sigmask) }
+    })
+}
+
+/// Interposes `epoll_pwait2(2)` (a `timespec` timeout), as `epoll_pwait`.
+///
+/// # Safety
+///
+/// `epoll_pwait2(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    maxevents: c_int,
+    timeout: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let limit = if timeout.is_null() {
+        Some(None)
+    } else {
+        // SAFETY: `epoll_pwait2(2)`'s contract: a non-null timeout points to
+        // a timespec.
+        duration_of(unsafe { &*timeout }).map(Some)
+    };
+    let context = context().filter(|_| limit.is_some_and(|limit| limit.is_none_or(|limit| !limit.is_zero())));
+    let (Some(current), Some(limit)) = (context, limit) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::epoll_pwait2(epfd, events, maxevents, timeout, sigmask) };
+    };
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    coop::epoll_wait(&current, epfd, limit, || {
+        // SAFETY: the caller's arguments, with a zero timeout.
+        unsafe { real::epoll_pwait2(epfd, events, maxevents, &zero, sigmask) }
+    })
 }

@@ -64,6 +64,16 @@
 //! busy-waits until it gets it, which a holder on its own hub then never
 //! releases. Kill greenlets at runtime calls, not inside std locks.
 //!
+//! # Embedded event loops
+//!
+//! `epoll_wait`, `epoll_pwait` and `epoll_pwait2` in a greenlet park it on
+//! the epoll descriptor (readable while events are pending) for the call's
+//! timeout: a mio `Poll`, or a tokio `current_thread` runtime's `block_on`,
+//! inside a greenlet lets the rest of the hub run. tokio's waker, called by
+//! another greenlet of the same thread, sees the thread inside its runtime
+//! and does not wake it: feed a `block_on` from plain threads or other
+//! hubs. One `block_on` per thread at a time (tokio refuses nested ones).
+//!
 //! # Kills and timeouts
 //!
 //! A kill or `runtime::timeout` cannot unwind a greenlet parked inside a

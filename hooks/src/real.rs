@@ -94,6 +94,9 @@ libc_fns! {
     fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, rusage: *mut libc::rusage) -> libc::pid_t;
     fn pipe(fds: *mut c_int) -> c_int;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
+    fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: c_int, sigmask: *const libc::sigset_t) -> c_int;
+    fn epoll_pwait2(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: *const libc::timespec, sigmask: *const libc::sigset_t) -> c_int;
 }
 
 /// Declares `unsafe fn name(fd, request, arg) -> c_int` calling libc's
