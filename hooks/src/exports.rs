@@ -958,14 +958,13 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
                 unsafe { (*(address as *const AtomicU32)).load(Ordering::SeqCst) }
             };
             let errno = match futex::wait(&current, address, val as u32, bitset, shared, deadline, load) {
-                None => return forward(val),
-                Some(futex::Waited::Woken) => return 0,
-                Some(futex::Waited::Changed) => libc::EAGAIN,
-                Some(futex::Waited::TimedOut) => libc::ETIMEDOUT,
+                futex::Waited::Woken => return 0,
+                futex::Waited::Changed => libc::EAGAIN,
+                futex::Waited::TimedOut => libc::ETIMEDOUT,
                 // A timed wait ends as timed out (std's `wait_timeout`
                 // returns then); an untimed one looks interrupted.
-                Some(futex::Waited::Interrupted(_)) if deadline.is_some() => libc::ETIMEDOUT,
-                Some(futex::Waited::Interrupted(_)) => libc::EINTR,
+                futex::Waited::Interrupted(_) if deadline.is_some() => libc::ETIMEDOUT,
+                futex::Waited::Interrupted(_) => libc::EINTR,
             };
             real::set_errno(errno);
             -1

@@ -12,25 +12,22 @@
 //! table is only looked at while some greenlet waits in it: a plain
 //! thread's wake with nobody in it pays one fence and one load.
 //!
-//! A waiter is woken through an `eventfd` that its hub polls (kept in a
-//! per-thread pool, registered once): a write from any thread wakes it.
+//! A waiter is woken through its `foreign::Waker`: directly when the wake
+//! comes from its own hub's thread, through the hub's remote queue from any
+//! other.
 //!
 //! A futex shared between processes (no `FUTEX_PRIVATE_FLAG`) may be woken
 //! by another process, which never sees this table: its waiters also look
 //! at the value now and then, and return (a spurious wake-up, which futex
 //! callers expect) once it changed.
 
-use std::cell::RefCell;
 use std::ffi::c_int;
 use std::hint;
-use std::os::fd::RawFd;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
-use runtime_scheduler::foreign::{Current, Interrupted};
-use runtime_scheduler::{Direction, Registration};
+use runtime_scheduler::foreign::{Current, Interrupted, Waker};
 
 use crate::real;
 
@@ -52,7 +49,8 @@ struct Waiter {
     bitset: u32,
     /// Which wait this is, unique in the process.
     id: u64,
-    signal: Arc<Signal>,
+    /// Wakes the waiter's current park.
+    waker: Waker,
 }
 
 /// A bucket's lock is only ever taken with `try_lock` (spinning, then
@@ -95,78 +93,8 @@ fn bucket(address: usize) -> &'static Bucket {
     &TABLE[hash >> (usize::BITS - BUCKETS.trailing_zeros())]
 }
 
-/// An `eventfd` that wakes a parked waiter when written to.
-struct Signal {
-    fd: RawFd,
-}
-
-impl Signal {
-    fn wake(&self) {
-        real::eventfd_signal(self.fd);
-    }
-}
-
-impl Drop for Signal {
-    fn drop(&mut self) {
-        real::close_own(self.fd);
-    }
-}
-
-/// A signal with its registration on this thread's hub.
-struct Parking {
-    // Dropped first: out of the poller before the descriptor is closed.
-    registration: Rc<Registration>,
-    signal: Arc<Signal>,
-}
-
-struct Pool {
-    hub: u64,
-    free: Vec<Parking>,
-}
-
-thread_local! {
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { hub: 0, free: Vec::new() }) };
-}
-
 /// The id of the next wait.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// A parking of this thread's hub `hub` and a fresh wait id, from the pool
-/// or new.
-fn take_parking(hub: u64) -> Option<(Parking, u64)> {
-    let mut stale = Vec::new();
-    let taken = POOL
-        .try_with(|pool| {
-            let mut pool = pool.try_borrow_mut().ok()?;
-            if pool.hub != hub {
-                // A stopped hub's: dropping them does nothing more.
-                stale = std::mem::take(&mut pool.free);
-                pool.hub = hub;
-            }
-            Some((pool.free.pop(), NEXT_ID.fetch_add(1, Ordering::Relaxed)))
-        })
-        .ok()
-        .flatten();
-    drop(stale);
-    let (parking, id) = taken?;
-    if let Some(parking) = parking {
-        return Some((parking, id));
-    }
-    let fd = real::eventfd_new()?;
-    let signal = Arc::new(Signal { fd });
-    let registration = Rc::new(real::register(fd).ok()?);
-    Some((Parking { registration, signal }, id))
-}
-
-fn give_back(hub: u64, parking: Parking) {
-    let _ = POOL.try_with(|pool| {
-        if let Ok(mut pool) = pool.try_borrow_mut() {
-            if pool.hub == hub {
-                pool.free.push(parking);
-            }
-        }
-    });
-}
 
 /// The outcome of a wait, as the system call returns it.
 #[derive(Debug, PartialEq, Eq)]
@@ -197,8 +125,6 @@ fn remove(address: usize, id: u64) -> bool {
 /// `FUTEX_WAIT` (`bitset` all ones) or `FUTEX_WAIT_BITSET` in a greenlet, on
 /// the word at `address` whose value `load` reads: parks while it is
 /// `expected`, until a wake for `address` matching `bitset`, or `deadline`.
-/// `None` if it cannot park here (no descriptor for a signal): the caller
-/// makes the real call.
 pub(crate) fn wait(
     current: &Current,
     address: usize,
@@ -207,33 +133,28 @@ pub(crate) fn wait(
     shared: bool,
     deadline: Option<Instant>,
     load: impl Fn() -> u32,
-) -> Option<Waited> {
+) -> Waited {
     if let Err(interrupted) = current.check() {
-        return Some(Waited::Interrupted(interrupted));
+        return Waited::Interrupted(interrupted);
     }
-    let hub = current.hub_id();
-    let (parking, id) = take_parking(hub)?;
-    let registration = &parking.registration;
-    real::eventfd_drain(parking.signal.fd);
-    registration.clear_would_block(Direction::Read);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     WAITING.fetch_add(1, Ordering::SeqCst);
-    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, id, signal: parking.signal.clone() }));
+    let waker = current.waker();
+    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, id, waker }));
     // Pairs with the fence in `wake`: either that wake sees this waiter, or
     // this sees the value stored before the wake.
     fence(Ordering::SeqCst);
     let outcome = if load() != expected {
         Waited::Changed
     } else {
-        park(current, registration, address, id, expected, shared, deadline, &load, &parking.signal)
+        park(current, address, id, expected, shared, deadline, &load)
     };
-    let outcome = if remove(address, id) {
+    if remove(address, id) {
         outcome
     } else {
         // A wake took it out: it counts as woken, whatever else happened.
         Waited::Woken
-    };
-    give_back(hub, parking);
-    Some(outcome)
+    }
 }
 
 /// What `std::thread::park` waits for (its parker's `PARKED` state, which
@@ -245,19 +166,17 @@ const PARK_WARNING_AFTER: Duration = Duration::from_secs(2);
 
 static PARK_WARNED: AtomicBool = AtomicBool::new(false);
 
-/// Parks until the signal is written to (by a wake), or `deadline`; a waiter
-/// on a shared futex also returns once the value changed.
-#[allow(clippy::too_many_arguments)]
+/// Parks until a wake takes the waiter `id` out of the table, or
+/// `deadline`; a waiter on a shared futex also returns once the value
+/// changed.
 fn park(
     current: &Current,
-    registration: &Registration,
     address: usize,
     id: u64,
     expected: u32,
     shared: bool,
     deadline: Option<Instant>,
     load: &impl Fn() -> u32,
-    signal: &Signal,
 ) -> Waited {
     let mut recheck = SHARED_RECHECK / 10;
     let mut warn_at = (expected == THREAD_PARKED && !PARK_WARNED.load(Ordering::Relaxed))
@@ -272,16 +191,13 @@ fn park(
         if let Some(warn_at) = warn_at {
             until = Some(until.map_or(warn_at, |until| until.min(warn_at)));
         }
-        match current.wait(registration, Direction::Read, "futex", until) {
-            Err(interrupted) => return Waited::Interrupted(interrupted),
-            Ok(true) => {
-                real::eventfd_drain(signal.fd);
-                registration.clear_would_block(Direction::Read);
-                if !is_waiting(address, id) {
-                    return Waited::Woken;
-                }
-            }
-            Ok(false) => {}
+        if let Err(interrupted) = current.park("futex", until) {
+            return Waited::Interrupted(interrupted);
+        }
+        // Still in the table: the next park gets the wake-ups (a wake that
+        // took it out meanwhile woke the park that just ended).
+        if !rearm(address, id, current.waker()) {
+            return Waited::Woken;
         }
         let now = Instant::now();
         if deadline.is_some_and(|deadline| now >= deadline) {
@@ -303,9 +219,16 @@ const PARK_WARNING: &[u8] = b"runtime hooks: warning: a greenlet has waited in s
 for a std::sync::mpsc (or crossbeam-channel) message that another greenlet of the same thread sends, it will never \
 wake: those channels only wake waiters of other threads. Use runtime::sync::channel between greenlets.\n";
 
-/// Whether the waiter `id` is still in `address`'s bucket.
-fn is_waiting(address: usize, id: u64) -> bool {
-    bucket(address).with(|waiters| waiters.iter().any(|w| w.id == id))
+/// Gives the waiter `id` (if still in `address`'s bucket) `waker` for its
+/// next park; whether it was still there.
+fn rearm(address: usize, id: u64, waker: Waker) -> bool {
+    bucket(address).with(|waiters| match waiters.iter_mut().find(|w| w.id == id) {
+        Some(waiter) => {
+            waiter.waker = waker;
+            true
+        }
+        None => false,
+    })
 }
 
 /// `FUTEX_WAKE` (`bitset` all ones) or `FUTEX_WAKE_BITSET` of at most
@@ -324,21 +247,21 @@ pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> c_int {
 
 #[cold]
 fn wake_slow(address: usize, count: usize, bitset: u32) -> c_int {
-    let mut woken: Vec<Arc<Signal>> = Vec::new();
+    let mut woken: Vec<Waker> = Vec::new();
     bucket(address).with(|waiters| {
         let mut i = 0;
         while i < waiters.len() && woken.len() < count {
             if waiters[i].address == address && waiters[i].bitset & bitset != 0 {
-                woken.push(waiters.swap_remove(i).signal);
+                woken.push(waiters.swap_remove(i).waker);
                 WAITING.fetch_sub(1, Ordering::Relaxed);
             } else {
                 i += 1;
             }
         }
     });
-    // Written after the lock is released (a system call each).
-    for signal in &woken {
-        signal.wake();
+    // Woken once the lock is released (another hub's through its queue).
+    for waker in &woken {
+        waker.wake();
     }
     woken.len() as c_int
 }

@@ -291,27 +291,6 @@ pub(crate) unsafe fn syscall(
     unsafe { f(number, a1, a2, a3, a4, a5, a6) }
 }
 
-/// A new non-blocking, close-on-exec `eventfd`.
-pub(crate) fn eventfd_new() -> Option<RawFd> {
-    // SAFETY: takes two integers, touches no memory. (Not interposed.)
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    (fd >= 0).then_some(fd)
-}
-
-/// Adds one to the `eventfd` `fd`'s counter: it becomes readable.
-pub(crate) fn eventfd_signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a local to a descriptor of this crate.
-    unsafe { write(fd, (&raw const one).cast(), size_of::<u64>()) };
-}
-
-/// Empties the non-blocking `eventfd` `fd`'s counter.
-pub(crate) fn eventfd_drain(fd: RawFd) {
-    let mut count: u64 = 0;
-    // SAFETY: reads 8 bytes into a local from a descriptor of this crate.
-    unsafe { read(fd, (&raw mut count).cast(), size_of::<u64>()) };
-}
-
 /// The time of `clock` now.
 pub(crate) fn clock_now(clock: libc::clockid_t) -> Duration {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
