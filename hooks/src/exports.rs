@@ -15,7 +15,7 @@ use std::time::Duration;
 use runtime_scheduler::Direction;
 
 use crate::coop::{self, context};
-use crate::{futex, real};
+use crate::{files, futex, real};
 
 /// Interposes `read(2)`.
 ///
@@ -24,6 +24,10 @@ use crate::{futex, real};
 /// `read(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize {
+    // SAFETY: the caller's arguments, with `read(2)`'s contract.
+    if let Some(n) = unsafe { files_read(fd, buf, count) } {
+        return n;
+    }
     coop::io(fd, Direction::Read, "read", Some(count), |_| {
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::read(fd, buf, count) }
@@ -37,6 +41,10 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: usize) -> isiz
 /// `readv(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> isize {
+    // SAFETY: the caller's arguments, with `readv(2)`'s contract.
+    if let Some(n) = unsafe { files_readv(fd, iov, iovcnt, -1) } {
+        return n;
+    }
     coop::io(fd, Direction::Read, "readv", None, |_| {
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::readv(fd, iov, iovcnt) }
@@ -109,6 +117,12 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 /// `write(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: usize) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        let buf = buf as usize;
+        // SAFETY: the caller's arguments, unchanged; the buffer stays the
+        // caller's until the call returns (`files::offload` waits for it).
+        return files::write(&current, count, move || unsafe { real::write(fd, buf as *const c_void, count) });
+    }
     coop::io(fd, Direction::Write, "write", Some(count), |_| {
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::write(fd, buf, count) }
@@ -122,6 +136,13 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: usize) -> i
 /// `writev(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        // SAFETY: `writev(2)`'s contract: `iov` holds `iovcnt` iovecs.
+        let len = unsafe { iov_len(iov, iovcnt) };
+        let iov = iov as usize;
+        // SAFETY: as in `write`.
+        return files::write(&current, len, move || unsafe { real::writev(fd, iov as *const libc::iovec, iovcnt) });
+    }
     coop::io(fd, Direction::Write, "writev", None, |_| {
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::writev(fd, iov, iovcnt) }
@@ -834,7 +855,7 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// [`link`](crate::link) does) makes the linker keep them all.
 #[inline(never)]
 pub(crate) fn table() -> usize {
-    let table: [usize; 39] = [
+    let table: [usize; 49] = [
         read as *const () as usize,
         readv as *const () as usize,
         recv as *const () as usize,
@@ -873,6 +894,16 @@ pub(crate) fn table() -> usize {
         epoll_wait as *const () as usize,
         epoll_pwait as *const () as usize,
         epoll_pwait2 as *const () as usize,
+        pread64 as *const () as usize,
+        pread as *const () as usize,
+        preadv64 as *const () as usize,
+        preadv as *const () as usize,
+        pwrite64 as *const () as usize,
+        pwrite as *const () as usize,
+        pwritev64 as *const () as usize,
+        pwritev as *const () as usize,
+        fsync as *const () as usize,
+        fdatasync as *const () as usize,
         interposed_marker as *const () as usize,
     ];
     std::hint::black_box(&table).iter().fold(0, |sum, address| sum ^ address)
@@ -1077,4 +1108,223 @@ pub unsafe extern "C" fn epoll_pwait2(
         // SAFETY: the caller's arguments, with a zero timeout.
         unsafe { real::epoll_pwait2(epfd, events, maxevents, &zero, sigmask) }
     })
+}
+
+// ---------------------------------------------------------------------------
+// Regular files: reads the page cache answers stay inline, the rest (and
+// large writes, `fsync`, `fdatasync`) run on the blocking pool (see `files`).
+// ---------------------------------------------------------------------------
+
+/// The total length of `iovcnt` iovecs (0 for a bad count).
+///
+/// # Safety
+///
+/// `iov` points to `iovcnt` iovecs when `iovcnt` is positive.
+unsafe fn iov_len(iov: *const libc::iovec, iovcnt: c_int) -> usize {
+    if iov.is_null() || iovcnt <= 0 {
+        return 0;
+    }
+    // SAFETY: the caller's contract.
+    let iovs = unsafe { std::slice::from_raw_parts(iov, iovcnt as usize) };
+    iovs.iter().fold(0usize, |sum, v| sum.saturating_add(v.iov_len))
+}
+
+/// `read` on a regular file from a greenlet: `None` for any other call.
+///
+/// # Safety
+///
+/// `read(2)`'s contract.
+unsafe fn files_read(fd: c_int, buf: *mut c_void, count: usize) -> Option<isize> {
+    let iov = libc::iovec { iov_base: buf, iov_len: count };
+    // SAFETY: one iovec for the caller's buffer; the offset -1 is the file
+    // position, as `read` uses (and `readv` on the pool, the same call).
+    unsafe { files_readv(fd, &iov, 1, -1) }
+}
+
+/// `readv` (offset -1) or `preadv` on a regular file from a greenlet: `None`
+/// for any other call.
+///
+/// # Safety
+///
+/// `preadv(2)`'s contract (`iov` holds `iovcnt` iovecs of writable memory).
+unsafe fn files_readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> Option<isize> {
+    let current = files::greenlet_on_file(fd)?;
+    if iovcnt <= 0 || iov.is_null() {
+        return None;
+    }
+    // The pool needs the iovecs themselves, which may live in a temporary
+    // of the caller (as `files_read`'s does): copied.
+    // SAFETY: the caller's contract.
+    let copied: Vec<(usize, usize)> = unsafe { std::slice::from_raw_parts(iov, iovcnt as usize) }
+        .iter()
+        .map(|v| (v.iov_base as usize, v.iov_len))
+        .collect();
+    files::read(
+        &current,
+        fd,
+        || {
+            // SAFETY: the caller's iovecs, with RWF_NOWAIT.
+            unsafe { real::preadv64v2(fd, iov, iovcnt, offset, libc::RWF_NOWAIT) }
+        },
+        move || {
+            let iovs: Vec<libc::iovec> =
+                copied.iter().map(|&(base, len)| libc::iovec { iov_base: base as *mut c_void, iov_len: len }).collect();
+            // SAFETY: the caller's buffers, valid until the call returns
+            // (`files::offload` waits for it).
+            unsafe {
+                if offset == -1 {
+                    real::readv(fd, iovs.as_ptr(), iovcnt)
+                } else {
+                    real::preadv64(fd, iovs.as_ptr(), iovcnt, offset)
+                }
+            }
+        },
+    )
+}
+
+/// Interposes `pread64(2)` (and `pread`, its other name).
+///
+/// # Safety
+///
+/// `pread(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, count: usize, offset: libc::off64_t) -> isize {
+    if offset >= 0 {
+        let iov = libc::iovec { iov_base: buf, iov_len: count };
+        // SAFETY: one iovec for the caller's buffer.
+        if let Some(n) = unsafe { files_readv(fd, &iov, 1, offset) } {
+            return n;
+        }
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::pread64(fd, buf, count, offset) }
+}
+
+/// Interposes `pread(2)`.
+///
+/// # Safety
+///
+/// `pread(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, count: usize, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset (off_t is 64 bits here).
+    unsafe { pread64(fd, buf, count, offset) }
+}
+
+/// Interposes `preadv64(2)` (and `preadv`).
+///
+/// # Safety
+///
+/// `preadv(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn preadv64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize {
+    if offset >= 0 {
+        // SAFETY: the caller's arguments.
+        if let Some(n) = unsafe { files_readv(fd, iov, iovcnt, offset) } {
+            return n;
+        }
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::preadv64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `preadv(2)`.
+///
+/// # Safety
+///
+/// `preadv(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn preadv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset.
+    unsafe { preadv64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `pwrite64(2)` (and `pwrite`).
+///
+/// # Safety
+///
+/// `pwrite(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, count: usize, offset: libc::off64_t) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        let buf = buf as usize;
+        // SAFETY: as in `write`.
+        return files::write(&current, count, move || unsafe {
+            real::pwrite64(fd, buf as *const c_void, count, offset)
+        });
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::pwrite64(fd, buf, count, offset) }
+}
+
+/// Interposes `pwrite(2)`.
+///
+/// # Safety
+///
+/// `pwrite(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, count: usize, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset.
+    unsafe { pwrite64(fd, buf, count, offset) }
+}
+
+/// Interposes `pwritev64(2)` (and `pwritev`).
+///
+/// # Safety
+///
+/// `pwritev(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwritev64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        // SAFETY: `pwritev(2)`'s contract: `iov` holds `iovcnt` iovecs.
+        let len = unsafe { iov_len(iov, iovcnt) };
+        let iov = iov as usize;
+        // SAFETY: as in `write`.
+        return files::write(&current, len, move || unsafe {
+            real::pwritev64(fd, iov as *const libc::iovec, iovcnt, offset)
+        });
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::pwritev64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `pwritev(2)`.
+///
+/// # Safety
+///
+/// `pwritev(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwritev(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset.
+    unsafe { pwritev64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `fsync(2)`: on the pool from a greenlet.
+///
+/// # Safety
+///
+/// None beyond `fsync(2)`'s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
+    // SAFETY: an integer argument.
+    let call = move || unsafe { real::fsync(fd) };
+    match files::greenlet_on_file(fd) {
+        Some(current) => files::sync(&current, call),
+        None => call(),
+    }
+}
+
+/// Interposes `fdatasync(2)`: on the pool from a greenlet.
+///
+/// # Safety
+///
+/// None beyond `fdatasync(2)`'s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
+    // SAFETY: an integer argument.
+    let call = move || unsafe { real::fdatasync(fd) };
+    match files::greenlet_on_file(fd) {
+        Some(current) => files::sync(&current, call),
+        None => call(),
+    }
 }

@@ -25,12 +25,26 @@
 //! libc's: on a descriptor the hooks made non-blocking, blocking is emulated
 //! with `poll(2)`, so its user never sees a spurious `EWOULDBLOCK`.
 //!
-//! Regular files, terminals, the standard streams, and pipes the process
-//! inherited pass through unchanged: their mode belongs to an open file
-//! description that other processes may share. A descriptor its user made
+//! Terminals, the standard streams, and pipes the process inherited pass
+//! through unchanged: their mode belongs to an open file description that
+//! other processes may share. Regular files keep their mode too, and
+//! cooperate another way (see below). A descriptor its user made
 //! non-blocking (`O_NONBLOCK`, `FIONBIO`, `SOCK_NONBLOCK`, `MSG_DONTWAIT`)
 //! passes through too, `EAGAIN` and all; `fcntl(F_GETFL)` reports the mode
 //! the user asked for.
+//!
+//! # Regular files
+//!
+//! In a greenlet, `read`, `readv`, `pread`, `preadv` of a regular file are
+//! first tried with `RWF_NOWAIT`: what the page cache holds comes back at
+//! once, inline; a read that would wait for the disk runs on the hub's
+//! blocking pool while the greenlet parks. `write`, `writev`, `pwrite`,
+//! `pwritev` of 16 KiB or more (which can wait while the kernel flushes
+//! dirty pages), `fsync` and `fdatasync` run on the pool too; smaller writes
+//! stay inline. A kill or timeout does not cut such a call short (the
+//! caller's buffer is in use until it returns): the greenlet waits for it,
+//! gets its result, and the kill or timeout is raised at its next park.
+//! `open` is not offloaded.
 //!
 //! # std's locks
 //!
@@ -110,6 +124,7 @@ compile_error!(
 mod coop;
 mod exports;
 mod fds;
+mod files;
 mod futex;
 mod real;
 mod slots;

@@ -94,6 +94,13 @@ libc_fns! {
     fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, rusage: *mut libc::rusage) -> libc::pid_t;
     fn pipe(fds: *mut c_int) -> c_int;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn pread64(fd: c_int, buf: *mut c_void, count: usize, offset: libc::off64_t) -> isize;
+    fn pwrite64(fd: c_int, buf: *const c_void, count: usize, offset: libc::off64_t) -> isize;
+    fn preadv64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize;
+    fn pwritev64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize;
+    fn preadv64v2(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t, flags: c_int) -> isize;
+    fn fsync(fd: c_int) -> c_int;
+    fn fdatasync(fd: c_int) -> c_int;
     fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
     fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: c_int, sigmask: *const libc::sigset_t) -> c_int;
     fn epoll_pwait2(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: *const libc::timespec, sigmask: *const libc::sigset_t) -> c_int;
@@ -305,4 +312,11 @@ pub(crate) fn clock_now(clock: libc::clockid_t) -> Duration {
 pub(crate) fn write_stderr(message: &[u8]) {
     // SAFETY: writes a valid buffer to descriptor 2.
     unsafe { write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// Blocks the thread for `duration` (libc's `nanosleep`, not the hook).
+pub(crate) fn sleep_thread(duration: Duration) {
+    let request = libc::timespec { tv_sec: duration.as_secs() as libc::time_t, tv_nsec: duration.subsec_nanos() as _ };
+    // SAFETY: a local timespec; no remainder wanted.
+    unsafe { nanosleep(&request, std::ptr::null_mut()) };
 }
