@@ -1159,9 +1159,12 @@ unsafe fn files_readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset:
         .iter()
         .map(|v| (v.iov_base as usize, v.iov_len))
         .collect();
+    // SAFETY: the caller's contract.
+    let len = unsafe { iov_len(iov, iovcnt) };
     files::read(
         &current,
         fd,
+        len,
         || {
             // SAFETY: the caller's iovecs, with RWF_NOWAIT.
             unsafe { real::preadv64v2(fd, iov, iovcnt, offset, libc::RWF_NOWAIT) }

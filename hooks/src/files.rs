@@ -8,7 +8,9 @@
 //! greenlet parks. Writes of [`INLINE_WRITE`] bytes or more (which may wait
 //! for the disk when the page cache holds too much dirty data), and every
 //! `fsync` and `fdatasync`, run on the pool too; smaller writes stay inline
-//! (copying them costs less than the trip to the pool).
+//! (copying them costs less than the trip to the pool). Inline calls count
+//! against the greenlet's I/O budget by size, so a greenlet streaming a
+//! cached file yields every few MiB.
 //!
 //! A kill or timeout does not cut a call on the pool short: the caller's
 //! buffer is in use until it returns, so the greenlet waits for it
@@ -21,9 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicU32, Ordering};
 use std::time::Duration;
 
-use runtime_scheduler::foreign::Current;
+use runtime_scheduler::foreign::{Current, Interrupted};
 
-use crate::coop::context;
+use crate::coop::{self, context};
 use crate::{fds, real};
 
 /// Writes this large or larger go to the blocking pool.
@@ -68,9 +70,13 @@ pub(crate) fn greenlet_on_file(fd: RawFd) -> Option<Current> {
 pub(crate) fn read(
     current: &Current,
     fd: RawFd,
+    len: usize,
     nowait: impl FnOnce() -> isize,
     call: impl FnOnce() -> isize + Send + 'static,
 ) -> Option<isize> {
+    if let Err(interrupted) = spend(current, len) {
+        return Some(coop::fail(interrupted) as isize);
+    }
     let n = nowait();
     if n >= 0 {
         return Some(n);
@@ -97,10 +103,28 @@ fn forget(fd: RawFd) {
 /// A write of `len` bytes in a greenlet: inline if small, else `call` on
 /// the pool.
 pub(crate) fn write(current: &Current, len: usize, call: impl FnOnce() -> isize + Send + 'static) -> isize {
-    if len < INLINE_WRITE {
-        return call();
+    if len >= INLINE_WRITE {
+        return offload(current, call);
     }
-    offload(current, call)
+    if let Err(interrupted) = spend(current, len) {
+        return coop::fail(interrupted) as isize;
+    }
+    call()
+}
+
+/// Inline file I/O of this many bytes counts as one operation of the
+/// greenlet's I/O budget: a greenlet reading a cached file yields every few
+/// MiB, as one reading a socket that always has data does every so many
+/// reads.
+const BUDGET_BYTES: usize = 32 * 1024;
+
+/// Counts an inline call of `len` bytes against the greenlet's I/O budget
+/// (yielding once it is spent).
+fn spend(current: &Current, len: usize) -> Result<(), Interrupted> {
+    for _ in 0..(len / BUDGET_BYTES).clamp(1, 64) {
+        current.cooperate()?;
+    }
+    Ok(())
 }
 
 /// The outcome of a call on the pool, shared with the greenlet.
