@@ -83,10 +83,14 @@
 //! `epoll_wait`, `epoll_pwait` and `epoll_pwait2` in a greenlet park it on
 //! the epoll descriptor (readable while events are pending) for the call's
 //! timeout: a mio `Poll`, or a tokio `current_thread` runtime's `block_on`,
-//! inside a greenlet lets the rest of the hub run. tokio's waker, called by
-//! another greenlet of the same thread, sees the thread inside its runtime
-//! and does not wake it: feed a `block_on` from plain threads or other
-//! hubs. One `block_on` per thread at a time (tokio refuses nested ones).
+//! inside a greenlet lets the rest of the hub run. In a greenlet such a wait
+//! returns with no events after at most 10 ms (as `epoll_wait` may): tokio's
+//! waker, called by another greenlet of the same thread, sees the thread
+//! inside its runtime and only marks it woken, without reaching the epoll
+//! descriptor, and tokio looks again then. A tokio runtime without its I/O
+//! driver waits on a condition variable instead, which such a wake never
+//! notifies: feed it from plain threads or other hubs only. One `block_on`
+//! per thread at a time (tokio refuses nested ones).
 //!
 //! # Kills and timeouts
 //!
