@@ -8,11 +8,16 @@
 
 mod util;
 
+#[allow(dead_code)]
+#[path = "../examples/http-hello/hello.rs"]
+mod hello;
+
 use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use util::{PATIENCE, ms};
 
@@ -227,4 +232,36 @@ fn a_tokio_block_on_in_a_greenlet_is_fed_over_channels_by_a_thread() {
 #[test]
 fn a_tokio_block_on_without_io_driver_in_a_greenlet_is_fed_over_channels_by_a_thread() {
     tokio_fed_by_a_thread(false);
+}
+
+#[test]
+fn a_reqwest_blocking_client_in_a_greenlet_against_http_hello_on_the_same_hub() {
+    // reqwest's blocking client runs a tokio runtime on a thread of its own
+    // and parks its caller (`thread::park_timeout`) until the response
+    // comes: with the hooks only the calling greenlet parks, and the server,
+    // on the same hub, serves meanwhile. (One such caller per thread at a
+    // time: callers share the thread's parker.)
+    let bodies = guarded(|| {
+        let server = runtime::net::StreamServer::bind("127.0.0.1:0").unwrap().name("http");
+        let addr = server.local_addr().unwrap();
+        let server = server.start(hello::serve);
+        let client = runtime::task::Builder::new().stack_size(1 << 20).spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let bodies: Vec<String> = (0..3)
+                .map(|request| {
+                    let response = client.get(format!("http://{addr}/request/{request}")).send().unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.text().unwrap()
+                })
+                .collect();
+            // Dropping the client joins its thread (pthread_join, which is
+            // not interposed): off the hub.
+            runtime::blocking(move || drop(client));
+            bodies
+        });
+        let bodies = client.join().unwrap();
+        server.stop(Duration::from_secs(1));
+        bodies
+    });
+    assert_eq!(bodies, ["Hello, world!\n"; 3]);
 }
