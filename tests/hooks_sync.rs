@@ -316,3 +316,47 @@ fn a_condvar_wakes_a_greenlet_of_another_hub() {
     });
     assert!(other.join().unwrap());
 }
+
+/// The environment variable that makes a scenario test below run (in a
+/// child process of this test binary, whose stderr the parent reads).
+const SCENARIO: &str = "HOOKS_SYNC_SCENARIO";
+
+/// Runs the test `name` of this binary in a child process with
+/// [`SCENARIO`] set; its stderr.
+fn stderr_of_scenario(name: &str) -> String {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(SCENARIO, "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the scenario failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn scenario_mpsc_between_greenlets_of_one_thread() {
+    if std::env::var_os(SCENARIO).is_none() {
+        return;
+    }
+    runtime::run(|| {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let sender = runtime::spawn(move || {
+            tx.send(0).unwrap();
+            // The channel is full: this waits for room, which a receiver of
+            // the same thread never signals (std wakes only other threads'
+            // waiters); the receiver going away ends it.
+            tx.send(1).is_err()
+        });
+        runtime::sleep(Duration::from_millis(2300)); // the sender waits meanwhile
+        assert_eq!(rx.recv(), Ok(0));
+        drop(rx);
+        assert!(sender.join().unwrap());
+    });
+}
+
+#[test]
+fn a_greenlet_stuck_in_thread_park_gets_a_warning_naming_mpsc() {
+    let stderr = stderr_of_scenario("scenario_mpsc_between_greenlets_of_one_thread");
+    assert!(stderr.contains("waited in std::thread::park for 2 s"), "{stderr}");
+    assert!(stderr.contains("std::sync::mpsc"), "{stderr}");
+}

@@ -51,8 +51,6 @@ struct Waiter {
     id: u64,
     /// Wakes the waiter's current park.
     waker: Waker,
-    /// The waiter's hub.
-    hub: u64,
 }
 
 /// A bucket's lock is only ever taken with `try_lock` (spinning, then
@@ -142,15 +140,7 @@ pub(crate) fn wait(
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     WAITING.fetch_add(1, Ordering::SeqCst);
     let waker = current.waker();
-    let hub = current.hub_id();
-    let shared_parker = bucket(address).with(|waiters| {
-        let shared_parker = expected == THREAD_PARKED && waiters.iter().any(|w| w.address == address && w.hub == hub);
-        waiters.push(Waiter { address, bitset, id, waker, hub });
-        shared_parker
-    });
-    if shared_parker && !SHARED_PARKER_WARNED.swap(true, Ordering::Relaxed) {
-        real::write_stderr(SHARED_PARKER_WARNING);
-    }
+    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, id, waker }));
     // Pairs with the fence in `wake`: either that wake sees this waiter, or
     // this sees the value stored before the wake.
     fence(Ordering::SeqCst);
@@ -175,13 +165,6 @@ const THREAD_PARKED: u32 = u32::MAX;
 const PARK_WARNING_AFTER: Duration = Duration::from_secs(2);
 
 static PARK_WARNED: AtomicBool = AtomicBool::new(false);
-
-static SHARED_PARKER_WARNED: AtomicBool = AtomicBool::new(false);
-
-const SHARED_PARKER_WARNING: &[u8] =
-    b"runtime hooks: warning: two greenlets of one thread wait in std::thread::park at \
-once (as std::sync::mpsc, crossbeam-channel, reqwest::blocking and futures' block_on do): they share the thread's one \
-parker, and wake-ups get lost. Use runtime::sync types between greenlets, or runtime::blocking around such calls.\n";
 
 /// Parks until a wake takes the waiter `id` out of the table, or
 /// `deadline`; a waiter on a shared futex also returns once the value
@@ -233,8 +216,9 @@ fn park(
 }
 
 const PARK_WARNING: &[u8] = b"runtime hooks: warning: a greenlet has waited in std::thread::park for 2 s. If it waits \
-for a std::sync::mpsc (or crossbeam-channel) message that another greenlet of the same thread sends, it will never \
-wake: those channels only wake waiters of other threads. Use runtime::sync::channel between greenlets.\n";
+on a std::sync::mpsc (or crossbeam-channel) channel for another greenlet of the same thread (to make room in a full \
+channel, or at a rendezvous), it will never wake: those channels wake such waiters only from other threads; and two \
+greenlets of one thread in thread::park at once share its one parker. Use runtime::sync::channel between greenlets.\n";
 
 /// Gives the waiter `id` (if still in `address`'s bucket) `waker` for its
 /// next park; whether it was still there.

@@ -60,14 +60,16 @@
 //! What ties itself to the *thread* cannot tell greenlets of one thread
 //! apart, and does not cooperate:
 //!
-//! - `std::sync::mpsc` (and crossbeam-channel) only wake waiters of *other*
-//!   threads: a greenlet waiting for a message that a greenlet of the same
-//!   thread sends is never woken (a greenlet waiting in `thread::park` for
-//!   2 s gets a warning on stderr that says so). Between a greenlet and a
-//!   plain thread, or greenlets of two hubs, they work. Use
-//!   `runtime::sync::channel` between greenlets.
-//! - `std::thread::park` from two greenlets of one thread at once: they share
-//!   the thread's one parker.
+//! - `std::sync::mpsc` (and crossbeam-channel) wake waiting *senders* (of a
+//!   full bounded channel, of a rendezvous) only from other threads: a
+//!   greenlet waiting to send is never woken by a receiver of its own thread
+//!   (a greenlet waiting in `thread::park` for 2 s gets a warning on stderr
+//!   that says so). Between a greenlet and a plain thread, or greenlets of
+//!   two hubs, they work. Use `runtime::sync::channel` between greenlets.
+//! - `std::thread::park` from two greenlets of one thread at once (two
+//!   `reqwest::blocking` callers, two mpsc waiters): they share the thread's
+//!   one parker, and wake-ups go astray. One such caller per thread, or
+//!   `runtime::blocking` around the call.
 //! - `ReentrantLock` (stdout's and stderr's lock) counts the thread as its
 //!   owner: every greenlet of the thread owns it.
 //!
