@@ -44,24 +44,38 @@ fn ticker() -> (Rc<Cell<u64>>, runtime::task::KillOnDrop<()>) {
     (ticks, handle.kill_on_drop())
 }
 
+/// Spawns a greenlet that sets a flag: it runs only once the caller parks.
+fn runs_when_parked() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    runtime::spawn(move || set.store(true, Ordering::SeqCst));
+    flag
+}
+
 #[test]
 fn a_std_mutex_held_across_a_hooked_sleep_parks_only_the_greenlet_that_wants_it() {
     let order = guarded(|| {
         let lock = Rc::new(Mutex::new(Vec::new()));
+        let release = Rc::new(Cell::new(None::<Arc<AtomicBool>>));
         let holder = runtime::spawn({
-            let lock = lock.clone();
+            let (lock, release) = (lock.clone(), release.clone());
             move || {
                 let mut guard = lock.lock().unwrap();
                 guard.push("holder");
-                std::thread::sleep(ms(30)); // hooked: parks with the lock held
+                // Hooked sleeps (parks) with the lock held, until the waiter
+                // has parked on it.
+                while !release.take().is_some_and(|flag: Arc<AtomicBool>| flag.load(Ordering::SeqCst)) {
+                    std::thread::sleep(ms(1));
+                }
                 guard.push("holder done");
             }
         });
-        let (ticks, _ticker) = ticker();
-        runtime::sleep(ms(5)); // the holder has the lock
-        let before = ticks.get();
+        runtime::yield_now(); // the holder has the lock
+        // Runs only once this greenlet parks in `lock`.
+        let parked = runs_when_parked();
+        release.set(Some(parked.clone()));
         lock.lock().unwrap().push("waiter");
-        assert!(ticks.get() > before, "the hub stopped while the greenlet waited for the lock");
+        assert!(parked.load(Ordering::SeqCst));
         holder.join().unwrap();
         Rc::try_unwrap(lock).unwrap().into_inner().unwrap()
     });
@@ -255,20 +269,26 @@ fn a_plain_thread_holding_a_std_mutex_stalls_only_the_greenlet_that_wants_it() {
     guarded(|| {
         let lock = Arc::new(Mutex::new(0));
         let held = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(std::sync::OnceLock::<Arc<AtomicBool>>::new());
         let thread = std::thread::spawn({
-            let (lock, held) = (lock.clone(), held.clone());
+            let (lock, held, release) = (lock.clone(), held.clone(), release.clone());
             move || {
                 let mut guard = lock.lock().unwrap();
                 held.store(true, Ordering::SeqCst);
+                // At least 100 ms, and until the waiting greenlet's hub ran
+                // another greenlet.
                 std::thread::sleep(ms(100));
+                while !release.get().is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+                    std::thread::sleep(ms(1));
+                }
                 *guard = 1;
             }
         });
         util::wait_until("the thread holds the lock", || held.load(Ordering::SeqCst));
-        let (ticks, _ticker) = ticker();
-        let before = ticks.get();
+        let parked = runs_when_parked();
+        release.set(parked.clone()).unwrap();
         assert_eq!(*lock.lock().unwrap(), 1, "got the lock before the thread released it");
-        assert!(ticks.get() > before, "the hub stopped while a plain thread held the lock");
+        assert!(parked.load(Ordering::SeqCst));
         thread.join().unwrap();
     });
 }
