@@ -373,3 +373,41 @@ fn a_greenlet_stuck_in_thread_park_gets_a_warning_naming_mpsc() {
     assert!(stderr.contains("waited in std::thread::park for 2 s"), "{stderr}");
     assert!(stderr.contains("std::sync::mpsc"), "{stderr}");
 }
+
+#[test]
+#[ignore = "a scenario that a_panic_hook_waiting_for_a_lock_does_not_let_another_greenlet_panic runs in a child process"]
+fn scenario_panic_hook_waits_for_a_lock_another_thread_holds() {
+    static HOOK_LOCK: Mutex<()> = Mutex::new(());
+    // A panic hook that takes a lock, as std's own does for backtraces.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _guard = HOOK_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        previous(info);
+    }));
+    let held = Arc::new(AtomicBool::new(false));
+    let holder = std::thread::spawn({
+        let held = held.clone();
+        move || {
+            let _guard = HOOK_LOCK.lock().unwrap();
+            held.store(true, Ordering::SeqCst);
+            std::thread::sleep(ms(200));
+        }
+    });
+    while !held.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let outcomes = runtime::run(|| {
+        let first = runtime::spawn(|| panic!("first"));
+        let second = runtime::spawn(|| panic!("second"));
+        [first.join().is_err(), second.join().is_err()]
+    });
+    assert_eq!(outcomes, [true, true]);
+    holder.join().unwrap();
+}
+
+#[test]
+fn a_panic_hook_waiting_for_a_lock_does_not_let_another_greenlet_panic() {
+    // Parked in the panic hook, the first greenlet would let the second
+    // panic while the thread is still in the hook: the process aborts.
+    stderr_of_scenario("scenario_panic_hook_waits_for_a_lock_another_thread_holds");
+}

@@ -968,7 +968,14 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
     match cmd {
         libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
             let bitset = if cmd == libc::FUTEX_WAIT { u32::MAX } else { val3 as u32 };
-            let Some(current) = context().filter(|_| aligned && bitset != 0) else { return forward(val) };
+            // While the thread is panicking (in a panic hook, or a greenlet
+            // of it parked mid-unwind) the thread waits: a greenlet parked in
+            // the panic hook (for std's backtrace or stderr lock, held by
+            // another thread) would let another greenlet of the thread
+            // panic meanwhile, which aborts the process.
+            let Some(current) = context().filter(|_| aligned && bitset != 0 && !std::thread::panicking()) else {
+                return forward(val);
+            };
             let limit = if timeout == 0 {
                 None
             } else {

@@ -56,11 +56,13 @@ fn is_regular(fd: RawFd) -> bool {
 }
 
 /// The greenlet making a call on `fd`, if `fd` is a regular file and the
-/// call should cooperate.
+/// call should cooperate: not while the thread is panicking (a panic hook
+/// reading debug information for a backtrace must not park, or another
+/// greenlet of the thread could start a panic meanwhile, which aborts).
 #[inline]
 pub(crate) fn greenlet_on_file(fd: RawFd) -> Option<Current> {
     let current = context()?;
-    is_regular(fd).then_some(current)
+    (is_regular(fd) && !std::thread::panicking()).then_some(current)
 }
 
 /// A read (of any form) on `fd` in a greenlet: `nowait()` tries it with

@@ -57,6 +57,12 @@
 //! a plain thread holding a lock for a while then stall only the greenlets
 //! that wait for it.
 //!
+//! While the thread is panicking (a panic hook runs, or a greenlet of the
+//! thread is parked in the middle of unwinding), futex waits block the
+//! thread as before: a greenlet parked inside a panic hook (waiting for
+//! std's backtrace or stderr lock, held by another thread) would let another
+//! greenlet of the thread start a panic, which aborts the process.
+//!
 //! What ties itself to the *thread* cannot tell greenlets of one thread
 //! apart, and does not cooperate:
 //!
