@@ -24,7 +24,7 @@
 //!
 //! # Architecture
 //!
-//! Three crates, re-exported here:
+//! Three crates, re-exported here (four with the `hooks` feature):
 //!
 //! - [`greenlet`]: symmetric stackful coroutines (Python's `greenlet`) on
 //!   `corosensei`, with pooled, guard-paged stacks.
@@ -38,6 +38,11 @@
 //!   (plus Unix sockets and a [`StreamServer`](net::StreamServer)), so code
 //!   ports by changing an import; [`io`] brings any other file descriptor
 //!   onto the hub; [`signal`] delivers Unix signals to a greenlet.
+//! - cooperative std (`runtime-hooks`, as `runtime::hooks` with the `hooks`
+//!   feature): libc's blocking functions, interposed, so that unmodified
+//!   code (`std::net`, `std::thread::sleep`, child processes, DNS, blocking
+//!   client crates) parks only its greenlet; see the README's "Cooperative
+//!   std".
 //!
 //! Futures run in blocking style too: [`block_on`] parks only the calling
 //! greenlet until its future is done (outside a runtime it blocks the

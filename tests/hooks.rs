@@ -193,7 +193,7 @@ fn a_hooked_socket_handed_to_a_plain_thread_blocks_there() {
 
 #[test]
 fn a_kill_ends_a_greenlet_parked_in_a_std_read() {
-    util::run(|| {
+    runtime::Builder::new().cancel_grace(ms(20)).run(|| {
         let before = open_fds();
         let (client, server) = std_pair();
         let outcome = Rc::new(RefCell::new(None));
@@ -202,8 +202,9 @@ fn a_kill_ends_a_greenlet_parked_in_a_std_read() {
             let mut client = client;
             let result = client.read(&mut [0; 8]);
             *seen.borrow_mut() = Some(result.map_err(|err| err.raw_os_error()));
-            // Runs on after the failed read, until the next park.
-            runtime::sleep(ms(1));
+            // Runs on after the failed read; the next park lasts at most
+            // until the end of the grace, where the kill is raised.
+            runtime::sleep(Duration::from_secs(60));
             unreachable!("the kill is delivered at the park above");
         });
         runtime::sleep(ms(20));
@@ -222,7 +223,7 @@ fn a_killed_greenlet_whose_closure_returns_still_ends_as_killed() {
         let reader = runtime::spawn(move || {
             let mut client = client;
             let first = client.read(&mut [0; 8]).map_err(|err| err.raw_os_error());
-            // Later hooked calls fail at once.
+            // A later hooked call fails at the end of the grace.
             let second = client.read(&mut [0; 8]).map_err(|err| err.raw_os_error());
             (first, second)
         });
@@ -359,7 +360,7 @@ fn plain_threads_and_the_hub_loop_see_libc() {
 fn the_mode_a_greenlet_sees_is_the_one_it_asked_for() {
     util::run(|| {
         let (mut client, _server) = std_pair();
-        client.write_all(b"x").unwrap(); // made non-blocking underneath
+        client.write_all(b"x").unwrap(); // cooperative, its mode untouched
         let fd = std::os::fd::AsRawFd::as_raw_fd(&client);
         // SAFETY: F_GETFL on an open descriptor.
         let mode = unsafe { libc::fcntl(fd, libc::F_GETFL) };

@@ -42,14 +42,14 @@ impl std::error::Error for GreenletExit {}
 /// that created them, so the handle is not `Send`:
 ///
 /// ```compile_fail,E0277
-/// let g = greenlet::Greenlet::new(|v| v);
+/// let g = runtime::greenlet::Greenlet::new(|v| v);
 /// std::thread::spawn(move || drop(g));
 /// ```
 ///
 /// nor `Sync`:
 ///
 /// ```compile_fail,E0277
-/// let g = greenlet::Greenlet::new(|v| v);
+/// let g = runtime::greenlet::Greenlet::new(|v| v);
 /// std::thread::scope(|s| {
 ///     s.spawn(|| g.is_dead());
 /// });
@@ -65,7 +65,7 @@ impl std::error::Error for GreenletExit {}
 /// started with the value as its argument.
 ///
 /// ```
-/// use greenlet::{Greenlet, getcurrent};
+/// use runtime::greenlet::{Greenlet, getcurrent};
 ///
 /// let child = Greenlet::new(|v| {
 ///     let n = *v.downcast::<i32>().unwrap();
@@ -178,7 +178,7 @@ impl Greenlet {
     /// - Throwing into the current greenlet panics at once.
     ///
     /// ```
-    /// use greenlet::{Greenlet, GreenletExit, getcurrent};
+    /// use runtime::greenlet::{Greenlet, GreenletExit, getcurrent};
     ///
     /// let g = Greenlet::new(|_| getcurrent().parent().unwrap().switch(Box::new(())));
     /// g.switch(Box::new(()));
@@ -197,6 +197,15 @@ impl Greenlet {
     }
 
     /// Changes the parent.
+    ///
+    /// ```
+    /// use runtime::greenlet::{Error, Greenlet, getcurrent};
+    ///
+    /// let (a, b) = (Greenlet::new(|v| v), Greenlet::new(|v| v));
+    /// b.set_parent(&a).unwrap(); // when b finishes, control goes to a
+    /// assert_eq!(a.set_parent(&b), Err(Error::CyclicParent)); // b descends from a
+    /// assert_eq!(getcurrent().set_parent(&a), Err(Error::MainHasNoParent));
+    /// ```
     ///
     /// # Errors
     ///
@@ -321,14 +330,14 @@ impl fmt::Debug for Greenlet {
 /// Like [`Greenlet`], it stays on its thread: it is not `Send`
 ///
 /// ```compile_fail,E0277
-/// let weak = greenlet::Greenlet::new(|v| v).downgrade();
+/// let weak = runtime::greenlet::Greenlet::new(|v| v).downgrade();
 /// std::thread::spawn(move || drop(weak));
 /// ```
 ///
 /// nor `Sync`:
 ///
 /// ```compile_fail,E0277
-/// let weak = greenlet::Greenlet::new(|v| v).downgrade();
+/// let weak = runtime::greenlet::Greenlet::new(|v| v).downgrade();
 /// std::thread::scope(|s| {
 ///     s.spawn(|| weak.upgrade().is_none());
 /// });
@@ -354,7 +363,7 @@ pub fn getcurrent() -> Greenlet {
 /// Configures and creates a greenlet.
 ///
 /// ```
-/// use greenlet::Greenlet;
+/// use runtime::greenlet::Greenlet;
 ///
 /// let g = Greenlet::builder().name("worker").stack_size(32 * 1024).build(|v| v);
 /// assert_eq!(g.name(), Some("worker"));

@@ -9,7 +9,7 @@
 //! which is the root of its tree. Greenlets never move between threads.
 //!
 //! ```
-//! use greenlet::{Greenlet, getcurrent};
+//! use runtime::greenlet::{Greenlet, getcurrent};
 //!
 //! // A generator: each `switch` into it produces the next square.
 //! let squares = Greenlet::new(|_| {

@@ -22,7 +22,7 @@ pub(crate) type LocalMap = Vec<(usize, Rc<dyn Any>)>;
 ///
 /// ```
 /// use std::cell::Cell;
-/// use greenlet::{Greenlet, greenlet_local};
+/// use runtime::greenlet::{Greenlet, greenlet_local};
 ///
 /// greenlet_local! {
 ///     static REQUESTS: Cell<u32> = Cell::new(0);
@@ -76,7 +76,7 @@ impl<T: 'static> fmt::Debug for GreenletLocal<T> {
 ///
 /// ```
 /// use std::cell::RefCell;
-/// greenlet::greenlet_local! {
+/// runtime::greenlet::greenlet_local! {
 ///     /// The request id of the connection this greenlet serves.
 ///     pub static REQUEST_ID: RefCell<Option<u64>> = RefCell::new(None);
 ///     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::new());

@@ -40,7 +40,7 @@ thread_local! {
 /// ```
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
-/// use greenlet::{Greenlet, TraceEvent, settrace};
+/// use runtime::greenlet::{Greenlet, TraceEvent, settrace};
 ///
 /// let log = Rc::new(RefCell::new(Vec::new()));
 /// let sink = log.clone();

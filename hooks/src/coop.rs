@@ -4,11 +4,15 @@
 //! A call on a descriptor goes one of three ways:
 //!
 //! - *through*: straight to libc, when the descriptor is not one the hooks
-//!   manage (a file, a tty, an inherited pipe, one its user made
-//!   non-blocking) or was never used in a greenlet and the caller is not one;
-//! - *cooperative*: in a greenlet of a hub, on a descriptor the hooks made
-//!   non-blocking: tried, and on `EAGAIN` the greenlet parks until the hub
-//!   sees the descriptor ready (or its `SO_RCVTIMEO`/`SO_SNDTIMEO` passes);
+//!   manage (a file, a tty, a standard stream, an inherited pipe, one its
+//!   user made non-blocking), or the caller is not a greenlet and the
+//!   descriptor is blocking as its user expects (any socket but this
+//!   process's listeners);
+//! - *cooperative*: in a greenlet of a hub, on a socket (tried with
+//!   `MSG_DONTWAIT`, its mode untouched) or on a listener or pipe this
+//!   process made (non-blocking underneath): on `EAGAIN` the greenlet parks
+//!   until the hub sees the descriptor ready (or its
+//!   `SO_RCVTIMEO`/`SO_SNDTIMEO` passes);
 //! - *emulated*: anywhere else (a plain thread, the blocking pool, the hub's
 //!   loop, a thread whose hooks are off) on a descriptor the hooks made
 //!   non-blocking: tried, and on `EAGAIN` the thread blocks in `poll(2)`, so
@@ -16,21 +20,19 @@
 //!
 //! A kill or timeout that is pending for the greenlet, or that arrives while
 //! it is parked in a hook, makes the call fail with `ECANCELED` or
-//! `ETIMEDOUT` (see `runtime_scheduler::foreign`).
+//! `ETIMEDOUT`, once; then the grace (see `runtime_scheduler::foreign`).
 
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use runtime_scheduler::foreign::{Current, Interrupted};
 use runtime_scheduler::{Direction, Registration};
 
-use crate::fds::{self, ELIGIBLE, Entry, KNOWN, OURS, OWN_PIPE, RCVTIMEO, SNDTIMEO, STREAM, USER_NB};
-use crate::{real, slots};
+use crate::fds::{self, DONTWAIT, Entry, KNOWN, OURS, OWN, RCVTIMEO, SNDTIMEO, STREAM, USER_NB};
+use crate::{fork, real, slots};
 
 /// How often a greenlet waiting on something the hub cannot poll (a
 /// descriptor registered with the hub by other means, a child without a
@@ -42,16 +44,6 @@ thread_local! {
     static DISABLED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Set in the child of a `fork()`: there, until it `exec`s, nothing may park
-/// (the child's only thread is a copy of one that may have been a greenlet).
-static FORKED: AtomicBool = AtomicBool::new(false);
-
-static AT_FORK: Once = Once::new();
-
-extern "C" fn forked() {
-    FORKED.store(true, Ordering::Relaxed);
-}
-
 pub(crate) fn set_disabled(disabled: bool) {
     let _ = DISABLED.try_with(|cell| cell.set(disabled));
 }
@@ -61,17 +53,16 @@ pub(crate) fn is_disabled() -> bool {
 }
 
 /// The greenlet making the call, if the call should cooperate: a greenlet of
-/// this thread's hub, the hooks on for the thread, not in a forked child.
+/// this thread's hub (not the parent's copy, in a forked child), the hooks
+/// on for the thread.
 #[inline]
 pub(crate) fn context() -> Option<Current> {
     // The cheapest test first: no hub on this thread (one thread-local word).
-    runtime_scheduler::foreign::hub_id()?;
-    if FORKED.load(Ordering::Relaxed) || is_disabled() {
+    let hub = runtime_scheduler::foreign::hub_id()?;
+    if fork::is_parents_hub(hub) || is_disabled() || runtime_scheduler::foreign::in_panic_hook() {
         return None;
     }
-    let current = Current::get()?;
-    AT_FORK.call_once(|| real::at_fork_child(forked));
-    Some(current)
+    Current::get()
 }
 
 /// Fails the call for `interrupted`: -1 with `errno` set.
@@ -88,19 +79,27 @@ pub(crate) fn errno_of(interrupted: Interrupted) -> c_int {
     }
 }
 
-/// Looks at a descriptor used in a greenlet for the first time: a socket,
-/// or a pipe this process made, becomes the hooks' (non-blocking underneath)
-/// unless its user made it non-blocking; anything else passes through for
-/// good (until closed).
+/// Looks at a descriptor used in a greenlet for the first time. Its user
+/// made it non-blocking: it passes through. A blocking socket cooperates per
+/// call (`DONTWAIT`), its mode untouched, but for a listening socket this
+/// process made, which becomes the hooks' (non-blocking underneath, `OURS`,
+/// as `accept` has no per-call flag), as does a pipe this process made. The
+/// standard streams and anything else pass through for good (until closed).
 pub(crate) fn classify(fd: RawFd) -> Entry {
     let seen = fds::get(fd);
     if seen.has(KNOWN) {
         return seen;
     }
+    let kept = seen.flags() & (OWN | RCVTIMEO | SNDTIMEO);
+    if (0..=2).contains(&fd) {
+        // Shared with other processes, and written to under std's stdout
+        // and stderr locks, where a park would let another greenlet of the
+        // thread into the (reentrant) lock's buffer: never parks.
+        return fds::replace(fd, seen, kept | KNOWN);
+    }
     let Some(kind) = real::file_type(fd) else { return seen };
     let socket = kind == libc::S_IFSOCK;
-    let pipe = kind == libc::S_IFIFO && seen.has(OWN_PIPE);
-    let kept = seen.flags() & (OWN_PIPE | RCVTIMEO | SNDTIMEO);
+    let pipe = kind == libc::S_IFIFO && seen.has(OWN);
     if !socket && !pipe {
         return fds::replace(fd, seen, kept | KNOWN);
     }
@@ -109,9 +108,11 @@ pub(crate) fn classify(fd: RawFd) -> Entry {
         return seen;
     }
     let stream = pipe || real::socket_int(fd, libc::SO_TYPE) == Some(libc::SOCK_STREAM);
-    let mut flags = kept | KNOWN | ELIGIBLE | if stream { STREAM } else { 0 };
+    let mut flags = kept | KNOWN | if stream { STREAM } else { 0 };
     if mode & libc::O_NONBLOCK != 0 {
         flags |= USER_NB;
+    } else if socket && !(seen.has(OWN) && real::socket_int(fd, libc::SO_ACCEPTCONN) == Some(1)) {
+        flags |= DONTWAIT;
     } else {
         if real::fcntl_int(fd, libc::F_SETFL, mode | libc::O_NONBLOCK) < 0 {
             return seen;
@@ -122,26 +123,30 @@ pub(crate) fn classify(fd: RawFd) -> Entry {
 }
 
 /// How a call on `fd` goes: `None` through, `Some(Some(_))` cooperative,
-/// `Some(None)` emulated.
+/// `Some(None)` emulated (only for `OURS`: a `DONTWAIT` socket is blocking,
+/// so outside a greenlet its calls go through).
 #[inline]
 fn route(fd: RawFd) -> Option<(Entry, Option<Current>)> {
     let entry = fds::get(fd);
     if entry.has(OURS) {
         return Some((entry, context()));
     }
+    if entry.has(DONTWAIT) {
+        return Some((entry, Some(context()?)));
+    }
     if entry.has(KNOWN) {
         return None;
     }
     let current = context()?;
     let entry = classify(fd);
-    entry.has(OURS).then_some((entry, Some(current)))
+    (entry.has(OURS) || entry.has(DONTWAIT)).then_some((entry, Some(current)))
 }
 
-/// A blocking I/O call on `fd` in `direction`: `call(cooperative)` makes the
-/// real call, told whether it runs cooperatively (so `accept` may ask for a
-/// non-blocking descriptor). `len` is the byte count asked for, for a call
-/// on a stream whose short result means the descriptor is drained. `op`
-/// names the wait in `runtime::dump`.
+/// A blocking I/O call on `fd` in `direction`: `call(dontwait)` makes the
+/// real call, told whether it must not block by itself (`MSG_DONTWAIT`, on a
+/// blocking socket). `len` is the byte count asked for, for a call on a
+/// stream whose short result means the descriptor is drained. `op` names the
+/// wait in `runtime::dump`.
 #[inline]
 pub(crate) fn io(
     fd: RawFd,
@@ -173,7 +178,7 @@ fn cooperate(
     let mut deadline = None;
     loop {
         if registration.as_ref().is_none_or(|r| r.is_ready(direction)) {
-            let n = call(true);
+            let n = call(entry.has(DONTWAIT));
             if n >= 0 {
                 if let (Some(r), Some(len)) = (&registration, len) {
                     let short = (n as usize) < len && (direction == Direction::Write || n > 0);
@@ -202,13 +207,13 @@ fn cooperate(
         }
         // Another greenlet may have closed the descriptor meanwhile (its
         // number may be another descriptor's already), or made it
-        // non-blocking.
+        // non-blocking (or handed it to another process).
         let now = fds::get(fd);
         if now.generation() != entry.generation() {
             real::set_errno(libc::EBADF);
             return -1;
         }
-        if !now.has(OURS) {
+        if !now.has(OURS) && !now.has(DONTWAIT) {
             return call(false);
         }
     }
@@ -317,9 +322,29 @@ fn connected(fd: RawFd) -> c_int {
     }
 }
 
-/// `connect(2)`: `call` makes the real call.
+/// Runs `call` with `fd` non-blocking for its duration (keeping `errno`).
+fn nonblocking_for(fd: RawFd, call: &mut impl FnMut() -> c_int) -> c_int {
+    let mode = real::fcntl_int(fd, libc::F_GETFL, 0);
+    if mode < 0 || real::fcntl_int(fd, libc::F_SETFL, mode | libc::O_NONBLOCK) < 0 {
+        return call();
+    }
+    let done = call();
+    let error = real::errno();
+    real::fcntl_int(fd, libc::F_SETFL, mode);
+    real::set_errno(error);
+    done
+}
+
+/// `connect(2)`: `call` makes the real call. A blocking socket this process
+/// made is non-blocking for the call only (nobody else has it yet); an
+/// inherited one connects as libc's would.
 pub(crate) fn connect(fd: RawFd, mut call: impl FnMut() -> c_int) -> c_int {
-    let Some((_, current)) = route(fd) else { return call() };
+    let Some((entry, current)) = route(fd) else { return call() };
+    if entry.has(DONTWAIT) && !entry.has(OWN) {
+        return call();
+    }
+    let dontwait = entry.has(DONTWAIT);
+    let mut call = move || if dontwait { nonblocking_for(fd, &mut call) } else { call() };
     if let Some(Err(interrupted)) = current.as_ref().map(Current::check) {
         return fail(interrupted);
     }
@@ -375,32 +400,36 @@ pub(crate) fn connect(fd: RawFd, mut call: impl FnMut() -> c_int) -> c_int {
     }
 }
 
-/// After a successful `accept` on `listener` (cooperative or not) with the
-/// caller's `flags`: what is known of the new descriptor.
-pub(crate) fn accepted(listener: RawFd, fd: RawFd, flags: c_int, cooperative: bool) {
-    let inherited = fds::get(listener).flags();
-    let timeouts = inherited & (RCVTIMEO | SNDTIMEO);
-    let known = KNOWN | ELIGIBLE | timeouts | (inherited & STREAM);
-    let flags = if flags & libc::SOCK_NONBLOCK != 0 {
-        known | USER_NB
-    } else if cooperative {
-        known | OURS
+/// After a successful `accept` on `listener` with the caller's `flags`: what
+/// is known of the new descriptor, one of this process's own (a blocking one
+/// cooperates per call).
+pub(crate) fn accepted(listener: RawFd, fd: RawFd, flags: c_int) {
+    let inherited = fds::get(listener);
+    let timeouts = inherited.flags() & (RCVTIMEO | SNDTIMEO);
+    let flags = if !inherited.has(KNOWN) {
+        OWN | timeouts // looked at on its first use in a greenlet
+    } else if flags & libc::SOCK_NONBLOCK != 0 {
+        KNOWN | OWN | timeouts | (inherited.flags() & STREAM) | USER_NB
     } else {
-        timeouts
+        KNOWN | OWN | timeouts | (inherited.flags() & STREAM) | DONTWAIT
     };
     fds::fresh(fd, flags);
 }
 
-/// Whether a call that adds `SOCK_NONBLOCK` to the new descriptor of an
-/// `accept` on `listener` will run cooperatively.
+/// `accept(2)` with the caller's `flags`: `call` makes the real call. On a
+/// blocking listener (one this process did not make) it runs only once the
+/// listener is readable: nothing else of the thread can take the connection
+/// in between, another thread or process could.
 pub(crate) fn accept(listener: RawFd, flags: c_int, mut call: impl FnMut(c_int) -> c_int) -> c_int {
-    let mut cooperative = false;
-    let fd = io(listener, Direction::Read, "accept", None, |coop| {
-        cooperative = coop;
-        call(if coop { flags | libc::SOCK_NONBLOCK } else { flags }) as isize
+    let fd = io(listener, Direction::Read, "accept", None, |dontwait| {
+        if dontwait && !ready_now(listener, libc::POLLIN) {
+            real::set_errno(libc::EAGAIN);
+            return -1;
+        }
+        call(flags) as isize
     }) as c_int;
     if fd >= 0 {
-        accepted(listener, fd, flags, cooperative);
+        accepted(listener, fd, flags);
     }
     fd
 }
@@ -416,14 +445,23 @@ pub(crate) fn set_nonblocking(fd: RawFd, nonblocking: bool) -> bool {
         slots::remove(fd, entry.generation());
         // Known from now on: its calls pass through without a look at the
         // descriptor (also from a signal handler writing to a self-pipe).
-        fds::update(fd, USER_NB | KNOWN, OURS);
+        fds::update(fd, USER_NB | KNOWN, OURS | DONTWAIT);
         true
-    } else if entry.has(KNOWN) && entry.has(ELIGIBLE) {
-        fds::update(fd, OURS, USER_NB);
+    } else if entry.has(OURS) {
         false
     } else {
-        fds::update(fd, 0, USER_NB | OURS | KNOWN);
+        // Looked at again on its next use in a greenlet.
+        fds::update(fd, 0, USER_NB | KNOWN | DONTWAIT);
         true
+    }
+}
+
+/// `old` is about to be duplicated onto `new` (`dup2`, `dup3`): handed over
+/// if `new` is a standard stream, or this is a forked child (which sets up
+/// descriptors for an `exec`).
+pub(crate) fn duplicating(old: RawFd, new: RawFd) {
+    if (0..=2).contains(&new) || fork::in_child() {
+        handed_over(old);
     }
 }
 
@@ -459,7 +497,30 @@ pub(crate) fn socket_option_set(fd: RawFd, level: c_int, name: c_int) {
 /// A pipe this process made.
 pub(crate) fn piped(fd: RawFd, flags: c_int) {
     let nonblocking = if flags & libc::O_NONBLOCK != 0 { USER_NB } else { 0 };
-    fds::fresh(fd, OWN_PIPE | STREAM | nonblocking);
+    fds::fresh(fd, OWN | STREAM | nonblocking);
+}
+
+/// A socket this process made (`socket`, `socketpair`) with the type's
+/// flags.
+pub(crate) fn socket_made(fd: RawFd, kind: c_int) {
+    let nonblocking = if kind & libc::SOCK_NONBLOCK != 0 { KNOWN | USER_NB } else { 0 };
+    fds::fresh(fd, OWN | nonblocking);
+}
+
+/// `fd` is handed to another process (`dup2` onto a standard stream, a
+/// child's `posix_spawn` file action, a `dup2` in a forked child): blocking
+/// again if the hooks made it non-blocking, and never switched again, since
+/// its mode is the other process's too. In a greenlet it cooperates on as an
+/// inherited descriptor would.
+pub(crate) fn handed_over(fd: RawFd) {
+    let entry = fds::get(fd);
+    if entry.has(OURS) {
+        let mode = real::fcntl_int(fd, libc::F_GETFL, 0);
+        if mode >= 0 {
+            real::fcntl_int(fd, libc::F_SETFL, mode & !libc::O_NONBLOCK);
+        }
+    }
+    fds::update(fd, 0, OWN | OURS | DONTWAIT | KNOWN);
 }
 
 /// Sleeps in a greenlet: `Ok` once `duration` has passed.

@@ -28,7 +28,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: usize) -> isiz
     if let Some(n) = unsafe { files_read(fd, buf, count) } {
         return n;
     }
-    coop::io(fd, Direction::Read, "read", Some(count), |_| {
+    coop::io(fd, Direction::Read, "read", Some(count), |dontwait| {
+        if dontwait {
+            // SAFETY: the caller's arguments; on a socket `read` is `recv`
+            // without flags.
+            return unsafe { real::recv(fd, buf, count, libc::MSG_DONTWAIT) };
+        }
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::read(fd, buf, count) }
     })
@@ -45,7 +50,13 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int
     if let Some(n) = unsafe { files_readv(fd, iov, iovcnt, -1) } {
         return n;
     }
-    coop::io(fd, Direction::Read, "readv", None, |_| {
+    coop::io(fd, Direction::Read, "readv", None, |dontwait| {
+        if dontwait && iovcnt >= 0 {
+            let mut msg = message(iov, iovcnt);
+            // SAFETY: the caller's buffers, as a message; on a socket
+            // `readv` is `recvmsg` without flags.
+            return unsafe { real::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        }
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::readv(fd, iov, iovcnt) }
     })
@@ -58,9 +69,9 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int
 /// `recv(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
-    let call = |_| {
-        // SAFETY: the caller's arguments, unchanged.
-        unsafe { real::recv(fd, buf, len, flags) }
+    let call = |dontwait| {
+        // SAFETY: the caller's arguments, with `MSG_DONTWAIT` perhaps added.
+        unsafe { real::recv(fd, buf, len, flags | dontwait_flag(dontwait)) }
     };
     if flags & libc::MSG_DONTWAIT != 0 {
         return call(false);
@@ -83,9 +94,9 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut libc::sockaddr,
     addrlen: *mut libc::socklen_t,
 ) -> isize {
-    let call = |_| {
-        // SAFETY: the caller's arguments, unchanged.
-        unsafe { real::recvfrom(fd, buf, len, flags, addr, addrlen) }
+    let call = |dontwait| {
+        // SAFETY: the caller's arguments, with `MSG_DONTWAIT` perhaps added.
+        unsafe { real::recvfrom(fd, buf, len, flags | dontwait_flag(dontwait), addr, addrlen) }
     };
     if flags & libc::MSG_DONTWAIT != 0 {
         return call(false);
@@ -100,9 +111,9 @@ pub unsafe extern "C" fn recvfrom(
 /// `recvmsg(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
-    let call = |_| {
-        // SAFETY: the caller's arguments, unchanged.
-        unsafe { real::recvmsg(fd, msg, flags) }
+    let call = |dontwait| {
+        // SAFETY: the caller's arguments, with `MSG_DONTWAIT` perhaps added.
+        unsafe { real::recvmsg(fd, msg, flags | dontwait_flag(dontwait)) }
     };
     if flags & libc::MSG_DONTWAIT != 0 {
         return call(false);
@@ -123,7 +134,12 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: usize) -> i
         // caller's until the call returns (`files::offload` waits for it).
         return files::write(&current, count, move || unsafe { real::write(fd, buf as *const c_void, count) });
     }
-    coop::io(fd, Direction::Write, "write", Some(count), |_| {
+    coop::io(fd, Direction::Write, "write", Some(count), |dontwait| {
+        if dontwait {
+            // SAFETY: the caller's arguments; on a socket `write` is `send`
+            // without flags.
+            return unsafe { real::send(fd, buf, count, libc::MSG_DONTWAIT) };
+        }
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::write(fd, buf, count) }
     })
@@ -143,7 +159,13 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, iovcnt: c_in
         // SAFETY: as in `write`.
         return files::write(&current, len, move || unsafe { real::writev(fd, iov as *const libc::iovec, iovcnt) });
     }
-    coop::io(fd, Direction::Write, "writev", None, |_| {
+    coop::io(fd, Direction::Write, "writev", None, |dontwait| {
+        if dontwait && iovcnt >= 0 {
+            let msg = message(iov, iovcnt);
+            // SAFETY: the caller's buffers, as a message; on a socket
+            // `writev` is `sendmsg` without flags.
+            return unsafe { real::sendmsg(fd, &msg, libc::MSG_DONTWAIT) };
+        }
         // SAFETY: the caller's arguments, unchanged.
         unsafe { real::writev(fd, iov, iovcnt) }
     })
@@ -156,9 +178,9 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, iovcnt: c_in
 /// `send(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
-    let call = |_| {
-        // SAFETY: the caller's arguments, unchanged.
-        unsafe { real::send(fd, buf, len, flags) }
+    let call = |dontwait| {
+        // SAFETY: the caller's arguments, with `MSG_DONTWAIT` perhaps added.
+        unsafe { real::send(fd, buf, len, flags | dontwait_flag(dontwait)) }
     };
     if flags & libc::MSG_DONTWAIT != 0 {
         return call(false);
@@ -180,9 +202,9 @@ pub unsafe extern "C" fn sendto(
     addr: *const libc::sockaddr,
     addrlen: libc::socklen_t,
 ) -> isize {
-    let call = |_| {
-        // SAFETY: the caller's arguments, unchanged.
-        unsafe { real::sendto(fd, buf, len, flags, addr, addrlen) }
+    let call = |dontwait| {
+        // SAFETY: the caller's arguments, with `MSG_DONTWAIT` perhaps added.
+        unsafe { real::sendto(fd, buf, len, flags | dontwait_flag(dontwait), addr, addrlen) }
     };
     if flags & libc::MSG_DONTWAIT != 0 {
         return call(false);
@@ -197,14 +219,28 @@ pub unsafe extern "C" fn sendto(
 /// `sendmsg(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
-    let call = |_| {
-        // SAFETY: the caller's arguments, unchanged.
-        unsafe { real::sendmsg(fd, msg, flags) }
+    let call = |dontwait| {
+        // SAFETY: the caller's arguments, with `MSG_DONTWAIT` perhaps added.
+        unsafe { real::sendmsg(fd, msg, flags | dontwait_flag(dontwait)) }
     };
     if flags & libc::MSG_DONTWAIT != 0 {
         return call(false);
     }
     coop::io(fd, Direction::Write, "sendmsg", None, call)
+}
+
+/// `MSG_DONTWAIT` for a call on a blocking socket that must not block.
+fn dontwait_flag(dontwait: bool) -> c_int {
+    if dontwait { libc::MSG_DONTWAIT } else { 0 }
+}
+
+/// A message of the caller's buffers, for `readv`/`writev` on a socket.
+fn message(iov: *const libc::iovec, iovcnt: c_int) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid value (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.cast_mut();
+    msg.msg_iovlen = iovcnt as _;
+    msg
 }
 
 /// Interposes `accept(2)`.
@@ -541,13 +577,16 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     new
 }
 
-/// Interposes `dup2(2)`: `new` is closed first if open.
+/// Interposes `dup2(2)`: `new` is closed first if open. A descriptor put on
+/// a standard stream (or anywhere, in a forked child) is handed to other
+/// processes (see `coop::handed_over`).
 ///
 /// # Safety
 ///
 /// `dup2(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    coop::duplicating(old, new);
     if old != new {
         coop::closing(new);
     }
@@ -559,13 +598,14 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     done
 }
 
-/// Interposes `dup3(2)`.
+/// Interposes `dup3(2)`, as `dup2`.
 ///
 /// # Safety
 ///
 /// `dup3(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    coop::duplicating(old, new);
     if old != new {
         coop::closing(new);
     }

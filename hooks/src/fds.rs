@@ -19,18 +19,21 @@ static TABLE: [AtomicU32; TRACKED] = [const { AtomicU32::new(0) }; TRACKED];
 
 /// Classified: the other flags say what it is.
 pub(crate) const KNOWN: u32 = 1;
-/// A socket, or a pipe this process created: the hooks may make it
-/// cooperative.
-pub(crate) const ELIGIBLE: u32 = 1 << 1;
-/// The hooks put it in non-blocking mode while its user wants it blocking:
-/// calls on it cooperate in a greenlet and are emulated elsewhere.
+/// A blocking socket that cooperates per call, without a change of mode:
+/// `MSG_DONTWAIT` on each call, or readiness first for `accept`.
+pub(crate) const DONTWAIT: u32 = 1 << 1;
+/// The hooks put it in non-blocking mode while its user wants it blocking
+/// (a listener or a pipe this process made): calls on it cooperate in a
+/// greenlet and are emulated elsewhere.
 pub(crate) const OURS: u32 = 1 << 2;
 /// Its user put it in non-blocking mode: calls pass through.
 pub(crate) const USER_NB: u32 = 1 << 3;
 /// A byte stream (a stream socket or a pipe): a short read means drained.
 pub(crate) const STREAM: u32 = 1 << 4;
-/// Made by `pipe`/`pipe2` in this process.
-pub(crate) const OWN_PIPE: u32 = 1 << 5;
+/// Made by this process through the hooks (`socket`, `socketpair`,
+/// `accept`, `pipe`) and not handed to another process since: the hooks may
+/// change its mode.
+pub(crate) const OWN: u32 = 1 << 5;
 /// `SO_RCVTIMEO` is set.
 pub(crate) const RCVTIMEO: u32 = 1 << 6;
 /// `SO_SNDTIMEO` is set.

@@ -5,33 +5,119 @@
 //! patching, for Rust. The `runtime` crate's `hooks` feature links it and
 //! re-exports it as `runtime::hooks`.
 //!
+//! ```
+//! # runtime_hooks::link();
+//! # assert!(runtime_hooks::is_interposed());
+//! use std::io::{Read, Write};
+//! use std::os::unix::net::UnixStream;
+//!
+//! runtime_scheduler::run(|| {
+//!     let (mut ours, theirs) = UnixStream::pair().unwrap();
+//!     // A std read parks only this greenlet...
+//!     let reader = runtime_scheduler::spawn(move || {
+//!         let mut line = String::new();
+//!         (&theirs).read_to_string(&mut line).unwrap();
+//!         line
+//!     });
+//!     // ...so this one runs meanwhile.
+//!     std::thread::sleep(std::time::Duration::from_millis(10));
+//!     ours.write_all(b"hello").unwrap();
+//!     drop(ours);
+//!     assert_eq!(reader.join().unwrap(), "hello");
+//! });
+//! ```
+//!
 //! # How
 //!
-//! The crate defines libc's blocking functions (`read`, `recv`, `accept4`,
-//! `connect`, `poll`, `clock_nanosleep`, `waitpid`, `getaddrinfo`, ...) as
-//! `#[no_mangle] extern "C"` functions. The dynamic linker resolves a symbol
-//! to the executable's definition before libc's, so every call of the
-//! process (from Rust's std, from any crate, from C code in the executable)
-//! comes here; the real function is libc's, found with
-//! `dlsym(RTLD_NEXT, ...)` once. Calls libc makes internally are not
-//! affected.
+//! The crate defines libc's blocking functions as `#[no_mangle] extern "C"`
+//! functions. The linker resolves the executable's calls to these
+//! definitions, and the dynamic linker prefers them to libc's, so every call
+//! of the process (from Rust's std, from any crate, from C code in the
+//! executable) comes here; the real function is libc's, found with
+//! `dlsym(RTLD_NEXT, ...)` once. Calls libc makes internally, raw system
+//! calls, and statically linked C libraries that call libc internally are
+//! not affected. [`is_interposed`] tells whether it is in place.
 //!
-//! A call made by a greenlet of a hub (not by the hub's loop) parks the
-//! greenlet until it can complete: a socket (or a pipe the process created)
-//! is put in non-blocking mode underneath, the call is tried, and on
-//! `EAGAIN` the greenlet waits for the hub to see the descriptor ready.
+//! # Which calls
+//!
+//! In a greenlet of a hub (not in the hub's loop):
+//!
+//! - `read`, `readv`, `recv`, `recvfrom`, `recvmsg`, `write`, `writev`,
+//!   `send`, `sendto`, `sendmsg`, `accept`, `accept4`, `connect`: park until
+//!   the descriptor is ready (see below for which descriptors), honouring
+//!   `SO_RCVTIMEO`/`SO_SNDTIMEO`;
+//! - `poll`, `ppoll`, `select`: park until a descriptor is ready or the
+//!   timeout passes;
+//! - `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`: park for the time;
+//! - `waitpid`, `wait4` for one child: park on a pidfd until it ends;
+//! - `getaddrinfo`: runs on the hub's blocking pool, parked meanwhile.
+//!
+//! Bookkeeping only: `socket`, `socketpair`, `pipe`, `pipe2` (descriptors
+//! this process made), `close`, `dup`, `dup2`, `dup3`, `fcntl` (`F_GETFL`
+//! reports the mode its user asked for), `ioctl(FIONBIO)`, `setsockopt`,
+//! and `posix_spawn_file_actions_adddup2` (a descriptor handed to a child).
+//!
 //! Everywhere else (plain threads, the blocking pool, the hub's loop, a
-//! thread with no hub, a thread whose hooks are off) the call behaves as
-//! libc's: on a descriptor the hooks made non-blocking, blocking is emulated
-//! with `poll(2)`, so its user never sees a spurious `EWOULDBLOCK`.
+//! thread with no hub, a thread whose hooks are off, a forked child) the
+//! calls behave as libc's: they block the thread.
 //!
-//! Terminals, the standard streams, and pipes the process inherited pass
-//! through unchanged: their mode belongs to an open file description that
-//! other processes may share. Regular files keep their mode too, and
-//! cooperate another way (see below). A descriptor its user made
-//! non-blocking (`O_NONBLOCK`, `FIONBIO`, `SOCK_NONBLOCK`, `MSG_DONTWAIT`)
-//! passes through too, `EAGAIN` and all; `fcntl(F_GETFL)` reports the mode
-//! the user asked for.
+//! # Which descriptors
+//!
+//! - **Sockets** cooperate and keep their mode, whoever made them: those of
+//!   this process and inherited ones alike (systemd's socket activation,
+//!   inetd). A greenlet's call runs with `MSG_DONTWAIT` (`read` and `write`
+//!   become `recv` and `send`); on `EAGAIN` it parks until the hub sees the
+//!   socket ready. `accept` on a blocking listener runs once the listener is
+//!   readable (nothing else of the thread can take the connection in
+//!   between; another thread or process sharing the listener could, and the
+//!   hub then blocks until the next connection). `connect` on a socket this
+//!   process made is non-blocking for that call only; on an inherited one it
+//!   blocks as libc's.
+//! - **Listening sockets and pipes this process made** (`Command`'s piped
+//!   stdio) are put in non-blocking mode underneath the first time a
+//!   greenlet uses them; their users still see them blocking (on a plain
+//!   thread the hooks wait in `poll(2)`). They are blocking again as soon as
+//!   another process can see them: when `dup2`/`dup3` put them on a standard
+//!   stream, when a `Command` hands them to a child (`Stdio::from`, the next
+//!   command of a pipeline), and in a forked child's `dup2`. From then on
+//!   the hooks leave their mode alone (a pipe end the parent keeps no longer
+//!   cooperates).
+//! - **The standard streams** (descriptors 0, 1 and 2) pass through, never
+//!   switched and never parked on: a write to a full stdout blocks the hub
+//!   until it drains (a park inside std's stdout lock would let another
+//!   greenlet of the thread into its buffer), and a read of stdin blocks the
+//!   hub (wait with `runtime::io::wait_readable` first to cooperate).
+//! - **Regular files** keep their mode and cooperate another way (see
+//!   "Regular files" below).
+//! - **Terminals, inherited pipes** and anything else pass through.
+//! - **Descriptors their user made non-blocking** (`set_nonblocking(true)`,
+//!   `O_NONBLOCK`, `FIONBIO`, `SOCK_NONBLOCK`, `MSG_DONTWAIT`) pass through,
+//!   `EAGAIN` and all; the `runtime::net` sockets are among them.
+//!
+//! # What cannot cooperate
+//!
+//! Greenlets share their hub's thread, and the hooks cannot change that:
+//! what belongs to the thread (thread-locals, `std::thread::current()`, a
+//! reentrant lock such as std's stdout lock, a runtime that refuses to nest
+//! on one thread, such as tokio's `block_on`) is shared by all of them.
+//! A blocking call that is not interposed blocks the whole hub. For std's
+//! own synchronisation and embedded event loops, see "std's locks" and
+//! "Embedded event loops" below.
+//!
+//! A greenlet never parks in a hooked call while the thread runs the panic
+//! hook (another greenlet's panic meanwhile would abort the process): there
+//! the calls block. That covers the runtime's hook and those it chains to
+//! (std's, or one set before the runtime started); set your own before
+//! `runtime::run`.
+//!
+//! # fork
+//!
+//! The child of a `fork()` starts with no hub: the greenlets of the hub it
+//! was forked from (if any) never run there, and its hooked calls behave as
+//! libc's. A hub it starts of its own (on a new thread, if it was forked
+//! from a greenlet, whose hub's copy still occupies the forking thread)
+//! cooperates as usual (gevent's `reinit`). The handler is registered at
+//! startup, so a `fork` before any cooperative call is covered too.
 //!
 //! # Regular files
 //!
@@ -79,12 +165,13 @@
 //! - `ReentrantLock` (stdout's and stderr's lock) counts the thread as its
 //!   owner: every greenlet of the thread owns it.
 //!
-//! A kill or timeout makes a greenlet's futex wait return early (`EINTR`, or
-//! `ETIMEDOUT` for a wait with a timeout). std's `Mutex::lock` and
-//! `Condvar::wait` retry, and every later hooked wait of that greenlet fails
-//! at once (see below): a greenlet killed while it waits for a std lock
-//! busy-waits until it gets it, which a holder on its own hub then never
-//! releases. Kill greenlets at runtime calls, not inside std locks.
+//! A kill or timeout makes a greenlet's futex wait return early, once
+//! (`EINTR`, or `ETIMEDOUT` for a wait with a timeout). std's `Mutex::lock`
+//! and `Condvar::wait` retry, and wait normally during the grace (see "Kills
+//! and timeouts"); past the grace every hooked wait of that greenlet fails
+//! at once, so a greenlet still waiting for a std lock then busy-waits until
+//! it gets it, which a holder on its own hub never releases. Kill greenlets
+//! at runtime calls, not inside std locks.
 //!
 //! # Embedded event loops
 //!
@@ -104,27 +191,44 @@
 //!
 //! A kill or `runtime::timeout` cannot unwind a greenlet parked inside a
 //! hooked call (unwinding out of an `extern "C"` function aborts the
-//! process). Instead the call returns an error: `ECANCELED` for a kill,
-//! `ETIMEDOUT` for a timeout (sleeps end early with `EINTR` and nothing left
-//! to sleep, since that is all their callers expect). Every later hooked
-//! blocking call of that greenlet fails the same way at once, and the kill
-//! or timeout is delivered as usual at the greenlet's next park outside a
-//! hook (any runtime call), or when its closure returns: a killed greenlet
-//! ends as killed, a timed-out scope returns `Err(Elapsed)`, whatever value
-//! the closure computed from the error. A retry loop around hooked calls
-//! must stop on these errors (as on any error it does not expect), or park
-//! through the runtime now and then, or it spins.
+//! process). Instead the call returns an error, once:
+//!
+//! - `ECANCELED` for a kill: `ErrorKind::Uncategorized` (it has no kind of
+//!   its own; `raw_os_error()` is `Some(libc::ECANCELED)`, displayed as
+//!   "Operation canceled");
+//! - `ETIMEDOUT` for a timeout: `ErrorKind::TimedOut`;
+//! - sleeps end early with nothing left to sleep (`EINTR`, all their callers
+//!   expect); `getaddrinfo` returns `EAI_SYSTEM` with that `errno`.
+//!
+//! [`is_cancelled`] tells these errors from the same numbers coming from the
+//! system. After the error comes a grace (`Builder::cancel_grace`, one
+//! second by default) in which the greenlet's calls complete normally, so
+//! that its cleanup works: destructors, `child.kill(); child.wait()`,
+//! flushing a `BufWriter`, a TLS `close_notify`. No park lasts past the
+//! grace; after it, hooked calls fail again at once. The kill or timeout is
+//! never lost: it is raised at the greenlet's next park outside a hook past
+//! the grace (any runtime call), or when its closure returns: a killed
+//! greenlet ends as killed, a timed-out scope returns `Err(Elapsed)`,
+//! whatever the closure made of the error.
+//!
+//! A retry loop that ignores errors ends at its first park outside the
+//! hooks past the grace (a `runtime::sleep` back-off, say). One made only of
+//! hooked calls cannot be ended (nothing can unwind it): after the grace it
+//! spins on calls that fail at once. Treat `ECANCELED` and `ETIMEDOUT` as
+//! final, or check [`is_cancelled`].
 //!
 //! # Off switch
 //!
 //! [`disable_for_current_thread`] (or the [`blocking_scope`] scope) makes the
 //! calls of the current thread plain libc calls that block the thread, for
-//! code that really must.
+//! code that really must. Without the `hooks` feature nothing of this crate
+//! is linked.
 
-// `unsafe` lives in two modules: `real` (libc's definitions, found with
-// `dlsym`, and safe wrappers for calls on integers and locals) and `exports`
-// (the interposed definitions, which hand the caller's pointers on
-// unchanged). The logic (`coop`, `fds`, `slots`) is safe code.
+// `unsafe` lives in `real` (libc's definitions, found with `dlsym`, and
+// safe wrappers for calls on integers and locals) and in `exports` and
+// `lifecycle` (the interposed definitions, which hand the caller's pointers
+// on unchanged); `fork` places its constructor in `.init_array`. The logic
+// (`coop`, `fds`, `files`, `futex`, `slots`) is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
@@ -137,7 +241,9 @@ mod coop;
 mod exports;
 mod fds;
 mod files;
+mod fork;
 mod futex;
+mod lifecycle;
 mod real;
 mod slots;
 
@@ -164,9 +270,11 @@ pub fn is_enabled_for_current_thread() -> bool {
 /// calls block the whole hub.
 ///
 /// ```
-/// # runtime_scheduler::run(|| {
-/// runtime_hooks::blocking_scope(|| std::thread::sleep(std::time::Duration::from_millis(1)));
-/// # });
+/// # mod runtime { pub use ::runtime::*; pub use runtime_hooks as hooks; } // as with the `hooks` feature
+/// runtime::run(|| {
+///     // Blocks the whole hub for a millisecond, as a plain `sleep` would.
+///     runtime::hooks::blocking_scope(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+/// });
 /// ```
 pub fn blocking_scope<T>(f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
@@ -178,6 +286,39 @@ pub fn blocking_scope<T>(f: impl FnOnce() -> T) -> T {
     let _restore = Restore(coop::is_disabled());
     coop::set_disabled(true);
     f()
+}
+
+/// Whether `err` is the error a hooked call returned because its greenlet
+/// was killed (`ECANCELED`) or a `runtime::timeout` around it expired
+/// (`ETIMEDOUT`), rather than the same error number from the system (a
+/// connection that really timed out, say).
+///
+/// An `io::Error` made from `errno` carries nothing else, so this asks the
+/// calling greenlet instead: true when `err`'s number is the one its pending
+/// kill (`ECANCELED`) or timeout (`ETIMEDOUT`) was reported with. Call it
+/// in the greenlet that got the error, before the kill or timeout is raised
+/// (it is at the greenlet's next park past the grace, see the crate docs);
+/// on another greenlet or thread it is false. A real `ETIMEDOUT` that a
+/// greenlet gets while its own timeout is pending counts as a cancellation
+/// too: that greenlet is being cancelled anyway.
+///
+/// ```
+/// use std::io::Read;
+/// # runtime_hooks::link();
+/// # runtime_scheduler::run(|| {
+/// let (reader, _writer) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let outcome = runtime_scheduler::timeout(std::time::Duration::from_millis(10), move || {
+///     let err = (&reader).read(&mut [0; 16]).unwrap_err(); // nothing arrives
+///     assert!(runtime_hooks::is_cancelled(&err)); // our timeout, not the network's
+///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+/// });
+/// assert!(outcome.is_err(), "the scope still times out");
+/// # });
+/// ```
+pub fn is_cancelled(err: &std::io::Error) -> bool {
+    let Some(errno) = err.raw_os_error() else { return false };
+    let Some(current) = runtime_scheduler::foreign::Current::get() else { return false };
+    current.cancelled().is_some_and(|why| coop::errno_of(why) == errno)
 }
 
 /// Whether the process's calls of libc's blocking functions reach the hooks:
@@ -195,5 +336,7 @@ pub fn is_interposed() -> bool {
 /// found in libc already. The `runtime` crate calls it when a hub starts.
 #[inline(never)]
 pub fn link() -> usize {
-    exports::table()
+    // The fork handler's constructor is kept with the object that holds it.
+    let register = std::hint::black_box(&fork::REGISTER) as *const _ as usize;
+    exports::table() ^ lifecycle::table() ^ register
 }

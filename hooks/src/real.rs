@@ -76,6 +76,9 @@ libc_fns! {
     fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize;
     fn accept4(fd: c_int, addr: *mut libc::sockaddr, addrlen: *mut libc::socklen_t, flags: c_int) -> c_int;
     fn connect(fd: c_int, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> c_int;
+    fn socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int;
+    fn socketpair(domain: c_int, kind: c_int, protocol: c_int, fds: *mut c_int) -> c_int;
+    fn posix_spawn_file_actions_adddup2(actions: *mut libc::posix_spawn_file_actions_t, fd: c_int, new: c_int) -> c_int;
     fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout: c_int) -> c_int;
     fn ppoll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout: *const libc::timespec, sigmask: *const libc::sigset_t) -> c_int;
     fn select(nfds: c_int, readfds: *mut libc::fd_set, writefds: *mut libc::fd_set, exceptfds: *mut libc::fd_set, timeout: *mut libc::timeval) -> c_int;
@@ -226,8 +229,9 @@ pub(crate) fn register(fd: RawFd) -> io::Result<Registration> {
 
 /// Has `handler` run in the child of every later `fork()`.
 pub(crate) fn at_fork_child(handler: extern "C" fn()) {
-    // SAFETY: registers a handler that only stores to an atomic, which is
-    // async-signal-safe as a fork handler must be.
+    // SAFETY: registers a handler that only stores to atomics (and reads a
+    // thread-local word), which is async-signal-safe as a fork handler must
+    // be.
     unsafe { libc::pthread_atfork(None, None, Some(handler as unsafe extern "C" fn())) };
 }
 

@@ -60,8 +60,8 @@ stream_socket!(UnixStream);
 /// from `b` to `a` (tokio's `copy_bidirectional`, for this crate's sockets).
 ///
 /// Each direction runs in its own greenlet, spawned in a
-/// [`scope`](runtime_scheduler::scope) (so they borrow `a` and `b`, and
-/// cannot outlive this call). When one side reaches end-of-file, the write
+/// [`runtime::scope`](runtime_scheduler::scope) (so they borrow `a` and `b`,
+/// and cannot outlive this call). When one side reaches end-of-file, the write
 /// side of the other is shut down (`shutdown(Write)`, so its peer sees
 /// end-of-file too), and the other direction goes on until it ends as well:
 /// a half-close goes through the proxy. An error in either direction ends
@@ -79,13 +79,13 @@ stream_socket!(UnixStream);
 /// ```
 /// use std::io::{Read, Write};
 /// use std::net::Shutdown;
-/// use runtime_io::net::UnixStream;
+/// use runtime::net::UnixStream;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     // client <-> (a | proxy | b) <-> server
 ///     let (mut client, a) = UnixStream::pair()?;
 ///     let (b, mut server) = UnixStream::pair()?;
-///     let proxy = runtime_scheduler::spawn(move || runtime_io::copy_bidirectional(&a, &b));
+///     let proxy = runtime::spawn(move || runtime::io::copy_bidirectional(&a, &b));
 ///     client.write_all(b"ping")?;
 ///     client.shutdown(Shutdown::Write)?; // the server sees end-of-file...
 ///     let mut request = Vec::new();
@@ -129,13 +129,13 @@ where
 /// ```
 /// use std::io::ErrorKind;
 /// use std::time::Duration;
-/// use runtime_io::net::UnixStream;
+/// use runtime::net::UnixStream;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (_client, a) = UnixStream::pair()?;
 ///     let (b, _server) = UnixStream::pair()?;
 ///     // Nobody says anything.
-///     let err = runtime_io::copy_bidirectional_timeout(&a, &b, Duration::from_millis(20)).unwrap_err();
+///     let err = runtime::io::copy_bidirectional_timeout(&a, &b, Duration::from_millis(20)).unwrap_err();
 ///     assert_eq!(err.kind(), ErrorKind::TimedOut);
 ///     Ok::<_, std::io::Error>(())
 /// })?;

@@ -9,17 +9,17 @@
 //! [`wait_readable`] and [`wait_writable`] wait on one without taking it over;
 //! [`copy_bidirectional`] proxies between two stream sockets;
 //! [`StreamServer`](net::StreamServer) runs a handler per connection in a
-//! [`Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix signals to a
-//! greenlet.
+//! [`runtime::Pool`](runtime_scheduler::Pool); [`signal`] delivers Unix
+//! signals to a greenlet.
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use runtime_io::net::{TcpListener, TcpStream};
+//! use runtime::net::{TcpListener, TcpStream};
 //!
-//! runtime_scheduler::run(|| {
+//! runtime::run(|| {
 //!     let listener = TcpListener::bind("127.0.0.1:0")?;
 //!     let addr = listener.local_addr()?;
-//!     runtime_scheduler::spawn(move || -> std::io::Result<()> {
+//!     runtime::spawn(move || -> std::io::Result<()> {
 //!         let (mut conn, _) = listener.accept()?;
 //!         let mut buf = [0; 5];
 //!         conn.read_exact(&mut buf)?;
@@ -38,10 +38,11 @@
 //! # Async code
 //!
 //! The same sockets serve async code (for crates such as hyper), run with
-//! `runtime_scheduler::block_on`, which parks only the calling greenlet:
-//! [`Source::poll_readable`], [`Source::poll_read_with`] and their write
-//! twins, and [`TcpListener::poll_accept`](net::TcpListener::poll_accept),
-//! register the task's waker with the hub's reactor. Two features implement
+//! [`runtime::block_on`](runtime_scheduler::block_on), which parks only the
+//! calling greenlet: [`Source::poll_readable`], [`Source::poll_read_with`]
+//! and their write twins, and
+//! [`TcpListener::poll_accept`](net::TcpListener::poll_accept), register the
+//! task's waker with the hub's reactor. Two features implement
 //! the async I/O traits for [`TcpStream`](net::TcpStream) and
 //! [`UnixStream`](net::UnixStream), and for references to them:
 //!
@@ -52,8 +53,9 @@
 //! `poll_flush` does nothing and `poll_close`/`poll_shutdown` shut down the
 //! write half. Polls share the readiness state of the blocking calls, so a
 //! stream can be used from async code and blocking code in turn. They ignore
-//! read and write timeouts (put a [`timeout`](runtime_scheduler::timeout)
-//! around the `block_on` instead).
+//! read and write timeouts (put a
+//! [`runtime::timeout`](runtime_scheduler::timeout) around the `block_on`
+//! instead).
 //!
 //! # Implementation
 //!

@@ -31,9 +31,9 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// ```no_run
 /// use std::io::{Read, Write};
 /// use std::time::Duration;
-/// use runtime_io::net::StreamServer;
+/// use runtime::net::StreamServer;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let server = StreamServer::bind("127.0.0.1:7000")?.max_connections(10_000).start(|mut stream, _peer| {
 ///         let mut buf = [0; 1024];
 ///         while let Ok(n @ 1..) = stream.read(&mut buf) {
@@ -42,7 +42,7 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
 ///             }
 ///         }
 ///     });
-///     runtime_io::signal::ctrl_c()?;
+///     runtime::signal::ctrl_c()?;
 ///     server.stop(Duration::from_secs(5)); // let handlers finish, then kill them
 ///     Ok::<_, std::io::Error>(())
 /// })?;

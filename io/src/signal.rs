@@ -16,9 +16,9 @@ pub use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
 /// A set of signals to wait for.
 ///
 /// ```no_run
-/// use runtime_io::signal::{SIGINT, SIGTERM, Signals};
+/// use runtime::signal::{SIGINT, SIGTERM, Signals};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let mut signals = Signals::new([SIGINT, SIGTERM])?;
 ///     let signal = signals.wait()?;
 ///     println!("stopping on signal {signal}");

@@ -35,15 +35,15 @@ use runtime_scheduler::{Direction, Registration};
 /// ```
 /// use std::io::{Read, Write};
 /// use std::os::unix::net::UnixStream;
-/// use runtime_io::Source;
+/// use runtime::io::Source;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     // Sockets from std, which knows nothing about the hub.
 ///     let (a, b) = UnixStream::pair()?;
 ///     let mut a = Source::new(a)?; // now non-blocking and registered
 ///     let mut b = Source::new(b)?;
-///     let writer = runtime_scheduler::spawn(move || {
-///         runtime_scheduler::sleep(std::time::Duration::from_millis(10));
+///     let writer = runtime::spawn(move || {
+///         runtime::sleep(std::time::Duration::from_millis(10));
 ///         b.write_all(b"ping")
 ///     });
 ///     let mut buf = [0; 4];
@@ -215,9 +215,9 @@ impl<T> Source<T> {
     /// ```
     /// use std::io::{ErrorKind, Read, Write};
     /// use std::os::unix::net::UnixStream;
-    /// use runtime_io::Source;
+    /// use runtime::io::Source;
     ///
-    /// runtime_scheduler::run(|| {
+    /// runtime::run(|| {
     ///     let (a, mut b) = UnixStream::pair()?;
     ///     let a = Source::new(a)?;
     ///     b.write_all(b"hi")?;
@@ -282,15 +282,15 @@ impl<T> Source<T> {
     /// use std::io::{Read, Write};
     /// use std::os::unix::net::UnixStream;
     /// use std::task::Poll;
-    /// use runtime_io::Source;
+    /// use runtime::io::Source;
     ///
-    /// runtime_scheduler::run(|| {
+    /// runtime::run(|| {
     ///     let (a, mut b) = UnixStream::pair()?;
     ///     let a = Source::new(a)?;
-    ///     runtime_scheduler::spawn(move || b.write_all(b"hi"));
+    ///     runtime::spawn(move || b.write_all(b"hi"));
     ///     let mut buf = [0; 2];
     ///     // A hand-written future: wait for readiness, then try the read.
-    ///     let n = runtime_scheduler::block_on(std::future::poll_fn(|cx| loop {
+    ///     let n = runtime::block_on(std::future::poll_fn(|cx| loop {
     ///         if let Err(err) = std::task::ready!(a.poll_readable(cx)) {
     ///             return Poll::Ready(Err(err));
     ///         }
@@ -334,15 +334,15 @@ impl<T> Source<T> {
     /// ```
     /// use std::io::{Read, Write};
     /// use std::os::unix::net::UnixStream;
-    /// use runtime_io::Source;
+    /// use runtime::io::Source;
     ///
-    /// runtime_scheduler::run(|| {
+    /// runtime::run(|| {
     ///     let (a, b) = UnixStream::pair()?;
     ///     let (a, mut b) = (Source::new(a)?, Source::new(b)?);
-    ///     runtime_scheduler::spawn(move || b.write_all(b"hi"));
+    ///     runtime::spawn(move || b.write_all(b"hi"));
     ///     let mut buf = [0; 2];
     ///     let read = std::future::poll_fn(|cx| a.poll_read_with(cx, |mut stream| stream.read(&mut buf)));
-    ///     let n = runtime_scheduler::block_on(read)?; // parks only this greenlet
+    ///     let n = runtime::block_on(read)?; // parks only this greenlet
     ///     assert_eq!(&buf[..n], b"hi");
     ///     Ok::<_, std::io::Error>(())
     /// })?;

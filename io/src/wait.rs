@@ -22,13 +22,13 @@ use crate::source::Source;
 /// use std::os::unix::net::UnixStream;
 /// use std::time::Duration;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (reader, mut writer) = UnixStream::pair()?;
 ///     reader.set_nonblocking(true)?;
-///     let waited = runtime_io::wait_readable(&reader, Some(Duration::from_millis(10)));
+///     let waited = runtime::io::wait_readable(&reader, Some(Duration::from_millis(10)));
 ///     assert_eq!(waited.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
 ///     writer.write_all(b"x")?;
-///     runtime_io::wait_readable(&reader, None)?;
+///     runtime::io::wait_readable(&reader, None)?;
 ///     Ok::<_, std::io::Error>(())
 /// })?;
 /// # Ok::<_, std::io::Error>(())

@@ -31,9 +31,9 @@ thread_local! {
 /// a hub started with [`run`](crate::run).
 ///
 /// ```
-/// let indices = runtime_scheduler::Builder::new().hubs(2).run_each(|_| runtime_scheduler::hub_index());
+/// let indices = runtime::Builder::new().hubs(2).run_each(|_| runtime::hub_index());
 /// assert_eq!(indices, [Some(0), Some(1)]);
-/// assert_eq!(runtime_scheduler::hub_index(), None);
+/// assert_eq!(runtime::hub_index(), None);
 /// ```
 pub fn hub_index() -> Option<usize> {
     HUB_INDEX.with(Cell::get)
@@ -44,7 +44,7 @@ pub fn hub_index() -> Option<usize> {
 ///
 /// ```
 /// use std::time::Duration;
-/// let v = runtime_scheduler::Builder::new()
+/// let v = runtime::Builder::new()
 ///     .stack_size(128 * 1024)
 ///     .blocking_threads(4)
 ///     .max_blocking_time(Duration::from_millis(100))
@@ -62,6 +62,7 @@ pub struct Builder {
     blocking_threads: usize,
     max_blocking_time: Option<Duration>,
     shutdown_grace: Duration,
+    cancel_grace: Duration,
     strict_deadlocks: bool,
     busy_poll: Duration,
     hubs: Option<usize>,
@@ -71,6 +72,9 @@ pub struct Builder {
 /// See [`Builder::busy_poll`].
 const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 
+/// See [`Builder::cancel_grace`].
+const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(1);
+
 impl Default for Builder {
     fn default() -> Builder {
         Builder::new()
@@ -79,15 +83,16 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
-    /// second shutdown grace period, 50 µs of busy polling before an idle
-    /// hub sleeps, and the blocking monitor off unless
-    /// [`MAX_BLOCKING_TIME_ENV`] is set.
+    /// second shutdown grace period, a one second cancellation grace period,
+    /// 50 µs of busy polling before an idle hub sleeps, and the blocking
+    /// monitor off unless [`MAX_BLOCKING_TIME_ENV`] is set.
     pub fn new() -> Builder {
         Builder {
             stack_size: greenlet::stack::DEFAULT_SIZE,
             blocking_threads: 64,
             max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
             shutdown_grace: Duration::from_secs(1),
+            cancel_grace: DEFAULT_CANCEL_GRACE,
             strict_deadlocks: false,
             busy_poll: DEFAULT_BUSY_POLL,
             hubs: None,
@@ -101,6 +106,23 @@ impl Builder {
     /// never run again and their stacks stay mapped, so `run` returns.
     pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a greenlet may go on after a kill or timeout was reported to
+    /// it as an error instead of raised (default one second): inside code
+    /// that cannot unwind, such as a blocking libc call the `hooks` feature
+    /// interposes (see [`foreign`](crate::foreign)). The error reaches the
+    /// call the greenlet is blocked in once; for the grace that follows, its
+    /// parks (further interposed calls, [`blocking`](crate::blocking),
+    /// [`sleep`](crate::sleep)) complete normally, so that its cleanup works:
+    /// destructors, `child.kill(); child.wait()`, flushing a `BufWriter`.
+    /// No park lasts past the grace; after it, interposed calls fail again
+    /// and the next park anywhere else raises the kill or timeout. Either
+    /// way the greenlet ends as killed and the `timeout` scope returns
+    /// `Err(Elapsed)`. Zero makes every later interposed call fail at once.
+    pub fn cancel_grace(mut self, grace: Duration) -> Builder {
+        self.cancel_grace = grace;
         self
     }
 
@@ -175,6 +197,7 @@ impl Builder {
             stack_size: self.stack_size,
             max_blocking_time: self.max_blocking_time,
             shutdown_grace: self.shutdown_grace,
+            cancel_grace: self.cancel_grace,
             strict_deadlocks: self.strict_deadlocks,
             busy_poll: self.busy_poll,
         }
@@ -201,7 +224,7 @@ impl Builder {
     /// connections). The hubs share one [`blocking`](crate::blocking) pool.
     ///
     /// ```
-    /// use runtime_scheduler::{Builder, sync::channel};
+    /// use runtime::{Builder, sync::channel};
     ///
     /// let (tx, rx) = channel::unbounded::<usize>();
     /// let sums = Builder::new().hubs(2).run_each(move |i| {

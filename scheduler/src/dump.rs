@@ -19,12 +19,12 @@ use crate::hub::waiting::Seconds;
 ///
 /// ```
 /// use std::time::Duration;
-/// runtime_scheduler::run(|| {
-///     let sleeper = runtime_scheduler::task::Builder::new()
+/// runtime::run(|| {
+///     let sleeper = runtime::task::Builder::new()
 ///         .name("sleeper")
-///         .spawn(|| runtime_scheduler::sleep(Duration::from_secs(5)));
-///     runtime_scheduler::yield_now(); // let it park
-///     let dump = runtime_scheduler::dump();
+///         .spawn(|| runtime::sleep(Duration::from_secs(5)));
+///     runtime::yield_now(); // let it park
+///     let dump = runtime::dump();
 ///     println!("{dump}");
 ///     let info = dump.greenlets().iter().find(|g| g.name() == Some("sleeper")).unwrap();
 ///     assert_eq!(info.state(), "parked");

@@ -6,6 +6,14 @@ use std::sync::Arc;
 
 /// Why [`JoinHandle::join`](crate::JoinHandle::join) has no value: the
 /// greenlet panicked or was killed.
+///
+/// ```
+/// runtime::run(|| {
+///     let err = runtime::spawn(|| -> u32 { panic!("bad input") }).join().unwrap_err();
+///     assert!(err.is_panic() && !err.is_killed());
+///     assert_eq!(err.into_panic().downcast_ref::<&str>(), Some(&"bad input"));
+/// });
+/// ```
 pub struct JoinError {
     id: u64,
     name: Option<Arc<str>>,
@@ -97,6 +105,12 @@ impl fmt::Debug for JoinError {
 impl std::error::Error for JoinError {}
 
 /// The hub a [`Handle`](crate::Handle) refers to has stopped.
+///
+/// ```
+/// let handle = runtime::run(runtime::Handle::current);
+/// // Its hub has stopped: the work is refused.
+/// assert!(matches!(handle.spawn(|| 1), Err(runtime::Closed)));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Closed;
 

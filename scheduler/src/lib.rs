@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use runtime_scheduler::{run, spawn, sleep, sync::channel};
+//! use runtime::{run, spawn, sleep, sync::channel};
 //!
 //! let total = run(|| {
 //!     let (tx, rx) = channel::unbounded();
@@ -37,8 +37,10 @@
 //! timing wheel. Other threads reach the hub through a lock-free queue
 //! (`crossbeam-queue`) and a `mio::Waker`: [`Handle::spawn`] and the
 //! [`blocking`] thread pool's results travel that way. Greenlets never leave
-//! their hub's thread, so thread-locals stay sound and most types here are
-//! neither `Send` nor `Sync`.
+//! their hub's thread, so thread-locals stay sound; what holds a hub's
+//! greenlets or descriptors directly ([`Group`], [`Pool`], [`Registration`])
+//! is neither `Send` nor `Sync`, while the [`sync`] types, [`JoinHandle`] and
+//! [`Handle`] are, and cross hubs and threads.
 //!
 //! # Layout
 //!
@@ -48,7 +50,8 @@
 //!  task/   spawning and joining: Builder, JoinHandle (join, outcome, join_pool),
 //!          Handle (other threads), Group/Pool, scope, JoinSet
 //!    │
-//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, channels, Select
+//!  sync/   Event, AsyncResult, Semaphore, Mutex/Condvar, RLock, channels,
+//!          queues, Select, wait
 //!    │
 //!  park/   the park seam: Parker::park -> Result<Wake, Refused>; wait (the same
 //!          from any thread); foreign (never unwinds); time, cancel,
@@ -127,8 +130,10 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in four small places: `task/scope.rs` (erasing the lifetime
+// `unsafe` lives in five small places: `task/scope.rs` (erasing the lifetime
 // of a scoped greenlet's closure, with the argument for it),
+// `sync/rlock.rs` (`RLock<T>` is `Sync` for `T: Send`, as std's
+// `ReentrantLock`),
 // `task/join_pool.rs` (getting back the type of a reused join state),
 // `task/outcome.rs` (a greenlet's result, put and taken once without a lock)
 // and `hub/affinity.rs` (the
@@ -174,8 +179,8 @@ pub use crate::task::{JoinHandle, KillOnDrop};
 /// clean-up.
 ///
 /// ```
-/// let answer = runtime_scheduler::run(|| {
-///     let h = runtime_scheduler::spawn(|| 6 * 7);
+/// let answer = runtime::run(|| {
+///     let h = runtime::spawn(|| 6 * 7);
 ///     h.join().unwrap()
 /// });
 /// assert_eq!(answer, 42);
@@ -199,6 +204,22 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
 /// gevent). A panic in it is logged and delivered through
 /// [`JoinHandle::join`]; it never takes the hub down.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let worker = runtime::spawn(|| {
+///         runtime::sleep(Duration::from_millis(5)); // parks only this greenlet
+///         "done"
+///     });
+///     assert!(!worker.is_finished()); // not started: the spawner has not parked yet
+///     assert_eq!(worker.join().unwrap(), "done");
+///
+///     let failing = runtime::spawn(|| -> u32 { panic!("bad input") });
+///     assert!(failing.join().unwrap_err().is_panic()); // the hub goes on
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -213,6 +234,19 @@ where
 
 /// Spawns a greenlet that starts after `delay`.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let greeting = runtime::spawn_later(Duration::from_millis(5), || "hello");
+///     assert_eq!(greeting.join().unwrap(), "hello");
+///     // Killed before its delay has passed, a greenlet never runs.
+///     let never = runtime::spawn_later(Duration::from_secs(60), || println!("never printed"));
+///     never.kill();
+///     assert!(never.join().unwrap_err().is_killed());
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -226,6 +260,15 @@ where
 }
 
 /// The id of the running greenlet.
+///
+/// ```
+/// runtime::run(|| {
+///     let child = runtime::spawn(runtime::greenlet_id);
+///     let id = child.id();
+///     assert_eq!(child.join().unwrap(), id);
+///     assert_ne!(runtime::greenlet_id(), id);
+/// });
+/// ```
 pub fn greenlet_id() -> u64 {
     greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
 }

@@ -211,10 +211,8 @@ fn when_both_receivers_time_out_the_value_stays_in_the_channel() {
 
 #[test]
 fn rendezvous_sender_waits_for_a_receiver() {
-    // gevent test__queue.py TestChannel.test_send. gevent's put switches into
-    // the getter, so it logs ['sending', 'hello', 'sent hello', 'world', 'sent
-    // world']; our send completes at the hand-off and never switches (the
-    // receiver runs when the sender next parks), so 'world' comes last.
+    // gevent test__queue.py TestChannel.test_send: a send to a waiting
+    // receiver returns after the receiver took the value and ran.
     let events = rt::run(|| {
         let (tx, rx) = channel::bounded(0);
         let events = Log::new();
@@ -231,14 +229,12 @@ fn rendezvous_sender_waits_for_a_receiver() {
         getter.join().unwrap();
         events.get()
     });
-    assert_eq!(events, ["sending", "hello", "sent hello", "sent world", "world"]);
+    assert_eq!(events, ["sending", "hello", "sent hello", "world", "sent world"]);
 }
 
 #[test]
 fn rendezvous_receiver_waits_for_a_sender() {
-    // gevent test__queue.py TestChannel.test_wait (gevent: ['waiting',
-    // 'sending hello', 'hello', 'sending world', 'world', 'sent world'], see
-    // above for why the hand-off order differs).
+    // gevent test__queue.py TestChannel.test_wait.
     let events = rt::run(|| {
         let (tx, rx) = channel::bounded(0);
         let events = Log::new();
@@ -258,13 +254,14 @@ fn rendezvous_receiver_waits_for_a_sender() {
         sender.join().unwrap();
         events.get()
     });
-    assert_eq!(events, ["waiting", "sending hello", "sending world", "hello", "world", "sent world"]);
+    assert_eq!(events, ["waiting", "sending hello", "hello", "sending world", "world", "sent world"]);
 }
 
 #[test]
 fn rendezvous_send_completes_only_with_a_receiver() {
     // gevent test__queue.py TestChannel.test_zero_max_size: a sender blocks
-    // until a receiver arrives; it never runs more than one value ahead.
+    // until a receiver arrives, and returns once the receiver has run: sends
+    // and receives strictly alternate.
     let log = rt::run(|| {
         let (tx, rx) = channel::bounded(0);
         let log = Log::new();
@@ -282,7 +279,7 @@ fn rendezvous_send_completes_only_with_a_receiver() {
         sender.join().unwrap();
         log.get()
     });
-    assert_eq!(log, ["sent 0", "received 0", "received 1", "sent 1", "sent 2", "received 2"]);
+    assert_eq!(log, ["received 0", "sent 0", "received 1", "sent 1", "received 2", "sent 2"]);
 }
 
 #[test]
@@ -590,5 +587,106 @@ fn unbounded_channel_never_blocks_senders() {
         assert_eq!(rx.len(), 10_000);
         assert_eq!(rx.capacity(), None);
         assert_eq!(rx.try_iter().sum::<i32>(), (0..10_000).sum());
+    });
+}
+
+#[test]
+fn put_then_peek_then_get_returns_the_same_value_without_switching() {
+    // gevent test__queue.py TestQueue.test_peek_empty... / test_put_peek_get.
+    rt::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let ran = util::Counter::new();
+        let r = ran.clone();
+        drop(spawn(move || r.bump()));
+        tx.send("hi").unwrap();
+        assert_eq!(rx.peek(), Ok("hi"));
+        assert_eq!(rx.try_peek(), Ok("hi"));
+        assert_eq!(rx.len(), 1, "peeking takes nothing");
+        assert_eq!(rx.recv(), Ok("hi"));
+        assert_eq!(ran.get(), 0);
+    });
+}
+
+#[test]
+fn peek_timeout_on_an_empty_channel_times_out() {
+    // gevent test__queue.py TestQueue.test_peek_empty (peek with a timeout
+    // in a greenlet raises Empty).
+    rt::run(|| {
+        let (tx, rx) = channel::unbounded::<u8>();
+        assert_eq!(rx.try_peek(), Err(TryRecvError::Empty));
+        assert_eq!(rx.peek_timeout(ms(1)), Err(RecvTimeoutError::Timeout));
+        drop(tx);
+        assert_eq!(rx.peek(), Err(channel::RecvError));
+        assert_eq!(rx.try_peek(), Err(TryRecvError::Disconnected));
+        assert_eq!(rx.peek_timeout(ms(1)), Err(RecvTimeoutError::Disconnected));
+    });
+}
+
+#[test]
+fn a_blocked_peek_wakes_on_a_send_and_leaves_the_value() {
+    // gevent test__queue.py TestQueue.test_peek_multi_greenlet.
+    rt::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let r = rx.clone();
+        let peeker = spawn(move || r.peek().unwrap());
+        yield_now();
+        assert!(!peeker.is_finished());
+        tx.send(7).unwrap();
+        assert_eq!(peeker.join().unwrap(), 7);
+        assert_eq!(rx.try_recv(), Ok(7), "still there");
+    });
+}
+
+#[test]
+fn peek_on_a_rendezvous_channel_sees_the_waiting_senders_value() {
+    // The sender keeps waiting: peeking is not receiving.
+    rt::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let sender = spawn(move || tx.send("offered").unwrap());
+        assert_eq!(rx.peek(), Ok("offered"));
+        yield_now();
+        assert!(!sender.is_finished(), "nobody received it yet");
+        assert_eq!(rx.recv(), Ok("offered"));
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn a_plain_thread_peeks_at_a_value_a_greenlet_sends() {
+    let (tx, rx) = channel::unbounded();
+    let thread = std::thread::spawn(move || {
+        assert_eq!(rx.peek(), Ok(5)); // blocks the thread
+        rx.recv()
+    });
+    rt::run(move || {
+        sleep(ms(5));
+        tx.send(5).unwrap();
+    });
+    assert_eq!(thread.join().unwrap(), Ok(5));
+}
+
+#[test]
+fn a_rendezvous_sender_killed_by_its_receiver_still_delivered_the_value() {
+    // The receiver runs before the send returns, so it can act on the
+    // sender (here: kill it) first; the value is delivered all the same, as
+    // with gevent's `Channel.put`, which switches to the getter first.
+    rt::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let sender_slot: Rc<RefCell<Option<rt::JoinHandle<()>>>> = Rc::new(RefCell::new(None));
+        let slot = sender_slot.clone();
+        let receiver = spawn(move || {
+            let value = rx.recv().unwrap();
+            slot.borrow().as_ref().expect("the sender was spawned").kill();
+            value
+        });
+        yield_now();
+        let sender = spawn(move || {
+            tx.send("delivered").unwrap();
+            unreachable!("killed before its send returned");
+        });
+        *sender_slot.borrow_mut() = Some(sender);
+        assert_eq!(receiver.join().unwrap(), "delivered");
+        let sender = sender_slot.borrow_mut().take().unwrap();
+        assert!(sender.join().unwrap_err().is_killed());
     });
 }

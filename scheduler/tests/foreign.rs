@@ -30,15 +30,21 @@ fn current_exists_only_in_a_greenlet_of_the_hub() {
 }
 
 #[test]
-fn a_kill_is_reported_then_raised_at_the_next_park() {
-    rt::run(|| {
+fn a_kill_is_reported_once_then_raised_at_the_next_park_past_the_grace() {
+    rt::Builder::new().cancel_grace(ms(20)).run(|| {
         let seen = Rc::new(Cell::new(None));
         let after = Rc::new(Cell::new(false));
         let (s, a) = (seen.clone(), after.clone());
         let victim = spawn(move || {
             let current = Current::get().unwrap();
             s.set(Some(current.sleep_until(far())));
-            // Later foreign waits fail at once.
+            assert_eq!(current.cancelled(), Some(Interrupted::Killed));
+            // The grace: parks complete, foreign or not, up to its end.
+            assert_eq!(current.check(), Ok(()));
+            sleep(ms(1));
+            assert_eq!(current.sleep_until(Instant::now() + ms(1)), Ok(()));
+            assert_eq!(current.sleep_until(far()), Err(Interrupted::Killed), "a park outlasted the grace");
+            // Past it, foreign waits fail at once.
             assert_eq!(current.check(), Err(Interrupted::Killed));
             assert_eq!(current.sleep_until(far()), Err(Interrupted::Killed));
             assert_eq!(current.cooperate().and(current.check()), Err(Interrupted::Killed));
@@ -86,7 +92,7 @@ fn a_timeout_is_reported_and_the_scope_returns_elapsed() {
 
 #[test]
 fn a_reported_timeout_is_raised_at_the_next_park_inside_the_scope() {
-    rt::run(|| {
+    rt::Builder::new().cancel_grace(Duration::ZERO).run(|| {
         let after = Rc::new(Cell::new(false));
         let a = after.clone();
         let outcome = timeout(ms(10), move || {

@@ -5,7 +5,9 @@
 //!
 //! The model knows: the run queue is FIFO and `yield_now` goes to its back;
 //! `spawn` only schedules; waiters of channels and semaphores are served in
-//! FIFO order by direct hand-off; `unpark` never switches; a kill is raised at
+//! FIFO order by direct hand-off; a `bounded(0)` send that hands its value to
+//! a waiting receiver then yields, so the receiver runs before the send
+//! returns; `unpark` never switches; a kill is raised at
 //! the target's park point the next time the hub runs it (a greenlet killed
 //! before it ran never runs), and the unwinding releases its permits and gives
 //! back what was handed to it; `run` kills whatever is left when `f` returns.
@@ -689,7 +691,15 @@ impl<'p> Model<'p> {
             }
             Op::Send(chan) => {
                 let value = self.new_value();
+                let rendezvous = self.chans[chan].capacity == Some(0) && !self.chans[chan].recv_waiters.is_empty();
                 if self.try_send(chan, value) {
+                    if rendezvous {
+                        // Handed to a waiting receiver: the sender yields, so
+                        // the receiver runs before its send returns.
+                        self.tasks[me].wait = Some(Wait::Send { chan, value, taken: true });
+                        self.schedule(me);
+                        return Flow::Parked;
+                    }
                     self.trace.push(Event::Sent { by: me, chan, value });
                     Flow::Continue
                 } else {

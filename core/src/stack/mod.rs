@@ -24,7 +24,7 @@
 //! sleeps); [`trim`] gives back everything idle.
 //!
 //! ```
-//! use greenlet::{Greenlet, stack};
+//! use runtime::greenlet::{Greenlet, stack};
 //!
 //! stack::set_default_size(128 * 1024); // for greenlets created on this thread from now on
 //! let g = Greenlet::builder().stack_size(256 * 1024).build(|v| v);

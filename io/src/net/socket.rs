@@ -22,12 +22,12 @@ use super::tcp::{TcpListener, TcpStream};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use runtime_io::net::{SocketAddr, TcpSocket};
-/// use runtime_scheduler::sync::AsyncResult;
+/// use runtime::net::{SocketAddr, TcpSocket};
+/// use runtime::sync::AsyncResult;
 ///
 /// // Hub 0 binds port 0; the other hubs bind the port it got.
 /// let first: Arc<AsyncResult<SocketAddr>> = Arc::new(AsyncResult::new());
-/// let addrs = runtime_scheduler::Builder::new().hubs(2).run_each(move |i| -> std::io::Result<SocketAddr> {
+/// let addrs = runtime::Builder::new().hubs(2).run_each(move |i| -> std::io::Result<SocketAddr> {
 ///     let socket = TcpSocket::new_v4()?;
 ///     socket.set_reuseport(true)?;
 ///     socket.bind(if i == 0 { "127.0.0.1:0".parse().unwrap() } else { first.get() })?;

@@ -36,13 +36,13 @@ fn parse_somaxconn(text: &str) -> Option<i32> {
 /// `std::net::TcpListener`, but `accept` parks only the calling greenlet.
 ///
 /// ```no_run
-/// use runtime_io::net::TcpListener;
+/// use runtime::net::TcpListener;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let listener = TcpListener::bind("127.0.0.1:8080")?;
 ///     for stream in listener.incoming() {
 ///         let stream = stream?;
-///         runtime_scheduler::spawn(move || drop(stream)); // handle the connection
+///         runtime::spawn(move || drop(stream)); // handle the connection
 ///     }
 ///     Ok::<_, std::io::Error>(())
 /// })?;
@@ -114,14 +114,14 @@ impl TcpListener {
     /// the last task to poll is woken.
     ///
     /// ```
-    /// use runtime_io::net::{TcpListener, TcpStream};
+    /// use runtime::net::{TcpListener, TcpStream};
     ///
-    /// runtime_scheduler::run(|| {
+    /// runtime::run(|| {
     ///     let listener = TcpListener::bind("127.0.0.1:0")?;
     ///     let addr = listener.local_addr()?;
-    ///     runtime_scheduler::spawn(move || TcpStream::connect(addr));
+    ///     runtime::spawn(move || TcpStream::connect(addr));
     ///     let accept = std::future::poll_fn(|cx| listener.poll_accept(cx));
-    ///     let (_stream, peer) = runtime_scheduler::block_on(accept)?;
+    ///     let (_stream, peer) = runtime::block_on(accept)?;
     ///     assert!(peer.ip().is_loopback());
     ///     Ok::<_, std::io::Error>(())
     /// })?;
@@ -215,17 +215,24 @@ impl Iterator for Incoming<'_> {
 /// `Read` and `Write` are implemented for `&TcpStream` too, so one greenlet
 /// can read while another writes the same socket:
 ///
-/// ```no_run
+/// ```
 /// use std::io::{Read, Write};
 /// use std::rc::Rc;
-/// use runtime_io::net::TcpStream;
+/// use runtime::net::{TcpListener, TcpStream};
 ///
-/// runtime_scheduler::run(|| {
-///     let stream = Rc::new(TcpStream::connect("127.0.0.1:7000")?);
+/// runtime::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     runtime::spawn(move || -> std::io::Result<u64> {
+///         let (conn, _) = listener.accept()?;
+///         std::io::copy(&mut &conn, &mut &conn) // an echo server
+///     });
+///     let stream = Rc::new(TcpStream::connect(addr)?);
 ///     let writer = stream.clone();
-///     runtime_scheduler::spawn(move || (&*writer).write_all(b"hello\n"));
+///     runtime::spawn(move || (&*writer).write_all(b"hello\n"));
 ///     let mut buf = [0; 6];
-///     (&*stream).read_exact(&mut buf)?;
+///     (&*stream).read_exact(&mut buf)?; // parks until the echo comes back
+///     assert_eq!(&buf, b"hello\n");
 ///     Ok::<_, std::io::Error>(())
 /// })?;
 /// # Ok::<_, std::io::Error>(())

@@ -11,15 +11,22 @@ use crate::source::Source;
 /// A UDP socket; like `std::net::UdpSocket`, but blocking calls park only the
 /// calling greenlet.
 ///
-/// ```no_run
-/// use runtime_io::net::UdpSocket;
+/// ```
+/// use runtime::net::UdpSocket;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
+///     let server = UdpSocket::bind("127.0.0.1:0")?;
+///     let addr = server.local_addr()?;
+///     runtime::spawn(move || -> std::io::Result<()> {
+///         let mut buf = [0; 64];
+///         let (n, from) = server.recv_from(&mut buf)?; // parks until a datagram comes
+///         server.send_to(&buf[..n], from).map(drop) // echo it
+///     });
 ///     let socket = UdpSocket::bind("127.0.0.1:0")?;
-///     socket.send_to(b"ping", "127.0.0.1:9999")?;
+///     socket.send_to(b"ping", addr)?;
 ///     let mut buf = [0; 64];
 ///     let (n, from) = socket.recv_from(&mut buf)?;
-///     println!("{n} bytes from {from}");
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], addr));
 ///     Ok::<_, std::io::Error>(())
 /// })?;
 /// # Ok::<_, std::io::Error>(())

@@ -21,6 +21,24 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(1);
 
 /// A Unix stream socket server; like `std::os::unix::net::UnixListener`, but
 /// `accept` parks only the calling greenlet.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use runtime::net::{UnixListener, UnixStream};
+///
+/// let path = std::env::temp_dir().join(format!("runtime-doc-{}.sock", std::process::id()));
+/// runtime::run(move || {
+///     let listener = UnixListener::bind(&path)?;
+///     let to = path.clone();
+///     runtime::spawn(move || UnixStream::connect(&to)?.write_all(b"hi"));
+///     let (mut conn, _) = listener.accept()?;
+///     let mut got = String::new();
+///     conn.read_to_string(&mut got)?; // the client closed after writing
+///     assert_eq!(got, "hi");
+///     std::fs::remove_file(&path)
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
 pub struct UnixListener {
     source: Source<mio::net::UnixListener>,
 }
@@ -133,11 +151,11 @@ impl Iterator for UnixIncoming<'_> {
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use runtime_io::net::UnixStream;
+/// use runtime::net::UnixStream;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (mut a, mut b) = UnixStream::pair()?;
-///     runtime_scheduler::spawn(move || a.write_all(b"hi"));
+///     runtime::spawn(move || a.write_all(b"hi"));
 ///     let mut buf = [0; 2];
 ///     b.read_exact(&mut buf)?;
 ///     assert_eq!(&buf, b"hi");
@@ -270,6 +288,20 @@ impl fmt::Debug for UnixStream {
 
 /// A Unix datagram socket; like `std::os::unix::net::UnixDatagram`, but
 /// blocking calls park only the calling greenlet.
+///
+/// ```
+/// use runtime::net::UnixDatagram;
+///
+/// runtime::run(|| {
+///     let (a, b) = UnixDatagram::pair()?;
+///     runtime::spawn(move || a.send(b"ping"));
+///     let mut buf = [0; 16];
+///     let n = b.recv(&mut buf)?; // parks until the datagram arrives
+///     assert_eq!(&buf[..n], b"ping");
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
 pub struct UnixDatagram {
     source: Source<mio::net::UnixDatagram>,
 }

@@ -99,6 +99,7 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     pub(crate) max_blocking_time: Option<Duration>,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) cancel_grace: Duration,
     pub(crate) strict_deadlocks: bool,
     pub(crate) busy_poll: Duration,
 }
@@ -280,6 +281,11 @@ impl Hub {
 
     pub(crate) fn stack_size(&self) -> usize {
         self.config.stack_size
+    }
+
+    /// See [`Builder::cancel_grace`](crate::Builder::cancel_grace).
+    pub(crate) fn cancel_grace(&self) -> Duration {
+        self.config.cancel_grace
     }
 
     pub(crate) fn ready(&self) -> &Rc<ReadyQueue> {

@@ -166,11 +166,13 @@ pub(crate) struct Task {
     park_deadline: Cell<Option<Instant>>,
     /// A kill or timeout to raise at the next park point.
     pending: Cell<Pending>,
-    /// Whether `pending` was reported to the greenlet as an error, by a
+    /// Set once `pending` was reported to the greenlet as an error, by a
     /// [`foreign`](crate::foreign) wait that could not unwind: then a closure
     /// (the task's, or the expired `timeout` scope's) that returns normally
-    /// still ends as killed or timed out. Cleared with `pending`.
-    reported: Cell<bool>,
+    /// still ends as killed or timed out. Holds the end of the grace
+    /// (`Builder::cancel_grace`) during which its parks complete normally.
+    /// Cleared with `pending`.
+    reported: Cell<Option<Instant>>,
     /// Whether the greenlet is unwinding (a kill, a timeout or a panic): then
     /// a second kill or timeout is not raised (it would abort the process)
     /// but ends the wait it arrives in.
@@ -224,7 +226,7 @@ impl Task {
             parked_at: Cell::new(ready.clock()),
             park_deadline: Cell::new(None),
             pending: Cell::new(Pending::None),
-            reported: Cell::new(false),
+            reported: Cell::new(None),
             unwinding: Cell::new(false),
             deadlock: RefCell::new(None),
             start_timer: Cell::new(None),
@@ -384,19 +386,25 @@ impl Task {
     }
 
     pub(crate) fn take_pending(&self) -> Pending {
-        self.reported.set(false);
+        self.reported.set(None);
         self.pending.replace(Pending::None)
     }
 
     /// Records that the pending kill or timeout was reported to the greenlet
-    /// as an error (see [`foreign`](crate::foreign)).
-    pub(crate) fn set_reported(&self) {
-        self.reported.set(true);
+    /// as an error (see [`foreign`](crate::foreign)), with the end of its
+    /// grace (moved to now when the grace is cut short).
+    pub(crate) fn set_reported(&self, grace_end: Instant) {
+        self.reported.set(Some(grace_end));
     }
 
     /// The pending kill or timeout, if it was reported as an error.
     pub(crate) fn reported(&self) -> Pending {
-        if self.reported.get() { self.pending.get() } else { Pending::None }
+        if self.reported.get().is_some() { self.pending.get() } else { Pending::None }
+    }
+
+    /// The end of the grace of a reported kill or timeout, if it was.
+    pub(crate) fn grace_end(&self) -> Option<Instant> {
+        self.reported.get()
     }
 
     /// Records a kill, or a timeout scope's expiry (the outermost wins), to
@@ -407,6 +415,10 @@ impl Task {
             (Pending::Timeout(a), Pending::Timeout(b)) => Pending::Timeout(a.min(b)),
             (Pending::None, other) | (other, Pending::None) => other,
         };
+        if merged != self.pending.get() {
+            // A kill after a reported timeout: reported anew.
+            self.reported.set(None);
+        }
         self.pending.set(merged);
     }
 

@@ -95,6 +95,17 @@ impl<T, W: Waiter> WaitQueue<T, W> {
         key
     }
 
+    /// The data of the first waiter (a channel's `peek` looks at the value
+    /// of the first waiting sender).
+    pub(crate) fn front(&self) -> Option<&T> {
+        (self.head != NIL).then(|| &self.nodes.at(self.head).data)
+    }
+
+    /// The first waiter, if any (to learn how it will be woken).
+    pub(crate) fn front_waiter(&self) -> Option<&W> {
+        (self.head != NIL).then(|| &self.nodes.at(self.head).waiter)
+    }
+
     /// Completes the first waiter (`f` may change its data) and unparks it.
     /// Returns whether there was one.
     pub(crate) fn complete_front(&mut self, f: impl FnOnce(&mut T)) -> bool {

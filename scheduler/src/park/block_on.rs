@@ -27,7 +27,7 @@ use crate::util::slab::Key;
 ///
 /// ```
 /// use std::time::Duration;
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
 ///     // A future that completes once somebody else wakes it.
 ///     let mut woken = false;
@@ -43,7 +43,7 @@ use crate::util::slab::Key;
 ///         std::thread::sleep(Duration::from_millis(10));
 ///         rx.recv().unwrap().wake();
 ///     });
-///     assert_eq!(runtime_scheduler::block_on(future), 42);
+///     assert_eq!(runtime::block_on(future), 42);
 ///     waker_thread.join().unwrap();
 /// });
 /// ```

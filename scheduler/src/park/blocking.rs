@@ -17,8 +17,8 @@ use crate::park::Parker;
 /// while waiting, `f` still runs to completion and its result is dropped.
 ///
 /// ```
-/// runtime_scheduler::run(|| {
-///     let len = runtime_scheduler::blocking(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0));
+/// runtime::run(|| {
+///     let len = runtime::blocking(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0));
 ///     println!("{len} entries");
 /// });
 /// ```

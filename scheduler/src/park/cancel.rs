@@ -22,11 +22,11 @@ use crate::park::time::TimeoutUnwind;
 ///
 /// ```
 /// use std::time::Duration;
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let caught = std::panic::catch_unwind(|| {
-///         runtime_scheduler::timeout(Duration::from_millis(1), || {
-///             let payload = std::panic::catch_unwind(|| runtime_scheduler::sleep(Duration::from_secs(5))).unwrap_err();
-///             assert!(runtime_scheduler::is_cancellation(&*payload));
+///         runtime::timeout(Duration::from_millis(1), || {
+///             let payload = std::panic::catch_unwind(|| runtime::sleep(Duration::from_secs(5))).unwrap_err();
+///             assert!(runtime::is_cancellation(&*payload));
 ///             std::panic::resume_unwind(payload);
 ///         })
 ///     });
@@ -47,9 +47,9 @@ pub fn is_cancellation(payload: &(dyn Any + Send)) -> bool {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::{catch_panic, sleep, spawn};
+/// use runtime::{catch_panic, sleep, spawn};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let worker = spawn(|| {
 ///         let mut failed = 0;
 ///         for job in 0.. {

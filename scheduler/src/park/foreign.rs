@@ -8,16 +8,22 @@
 //! through [`Current`] instead, whose waits *report* a pending kill or
 //! timeout as [`Interrupted`] and leave it pending:
 //!
-//! - the wait returns `Err(Interrupted)`, and the caller turns that into an
-//!   error return of its own (`ECANCELED`, `ETIMEDOUT`);
-//! - every later wait of the greenlet through [`Current`] fails the same way
-//!   at once ([`Current::check`] tells without waiting), so a caller that
-//!   retries cannot block again;
-//! - the kill or timeout is raised as usual at the greenlet's next park
-//!   anywhere else (a runtime call, outside the C frame), by unwinding; or,
-//!   if the closure returns first (the greenlet's, or that of the expired
+//! - the wait returns `Err(Interrupted)`, once, and the caller turns that
+//!   into an error return of its own (`ECANCELED`, `ETIMEDOUT`);
+//! - for the grace that follows ([`Builder::cancel_grace`](crate::Builder::cancel_grace),
+//!   one second by default), the greenlet's parks complete normally, through
+//!   [`Current`] or not, but none lasts past the grace's end: its cleanup
+//!   works (destructors, closing and reaping, flushing);
+//! - after the grace, every wait of the greenlet through [`Current`] fails
+//!   the same way at once ([`Current::check`] tells without waiting), so a
+//!   caller that retries cannot block again, and the kill or timeout is
+//!   raised as usual at the greenlet's next park anywhere else (a runtime
+//!   call, outside the C frame), by unwinding;
+//! - if the closure returns first (the greenlet's, or that of the expired
 //!   `timeout` scope), it ends as killed (`JoinError::is_killed`) or timed out
 //!   (`Err(Elapsed)`) all the same, its value dropped.
+//!
+//! [`Current::cancelled`] tells which was reported while it is pending.
 //!
 //! A greenlet that is already unwinding (a kill's cleanup) and gets a second
 //! kill or timeout sees it as an `Err` of the wait it is in, and only there,
@@ -36,8 +42,9 @@
 //!         // Reported, not raised: this line goes on after the expiry...
 //!         let slept = current.sleep_until(Instant::now() + Duration::from_secs(10));
 //!         assert_eq!(slept, Err(Interrupted::TimedOut));
-//!         // ...and so do later foreign waits, which fail at once.
-//!         assert_eq!(current.check(), Err(Interrupted::TimedOut));
+//!         // ...once: cleanup may park during the grace that follows.
+//!         assert_eq!(current.check(), Ok(()));
+//!         assert_eq!(current.cancelled(), Some(Interrupted::TimedOut));
 //!         "the value is dropped"
 //!     })
 //! });
@@ -119,6 +126,13 @@ impl Current {
     /// What is pending.
     pub fn check(&self) -> Result<(), Interrupted> {
         self.parker.report_pending()
+    }
+
+    /// The kill or timeout that a wait of this greenlet reported as an error
+    /// and that is still pending (to be raised at its next park past the
+    /// grace, or to end its closure), if any. `None` once it was raised.
+    pub fn cancelled(&self) -> Option<Interrupted> {
+        self.parker.reported()
     }
 
     /// Counts one I/O operation against the greenlet's budget (the one
@@ -260,6 +274,17 @@ pub fn hub_id() -> Option<u64> {
         0 => None,
         id => Some(id),
     }
+}
+
+/// Whether this thread is running the panic hook: no greenlet may park then
+/// (a panic of another greenlet during the park would abort the process),
+/// so code that parks through [`Current`] should block the thread instead.
+/// Covers the runtime's hook and the ones it chains to (std's default, or a
+/// user's installed before the runtime started); a hook installed later
+/// replaces the runtime's and is not seen.
+#[inline]
+pub fn in_panic_hook() -> bool {
+    crate::panic_hook::is_running()
 }
 
 /// Removes `registration`'s descriptor from its hub's poller now, while it is

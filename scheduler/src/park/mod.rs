@@ -187,6 +187,12 @@ impl Parker {
         );
         self.note_unwinding();
         self.pending(foreign)?;
+        // In a cancellation's grace, no park outlasts it.
+        let grace_end = self.grace_end();
+        let deadline = match (deadline, grace_end) {
+            (Some(deadline), Some(end)) => Some(deadline.min(end)),
+            (deadline, end) => deadline.or(end),
+        };
         let seq = self.seq.get();
         self.seq.set(seq + 1);
         task.park(seq, on, deadline);
@@ -206,8 +212,20 @@ impl Parker {
             self.hub.cancel_timer(timer);
         }
         task.unpark_done();
+        if task.wake() == Wake::TimedOut && grace_end.is_some_and(|end| deadline == Some(end)) {
+            // The grace's own timer: it is over, also if the wheel fired a
+            // little early.
+            task.set_reported(Instant::now());
+        }
         self.pending(foreign)?;
         Ok(task.wake())
+    }
+
+    /// The end of the grace of a kill or timeout that was reported to this
+    /// greenlet as an error, while it lasts.
+    fn grace_end(&self) -> Option<Instant> {
+        let end = self.task.grace_end()?;
+        (self.task.pending() != Pending::None && Instant::now() < end).then_some(end)
     }
 
     /// Raises (or with `foreign`, reports) a pending kill, timeout or deadlock.
@@ -239,6 +257,10 @@ impl Parker {
         if task.pending() == Pending::None && task.deadlock().borrow().is_none() {
             return Ok(());
         }
+        if self.grace_end().is_some() {
+            // Reported already; cleanup may park until the grace ends.
+            return Ok(());
+        }
         if task.is_unwinding() {
             task.take_pending();
             // A deadlock report stays: the hub sees it and stops waiting for
@@ -257,12 +279,14 @@ impl Parker {
     }
 
     /// Reports a pending kill, timeout or deadlock as an error without raising
-    /// it: it stays pending, marked as reported, so that the next park
-    /// raises it, or the closure that returns normally ends as killed or
-    /// timed out. While the greenlet is already unwinding, the kill or
-    /// timeout is dropped instead, as a refused park does. A deadlock report
-    /// (which only the root greenlet gets) counts as a kill here and stays
-    /// for the next park to raise.
+    /// it: it stays pending, marked as reported, so that the next park past
+    /// the grace (`Builder::cancel_grace`) raises it, or the closure that
+    /// returns normally ends as killed or timed out. Reported once: during
+    /// the grace that follows, `Ok`; after it, the error again. While the
+    /// greenlet is already unwinding, the kill or timeout is dropped instead,
+    /// as a refused park does. A deadlock report (which only the root
+    /// greenlet gets) counts as a kill here and stays for the next park to
+    /// raise.
     pub(crate) fn report_pending(&self) -> Result<(), Interrupted> {
         let task = &self.task;
         let interrupted = match task.pending() {
@@ -273,10 +297,22 @@ impl Parker {
         };
         if task.is_unwinding() {
             task.take_pending();
-        } else {
-            task.set_reported();
+        } else if task.grace_end().is_none() {
+            task.set_reported(Instant::now() + self.hub.cancel_grace());
+        } else if self.grace_end().is_some() {
+            return Ok(());
         }
         Err(interrupted)
+    }
+
+    /// The kill or timeout that was reported to this greenlet as an error and
+    /// is still pending, if any.
+    pub(crate) fn reported(&self) -> Option<Interrupted> {
+        match self.task.reported() {
+            Pending::Kill => Some(Interrupted::Killed),
+            Pending::Timeout(_) => Some(Interrupted::TimedOut),
+            Pending::None => None,
+        }
     }
 
     /// Parks in a hub-local `queue` (the reactor's, a join's) until its node

@@ -33,18 +33,20 @@ use crate::util::slab::Key;
 /// stopped, only touches that hub's tables; using it on another hub returns
 /// an error that says so.
 ///
-/// ```no_run
+/// ```
 /// use std::io::Read;
-/// use runtime_scheduler::{Direction, Registration};
+/// use std::os::unix::net::UnixStream;
+/// use runtime::io::{Direction, Registration};
 ///
-/// runtime_scheduler::run(|| {
-///     let (a, _b) = mio::net::UnixStream::pair().unwrap();
-///     let registration = Registration::new(&a).unwrap();
+/// runtime::run(|| {
+///     let (a, _b) = UnixStream::pair().unwrap();
+///     a.set_nonblocking(true).unwrap(); // `io` wants `WouldBlock`, not a blocked thread
+///     let registration = Registration::new(&a).unwrap(); // dropped before `a`
 ///     let mut buf = [0; 16];
-///     // Parks this greenlet until `a` is readable, for at most a second.
-///     let timeout = Some(std::time::Duration::from_secs(1));
+///     // Parks this greenlet until `a` is readable, for at most 10 ms.
+///     let timeout = Some(std::time::Duration::from_millis(10));
 ///     let n = registration.io(Direction::Read, "UnixStream::read", timeout, || (&a).read(&mut buf));
-///     assert!(n.is_err()); // nothing was written: timed out
+///     assert_eq!(n.unwrap_err().kind(), std::io::ErrorKind::TimedOut); // nothing was written
 /// });
 /// ```
 pub struct Registration {

@@ -17,9 +17,9 @@ use crate::park::Parker;
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let start = Instant::now();
-///     runtime_scheduler::sleep(Duration::from_millis(20));
+///     runtime::sleep(Duration::from_millis(20));
 ///     assert!(start.elapsed() >= Duration::from_millis(20));
 /// });
 /// ```
@@ -33,6 +33,21 @@ pub fn sleep(duration: Duration) {
 }
 
 /// Parks the current greenlet until `deadline` has passed.
+///
+/// Sleeping until deadlines paces work without drift (each `sleep` would
+/// add its rounding up to the next millisecond):
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// runtime::run(|| {
+///     let start = Instant::now();
+///     for tick in 1..=3 {
+///         runtime::sleep_until(start + tick * Duration::from_millis(5));
+///     }
+///     assert!(Instant::now() >= start + Duration::from_millis(15)); // never early
+/// });
+/// ```
 ///
 /// A sleep in a greenlet that is already unwinding (in a destructor during a
 /// kill) returns early if a second kill or timeout arrives.
@@ -81,9 +96,9 @@ pub(crate) struct TimeoutUnwind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::{sleep, timeout};
+/// use runtime::{sleep, timeout};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     assert_eq!(timeout(Duration::from_millis(50), || 7), Ok(7));
 ///     let slow = timeout(Duration::from_millis(10), || sleep(Duration::from_secs(10)));
 ///     assert!(slow.is_err());
@@ -102,7 +117,18 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     timeout_at(Instant::now() + duration, f)
 }
 
-/// Like [`timeout`], with a deadline.
+/// Like [`timeout`], with a deadline: one deadline for several steps.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// runtime::run(|| {
+///     let deadline = Instant::now() + Duration::from_millis(10);
+///     assert_eq!(runtime::timeout_at(deadline, || 1), Ok(1));
+///     let slow = runtime::timeout_at(deadline, || runtime::sleep(Duration::from_secs(60)));
+///     assert_eq!(slow, Err(runtime::Elapsed));
+/// });
+/// ```
 ///
 /// # Errors
 ///

@@ -42,6 +42,11 @@ impl Wakeup {
 }
 
 impl Wakeup {
+    /// Whether it wakes a greenlet of this thread's hub.
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self, Wakeup::Greenlet { hub: id, .. } if *id == hub::reactor_id())
+    }
+
     /// Wakes now, whatever locks are held.
     fn wake_now(&self) {
         match self {

@@ -4,10 +4,13 @@ use std::panic;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::hub::wait_queue::WaitQueue;
+use crate::hub::wait_queue::{WaitKey, WaitQueue};
 use crate::hub::waiting::WaitingOn;
+use crate::park::Parker;
 use crate::park::time::Elapsed;
 use crate::park::wait::{self, Waiter, Wakeup};
+use crate::sync::select::private::Sealed;
+use crate::sync::select::{Waitable, Watch};
 
 enum Slot<T> {
     Empty,
@@ -21,17 +24,18 @@ enum Slot<T> {
 }
 
 /// A value that will be available later, which any number of greenlets can
-/// wait for (gevent's `AsyncResult`).
+/// wait for (gevent's `AsyncResult`). It is `Send + Sync` when `T: Send`:
+/// greenlets of other hubs and plain threads (which block) can wait too.
 ///
 /// ```
 /// use std::rc::Rc;
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::AsyncResult;
+/// use runtime::sync::AsyncResult;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let result = Rc::new(AsyncResult::new());
 ///     let producer = result.clone();
-///     runtime_scheduler::spawn_later(Duration::from_millis(5), move || producer.set("done"));
+///     runtime::spawn_later(Duration::from_millis(5), move || producer.set("done"));
 ///     assert_eq!(result.get(), "done");
 ///     assert!(result.ready());
 /// });
@@ -85,7 +89,7 @@ impl<T> AsyncResult<T> {
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets (a plain thread blocks).
     #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
@@ -123,7 +127,8 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// # Panics
     ///
-    /// Resumes a stored panic. Outside a greenlet of the runtime.
+    /// Resumes a stored panic. On a hub's thread outside its greenlets (a
+    /// plain thread blocks).
     #[track_caller]
     pub fn get(&self) -> T {
         self.wait();
@@ -162,6 +167,34 @@ impl<T: Clone> AsyncResult<T> {
                 }
             },
         }
+    }
+}
+
+impl<T> Watch for AsyncResult<T> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        wait::lock(&self.state).waiters.push(Wakeup::for_greenlet(parker), ())
+    }
+
+    fn unwatch(&self, key: WaitKey) {
+        wait::lock(&self.state).waiters.reclaim(key);
+    }
+
+    fn identity(&self) -> *const () {
+        std::ptr::from_ref(self).cast()
+    }
+}
+
+impl<T> Sealed for AsyncResult<T> {}
+
+/// Ready once a value or panic is stored.
+impl<T> Waitable for AsyncResult<T> {
+    #[allow(private_interfaces)]
+    fn as_watch(&self) -> &dyn Watch {
+        self
     }
 }
 

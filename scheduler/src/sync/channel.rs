@@ -1,25 +1,31 @@
-//! Multi-producer, multi-consumer channels between greenlets of one hub.
+//! Multi-producer, multi-consumer channels between greenlets, of one hub or
+//! of many, and plain threads.
 //!
 //! The shape is crossbeam's: [`bounded`] and [`unbounded`] return a cloneable
 //! [`Sender`] and [`Receiver`]; operations come as blocking, `try_` and
-//! `_timeout` variants. Blocking parks only the calling greenlet.
+//! `_timeout` variants. Blocking parks only the calling greenlet (a plain
+//! thread blocks). `Sender` and `Receiver` are `Send + Sync` when `T: Send`:
+//! move or share them across hubs and threads.
 //!
 //! Waiting greenlets are served in FIFO order, and values are handed over
 //! directly: a value sent while receivers wait goes to the first of them, and
 //! when a receiver frees room in a full channel the first waiting sender's
 //! value moves in. Nothing is lost or duplicated, and nobody is starved.
-//! `bounded(0)` is a rendezvous channel: `send` waits for a receiver.
+//! `bounded(0)` is a rendezvous channel: `send` waits for a receiver, and
+//! returns once the receiver has taken the value and, when it is a greenlet
+//! of the same hub, has run (gevent's `Channel`: sends and receives
+//! alternate).
 //!
 //! When every `Sender` is gone, receivers get the remaining values and then
 //! [`RecvError`]; when every `Receiver` is gone, `send` gives the value back
 //! in a [`SendError`].
 //!
 //! ```
-//! use runtime_scheduler::sync::channel;
+//! use runtime::sync::channel;
 //!
-//! runtime_scheduler::run(|| {
+//! runtime::run(|| {
 //!     let (tx, rx) = channel::bounded(1);
-//!     let producer = runtime_scheduler::spawn(move || {
+//!     let producer = runtime::spawn(move || {
 //!         for i in 0..5 {
 //!             tx.send(i).unwrap(); // parks while the channel is full
 //!         }
@@ -63,6 +69,16 @@ struct State<T> {
     send_watchers: WaitQueue<(), Wakeup>,
 }
 
+/// Where a sent value went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// To a waiting receiver elsewhere (another hub, a plain thread).
+    Handed,
+    /// To a waiting greenlet of this thread's hub.
+    HandedLocally,
+}
+
 /// Wakes every `Select` watching for a change (cheap when none does).
 fn notify(watchers: &mut WaitQueue<(), Wakeup>) {
     if watchers.len() > 0 {
@@ -72,11 +88,32 @@ fn notify(watchers: &mut WaitQueue<(), Wakeup>) {
 
 /// Creates a channel holding at most `capacity` values; `0` makes every
 /// `send` wait for a receiver.
+///
+/// ```
+/// use runtime::sync::channel::{self, TrySendError};
+///
+/// let (tx, rx) = channel::bounded(1);
+/// tx.try_send(1).unwrap();
+/// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+/// drop(rx);
+/// assert_eq!(tx.send(3).unwrap_err().into_inner(), 3); // every receiver is gone
+/// ```
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     channel(Some(capacity))
 }
 
 /// Creates a channel with no limit on the values it holds.
+///
+/// ```
+/// use runtime::sync::channel;
+///
+/// // A plain thread produces, a greenlet consumes.
+/// let (tx, rx) = channel::unbounded();
+/// let producer = std::thread::spawn(move || (0..3).for_each(|i| tx.send(i).unwrap()));
+/// let got: Vec<i32> = runtime::run(move || rx.iter().collect());
+/// producer.join().unwrap();
+/// assert_eq!(got, [0, 1, 2]);
+/// ```
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     channel(None)
 }
@@ -112,18 +149,25 @@ impl<T> State<T> {
 
     /// Sends without waiting.
     fn try_send(&mut self, value: T, capacity: Option<usize>) -> Result<(), TrySendError<T>> {
+        self.offer(value, capacity).map(drop)
+    }
+
+    /// Sends without waiting; says whether the value was handed to a
+    /// waiting greenlet of this thread's hub.
+    fn offer(&mut self, value: T, capacity: Option<usize>) -> Result<Sent, TrySendError<T>> {
         if self.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
         }
+        let local = self.recv_waiters.front_waiter().is_some_and(Wakeup::is_local);
         let mut value = Some(value);
         if self.recv_waiters.complete_front(|slot| *slot = value.take()) {
-            return Ok(());
+            return Ok(if local { Sent::HandedLocally } else { Sent::Handed });
         }
         let value = value.expect("not handed over");
         if capacity.is_none_or(|capacity| self.queue.len() < capacity) {
             self.queue.push_back(value);
             notify(&mut self.recv_watchers);
-            Ok(())
+            Ok(Sent::Queued)
         } else {
             Err(TrySendError::Full(value))
         }
@@ -147,6 +191,19 @@ impl<T> State<T> {
             (None, Some(value)) => Ok(value),
             (None, None) if self.senders == 0 => Err(TryRecvError::Disconnected),
             (None, None) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// A copy of the value `try_recv` would return, leaving it there.
+    fn try_peek(&self) -> Result<T, TryRecvError>
+    where
+        T: Clone,
+    {
+        let front = self.queue.front().or_else(|| self.send_waiters.front().and_then(Option::as_ref));
+        match front {
+            Some(value) => Ok(value.clone()),
+            None if self.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
         }
     }
 
@@ -183,8 +240,18 @@ impl<T> Chan<T> {
         let mut waiter = None;
         loop {
             let mut state = self.lock();
-            value = match state.try_send(value, self.capacity) {
-                Ok(()) => return Ok(()),
+            value = match state.offer(value, self.capacity) {
+                Ok(Sent::HandedLocally) if self.capacity == Some(0) => {
+                    // A rendezvous returns once the receiver has run (as
+                    // gevent's `Channel.put` switches to the getter first):
+                    // it was queued to run before this greenlet now is.
+                    drop(state);
+                    if Parker::try_current().is_some() {
+                        crate::park::yield_now();
+                    }
+                    return Ok(());
+                }
+                Ok(_) => return Ok(()),
                 Err(TrySendError::Disconnected(value)) => return Err(SendTimeoutError::Disconnected(value)),
                 Err(TrySendError::Full(value)) => value,
             };
@@ -265,13 +332,42 @@ impl<T> Chan<T> {
     }
 }
 
+impl<T: Clone> Chan<T> {
+    /// Waits for a value like `recv`, as a watcher (never handed anything),
+    /// and returns a copy of it, leaving it in the channel.
+    #[track_caller]
+    fn peek(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut waiter = None;
+        loop {
+            let state = self.lock();
+            match state.try_peek() {
+                Ok(value) => return Ok(value),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            let waiter = waiter.get_or_insert_with(Waiter::current);
+            let on = WaitingOn::Op("Receiver::peek");
+            let waited =
+                wait::wait_in(waiter, &self.state, state, |s| &mut s.recv_watchers, (), on, deadline, |_, ()| {});
+            if waited.gave_up() && deadline.is_some() {
+                return self.lock().try_peek().map_err(|err| match err {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                });
+            }
+        }
+    }
+}
+
 /// The sending side of a channel. Clone it for more producers.
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
 
 impl<T> Sender<T> {
-    /// Sends `value`, parking while the channel is full.
+    /// Sends `value`, parking while the channel is full. On `bounded(0)`,
+    /// it returns once a receiver has taken the value; a receiver that was
+    /// waiting on the same hub runs before it returns.
     ///
     /// # Errors
     ///
@@ -279,7 +375,8 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     ///
-    /// If it has to wait outside a greenlet of the runtime.
+    /// If it has to wait on a hub's thread outside its greenlets (a plain
+    /// thread blocks).
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send(value, None).map_err(|err| SendError(err.into_inner()))
@@ -375,7 +472,8 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     ///
-    /// If it has to wait outside a greenlet of the runtime.
+    /// If it has to wait on a hub's thread outside its greenlets (a plain
+    /// thread blocks).
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
@@ -439,6 +537,58 @@ impl<T> Receiver<T> {
     /// Whether every sender is gone.
     pub fn is_disconnected(&self) -> bool {
         self.chan.lock().senders == 0
+    }
+}
+
+impl<T: Clone> Receiver<T> {
+    /// A copy of the value [`recv`](Receiver::recv) would return next,
+    /// waiting while the channel is empty; the value stays in the channel
+    /// (gevent's `Queue.peek`). On a rendezvous channel it is the value of
+    /// the first waiting sender, which keeps waiting.
+    ///
+    /// ```
+    /// use runtime::sync::channel;
+    ///
+    /// runtime::run(|| {
+    ///     let (tx, rx) = channel::unbounded();
+    ///     runtime::spawn(move || tx.send("first").unwrap());
+    ///     assert_eq!(rx.peek(), Ok("first")); // parks until it is sent
+    ///     assert_eq!(rx.try_peek(), Ok("first"));
+    ///     assert_eq!(rx.recv(), Ok("first"));
+    /// });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the channel is empty and every sender is gone.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait on a hub's thread outside its greenlets.
+    #[track_caller]
+    pub fn peek(&self) -> Result<T, RecvError> {
+        // Without a deadline, the only error is `Disconnected`.
+        self.chan.peek(None).map_err(|_| RecvError)
+    }
+
+    /// A copy of the next value if there is one now (gevent's
+    /// `peek_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Disconnected`].
+    pub fn try_peek(&self) -> Result<T, TryRecvError> {
+        self.chan.lock().try_peek()
+    }
+
+    /// Like [`peek`](Receiver::peek), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    #[track_caller]
+    pub fn peek_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.peek(Some(Instant::now() + timeout))
     }
 }
 

@@ -16,9 +16,9 @@ use crate::park::wait::{self, Waiter, Wakeup};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use runtime_scheduler::sync::Event;
+/// use runtime::sync::Event;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let ready = Arc::new(Event::new());
 ///     let setter = ready.clone();
 ///     let thread = std::thread::spawn(move || setter.set());

@@ -9,19 +9,37 @@
 //! greenlet of the same hub costs no system call; one for another hub or
 //! thread goes through that hub's remote queue (or `Thread::unpark`), sent
 //! after the primitive's lock is released. [`Select`] and
-//! [`select!`](crate::select!) wait for the first of several operations.
+//! [`select!`](crate::select!) wait for the first of several operations,
+//! [`wait`] for several of them.
+//!
+//! From gevent: [`Event`], [`AsyncResult`], [`Semaphore`],
+//! [`BoundedSemaphore`], [`RLock`] (`gevent.lock`), [`channel`] (`Channel`
+//! and `Queue`'s waiting, crossbeam's shape) and [`JoinableQueue`],
+//! [`LifoQueue`], [`PriorityQueue`] (`gevent.queue`); [`Mutex`] and
+//! [`Condvar`] as std's.
 
 mod async_result;
+mod bounded_semaphore;
 pub mod channel;
 mod event;
+mod multi_wait;
 mod mutex;
+mod queue;
+mod rlock;
 pub(crate) mod select;
 mod select_macro;
 mod semaphore;
 
 pub use async_result::AsyncResult;
+pub use bounded_semaphore::{BoundedSemaphore, OverRelease};
 pub use event::Event;
+pub use multi_wait::wait;
 pub use mutex::{Condvar, Mutex, MutexGuard};
+pub use queue::{
+    GetTimeoutError, JoinableQueue, LifoQueue, PriorityQueue, PutTimeoutError, ShutDown, TaskDoneError, TryGetError,
+    TryPutError,
+};
+pub use rlock::{RLock, RLockGuard};
 pub use select::{
     ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError, Waitable, wait_any,
 };

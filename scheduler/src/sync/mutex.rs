@@ -19,21 +19,21 @@ use crate::park::wait::{self, Waiter, Wakeup};
 ///
 /// ```
 /// use std::rc::Rc;
-/// use runtime_scheduler::sync::Mutex;
+/// use runtime::sync::Mutex;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let counter = Rc::new(Mutex::new(0));
 ///     let handles: Vec<_> = (0..10)
 ///         .map(|_| {
 ///             let counter = counter.clone();
-///             runtime_scheduler::spawn(move || {
+///             runtime::spawn(move || {
 ///                 let mut n = counter.lock();
-///                 runtime_scheduler::yield_now(); // others queue up meanwhile
+///                 runtime::yield_now(); // others queue up meanwhile
 ///                 *n += 1;
 ///             })
 ///         })
 ///         .collect();
-///     runtime_scheduler::joinall(handles);
+///     runtime::joinall(handles);
 ///     assert_eq!(*counter.lock(), 10);
 /// });
 /// ```
@@ -55,7 +55,7 @@ impl<T> Mutex<T> {
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets (a plain thread blocks).
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.guard(self.lock.acquire_as("Mutex::lock"))
@@ -150,12 +150,12 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 ///
 /// ```
 /// use std::rc::Rc;
-/// use runtime_scheduler::sync::{Condvar, Mutex};
+/// use runtime::sync::{Condvar, Mutex};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let pair = Rc::new((Mutex::new(false), Condvar::new()));
 ///     let other = pair.clone();
-///     runtime_scheduler::spawn(move || {
+///     runtime::spawn(move || {
 ///         *other.0.lock() = true;
 ///         other.1.notify_one();
 ///     });
@@ -179,7 +179,7 @@ impl Condvar {
     ///
     /// # Panics
     ///
-    /// Outside a greenlet of the runtime.
+    /// On a hub's thread outside its greenlets (a plain thread blocks).
     #[track_caller]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_until(guard, None).0

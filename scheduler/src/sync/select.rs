@@ -10,7 +10,9 @@
 //! become ready and are never handed a value, so a message is never lost in
 //! a select that picked another arm, timed out or was killed. The message is
 //! taken by the completion, which follows the selection without a park in
-//! between (nothing else runs on the hub meanwhile), so it is still there.
+//! between (nothing else runs on the hub meanwhile), so it is still there,
+//! unless a receiver on another hub or thread took it first: channels cross
+//! threads, and then the completion waits as a plain `recv` (or `send`) does.
 
 use std::cell::Cell;
 use std::fmt;
@@ -66,13 +68,13 @@ impl Arm<'_> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{Select, channel};
+/// use runtime::sync::{Select, channel};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (tx1, rx1) = channel::unbounded::<i32>();
 ///     let (_tx2, rx2) = channel::unbounded::<&str>();
-///     runtime_scheduler::spawn(move || {
-///         runtime_scheduler::sleep(Duration::from_millis(5));
+///     runtime::spawn(move || {
+///         runtime::sleep(Duration::from_millis(5));
 ///         tx1.send(10).unwrap();
 ///     });
 ///     let mut select = Select::new();
@@ -321,7 +323,8 @@ impl SelectedOperation<'_> {
     }
 
     /// Completes a `recv` arm: receives from `receiver` (at once, since it was
-    /// ready).
+    /// ready, unless another hub or thread took the value meanwhile; then it
+    /// waits as [`Receiver::recv`] does).
     ///
     /// # Errors
     ///
@@ -340,7 +343,8 @@ impl SelectedOperation<'_> {
     }
 
     /// Completes a `send` arm: sends `value` on `sender` (at once, since it
-    /// was ready).
+    /// was ready, unless another hub or thread filled the room meanwhile; then
+    /// it waits as [`Sender::send`] does).
     ///
     /// # Errors
     ///
@@ -465,11 +469,11 @@ impl Waitable for Event {
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::sync::{Event, wait_any};
+/// use runtime::sync::{Event, wait_any};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (a, b) = (Event::new(), Event::new());
-///     let worker = runtime_scheduler::spawn(|| 1);
+///     let worker = runtime::spawn(|| 1);
 ///     assert_eq!(wait_any(&[&a, &b, &worker], Some(Duration::from_secs(1))), Some(2));
 ///     assert_eq!(wait_any(&[&a, &b], Some(Duration::from_millis(5))), None);
 /// });

@@ -12,13 +12,13 @@
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::{select, sync::channel};
+/// use runtime::{select, sync::channel};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let (numbers_tx, numbers) = channel::unbounded::<u32>();
 ///     let (words_tx, words) = channel::unbounded::<&str>();
 ///     let (n, w) = (numbers_tx.clone(), words_tx.clone());
-///     runtime_scheduler::spawn(move || {
+///     runtime::spawn(move || {
 ///         n.send(1).unwrap();
 ///         w.send("two").unwrap();
 ///     });

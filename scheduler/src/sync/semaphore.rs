@@ -2,9 +2,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::hub::wait_queue::WaitQueue;
+use crate::hub::wait_queue::{WaitKey, WaitQueue};
 use crate::hub::waiting::WaitingOn;
+use crate::park::Parker;
 use crate::park::wait::{self, Waiter, Wakeup};
+use crate::sync::select::private::Sealed;
+use crate::sync::select::{Waitable, Watch};
 
 /// A counting semaphore (gevent's `Semaphore`).
 ///
@@ -13,9 +16,9 @@ use crate::park::wait::{self, Waiter, Wakeup};
 /// Sync`: greenlets of any hub and plain threads may share it (with `Arc`).
 ///
 /// ```
-/// use runtime_scheduler::sync::Semaphore;
+/// use runtime::sync::Semaphore;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let slots = Semaphore::new(2);
 ///     let a = slots.acquire();
 ///     let b = slots.try_acquire().unwrap();
@@ -32,12 +35,15 @@ pub struct Semaphore {
 struct State {
     permits: usize,
     waiters: WaitQueue<(), Wakeup>,
+    /// `Select`s and `wait`s watching for a free permit: woken when one is
+    /// kept, never handed one.
+    watchers: WaitQueue<(), Wakeup>,
 }
 
 impl Semaphore {
     /// A semaphore with `permits` permits.
     pub fn new(permits: usize) -> Semaphore {
-        Semaphore { state: Mutex::new(State { permits, waiters: WaitQueue::new() }) }
+        Semaphore { state: Mutex::new(State { permits, waiters: WaitQueue::new(), watchers: WaitQueue::new() }) }
     }
 
     /// Permits available now.
@@ -147,8 +153,32 @@ impl Semaphore {
         }
     }
 
-    fn release(&self) {
+    /// Releases a permit that no guard holds (one given up with
+    /// [`SemaphorePermit::forget`], or never taken: the count may grow past
+    /// its initial value, as gevent's `Semaphore` allows): the first waiter
+    /// gets it.
+    ///
+    /// ```
+    /// use runtime::sync::Semaphore;
+    ///
+    /// let slots = Semaphore::new(1);
+    /// slots.acquire().forget(); // e.g. to hand the permit to another thread
+    /// assert_eq!(slots.available(), 0);
+    /// slots.release();
+    /// assert_eq!(slots.available(), 1);
+    /// ```
+    pub fn release(&self) {
         wait::lock(&self.state).release();
+    }
+
+    /// Releases a permit unless `limit` are free already; false if so.
+    pub(crate) fn release_up_to(&self, limit: usize) -> bool {
+        let mut state = wait::lock(&self.state);
+        if state.waiters.len() == 0 && state.permits >= limit {
+            return false;
+        }
+        state.release();
+        true
     }
 }
 
@@ -167,7 +197,39 @@ impl State {
     fn release(&mut self) {
         if !self.waiters.complete_front(|()| {}) {
             self.permits += 1;
+            if self.watchers.len() > 0 {
+                self.watchers.complete_all(|()| {});
+            }
         }
+    }
+}
+
+impl Watch for Semaphore {
+    fn is_ready(&self) -> bool {
+        self.available() > 0
+    }
+
+    fn watch(&self, parker: &Parker) -> WaitKey {
+        wait::lock(&self.state).watchers.push(Wakeup::for_greenlet(parker), ())
+    }
+
+    fn unwatch(&self, key: WaitKey) {
+        wait::lock(&self.state).watchers.reclaim(key);
+    }
+
+    fn identity(&self) -> *const () {
+        std::ptr::from_ref(self).cast()
+    }
+}
+
+impl Sealed for Semaphore {}
+
+/// Ready when a permit is free (gevent's `Semaphore.wait`); waiting takes
+/// none.
+impl Waitable for Semaphore {
+    #[allow(private_interfaces)]
+    fn as_watch(&self) -> &dyn Watch {
+        self
     }
 }
 

@@ -16,9 +16,9 @@ use crate::task::{self, JoinHandle, wait_finished};
 /// Joins every handle, in order, and returns their results.
 ///
 /// ```
-/// runtime_scheduler::run(|| {
-///     let handles: Vec<_> = (1..=3).map(|i| runtime_scheduler::spawn(move || i * 10)).collect();
-///     let results: Vec<i32> = runtime_scheduler::joinall(handles).into_iter().map(Result::unwrap).collect();
+/// runtime::run(|| {
+///     let handles: Vec<_> = (1..=3).map(|i| runtime::spawn(move || i * 10)).collect();
+///     let results: Vec<i32> = runtime::joinall(handles).into_iter().map(Result::unwrap).collect();
 ///     assert_eq!(results, [10, 20, 30]);
 /// });
 /// ```
@@ -35,10 +35,10 @@ pub fn joinall<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> 
 ///
 /// ```
 /// use std::time::Duration;
-/// runtime_scheduler::run(|| {
-///     let group = runtime_scheduler::Group::new();
+/// runtime::run(|| {
+///     let group = runtime::Group::new();
 ///     for i in 0..3 {
-///         group.spawn(move || runtime_scheduler::sleep(Duration::from_millis(i)));
+///         group.spawn(move || runtime::sleep(Duration::from_millis(i)));
 ///     }
 ///     assert_eq!(group.len(), 3);
 ///     group.join();
@@ -137,9 +137,9 @@ impl Group {
     ///
     /// ```
     /// use std::time::Duration;
-    /// runtime_scheduler::run(|| {
-    ///     let group = runtime_scheduler::Group::new();
-    ///     let slow = group.spawn(|| runtime_scheduler::sleep(Duration::from_secs(60)));
+    /// runtime::run(|| {
+    ///     let group = runtime::Group::new();
+    ///     let slow = group.spawn(|| runtime::sleep(Duration::from_secs(60)));
     ///     assert!(!group.join_timeout(Duration::from_millis(10)));
     ///     assert_eq!(group.len(), 1);
     ///     slow.kill();
@@ -239,12 +239,12 @@ impl fmt::Debug for Group {
 /// [`is_cancellation`](crate::is_cancellation) is true.
 ///
 /// ```
-/// runtime_scheduler::run(|| {
-///     let pool = runtime_scheduler::Pool::new(2);
+/// runtime::run(|| {
+///     let pool = runtime::Pool::new(2);
 ///     let handles: Vec<_> = (0..5).map(|i| pool.spawn(move || i)).collect();
 ///     assert!(pool.len() <= 2);
 ///     pool.join();
-///     assert_eq!(runtime_scheduler::joinall(handles).len(), 5);
+///     assert_eq!(runtime::joinall(handles).len(), 5);
 /// });
 /// ```
 pub struct Pool {

@@ -17,14 +17,14 @@ use crate::task::{self, spawn_into};
 ///
 /// ```
 /// use std::sync::mpsc;
-/// runtime_scheduler::run(|| {
-///     let handle = runtime_scheduler::Handle::current();
+/// runtime::run(|| {
+///     let handle = runtime::Handle::current();
 ///     let (tx, rx) = mpsc::channel();
 ///     let thread = std::thread::spawn(move || {
-///         let greenlet = handle.spawn(move || tx.send(runtime_scheduler::greenlet_id()).unwrap()).unwrap();
+///         let greenlet = handle.spawn(move || tx.send(runtime::greenlet_id()).unwrap()).unwrap();
 ///         greenlet.join().unwrap(); // a plain thread blocks until it is done
 ///     });
-///     let id = runtime_scheduler::blocking(move || rx.recv().unwrap());
+///     let id = runtime::blocking(move || rx.recv().unwrap());
 ///     assert!(id > 0);
 ///     thread.join().unwrap();
 /// });

@@ -174,9 +174,25 @@ impl<T: 'static> Completion for JoinShared<T> {
 /// [`kill_on_drop`](JoinHandle::kill_on_drop), a [`JoinSet`](crate::JoinSet)
 /// or [`scope`](crate::scope).
 ///
-/// The handle is `Send` when `T` is: it may be joined, polled or used to
-/// kill from another hub or a plain thread (which blocks in `join`). The
-/// greenlet itself never leaves its hub's thread.
+/// The handle is `Send + Sync` when `T: Send`: it may be joined, polled or
+/// used to kill from another hub or a plain thread (which blocks in `join`).
+/// The greenlet itself never leaves its hub's thread.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// runtime::run(|| {
+///     let sleeper = runtime::spawn(|| runtime::sleep(Duration::from_secs(60)));
+///     runtime::yield_now(); // it starts, and parks in `sleep`
+///     sleeper.kill(); // it unwinds from there, running its destructors
+///     assert!(sleeper.join().unwrap_err().is_killed());
+///
+///     // Joined from a plain thread, which blocks until the greenlet is done.
+///     let answer = runtime::spawn(|| 6 * 7);
+///     let thread = std::thread::spawn(move || answer.join().unwrap());
+///     assert_eq!(runtime::blocking(move || thread.join().unwrap()), 42);
+/// });
+/// ```
 pub struct JoinHandle<T> {
     pub(crate) shared: Arc<JoinShared<T>>,
 }
@@ -332,12 +348,12 @@ impl<T> JoinHandle<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// runtime_scheduler::run(|| {
-    ///     let helper = runtime_scheduler::spawn(|| runtime_scheduler::sleep(Duration::from_secs(60))).kill_on_drop();
+    /// runtime::run(|| {
+    ///     let helper = runtime::spawn(|| runtime::sleep(Duration::from_secs(60))).kill_on_drop();
     ///     let id = helper.id();
     ///     drop(helper); // killed; it unwinds when the hub next runs it
-    ///     runtime_scheduler::yield_now();
-    ///     assert!(runtime_scheduler::dump().greenlets().iter().all(|g| g.id() != id));
+    ///     runtime::yield_now();
+    ///     assert!(runtime::dump().greenlets().iter().all(|g| g.id() != id));
     /// });
     /// ```
     pub fn kill_on_drop(self) -> KillOnDrop<T> {

@@ -14,9 +14,9 @@ use crate::task::{self, JoinHandle};
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime_scheduler::{JoinSet, sleep};
+/// use runtime::{JoinSet, sleep};
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let mut set = JoinSet::new();
 ///     for ms in [30, 10, 20] {
 ///         set.spawn(move || {

@@ -78,8 +78,8 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
 /// Configures a greenlet before spawning it.
 ///
 /// ```
-/// runtime_scheduler::run(|| {
-///     let handle = runtime_scheduler::task::Builder::new().name("worker").stack_size(128 * 1024).spawn(|| 42);
+/// runtime::run(|| {
+///     let handle = runtime::task::Builder::new().name("worker").stack_size(128 * 1024).spawn(|| 42);
 ///     assert_eq!(handle.name(), Some("worker"));
 ///     assert_eq!(handle.join().unwrap(), 42);
 /// });

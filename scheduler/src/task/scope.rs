@@ -38,10 +38,10 @@ use crate::task::{self, JoinHandle, spawn_task, wait_finished};
 /// ```
 /// let mut total = 0;
 /// let words = vec!["greenlets", "borrow", "locals"];
-/// runtime_scheduler::run(move || {
-///     runtime_scheduler::scope(|s| {
+/// runtime::run(move || {
+///     runtime::scope(|s| {
 ///         for word in &words {
-///             s.spawn(move || runtime_scheduler::yield_now());
+///             s.spawn(move || runtime::yield_now());
 ///             total += word.len(); // `words` is borrowed by the children too
 ///         }
 ///         let lens: Vec<_> = words.iter().map(|w| s.spawn(move || w.len())).collect();
@@ -53,14 +53,14 @@ use crate::task::{self, JoinHandle, spawn_task, wait_finished};
 /// Children cannot outlive the scope, nor borrow what does not outlive it:
 ///
 /// ```compile_fail
-/// runtime_scheduler::run(|| {
-///     let escaped = runtime_scheduler::scope(|s| s.spawn(|| 1)); // the handle cannot leave
+/// runtime::run(|| {
+///     let escaped = runtime::scope(|s| s.spawn(|| 1)); // the handle cannot leave
 /// });
 /// ```
 ///
 /// ```compile_fail
-/// runtime_scheduler::run(|| {
-///     runtime_scheduler::scope(|s| {
+/// runtime::run(|| {
+///     runtime::scope(|s| {
 ///         let local = 5; // dropped when the closure returns, before the child is joined
 ///         s.spawn(|| local + 1);
 ///     });
