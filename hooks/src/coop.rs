@@ -628,3 +628,36 @@ pub(crate) fn wait_child(
     real::set_errno(errno);
     outcome
 }
+
+/// The longest a greenlet's `epoll_wait` parks before it returns with no
+/// events (as `epoll_wait` may, for a signal): an event loop embedded in a
+/// greenlet may be woken by another greenlet of the same thread in a way
+/// that never reaches its epoll descriptor (tokio's waker, seeing the thread
+/// inside its runtime, only marks it woken), and looks again then.
+const EPOLL_RECHECK: Duration = Duration::from_millis(10);
+
+/// `epoll_wait(2)` and its variants in a greenlet: parks until the epoll
+/// descriptor `epfd` is readable (it is while events are pending) or
+/// `timeout` passes (`None`: no limit), for at most [`EPOLL_RECHECK`].
+/// `check` collects events without waiting and returns their number (or -1
+/// with `errno`).
+pub(crate) fn epoll_wait(
+    current: &Current,
+    epfd: RawFd,
+    timeout: Option<Duration>,
+    mut check: impl FnMut() -> c_int,
+) -> c_int {
+    let collected = Cell::new(0);
+    let mut pollfd = [libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }];
+    let timeout = Some(timeout.map_or(EPOLL_RECHECK, |timeout| timeout.min(EPOLL_RECHECK)));
+    let ready = poll(current, &mut pollfd, timeout, |_| {
+        let n = check();
+        collected.set(n);
+        n.signum()
+    });
+    if ready <= 0 {
+        // The timeout (0), or a kill or timeout of the greenlet (-1).
+        return ready;
+    }
+    collected.get()
+}

@@ -8,13 +8,14 @@
 //! the caller's. Nothing here unwinds: the logic never panics, and a kill or
 //! timeout arrives as an error return (see `runtime_scheduler::foreign`).
 
-use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_ulong, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_long, c_uint, c_ulong, c_void};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use runtime_scheduler::Direction;
 
 use crate::coop::{self, context};
-use crate::real;
+use crate::{files, futex, real};
 
 /// Interposes `read(2)`.
 ///
@@ -23,6 +24,10 @@ use crate::real;
 /// `read(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize {
+    // SAFETY: the caller's arguments, with `read(2)`'s contract.
+    if let Some(n) = unsafe { files_read(fd, buf, count) } {
+        return n;
+    }
     coop::io(fd, Direction::Read, "read", Some(count), |dontwait| {
         if dontwait {
             // SAFETY: the caller's arguments; on a socket `read` is `recv`
@@ -41,6 +46,10 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: usize) -> isiz
 /// `readv(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> isize {
+    // SAFETY: the caller's arguments, with `readv(2)`'s contract.
+    if let Some(n) = unsafe { files_readv(fd, iov, iovcnt, -1) } {
+        return n;
+    }
     coop::io(fd, Direction::Read, "readv", None, |dontwait| {
         if dontwait && iovcnt >= 0 {
             let mut msg = message(iov, iovcnt);
@@ -119,6 +128,12 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 /// `write(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: usize) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        let buf = buf as usize;
+        // SAFETY: the caller's arguments, unchanged; the buffer stays the
+        // caller's until the call returns (`files::offload` waits for it).
+        return files::write(&current, count, move || unsafe { real::write(fd, buf as *const c_void, count) });
+    }
     coop::io(fd, Direction::Write, "write", Some(count), |dontwait| {
         if dontwait {
             // SAFETY: the caller's arguments; on a socket `write` is `send`
@@ -137,6 +152,13 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: usize) -> i
 /// `writev(2)`'s contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        // SAFETY: `writev(2)`'s contract: `iov` holds `iovcnt` iovecs.
+        let len = unsafe { iov_len(iov, iovcnt) };
+        let iov = iov as usize;
+        // SAFETY: as in `write`.
+        return files::write(&current, len, move || unsafe { real::writev(fd, iov as *const libc::iovec, iovcnt) });
+    }
     coop::io(fd, Direction::Write, "writev", None, |dontwait| {
         if dontwait && iovcnt >= 0 {
             let msg = message(iov, iovcnt);
@@ -873,7 +895,7 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// [`link`](crate::link) does) makes the linker keep them all.
 #[inline(never)]
 pub(crate) fn table() -> usize {
-    let table: [usize; 35] = [
+    let table: [usize; 49] = [
         read as *const () as usize,
         readv as *const () as usize,
         recv as *const () as usize,
@@ -908,6 +930,20 @@ pub(crate) fn table() -> usize {
         wait4 as *const () as usize,
         pipe as *const () as usize,
         pipe2 as *const () as usize,
+        syscall as *const () as usize,
+        epoll_wait as *const () as usize,
+        epoll_pwait as *const () as usize,
+        epoll_pwait2 as *const () as usize,
+        pread64 as *const () as usize,
+        pread as *const () as usize,
+        preadv64 as *const () as usize,
+        preadv as *const () as usize,
+        pwrite64 as *const () as usize,
+        pwrite as *const () as usize,
+        pwritev64 as *const () as usize,
+        pwritev as *const () as usize,
+        fsync as *const () as usize,
+        fdatasync as *const () as usize,
         interposed_marker as *const () as usize,
     ];
     std::hint::black_box(&table).iter().fold(0, |sum, address| sum ^ address)
@@ -923,4 +959,422 @@ pub(crate) fn resolves_to(name: &CStr, ours: usize) -> bool {
     // as a call from any library would.
     let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     found as usize == ours
+}
+
+// ---------------------------------------------------------------------------
+// `syscall(3)`: the futex operations of std's, parking_lot's and
+// crossbeam's locks (see `futex`).
+// ---------------------------------------------------------------------------
+
+/// Interposes `syscall(3)`, a variadic function in C whose integer (and
+/// pointer) arguments arrive in the registers (and the stack slot) of six
+/// ordinary ones, on x86-64 and AArch64 Linux alike: read as such, and
+/// passed on unchanged for every system call but `futex`.
+///
+/// # Safety
+///
+/// The contract of the system call `number`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn syscall(
+    number: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    if number == libc::SYS_futex {
+        // SAFETY: futex(2)'s arguments, with its contract.
+        return unsafe { futex(a1, a2 as c_int, a3, a4, a5, a6) };
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::syscall(number, a1, a2, a3, a4, a5, a6) }
+}
+
+/// `futex(2)`: waits of greenlets park them (`futex::wait`), wakes reach
+/// the greenlets as well as the kernel's waiters.
+///
+/// # Safety
+///
+/// futex(2)'s contract for these arguments.
+unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: c_long, val3: c_long) -> c_long {
+    // SAFETY: the caller's arguments, unchanged.
+    let forward =
+        |val: c_long| unsafe { real::syscall(libc::SYS_futex, uaddr, op as c_long, val, timeout, uaddr2, val3) };
+    let address = uaddr as usize;
+    let aligned = address != 0 && address % align_of::<AtomicU32>() == 0;
+    let cmd = op & !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+    match cmd {
+        libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
+            let bitset = if cmd == libc::FUTEX_WAIT { u32::MAX } else { val3 as u32 };
+            // While the thread is panicking (in a panic hook, or a greenlet
+            // of it parked mid-unwind) the thread waits: a greenlet parked in
+            // the panic hook (for std's backtrace or stderr lock, held by
+            // another thread) would let another greenlet of the thread
+            // panic meanwhile, which aborts the process.
+            let Some(current) = context().filter(|_| aligned && bitset != 0 && !std::thread::panicking()) else {
+                return forward(val);
+            };
+            let limit = if timeout == 0 {
+                None
+            } else {
+                // SAFETY: futex(2)'s contract: a non-null timeout points to a
+                // timespec.
+                match duration_of(unsafe { &*(timeout as *const libc::timespec) }) {
+                    Some(limit) => Some(limit),
+                    None => return forward(val), // EINVAL
+                }
+            };
+            let realtime = op & libc::FUTEX_CLOCK_REALTIME != 0;
+            let deadline = limit.map(|limit| futex::deadline_of(limit, cmd == libc::FUTEX_WAIT_BITSET, realtime));
+            let shared = op & libc::FUTEX_PRIVATE_FLAG == 0;
+            let load = || {
+                // SAFETY: futex(2)'s contract: `uaddr` points to an aligned
+                // 32-bit word (checked above) that lives while the call
+                // waits, which other threads change atomically.
+                unsafe { (*(address as *const AtomicU32)).load(Ordering::SeqCst) }
+            };
+            let errno = match futex::wait(&current, address, val as u32, bitset, shared, deadline, load) {
+                futex::Waited::Woken => return 0,
+                futex::Waited::Changed => libc::EAGAIN,
+                futex::Waited::TimedOut => libc::ETIMEDOUT,
+                // A timed wait ends as timed out (std's `wait_timeout`
+                // returns then); an untimed one looks interrupted.
+                futex::Waited::Interrupted(_) if deadline.is_some() => libc::ETIMEDOUT,
+                futex::Waited::Interrupted(_) => libc::EINTR,
+            };
+            real::set_errno(errno);
+            -1
+        }
+        libc::FUTEX_WAKE | libc::FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == libc::FUTEX_WAKE { u32::MAX } else { val3 as u32 };
+            // An `int` argument: the register's upper half is not part of it.
+            let count = val as c_int;
+            let ours = if aligned && bitset != 0 { futex::wake(address, count, bitset) } else { 0 };
+            if ours > 0 && ours >= count {
+                return ours.into();
+            }
+            let theirs = forward((count - ours).into());
+            if ours > 0 { c_long::from(ours) + theirs.max(0) } else { theirs }
+        }
+        _ => {
+            // Requeues and wake-ops: every greenlet on either word wakes (a
+            // spurious wake-up, which futex callers expect).
+            if aligned {
+                futex::wake_all(address);
+            }
+            if matches!(cmd, libc::FUTEX_REQUEUE | libc::FUTEX_CMP_REQUEUE | libc::FUTEX_WAKE_OP) && uaddr2 != 0 {
+                futex::wake_all(uaddr2 as usize);
+            }
+            forward(val)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `epoll_wait(2)` and its variants: event loops embedded in a greenlet (mio,
+// a tokio `current_thread` runtime) park it on their epoll descriptor.
+// ---------------------------------------------------------------------------
+
+/// Interposes `epoll_wait(2)`.
+///
+/// # Safety
+///
+/// `epoll_wait(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+) -> c_int {
+    let Some(current) = context().filter(|_| timeout != 0) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::epoll_wait(epfd, events, maxevents, timeout) };
+    };
+    let timeout = u64::try_from(timeout).ok().map(Duration::from_millis);
+    coop::epoll_wait(&current, epfd, timeout, || {
+        // SAFETY: the caller's arguments, with a zero timeout.
+        unsafe { real::epoll_wait(epfd, events, maxevents, 0) }
+    })
+}
+
+/// Interposes `epoll_pwait(2)`. In a greenlet the signal mask applies only
+/// while the events are collected, not while the greenlet is parked.
+///
+/// # Safety
+///
+/// `epoll_pwait(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let Some(current) = context().filter(|_| timeout != 0) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::epoll_pwait(epfd, events, maxevents, timeout, sigmask) };
+    };
+    let timeout = u64::try_from(timeout).ok().map(Duration::from_millis);
+    coop::epoll_wait(&current, epfd, timeout, || {
+        // SAFETY: the caller's arguments, with a zero timeout.
+        unsafe { real::epoll_pwait(epfd, events, maxevents, 0, sigmask) }
+    })
+}
+
+/// Interposes `epoll_pwait2(2)` (a `timespec` timeout), as `epoll_pwait`.
+///
+/// # Safety
+///
+/// `epoll_pwait2(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    maxevents: c_int,
+    timeout: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let limit = if timeout.is_null() {
+        Some(None)
+    } else {
+        // SAFETY: `epoll_pwait2(2)`'s contract: a non-null timeout points to
+        // a timespec.
+        duration_of(unsafe { &*timeout }).map(Some)
+    };
+    let context = context().filter(|_| limit.is_some_and(|limit| limit.is_none_or(|limit| !limit.is_zero())));
+    let (Some(current), Some(limit)) = (context, limit) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::epoll_pwait2(epfd, events, maxevents, timeout, sigmask) };
+    };
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    coop::epoll_wait(&current, epfd, limit, || {
+        // SAFETY: the caller's arguments, with a zero timeout.
+        unsafe { real::epoll_pwait2(epfd, events, maxevents, &zero, sigmask) }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Regular files: reads the page cache answers stay inline, the rest (and
+// large writes, `fsync`, `fdatasync`) run on the blocking pool (see `files`).
+// ---------------------------------------------------------------------------
+
+/// The total length of `iovcnt` iovecs (0 for a bad count).
+///
+/// # Safety
+///
+/// `iov` points to `iovcnt` iovecs when `iovcnt` is positive.
+unsafe fn iov_len(iov: *const libc::iovec, iovcnt: c_int) -> usize {
+    if iov.is_null() || iovcnt <= 0 {
+        return 0;
+    }
+    // SAFETY: the caller's contract.
+    let iovs = unsafe { std::slice::from_raw_parts(iov, iovcnt as usize) };
+    iovs.iter().fold(0usize, |sum, v| sum.saturating_add(v.iov_len))
+}
+
+/// `read` on a regular file from a greenlet: `None` for any other call.
+///
+/// # Safety
+///
+/// `read(2)`'s contract.
+unsafe fn files_read(fd: c_int, buf: *mut c_void, count: usize) -> Option<isize> {
+    let iov = libc::iovec { iov_base: buf, iov_len: count };
+    // SAFETY: one iovec for the caller's buffer; the offset -1 is the file
+    // position, as `read` uses (and `readv` on the pool, the same call).
+    unsafe { files_readv(fd, &iov, 1, -1) }
+}
+
+/// `readv` (offset -1) or `preadv` on a regular file from a greenlet: `None`
+/// for any other call.
+///
+/// # Safety
+///
+/// `preadv(2)`'s contract (`iov` holds `iovcnt` iovecs of writable memory).
+unsafe fn files_readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> Option<isize> {
+    let current = files::greenlet_on_file(fd)?;
+    if iovcnt <= 0 || iov.is_null() {
+        return None;
+    }
+    // The pool needs the iovecs themselves, which may live in a temporary
+    // of the caller (as `files_read`'s does): copied.
+    // SAFETY: the caller's contract.
+    let copied: Vec<(usize, usize)> = unsafe { std::slice::from_raw_parts(iov, iovcnt as usize) }
+        .iter()
+        .map(|v| (v.iov_base as usize, v.iov_len))
+        .collect();
+    // SAFETY: the caller's contract.
+    let len = unsafe { iov_len(iov, iovcnt) };
+    files::read(
+        &current,
+        fd,
+        len,
+        || {
+            // SAFETY: the caller's iovecs, with RWF_NOWAIT.
+            unsafe { real::preadv64v2(fd, iov, iovcnt, offset, libc::RWF_NOWAIT) }
+        },
+        move || {
+            let iovs: Vec<libc::iovec> =
+                copied.iter().map(|&(base, len)| libc::iovec { iov_base: base as *mut c_void, iov_len: len }).collect();
+            // SAFETY: the caller's buffers, valid until the call returns
+            // (`files::offload` waits for it).
+            unsafe {
+                if offset == -1 {
+                    real::readv(fd, iovs.as_ptr(), iovcnt)
+                } else {
+                    real::preadv64(fd, iovs.as_ptr(), iovcnt, offset)
+                }
+            }
+        },
+    )
+}
+
+/// Interposes `pread64(2)` (and `pread`, its other name).
+///
+/// # Safety
+///
+/// `pread(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, count: usize, offset: libc::off64_t) -> isize {
+    if offset >= 0 {
+        let iov = libc::iovec { iov_base: buf, iov_len: count };
+        // SAFETY: one iovec for the caller's buffer.
+        if let Some(n) = unsafe { files_readv(fd, &iov, 1, offset) } {
+            return n;
+        }
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::pread64(fd, buf, count, offset) }
+}
+
+/// Interposes `pread(2)`.
+///
+/// # Safety
+///
+/// `pread(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, count: usize, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset (off_t is 64 bits here).
+    unsafe { pread64(fd, buf, count, offset) }
+}
+
+/// Interposes `preadv64(2)` (and `preadv`).
+///
+/// # Safety
+///
+/// `preadv(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn preadv64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize {
+    if offset >= 0 {
+        // SAFETY: the caller's arguments.
+        if let Some(n) = unsafe { files_readv(fd, iov, iovcnt, offset) } {
+            return n;
+        }
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::preadv64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `preadv(2)`.
+///
+/// # Safety
+///
+/// `preadv(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn preadv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset.
+    unsafe { preadv64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `pwrite64(2)` (and `pwrite`).
+///
+/// # Safety
+///
+/// `pwrite(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, count: usize, offset: libc::off64_t) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        let buf = buf as usize;
+        // SAFETY: as in `write`.
+        return files::write(&current, count, move || unsafe {
+            real::pwrite64(fd, buf as *const c_void, count, offset)
+        });
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::pwrite64(fd, buf, count, offset) }
+}
+
+/// Interposes `pwrite(2)`.
+///
+/// # Safety
+///
+/// `pwrite(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, count: usize, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset.
+    unsafe { pwrite64(fd, buf, count, offset) }
+}
+
+/// Interposes `pwritev64(2)` (and `pwritev`).
+///
+/// # Safety
+///
+/// `pwritev(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwritev64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize {
+    if let Some(current) = files::greenlet_on_file(fd) {
+        // SAFETY: `pwritev(2)`'s contract: `iov` holds `iovcnt` iovecs.
+        let len = unsafe { iov_len(iov, iovcnt) };
+        let iov = iov as usize;
+        // SAFETY: as in `write`.
+        return files::write(&current, len, move || unsafe {
+            real::pwritev64(fd, iov as *const libc::iovec, iovcnt, offset)
+        });
+    }
+    // SAFETY: the caller's arguments, unchanged.
+    unsafe { real::pwritev64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `pwritev(2)`.
+///
+/// # Safety
+///
+/// `pwritev(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwritev(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off_t) -> isize {
+    // SAFETY: the same function with a 64-bit offset.
+    unsafe { pwritev64(fd, iov, iovcnt, offset) }
+}
+
+/// Interposes `fsync(2)`: on the pool from a greenlet.
+///
+/// # Safety
+///
+/// None beyond `fsync(2)`'s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
+    // SAFETY: an integer argument.
+    let call = move || unsafe { real::fsync(fd) };
+    match files::greenlet_on_file(fd) {
+        Some(current) => files::sync(&current, call),
+        None => call(),
+    }
+}
+
+/// Interposes `fdatasync(2)`: on the pool from a greenlet.
+///
+/// # Safety
+///
+/// None beyond `fdatasync(2)`'s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
+    // SAFETY: an integer argument.
+    let call = move || unsafe { real::fdatasync(fd) };
+    match files::greenlet_on_file(fd) {
+        Some(current) => files::sync(&current, call),
+        None => call(),
+    }
 }

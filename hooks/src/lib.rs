@@ -87,8 +87,9 @@
 //!   until it drains (a park inside std's stdout lock would let another
 //!   greenlet of the thread into its buffer), and a read of stdin blocks the
 //!   hub (wait with `runtime::io::wait_readable` first to cooperate).
-//! - **Regular files, terminals, inherited pipes** and anything else pass
-//!   through.
+//! - **Regular files** keep their mode and cooperate another way (see
+//!   "Regular files" below).
+//! - **Terminals, inherited pipes** and anything else pass through.
 //! - **Descriptors their user made non-blocking** (`set_nonblocking(true)`,
 //!   `O_NONBLOCK`, `FIONBIO`, `SOCK_NONBLOCK`, `MSG_DONTWAIT`) pass through,
 //!   `EAGAIN` and all; the `runtime::net` sockets are among them.
@@ -99,9 +100,9 @@
 //! what belongs to the thread (thread-locals, `std::thread::current()`, a
 //! reentrant lock such as std's stdout lock, a runtime that refuses to nest
 //! on one thread, such as tokio's `block_on`) is shared by all of them.
-//! A blocking call that is not interposed blocks the whole hub.
-//! std's own synchronisation and event loops embedded in a greenlet
-//! (`epoll_wait`): not covered by this page yet.
+//! A blocking call that is not interposed blocks the whole hub. For std's
+//! own synchronisation and embedded event loops, see "std's locks" and
+//! "Embedded event loops" below.
 //!
 //! A greenlet never parks in a hooked call while the thread runs the panic
 //! hook (another greenlet's panic meanwhile would abort the process): there
@@ -117,6 +118,74 @@
 //! from a greenlet, whose hub's copy still occupies the forking thread)
 //! cooperates as usual (gevent's `reinit`). The handler is registered at
 //! startup, so a `fork` before any cooperative call is covered too.
+//!
+//! # Regular files
+//!
+//! In a greenlet, `read`, `readv`, `pread`, `preadv` of a regular file are
+//! first tried with `RWF_NOWAIT`: what the page cache holds comes back at
+//! once, inline; a read that would wait for the disk runs on the hub's
+//! blocking pool while the greenlet parks. `write`, `writev`, `pwrite`,
+//! `pwritev` of 16 KiB or more (which can wait while the kernel flushes
+//! dirty pages), `fsync` and `fdatasync` run on the pool too; smaller writes
+//! stay inline. A kill or timeout does not cut such a call short (the
+//! caller's buffer is in use until it returns): the greenlet waits for it,
+//! gets its result, and the kill or timeout is raised at its next park.
+//! `open` is not offloaded.
+//!
+//! # std's locks
+//!
+//! std's `Mutex`, `RwLock`, `Condvar`, `Once`/`OnceLock`, `Barrier`,
+//! `thread::park` and `mpsc` (and parking_lot, crossbeam) wait in the `futex`
+//! system call through libc's `syscall`, which is interposed too: in a
+//! greenlet, a futex wait parks only the greenlet, and a wake reaches the
+//! greenlets waiting on that word (on any hub) as well as plain threads. A
+//! lock held across a hooked call, a `Condvar` shared between greenlets, or
+//! a plain thread holding a lock for a while then stall only the greenlets
+//! that wait for it.
+//!
+//! While the thread is panicking (a panic hook runs, or a greenlet of the
+//! thread is parked in the middle of unwinding), futex waits block the
+//! thread as before: a greenlet parked inside a panic hook (waiting for
+//! std's backtrace or stderr lock, held by another thread) would let another
+//! greenlet of the thread start a panic, which aborts the process.
+//!
+//! What ties itself to the *thread* cannot tell greenlets of one thread
+//! apart, and does not cooperate:
+//!
+//! - `std::sync::mpsc` (and crossbeam-channel) wake waiting *senders* (of a
+//!   full bounded channel, of a rendezvous) only from other threads: a
+//!   greenlet waiting to send is never woken by a receiver of its own thread
+//!   (a greenlet waiting in `thread::park` for 2 s gets a warning on stderr
+//!   that says so). Between a greenlet and a plain thread, or greenlets of
+//!   two hubs, they work. Use `runtime::sync::channel` between greenlets.
+//! - `std::thread::park` from two greenlets of one thread at once (two
+//!   `reqwest::blocking` callers, two mpsc waiters): they share the thread's
+//!   one parker, and wake-ups go astray. One such caller per thread, or
+//!   `runtime::blocking` around the call.
+//! - `ReentrantLock` (stdout's and stderr's lock) counts the thread as its
+//!   owner: every greenlet of the thread owns it.
+//!
+//! A kill or timeout makes a greenlet's futex wait return early, once
+//! (`EINTR`, or `ETIMEDOUT` for a wait with a timeout). std's `Mutex::lock`
+//! and `Condvar::wait` retry, and wait normally during the grace (see "Kills
+//! and timeouts"); past the grace every hooked wait of that greenlet fails
+//! at once, so a greenlet still waiting for a std lock then busy-waits until
+//! it gets it, which a holder on its own hub never releases. Kill greenlets
+//! at runtime calls, not inside std locks.
+//!
+//! # Embedded event loops
+//!
+//! `epoll_wait`, `epoll_pwait` and `epoll_pwait2` in a greenlet park it on
+//! the epoll descriptor (readable while events are pending) for the call's
+//! timeout: a mio `Poll`, or a tokio `current_thread` runtime's `block_on`,
+//! inside a greenlet lets the rest of the hub run. In a greenlet such a wait
+//! returns with no events after at most 10 ms (as `epoll_wait` may): tokio's
+//! waker, called by another greenlet of the same thread, sees the thread
+//! inside its runtime and only marks it woken, without reaching the epoll
+//! descriptor, and tokio looks again then. A tokio runtime without its I/O
+//! driver waits on a condition variable instead, which such a wake never
+//! notifies: feed it from plain threads or other hubs only. One `block_on`
+//! per thread at a time (tokio refuses nested ones).
 //!
 //! # Kills and timeouts
 //!
@@ -159,7 +228,7 @@
 // safe wrappers for calls on integers and locals) and in `exports` and
 // `lifecycle` (the interposed definitions, which hand the caller's pointers
 // on unchanged); `fork` places its constructor in `.init_array`. The logic
-// (`coop`, `fds`, `slots`) is safe code.
+// (`coop`, `fds`, `files`, `futex`, `slots`) is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
@@ -171,7 +240,9 @@ compile_error!(
 mod coop;
 mod exports;
 mod fds;
+mod files;
 mod fork;
+mod futex;
 mod lifecycle;
 mod real;
 mod slots;

@@ -30,9 +30,10 @@ fn resolve(slot: &AtomicPtr<c_void>, name: &'static str) -> *mut c_void {
     let found = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast::<c_char>()) };
     if found.is_null() {
         let message = b"runtime hooks: dlsym(RTLD_NEXT) found no libc definition of an interposed function\n";
-        // SAFETY: a raw write(2) of a static buffer to stderr; the libc
-        // wrapper may be the very symbol that is missing.
-        unsafe { libc::syscall(libc::SYS_write, 2, message.as_ptr(), message.len()) };
+        // SAFETY: a raw write(2) of a static buffer to stderr, without libc's
+        // `write` or `syscall` (either may be the very symbol that is
+        // missing).
+        unsafe { raw_write_stderr(message) };
         std::process::abort();
     }
     slot.store(found, Ordering::Relaxed);
@@ -96,6 +97,16 @@ libc_fns! {
     fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, rusage: *mut libc::rusage) -> libc::pid_t;
     fn pipe(fds: *mut c_int) -> c_int;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn pread64(fd: c_int, buf: *mut c_void, count: usize, offset: libc::off64_t) -> isize;
+    fn pwrite64(fd: c_int, buf: *const c_void, count: usize, offset: libc::off64_t) -> isize;
+    fn preadv64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize;
+    fn pwritev64(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t) -> isize;
+    fn preadv64v2(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off64_t, flags: c_int) -> isize;
+    fn fsync(fd: c_int) -> c_int;
+    fn fdatasync(fd: c_int) -> c_int;
+    fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
+    fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: c_int, sigmask: *const libc::sigset_t) -> c_int;
+    fn epoll_pwait2(epfd: c_int, events: *mut libc::epoll_event, maxevents: c_int, timeout: *const libc::timespec, sigmask: *const libc::sigset_t) -> c_int;
 }
 
 /// Declares `unsafe fn name(fd, request, arg) -> c_int` calling libc's
@@ -202,7 +213,7 @@ pub(crate) fn close_own(fd: RawFd) {
 /// ended (Linux 5.3).
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<RawFd> {
     // SAFETY: the system call takes two integers and touches no memory.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = unsafe { syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0, 0, 0, 0, 0) };
     (fd >= 0).then_some(fd as RawFd)
 }
 
@@ -227,4 +238,89 @@ pub(crate) fn at_fork_child(handler: extern "C" fn()) {
 /// `poll(2)` without waiting.
 pub(crate) fn poll_now(fds: &mut [libc::pollfd]) -> c_int {
     poll_slice(fds, 0)
+}
+
+/// Writes `message` to stderr with the `write` system call itself.
+///
+/// # Safety
+///
+/// None beyond a valid slice; unsafe for the inline assembly.
+#[cold]
+unsafe fn raw_write_stderr(message: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the write(2) system call on fd 2 with a valid buffer; the
+    // kernel clobbers rcx and r11 and returns in rax.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_write => _,
+            in("rdi") 2,
+            in("rsi") message.as_ptr(),
+            in("rdx") message.len(),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the write(2) system call on fd 2 with a valid buffer; the
+    // kernel returns in x0.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") libc::SYS_write,
+            inlateout("x0") 2usize => _,
+            in("x1") message.as_ptr(),
+            in("x2") message.len(),
+            options(nostack),
+        );
+    }
+}
+
+/// libc's `syscall(3)`, with all six arguments (those the call does not use
+/// are ignored by the kernel).
+///
+/// # Safety
+///
+/// The contract of the system call `number` for these arguments.
+#[inline]
+pub(crate) unsafe fn syscall(
+    number: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+    let f = resolve(&SLOT, "syscall\0");
+    // SAFETY: `f` is libc's `syscall`, whose C prototype is
+    // `long syscall(long number, ...)`; called as the variadic function it is.
+    let f = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn(libc::c_long, ...) -> libc::c_long>(f) };
+    // SAFETY: the caller keeps the system call's contract.
+    unsafe { f(number, a1, a2, a3, a4, a5, a6) }
+}
+
+/// The time of `clock` now.
+pub(crate) fn clock_now(clock: libc::clockid_t) -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes the clock's time into a local timespec. (Not
+    // interposed.)
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// Writes `message` to stderr with libc's `write` (no lock of std's
+/// `Stderr`, which another greenlet of the thread may hold).
+pub(crate) fn write_stderr(message: &[u8]) {
+    // SAFETY: writes a valid buffer to descriptor 2.
+    unsafe { write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// Blocks the thread for `duration` (libc's `nanosleep`, not the hook).
+pub(crate) fn sleep_thread(duration: Duration) {
+    let request = libc::timespec { tv_sec: duration.as_secs() as libc::time_t, tv_nsec: duration.subsec_nanos() as _ };
+    // SAFETY: a local timespec; no remainder wanted.
+    unsafe { nanosleep(&request, std::ptr::null_mut()) };
 }

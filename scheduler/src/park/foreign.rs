@@ -52,6 +52,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -59,10 +60,12 @@ use crate::hub;
 use crate::hub::budget;
 use crate::hub::reactor::Direction;
 use crate::hub::record::Wake;
+use crate::hub::remote::Remote;
 use crate::hub::waiting::WaitingOn;
 use crate::park::Parker;
 use crate::park::blocking::PoolJob;
 use crate::park::registration::Registration;
+use crate::util::slab::Key;
 
 /// Why a [`Current`] wait ended early: a kill or a timeout is pending for
 /// the greenlet, and will be raised at its next park outside foreign code.
@@ -201,6 +204,26 @@ impl Current {
         Ok(woke == Wake::Notified)
     }
 
+    /// A [`Waker`] for this greenlet's next [`park`](Current::park), to hand
+    /// to whatever will end it (on any thread).
+    pub fn waker(&self) -> Waker {
+        let task = self.parker.task().key().expect("a running task is in its hub's table");
+        Waker { remote: self.parker.hub().remote().clone(), task, seq: self.parker.next_seq() }
+    }
+
+    /// Parks until woken through a [`Waker`] made for this park
+    /// (`Ok(true)`; as any wake-up, it may be spurious) or `deadline` passes
+    /// (`Ok(false)`). `op` names the wait in [`dump`](crate::dump).
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the park.
+    pub fn park(&self, op: &'static str, deadline: Option<Instant>) -> Result<bool, Interrupted> {
+        self.parker.report_pending()?;
+        let woke = self.parker.park_foreign(WaitingOn::Op(op), deadline)?;
+        Ok(woke == Wake::Notified)
+    }
+
     /// Parks until `deadline` has passed.
     ///
     /// # Errors
@@ -286,4 +309,53 @@ pub fn deregister(registration: &Registration) {
 /// gone).
 pub fn forget_closed(registration: &Registration) {
     registration.forget_closed();
+}
+
+/// Wakes one [`Current::park`] of a greenlet, from any thread: directly on
+/// the greenlet's own hub thread, through the hub's remote queue from
+/// anywhere else. A wake for a park that has ended already (or of a hub
+/// that stopped) does nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use runtime_scheduler::foreign::Current;
+///
+/// runtime_scheduler::run(|| {
+///     let current = Current::get().expect("a greenlet of the runtime");
+///     let done = Arc::new(AtomicBool::new(false));
+///     let waker = current.waker(); // for the next park
+///     let thread = std::thread::spawn({
+///         let done = done.clone();
+///         move || {
+///             done.store(true, Ordering::Release);
+///             waker.wake();
+///         }
+///     });
+///     // Check after making the waker, park until woken; wake-ups may be
+///     // spurious, so check again (with a fresh waker) each time.
+///     while !done.load(Ordering::Acquire) {
+///         current.park("example", None).unwrap();
+///     }
+///     thread.join().unwrap();
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Waker {
+    remote: Arc<Remote>,
+    task: Key,
+    seq: u64,
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waker").field("task", &self.task).field("seq", &self.seq).finish()
+    }
+}
+
+impl Waker {
+    /// Wakes the park this waker was made for, if it is still going on.
+    pub fn wake(&self) {
+        hub::unpark_anywhere(&self.remote, self.task, self.seq);
+    }
 }

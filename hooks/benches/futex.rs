@@ -1,0 +1,152 @@
+//! What the futex hooks cost and give, in one run (ratios of medians):
+//!
+//! - a `std::sync::Mutex` handed between two greenlets of one hub (each
+//!   holds it across a yield, so the other waits in `FUTEX_WAIT` every
+//!   turn) against `runtime::sync::Mutex` doing the same;
+//! - a plain thread's `syscall(SYS_futex, FUTEX_WAKE)` with nobody waiting
+//!   (what every contended std unlock pays), and a forwarded system call
+//!   (`SYS_getppid`), through the interposed `syscall` against libc's own.
+//!
+//! ```text
+//! cargo bench -p runtime-hooks --bench futex
+//! ```
+
+use std::ffi::{c_long, c_void};
+use std::rc::Rc;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+/// Hand-offs per batch.
+const HANDOFFS: u32 = 20_000;
+/// System calls per batch.
+const CALLS: u32 = 200_000;
+/// Batches of each kind.
+const ROUNDS: usize = 21;
+
+type SyscallFn = unsafe extern "C" fn(c_long, ...) -> c_long;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Nanoseconds per hand-off of a std `Mutex` between two greenlets.
+fn std_handoff() -> f64 {
+    runtime_scheduler::run(|| {
+        let lock = Rc::new(std::sync::Mutex::new(0u32));
+        let start = Instant::now();
+        let other = runtime_scheduler::spawn({
+            let lock = lock.clone();
+            move || {
+                for _ in 0..HANDOFFS {
+                    let mut guard = lock.lock().unwrap();
+                    *guard += 1;
+                    runtime_scheduler::yield_now();
+                }
+            }
+        });
+        for _ in 0..HANDOFFS {
+            let mut guard = lock.lock().unwrap();
+            *guard += 1;
+            runtime_scheduler::yield_now();
+        }
+        other.join().unwrap();
+        assert_eq!(*lock.lock().unwrap(), 2 * HANDOFFS);
+        start.elapsed().as_nanos() as f64 / f64::from(2 * HANDOFFS)
+    })
+}
+
+/// Nanoseconds per hand-off of a `runtime::sync::Mutex`, as above.
+fn runtime_handoff() -> f64 {
+    runtime_scheduler::run(|| {
+        let lock = Rc::new(runtime_scheduler::sync::Mutex::new(0u32));
+        let start = Instant::now();
+        let other = runtime_scheduler::spawn({
+            let lock = lock.clone();
+            move || {
+                for _ in 0..HANDOFFS {
+                    let mut guard = lock.lock();
+                    *guard += 1;
+                    runtime_scheduler::yield_now();
+                }
+            }
+        });
+        for _ in 0..HANDOFFS {
+            let mut guard = lock.lock();
+            *guard += 1;
+            runtime_scheduler::yield_now();
+        }
+        other.join().unwrap();
+        assert_eq!(*lock.lock(), 2 * HANDOFFS);
+        start.elapsed().as_nanos() as f64 / f64::from(2 * HANDOFFS)
+    })
+}
+
+/// Nanoseconds per `f()`, over one batch.
+fn per_call(mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+}
+
+fn main() {
+    assert!(runtime_hooks::is_interposed(), "the hooks are not linked in");
+    // SAFETY: a NUL-terminated name; RTLD_NEXT from the executable finds
+    // libc's definition, past ours.
+    let found = unsafe { libc::dlsym(libc::RTLD_NEXT, c"syscall".as_ptr()) };
+    assert!(!found.is_null());
+    // SAFETY: libc's `syscall`, whose prototype this is.
+    let libc_syscall: SyscallFn = unsafe { std::mem::transmute::<*mut c_void, SyscallFn>(found) };
+    let hooked_syscall: SyscallFn = libc::syscall;
+    assert_ne!(hooked_syscall as usize, libc_syscall as usize);
+
+    let word = AtomicU32::new(0);
+    let word = &word;
+    let wake = |syscall: SyscallFn| {
+        move || {
+            // SAFETY: FUTEX_WAKE of one waiter of a word we own.
+            let n = unsafe { syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+            assert_eq!(n, 0);
+        }
+    };
+    let getppid = |syscall: SyscallFn| {
+        move || {
+            // SAFETY: a system call without arguments.
+            std::hint::black_box(unsafe { syscall(libc::SYS_getppid) });
+        }
+    };
+
+    let mut samples: [Vec<f64>; 6] = Default::default();
+    for round in 0..ROUNDS + 2 {
+        let values = [
+            std_handoff(),
+            runtime_handoff(),
+            per_call(wake(hooked_syscall)),
+            per_call(wake(libc_syscall)),
+            per_call(getppid(hooked_syscall)),
+            per_call(getppid(libc_syscall)),
+        ];
+        if round >= 2 {
+            for (sample, value) in samples.iter_mut().zip(values) {
+                sample.push(value);
+            }
+        }
+    }
+    let [std_mutex, runtime_mutex, hooked_wake, libc_wake, hooked_ppid, libc_ppid] =
+        samples.map(|mut s| median(&mut s));
+    println!("medians of {ROUNDS} alternated batches:");
+    println!("mutex hand-off between two greenlets of one hub ({HANDOFFS} each way per batch):");
+    println!("  runtime::sync::Mutex:  {runtime_mutex:8.1} ns");
+    println!("  std::sync::Mutex:      {std_mutex:8.1} ns  ({:.2}x)", std_mutex / runtime_mutex);
+    println!("plain thread, no hub ({CALLS} calls per batch):");
+    println!(
+        "  FUTEX_WAKE, nobody waiting: libc {libc_wake:6.1} ns, interposed {hooked_wake:6.1} ns (+{:.1} ns)",
+        hooked_wake - libc_wake
+    );
+    println!(
+        "  getppid via syscall:        libc {libc_ppid:6.1} ns, interposed {hooked_ppid:6.1} ns (+{:.1} ns)",
+        hooked_ppid - libc_ppid
+    );
+}

@@ -1,0 +1,287 @@
+//! `futex(2)` for greenlets, in safe code: std's locks (`Mutex`, `RwLock`,
+//! `Condvar`, `Once`, `Barrier`, `mpsc`, `thread::park`), parking_lot and
+//! crossbeam all wait in `FUTEX_WAIT` and wake in `FUTEX_WAKE`, through
+//! libc's `syscall`, which `exports` interposes.
+//!
+//! A greenlet's wait does not reach the kernel: the greenlet puts a waiter
+//! in a process-wide table keyed by the futex's address, checks the value
+//! (after registering, so a wake between the check and the park is not
+//! lost), and parks on its hub until a wake takes the waiter out of the
+//! table. A wake takes greenlets out of the table (whatever their hub) and
+//! passes the rest of its count on to the kernel, for plain threads. The
+//! table is only looked at while some greenlet waits in it: a plain
+//! thread's wake with nobody in it pays one fence and one load.
+//!
+//! A waiter is woken through its `foreign::Waker`: directly when the wake
+//! comes from its own hub's thread, through the hub's remote queue from any
+//! other.
+//!
+//! A futex shared between processes (no `FUTEX_PRIVATE_FLAG`) may be woken
+//! by another process, which never sees this table: its waiters also look
+//! at the value now and then, and return (a spurious wake-up, which futex
+//! callers expect) once it changed.
+
+use std::ffi::c_int;
+use std::hint;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Mutex, TryLockError};
+use std::time::{Duration, Instant};
+
+use runtime_scheduler::foreign::{Current, Interrupted, Waker};
+
+use crate::real;
+
+/// How often a waiter on a process-shared futex looks at its value, at
+/// most (it starts at a tenth of this and doubles).
+const SHARED_RECHECK: Duration = Duration::from_millis(10);
+
+/// The number of waiters in the table: zero lets a wake skip it.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+const BUCKETS: usize = 64;
+
+/// The table: waiters hashed by address into buckets, each behind a lock
+/// held for a few instructions.
+static TABLE: [Bucket; BUCKETS] = [const { Bucket::new() }; BUCKETS];
+
+struct Waiter {
+    address: usize,
+    bitset: u32,
+    /// Which wait this is, unique in the process.
+    id: u64,
+    /// Wakes the waiter's current park.
+    waker: Waker,
+}
+
+/// A bucket's lock is only ever taken with `try_lock` (spinning, then
+/// yielding the thread): a blocking `lock` could wait in the very futex this
+/// module interposes, and an uncontended-only `Mutex` never makes a futex
+/// call when released either.
+struct Bucket {
+    waiters: Mutex<Vec<Waiter>>,
+}
+
+impl Bucket {
+    const fn new() -> Bucket {
+        Bucket { waiters: Mutex::new(Vec::new()) }
+    }
+
+    /// Runs `f` on the bucket's waiters under its lock. `f` only moves
+    /// waiters around (nothing in it can come back here or panic).
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<Waiter>) -> R) -> R {
+        let mut spins = 0u32;
+        loop {
+            match self.waiters.try_lock() {
+                Ok(mut waiters) => return f(&mut waiters),
+                Err(TryLockError::Poisoned(poisoned)) => return f(&mut poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            spins += 1;
+            if spins < 64 {
+                hint::spin_loop();
+            } else {
+                // The holder was preempted: let it run.
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+fn bucket(address: usize) -> &'static Bucket {
+    // Futex words are at least 4-byte aligned; mix the higher bits in.
+    let hash = (address >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    &TABLE[hash >> (usize::BITS - BUCKETS.trailing_zeros())]
+}
+
+/// The id of the next wait.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The outcome of a wait, as the system call returns it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// Woken (or spuriously): 0.
+    Woken,
+    /// The value was not the expected one: `EAGAIN`.
+    Changed,
+    /// The deadline passed: `ETIMEDOUT`.
+    TimedOut,
+    /// A kill or timeout of the greenlet: `EINTR` (std's callers retry).
+    Interrupted(Interrupted),
+}
+
+/// Takes the waiter `id` out of `address`'s bucket; whether it was still
+/// there (not woken).
+fn remove(address: usize, id: u64) -> bool {
+    bucket(address).with(|waiters| match waiters.iter().position(|w| w.id == id) {
+        Some(i) => {
+            waiters.swap_remove(i);
+            WAITING.fetch_sub(1, Ordering::Relaxed);
+            true
+        }
+        None => false,
+    })
+}
+
+/// `FUTEX_WAIT` (`bitset` all ones) or `FUTEX_WAIT_BITSET` in a greenlet, on
+/// the word at `address` whose value `load` reads: parks while it is
+/// `expected`, until a wake for `address` matching `bitset`, or `deadline`.
+pub(crate) fn wait(
+    current: &Current,
+    address: usize,
+    expected: u32,
+    bitset: u32,
+    shared: bool,
+    deadline: Option<Instant>,
+    load: impl Fn() -> u32,
+) -> Waited {
+    if let Err(interrupted) = current.check() {
+        return Waited::Interrupted(interrupted);
+    }
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    WAITING.fetch_add(1, Ordering::SeqCst);
+    let waker = current.waker();
+    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, id, waker }));
+    // Pairs with the fence in `wake`: either that wake sees this waiter, or
+    // this sees the value stored before the wake.
+    fence(Ordering::SeqCst);
+    let outcome = if load() != expected {
+        Waited::Changed
+    } else {
+        park(current, address, id, expected, shared, deadline, &load)
+    };
+    if remove(address, id) {
+        outcome
+    } else {
+        // A wake took it out: it counts as woken, whatever else happened.
+        Waited::Woken
+    }
+}
+
+/// What `std::thread::park` waits for (its parker's `PARKED` state, which
+/// no lock uses): a wait for it that lasts is worth a warning (see `park`).
+const THREAD_PARKED: u32 = u32::MAX;
+
+/// How long a greenlet waits in `std::thread::park` before the warning.
+const PARK_WARNING_AFTER: Duration = Duration::from_secs(2);
+
+static PARK_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Parks until a wake takes the waiter `id` out of the table, or
+/// `deadline`; a waiter on a shared futex also returns once the value
+/// changed.
+fn park(
+    current: &Current,
+    address: usize,
+    id: u64,
+    expected: u32,
+    shared: bool,
+    deadline: Option<Instant>,
+    load: &impl Fn() -> u32,
+) -> Waited {
+    let mut recheck = SHARED_RECHECK / 10;
+    let mut warn_at = (expected == THREAD_PARKED && !PARK_WARNED.load(Ordering::Relaxed))
+        .then(|| Instant::now() + PARK_WARNING_AFTER);
+    loop {
+        let mut until = deadline;
+        if shared {
+            let next = Instant::now() + recheck;
+            recheck = (recheck * 2).min(SHARED_RECHECK);
+            until = Some(until.map_or(next, |until| until.min(next)));
+        }
+        if let Some(warn_at) = warn_at {
+            until = Some(until.map_or(warn_at, |until| until.min(warn_at)));
+        }
+        if let Err(interrupted) = current.park("futex", until) {
+            return Waited::Interrupted(interrupted);
+        }
+        // Still in the table: the next park gets the wake-ups (a wake that
+        // took it out meanwhile woke the park that just ended).
+        if !rearm(address, id, current.waker()) {
+            return Waited::Woken;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            return Waited::TimedOut;
+        }
+        if warn_at.is_some_and(|warn_at| now >= warn_at) {
+            warn_at = None;
+            if !PARK_WARNED.swap(true, Ordering::Relaxed) {
+                real::write_stderr(PARK_WARNING);
+            }
+        }
+        if shared && load() != expected {
+            return Waited::Woken;
+        }
+    }
+}
+
+const PARK_WARNING: &[u8] = b"runtime hooks: warning: a greenlet has waited in std::thread::park for 2 s. If it waits \
+on a std::sync::mpsc (or crossbeam-channel) channel for another greenlet of the same thread (to make room in a full \
+channel, or at a rendezvous), it will never wake: those channels wake such waiters only from other threads; and two \
+greenlets of one thread in thread::park at once share its one parker. Use runtime::sync::channel between greenlets.\n";
+
+/// Gives the waiter `id` (if still in `address`'s bucket) `waker` for its
+/// next park; whether it was still there.
+fn rearm(address: usize, id: u64, waker: Waker) -> bool {
+    bucket(address).with(|waiters| match waiters.iter_mut().find(|w| w.id == id) {
+        Some(waiter) => {
+            waiter.waker = waker;
+            true
+        }
+        None => false,
+    })
+}
+
+/// `FUTEX_WAKE` (`bitset` all ones) or `FUTEX_WAKE_BITSET` of at most
+/// `count` greenlets waiting on `address`; the number woken. Cheap when no
+/// greenlet waits anywhere.
+#[inline]
+pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> c_int {
+    // Pairs with the fence in `wait`: the caller stored the new value before
+    // this call.
+    fence(Ordering::SeqCst);
+    if WAITING.load(Ordering::Relaxed) == 0 || count <= 0 {
+        return 0;
+    }
+    wake_slow(address, count as usize, bitset)
+}
+
+#[cold]
+fn wake_slow(address: usize, count: usize, bitset: u32) -> c_int {
+    let mut woken: Vec<Waker> = Vec::new();
+    bucket(address).with(|waiters| {
+        let mut i = 0;
+        while i < waiters.len() && woken.len() < count {
+            if waiters[i].address == address && waiters[i].bitset & bitset != 0 {
+                woken.push(waiters.swap_remove(i).waker);
+                WAITING.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                i += 1;
+            }
+        }
+    });
+    // Woken once the lock is released (another hub's through its queue).
+    for waker in &woken {
+        waker.wake();
+    }
+    woken.len() as c_int
+}
+
+/// Wakes every greenlet waiting on `address` (for the operations this
+/// module does not emulate, `FUTEX_REQUEUE`, `FUTEX_WAKE_OP`...: an extra
+/// wake-up is allowed, a missed one is not).
+pub(crate) fn wake_all(address: usize) {
+    wake(address, c_int::MAX, u32::MAX);
+}
+
+/// The deadline of a futex timeout: relative (`FUTEX_WAIT`), or absolute on
+/// `CLOCK_MONOTONIC` or, with `realtime`, `CLOCK_REALTIME`
+/// (`FUTEX_WAIT_BITSET`).
+pub(crate) fn deadline_of(timeout: Duration, absolute: bool, realtime: bool) -> Instant {
+    let now = Instant::now();
+    if !absolute {
+        return now + timeout;
+    }
+    let clock = if realtime { libc::CLOCK_REALTIME } else { libc::CLOCK_MONOTONIC };
+    now + timeout.saturating_sub(real::clock_now(clock))
+}

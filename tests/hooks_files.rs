@@ -1,0 +1,166 @@
+//! The `hooks` feature and regular files: in a greenlet, a read the page
+//! cache cannot answer, a large write, `fsync` and `fdatasync` run on the
+//! blocking pool while the greenlet parks (so the hub runs its other
+//! greenlets meanwhile); cached reads and small writes stay inline. "Parks"
+//! is observed without timing: a greenlet spawned just before the call
+//! (which runs only once the caller parks) has run when the call returns.
+
+mod util;
+
+use std::cell::Cell;
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
+
+/// Spawns a greenlet that sets a flag: it runs only once the caller parks.
+fn parked_flag() -> Rc<Cell<bool>> {
+    let flag = Rc::new(Cell::new(false));
+    let set = flag.clone();
+    runtime::spawn(move || set.set(true));
+    flag
+}
+
+/// Whether `f` parked the calling greenlet (and its result).
+fn parks<T>(f: impl FnOnce() -> T) -> (bool, T) {
+    let flag = parked_flag();
+    let value = f();
+    let parked = flag.get();
+    runtime::yield_now(); // the flag's greenlet ends either way
+    (parked, value)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn a_large_write_and_fsync_of_a_file_park_the_greenlet_and_the_data_arrives() {
+    let dir = util::TempDir::new();
+    let path = dir.join("big");
+    util::run(move || {
+        let data = pattern(4 << 20);
+        let mut file = File::create(&path).unwrap();
+        let (parked, written) = parks(|| file.write(&data).unwrap());
+        assert!(parked, "a 4 MiB write ran on the hub's thread");
+        assert!(written > 0);
+        file.write_all(&data[written..]).unwrap();
+        let (parked, synced) = parks(|| file.sync_all());
+        assert!(parked, "fsync ran on the hub's thread");
+        synced.unwrap();
+        let (parked, synced) = parks(|| file.sync_data());
+        assert!(parked, "fdatasync ran on the hub's thread");
+        synced.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    });
+}
+
+#[test]
+fn small_writes_and_cached_reads_of_a_file_stay_inline() {
+    let dir = util::TempDir::new();
+    let path = dir.join("small");
+    util::run(move || {
+        let mut file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        let (parked, ()) = parks(|| file.write_all(b"hello, file").unwrap());
+        assert!(!parked, "a small write parked");
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let mut back = String::new();
+        let (parked, _) = parks(|| file.read_to_string(&mut back).unwrap());
+        assert!(!parked, "a read of cached data parked");
+        assert_eq!(back, "hello, file");
+    });
+}
+
+/// Whether the first page of `file` (`len` bytes long) is in the page cache.
+fn first_page_cached(file: &File, len: usize) -> bool {
+    // SAFETY: a private read-only mapping of an open file, looked at with
+    // mincore and unmapped; no memory of ours is touched but `resident`.
+    unsafe {
+        let map = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+        assert_ne!(map, libc::MAP_FAILED);
+        let mut resident = [0u8; 1];
+        assert_eq!(libc::mincore(map, 1, resident.as_mut_ptr()), 0);
+        libc::munmap(map, len);
+        resident[0] & 1 != 0
+    }
+}
+
+/// Drops `file`'s pages from the page cache (written back first).
+fn evict(file: &File, len: usize) {
+    file.sync_all().unwrap(); // clean pages can be dropped
+    for _ in 0..50 {
+        // SAFETY: advice on an open descriptor, no memory involved.
+        let advised = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(advised, 0);
+        if !first_page_cached(file, len) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the kernel kept the file in the page cache: nothing to test");
+}
+
+#[test]
+fn a_read_the_page_cache_cannot_answer_runs_on_the_pool_and_returns_the_data() {
+    let dir = util::TempDir::new();
+    let path = dir.join("cold");
+    let data = pattern(1 << 20);
+    std::fs::write(&path, &data).unwrap();
+    util::run(move || {
+        let file = File::open(&path).unwrap();
+        evict(&file, data.len());
+        let mut back = vec![0; data.len()];
+        let (parked, ()) = parks(|| file.read_exact_at(&mut back, 0).unwrap());
+        assert!(parked, "a read from the disk ran on the hub's thread");
+        assert_eq!(back, data);
+    });
+}
+
+#[test]
+fn positioned_and_vectored_file_io_from_greenlets_keeps_its_semantics() {
+    let dir = util::TempDir::new();
+    let path = dir.join("vectored");
+    util::run(move || {
+        let mut file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        let (a, b) = (pattern(40_000), vec![7u8; 30_000]);
+        let written = file.write_vectored(&[IoSlice::new(&a), IoSlice::new(&b)]).unwrap();
+        assert_eq!(written, 70_000, "one writev to a regular file writes everything");
+        file.write_all_at(&[9; 20_000], 10_000).unwrap();
+        let mut back = vec![0; 70_000];
+        file.read_exact_at(&mut back, 0).unwrap();
+        let mut expected = [a, b].concat();
+        expected[10_000..30_000].fill(9);
+        assert_eq!(back, expected);
+        // The file position moved with the writev only.
+        assert_eq!(file.stream_position().unwrap(), 70_000);
+        let mut rest = Vec::new();
+        assert_eq!(file.read_to_end(&mut rest).unwrap(), 0);
+        // Errors come back as such: a large write to a file opened read-only.
+        let read_only = File::open(&path).unwrap();
+        let error = (&read_only).write(&[0; 100_000]).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EBADF));
+    });
+}
+
+#[test]
+fn many_greenlets_write_and_read_their_own_files_concurrently() {
+    let dir = util::TempDir::new();
+    let base = dir.path().to_path_buf();
+    util::run(move || {
+        let workers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = base.join(format!("file-{i}"));
+                runtime::spawn(move || {
+                    let data: Vec<u8> = pattern(256 * 1024 + i).into_iter().map(|b| b ^ i as u8).collect();
+                    let mut file = File::create(&path).unwrap();
+                    file.write_all(&data).unwrap();
+                    file.sync_data().unwrap();
+                    drop(file);
+                    std::fs::read(&path).unwrap() == data
+                })
+            })
+            .collect();
+        assert!(workers.into_iter().all(|w| w.join().unwrap()));
+    });
+}
