@@ -244,7 +244,7 @@ fn a_reqwest_blocking_client_in_a_greenlet_against_http_hello_on_the_same_hub() 
     let bodies = guarded(|| {
         let server = runtime::net::StreamServer::bind("127.0.0.1:0").unwrap().name("http");
         let addr = server.local_addr().unwrap();
-        let server = server.start(hello::serve);
+        let server = server.start(hello::serve).unwrap();
         let client = runtime::task::Builder::new().stack_size(1 << 20).spawn(move || {
             let client = reqwest::blocking::Client::new();
             let bodies: Vec<String> = (0..3)
