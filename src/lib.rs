@@ -73,9 +73,9 @@ static LINK_HOOKS: fn() -> usize = runtime_hooks::link;
 pub use runtime_io::{net, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop,
-    MAX_BLOCKING_TIME_ENV, Pool, Scope, ScopedJoinHandle, block_on, blocking, catch_panic, dump, greenlet_id,
-    hub_index, is_cancellation, joinall, run, scope, select, sleep, sleep_until, spawn, spawn_later, sync, task,
-    timeout, timeout_at, wait_any, yield_now,
+    MAX_BLOCKING_TIME_ENV, Metrics, Pool, Scope, ScopedJoinHandle, block_on, blocking, catch_panic, dump, greenlet_id,
+    hub_index, is_cancellation, joinall, metrics, run, scope, select, sleep, sleep_until, spawn, spawn_later, sync,
+    task, timeout, timeout_at, wait_any, yield_now,
 };
 
 /// Any file descriptor on the hub, for integrating libraries that do their

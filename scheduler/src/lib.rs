@@ -62,7 +62,7 @@
 //!          guard, report
 //! ```
 //!
-//! At the top, beside them: the runtime [`Builder`], [`dump`], the panic
+//! At the top, beside them: the runtime [`Builder`], [`dump`], [`metrics`], the panic
 //! hook, and the public error types. `ARCHITECTURE.md` at the repository's
 //! root draws the paths through these layers.
 //!
@@ -140,6 +140,7 @@ mod builder;
 mod dump;
 mod error;
 mod hub;
+mod metrics;
 mod panic_hook;
 mod park;
 pub mod sync;
@@ -152,6 +153,7 @@ pub use crate::builder::{Builder, hub_index};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
 pub use crate::hub::reactor::Direction;
+pub use crate::metrics::{Metrics, metrics};
 pub use crate::park::block_on::block_on;
 pub use crate::park::blocking::blocking;
 pub use crate::park::cancel::{catch_panic, is_cancellation};

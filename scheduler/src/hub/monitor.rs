@@ -7,16 +7,15 @@
 //! for at least that long, and a `tracing` warning names it, once per episode.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use crate::hub::counters::Counters;
+
 struct Shared {
-    switches: AtomicU64,
-    /// Id of the running greenlet; 0 while the hub itself runs.
-    running: AtomicU64,
-    polling: AtomicBool,
+    counters: Arc<Counters>,
     stop: AtomicBool,
     names: Mutex<HashMap<u64, String>>,
 }
@@ -27,14 +26,8 @@ pub(crate) struct Monitor {
 }
 
 impl Monitor {
-    pub(crate) fn start(max_blocking_time: Duration) -> Monitor {
-        let shared = Arc::new(Shared {
-            switches: AtomicU64::new(0),
-            running: AtomicU64::new(0),
-            polling: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            names: Mutex::new(HashMap::new()),
-        });
+    pub(crate) fn start(max_blocking_time: Duration, counters: Arc<Counters>) -> Monitor {
+        let shared = Arc::new(Shared { counters, stop: AtomicBool::new(false), names: Mutex::new(HashMap::new()) });
         let watched = shared.clone();
         let spawned =
             thread::Builder::new().name("runtime-monitor".into()).spawn(move || watch(&watched, max_blocking_time));
@@ -54,20 +47,6 @@ impl Monitor {
     pub(crate) fn forget_task(&self, id: u64) {
         self.shared.names.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
     }
-
-    pub(crate) fn enter(&self, id: u64) {
-        self.shared.switches.fetch_add(1, Ordering::Relaxed);
-        self.shared.running.store(id, Ordering::Relaxed);
-    }
-
-    pub(crate) fn leave(&self) {
-        self.shared.switches.fetch_add(1, Ordering::Relaxed);
-        self.shared.running.store(0, Ordering::Relaxed);
-    }
-
-    pub(crate) fn polling(&self, polling: bool) {
-        self.shared.polling.store(polling, Ordering::Relaxed);
-    }
 }
 
 impl Drop for Monitor {
@@ -81,14 +60,14 @@ fn watch(shared: &Shared, max_blocking_time: Duration) {
     let mut reported = false;
     while !shared.stop.load(Ordering::Relaxed) {
         thread::sleep(max_blocking_time);
-        let switches = shared.switches.load(Ordering::Relaxed);
-        let running = shared.running.load(Ordering::Relaxed);
+        let switches = shared.counters.switches.load(Ordering::Relaxed);
+        let running = shared.counters.running.load(Ordering::Relaxed);
         if switches != last {
             last = switches;
             reported = false;
             continue;
         }
-        if running == 0 || shared.polling.load(Ordering::Relaxed) || reported {
+        if running == 0 || shared.counters.polling.load(Ordering::Relaxed) || reported {
             continue;
         }
         reported = true;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::error::Closed;
 use crate::hub;
+use crate::hub::counters::Counters;
 use crate::hub::remote::{Message, Remote};
+use crate::metrics::Metrics;
 use crate::task::join::{JoinHandle, JoinShared};
 use crate::task::{self, spawn_into};
 
@@ -31,6 +33,7 @@ use crate::task::{self, spawn_into};
 /// ```
 pub struct Handle {
     remote: Arc<Remote>,
+    counters: Arc<Counters>,
     /// The hub's id (its reactor's).
     hub: u64,
 }
@@ -44,17 +47,34 @@ impl Handle {
     #[track_caller]
     pub fn current() -> Handle {
         let hub = hub::expect();
-        Handle::new(hub.remote().clone(), hub.reactor().id())
+        Handle::new(hub.remote().clone(), hub.counters().clone(), hub.reactor().id())
     }
 
     /// A handle to the hub running on this thread, if any.
     pub fn try_current() -> Option<Handle> {
-        hub::current().map(|hub| Handle::new(hub.remote().clone(), hub.reactor().id()))
+        hub::current().map(|hub| Handle::new(hub.remote().clone(), hub.counters().clone(), hub.reactor().id()))
     }
 
-    fn new(remote: Arc<Remote>, hub: u64) -> Handle {
+    fn new(remote: Arc<Remote>, counters: Arc<Counters>, hub: u64) -> Handle {
         remote.count_handle(true);
-        Handle { remote, hub }
+        Handle { remote, counters, hub }
+    }
+
+    /// The hub's [`Metrics`], from any thread: what the hub counted last, read
+    /// without a lock or a message (see [`metrics`](crate::metrics)). After
+    /// the hub has stopped, its final values.
+    ///
+    /// ```
+    /// let handle = runtime_scheduler::run(|| {
+    ///     runtime_scheduler::spawn(|| ()).join().unwrap();
+    ///     runtime_scheduler::Handle::current()
+    /// });
+    /// let m = std::thread::spawn(move || handle.metrics()).join().unwrap();
+    /// assert_eq!(m.greenlets_spawned(), 2); // the main greenlet and one more
+    /// assert_eq!(m.greenlets_alive(), 0);
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        Metrics::read(&self.counters)
     }
 
     /// Spawns a greenlet running `f` on the hub, from any thread, and
@@ -97,7 +117,7 @@ impl<T> Drop for Unstarted<T> {
 
 impl Clone for Handle {
     fn clone(&self) -> Handle {
-        Handle::new(self.remote.clone(), self.hub)
+        Handle::new(self.remote.clone(), self.counters.clone(), self.hub)
     }
 }
 
