@@ -119,7 +119,8 @@
 //!   `std::thread::panicking()` true on that thread.
 //! - A greenlet that never parks holds the hub: CPU-heavy loops should call
 //!   [`yield_now`] now and then, or run on the thread pool with [`blocking`].
-//!   The blocking monitor ([`Builder::max_blocking_time`]) names such greenlets.
+//!   The blocking monitor ([`Builder::max_blocking_time`], on by default
+//!   with a limit of 500 ms) names such greenlets and prints their stack.
 //!
 //! # Tracing
 //!
@@ -127,7 +128,8 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in four small places: `task/scope.rs` (erasing the lifetime
+// `unsafe` lives in five small places: `hub/sample.rs` (the blocking
+// monitor's signal handler, reading the hub thread's stack), `task/scope.rs` (erasing the lifetime
 // of a scoped greenlet's closure, with the argument for it),
 // `task/join_pool.rs` (getting back the type of a reused join state),
 // `task/outcome.rs` (a greenlet's result, put and taken once without a lock)
@@ -168,9 +170,10 @@ pub use crate::task::join_set::JoinSet;
 pub use crate::task::scope::{Scope, ScopedJoinHandle, scope};
 pub use crate::task::{JoinHandle, KillOnDrop};
 
-/// Environment variable that turns on the blocking monitor for runtimes whose
-/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
-/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
+/// Environment variable that sets the blocking monitor's limit for runtimes
+/// whose [`Builder`] sets no [`max_blocking_time`](Builder::max_blocking_time):
+/// a duration in milliseconds, or with an `ms` or `s` suffix (`"100ms"`,
+/// `"0.5s"`); `0` turns the monitor off. Without it the limit is 500 ms.
 pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 
 /// Runs `f` in a greenlet on a new hub on this thread and returns its value.

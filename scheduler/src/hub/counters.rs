@@ -7,7 +7,7 @@
 //! run-queue depth, the timer count and the resident stack bytes are
 //! published once per turn of the loop.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// See the module docs.
@@ -24,6 +24,9 @@ pub(crate) struct Counters {
     /// Id of the greenlet the hub is running; 0 while the hub itself runs
     /// (for the blocking monitor).
     pub(crate) running: AtomicU64,
+    /// The task whose id is in `running` (a `*const Task`), for the
+    /// monitor's signal handler on the hub's thread (see `sample`).
+    pub(crate) running_task: AtomicPtr<()>,
     /// Whether the hub is waiting for I/O (the blocking monitor leaves a
     /// polling hub alone).
     pub(crate) polling: AtomicBool,

@@ -46,6 +46,8 @@ pub(crate) mod monitor;
 pub(crate) mod reactor;
 pub(crate) mod record;
 pub(crate) mod remote;
+#[allow(unsafe_code)] // a signal handler: see its module docs
+pub(crate) mod sample;
 pub(crate) mod thread_pool;
 pub(crate) mod timer;
 pub(crate) mod unpark;
@@ -124,7 +126,8 @@ pub(crate) struct Hub {
     /// wake-ups from other threads can find them.
     tasks: RefCell<Slab<Rc<Task>>>,
     next_scope: Cell<u64>,
-    monitor: Option<Monitor>,
+    /// Stops watching this hub when dropped.
+    _monitor: Option<Monitor>,
     /// What [`Metrics`](crate::Metrics) reads; shared with `Handle`s.
     counters: Arc<Counters>,
     /// When the hub last went back to running greenlets (the end of its last
@@ -254,7 +257,7 @@ impl Hub {
             remote,
             tasks: RefCell::new(Slab::new()),
             next_scope: Cell::new(1),
-            monitor,
+            _monitor: monitor,
             counters,
             busy_since: Cell::new(now),
             stacks: RefCell::new(StackSampler::new(now)),
@@ -418,9 +421,6 @@ impl Hub {
         drop(tasks);
         counters::bump(&self.counters.spawned);
         task.set_key(Some(key));
-        if let Some(monitor) = &self.monitor {
-            monitor.name_task(task.id(), &task.label(), task.spawned_at());
-        }
     }
 
     /// Removes a finished task from the table.
@@ -431,9 +431,6 @@ impl Hub {
         let removed = tasks.remove(key);
         self.counters.alive.store(tasks.len(), Relaxed);
         drop(tasks);
-        if let Some(monitor) = &self.monitor {
-            monitor.forget_task(task.id());
-        }
         drop(removed);
     }
 
@@ -498,7 +495,10 @@ impl Hub {
         *self.current.borrow_mut() = Some(task.clone());
         budget::reset();
         counters::bump(&self.counters.switches);
-        self.counters.running.store(task.id(), Relaxed);
+        // The task first: the monitor's signal handler reads it once it sees
+        // the id (on this thread, so program order is all it needs).
+        self.counters.running_task.store(Rc::as_ptr(&task).cast::<()>().cast_mut(), Relaxed);
+        self.counters.running.store(task.id(), std::sync::atomic::Ordering::Release);
         {
             let _entered = task.span.enter();
             // Kills and timeouts are raised by the park the task returns to.
