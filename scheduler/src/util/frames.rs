@@ -15,6 +15,18 @@ use std::rc::Rc;
 /// The most frames kept of one stack.
 pub(crate) const MAX_FRAMES: usize = 128;
 
+/// The return addresses of the calling stack, innermost first (the first one
+/// is this function's caller's).
+#[inline(never)]
+pub(crate) fn capture() -> Vec<usize> {
+    let mut ips = Vec::with_capacity(64);
+    backtrace::trace(|frame| {
+        ips.push(frame.ip() as usize);
+        ips.len() < MAX_FRAMES
+    });
+    ips
+}
+
 /// One function of a frame (an address in inlined code has several).
 #[derive(Debug)]
 struct Symbol {
@@ -23,17 +35,23 @@ struct Symbol {
 }
 
 impl Symbol {
+    /// The path the name starts with, without `<`, `&` or `&mut ` of a
+    /// trait implementation's self type.
+    fn path(&self) -> &str {
+        let name = self.name.trim_start_matches(['<', '&']);
+        name.strip_prefix("mut ").unwrap_or(name)
+    }
+
     /// Code of the runtime, the standard library, or what they build on.
     fn is_internal(&self) -> bool {
-        let name = self.name.trim_start_matches('<');
-        const PREFIXES: [&str; 12] = [
+        let name = self.path();
+        const PREFIXES: [&str; 11] = [
             "runtime_scheduler::",
             "runtime_io::",
             "runtime_hooks::",
             "runtime::",
             "greenlet::",
             "corosensei::",
-            "backtrace::",
             "std::",
             "core::",
             "alloc::",
@@ -45,13 +63,27 @@ impl Symbol {
 
     /// The start of a greenlet's stack: the coroutine library's entry.
     fn is_entry(&self) -> bool {
-        self.name.trim_start_matches('<').starts_with("corosensei::")
+        self.path().starts_with("corosensei::")
     }
 
-    /// The capture itself.
+    /// Frames that only pass a call on (closures called through `FnOnce`,
+    /// `catch_unwind`), left out wherever they are.
+    fn is_plumbing(&self) -> bool {
+        const PREFIXES: [&str; 6] = [
+            "core::ops::function::",
+            "core::panic::unwind_safe::",
+            "alloc::boxed::Box<F,A> as core::ops::function::",
+            "std::panicking::catch_unwind",
+            "std::panic::catch_unwind",
+            "__rust_try",
+        ];
+        let name = self.path();
+        PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+    }
+
+    /// The capture itself (what it calls lies inside it).
     fn is_capture(&self) -> bool {
-        let name = self.name.trim_start_matches('<');
-        name.starts_with("backtrace::") || name.starts_with("runtime_scheduler::util::frames::")
+        self.name == "runtime_scheduler::util::frames::capture"
     }
 }
 
@@ -101,8 +133,9 @@ impl Resolver {
         let resolved: Vec<Rc<[Symbol]>> = ips.iter().map(|&ip| self.resolve(ip)).collect();
         let mut symbols: Vec<&Symbol> = resolved.iter().flat_map(|frame| frame.iter()).collect();
         // The capture's own frames, then what lies past the greenlet's entry.
-        let first = symbols.iter().position(|s| !s.is_capture()).unwrap_or(symbols.len());
-        symbols.drain(..first);
+        if let Some(capture) = symbols.iter().position(|s| s.is_capture()) {
+            symbols.drain(..=capture);
+        }
         if let Some(entry) = symbols.iter().position(|s| s.is_entry()) {
             symbols.truncate(entry);
         }
@@ -115,6 +148,7 @@ impl Resolver {
         if inner > 1 && inner < symbols.len() {
             symbols.drain(..inner - 1);
         }
+        symbols.retain(|s| !s.is_plumbing());
         let mut text = String::new();
         for symbol in symbols {
             let _ = match &symbol.location {
