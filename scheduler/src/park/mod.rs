@@ -324,6 +324,9 @@ thread_local! {
     /// A request to the greenlet switched to, parked, to record its stack:
     /// the greenlet to switch back to, then the stack it recorded.
     static STACK_REQUEST: RefCell<Option<(Greenlet, Option<Vec<usize>>)>> = const { RefCell::new(None) };
+    /// Whether `STACK_REQUEST` holds a request: what every park checks, so
+    /// that the check is one load.
+    static STACK_REQUESTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The return addresses of the stack of `task`, parked, innermost first
@@ -339,15 +342,18 @@ pub(crate) fn parked_stack(task: &Task) -> Option<Vec<usize>> {
     }
     let greenlet = task.greenlet()?;
     STACK_REQUEST.with(|request| *request.borrow_mut() = Some((greenlet::getcurrent(), None)));
+    STACK_REQUESTED.with(|requested| requested.set(true));
     drop(greenlet.switch(Box::new(())));
+    STACK_REQUESTED.with(|requested| requested.set(false));
     STACK_REQUEST.with(|request| request.borrow_mut().take()).and_then(|(_, stack)| stack)
 }
 
 /// In a park, just resumed: records the stack for each request that
 /// resumed this greenlet (see [`parked_stack`]) and switches back to the
 /// requester, until the hub resumes it for real.
+#[inline]
 fn answer_stack_requests() {
-    loop {
+    while STACK_REQUESTED.with(Cell::get) {
         let requester = STACK_REQUEST.with(|request| match &mut *request.borrow_mut() {
             Some((requester, stack @ None)) => {
                 *stack = Some(crate::util::frames::capture());
