@@ -57,9 +57,10 @@
 //!  hub/    the loop (mod.rs) and all it touches: record (Task and its state
 //!          machine), unpark (the one wake path), wait_queue, waiting, reactor
 //!          (mio), timer (wheel), remote (other threads), thread_pool, monitor
+//!          (and sample, its signal handler), counters (what metrics read)
 //!    │
 //!  util/   slab (one generational slab for tasks, sources, timers, waiters),
-//!          guard, report
+//!          guard, report, frames (call stacks as text)
 //! ```
 //!
 //! At the top, beside them: the runtime [`Builder`], [`dump`], [`metrics`], the panic

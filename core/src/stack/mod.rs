@@ -152,7 +152,7 @@ pub fn stats() -> Stats {
 ///
 /// It asks the kernel (`mincore`) about every reservation's used part, so it
 /// costs a system call per reservation and a byte of scratch memory per page:
-/// about a millisecond for ten thousand 64 KiB stacks. Meant for metrics
+/// about two milliseconds for ten thousand 64 KiB stacks. Meant for metrics
 /// sampled now and then, not for every switch.
 ///
 /// ```

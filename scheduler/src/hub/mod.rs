@@ -25,8 +25,9 @@
 //! parked greenlet waits for ([`waiting`]), and the engines the loop drives:
 //! the reactor ([`reactor`], `mio`), the timing wheel ([`timer`]), the queue
 //! other threads post to ([`remote`]), the blocking thread pool
-//! ([`thread_pool`]), the blocking monitor ([`monitor`]), the counters that
-//! metrics read ([`counters`]), the I/O budget
+//! ([`thread_pool`]), the blocking monitor ([`monitor`], which reads a
+//! blocking greenlet's stack with [`sample`]), the counters that metrics read
+//! ([`counters`]), the I/O budget
 //! ([`budget`]) and core pinning ([`affinity`]). The wake path's files
 //! (`record`, `unpark`, `wait_queue`, `waiting`, `reactor`) refer to one
 //! another: a task holds its wait-queue entry, and an entry holds the
