@@ -52,6 +52,9 @@ run_asan() {
         # Measures RSS, which ASan's shadow memory, quarantine and the fake
         # stack each finished coroutine leaves behind dominate.
         memory_levels_off_over_rounds
+        # Counts the stack pages that large locals touched: ASan moves such
+        # locals to its fake stacks, off the greenlet's stack.
+        resident_bytes_count_the_stack_pages_greenlets_touched
     )
     local log=$root/asan.log
     mkdir -p "$root"

@@ -80,9 +80,10 @@ static LINK_HOOKS: fn() -> usize = runtime_hooks::link;
 pub use runtime_io::{net, process, signal};
 pub use runtime_scheduler::{
     Builder, Closed, Dump, Elapsed, GreenletInfo, Group, Handle, JoinError, JoinHandle, JoinSet, KillOnDrop, LinkId,
-    MAX_BLOCKING_TIME_ENV, Pool, PoolFull, Scope, ScopedJoinHandle, Timeout, block_on, blocking, catch_panic, dump,
-    greenlet_id, hub_index, is_cancellation, is_timeout, joinall, joinall_timeout, killall, run, scope, select, sleep,
-    sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, try_joinall, wait_any, wait_idle, yield_now,
+    MAX_BLOCKING_TIME_ENV, Metrics, Pool, PoolFull, Scope, ScopedJoinHandle, Timeout, block_on, blocking, catch_panic,
+    dump, greenlet_id, hub_index, is_cancellation, is_timeout, joinall, joinall_timeout, killall, metrics, run, scope,
+    select, sleep, sleep_until, spawn, spawn_later, sync, task, timeout, timeout_at, try_joinall, wait_any, wait_idle,
+    yield_now,
 };
 
 /// Any file descriptor on the hub, for integrating libraries that do their

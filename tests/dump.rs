@@ -171,6 +171,12 @@ fn sigusr1_writes_the_dump_naming_a_parked_connection() {
         assert!(text.contains(&format!("on TcpStream::read fd {fd}")), "{text}");
         // The dumping greenlet lists itself as running.
         assert!(text.contains("'sigusr1' running"), "{text}");
+        // The parked one's stack follows its line: the read it is parked in,
+        // then the closure that called it.
+        let conn = text.split("'conn' parked").nth(1).expect("the connection's entry");
+        let mut frames = conn.lines().skip(1);
+        assert!(frames.next().is_some_and(|f| f.contains("TcpStream") && f.contains("read")), "{text}");
+        assert!(frames.next().is_some_and(|f| f.contains("dump::")), "{text}");
         // Every signal gives one more dump.
         signal_hook::low_level::raise(SIGUSR1).unwrap();
         util::wait_until("a second dump", || captured.text().matches("greenlet(s):").count() == 2);

@@ -816,3 +816,29 @@ fn memory_levels_off_over_rounds() {
         assert_eq!(stack::stats().in_use, 0);
     });
 }
+
+#[test]
+fn resident_bytes_count_the_stack_pages_greenlets_touched() {
+    // The metric behind `runtime::Metrics::stack_resident_bytes`: pages the
+    // greenlets wrote are resident; a fresh thread has none.
+    on_fresh_thread(|| {
+        assert_eq!(stack::resident_bytes(), 0, "no stack yet on this thread");
+        let deep: Vec<Greenlet> = (0..20)
+            .map(|_| {
+                let g = Builder::new().stack_size(128 * 1024).build(|_| {
+                    black_box(recurse(32)); // writes at least 32 KiB of stack
+                    let parent = getcurrent().parent().expect("a greenlet has a parent");
+                    parent.switch(Box::new(()))
+                });
+                g.switch(Box::new(()));
+                g
+            })
+            .collect();
+        let resident = stack::resident_bytes();
+        assert!(resident >= 20 * 32 * 1024, "{resident} bytes resident");
+        assert!(resident <= 20 * (128 + 4 * 4) * 1024, "no more than the stacks: {resident}");
+        deep.iter().for_each(finish);
+        stack::set_idle_limit(0); // hands the memory of idle stacks back
+        assert_eq!(stack::resident_bytes(), 0);
+    });
+}

@@ -12,13 +12,15 @@ use std::thread;
 use std::time::Duration;
 
 use crate::hub::affinity;
+use crate::hub::monitor::DEFAULT_LIMIT;
 use crate::hub::thread_pool::ThreadPool;
 use crate::hub::{self, Hub};
 use crate::{panic_hook, task};
 
-/// Environment variable that turns on the blocking monitor for runtimes whose
-/// [`Builder`] sets no `max_blocking_time`: a duration in milliseconds, or
-/// with an `ms` or `s` suffix (`"100ms"`, `"0.5s"`).
+/// Environment variable that sets the blocking monitor's limit for runtimes
+/// whose [`Builder`] sets no [`max_blocking_time`](Builder::max_blocking_time):
+/// a duration in milliseconds, or with an `ms` or `s` suffix (`"100ms"`,
+/// `"0.5s"`); `0` turns the monitor off. Without it the limit is 500 ms.
 pub const MAX_BLOCKING_TIME_ENV: &str = "RUNTIME_MAX_BLOCKING_TIME";
 
 thread_local! {
@@ -85,12 +87,13 @@ impl Builder {
     /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
     /// second shutdown grace period, a one second cancellation grace period,
     /// 50 µs of busy polling before an idle hub sleeps, and the blocking
-    /// monitor off unless [`MAX_BLOCKING_TIME_ENV`] is set.
+    /// monitor on with a limit of 500 ms, or what [`MAX_BLOCKING_TIME_ENV`]
+    /// says (`0` turns it off).
     pub fn new() -> Builder {
         Builder {
             stack_size: greenlet::stack::DEFAULT_SIZE,
             blocking_threads: 64,
-            max_blocking_time: std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref().and_then(parse_duration),
+            max_blocking_time: blocking_limit_from_env(std::env::var(MAX_BLOCKING_TIME_ENV).ok().as_deref()),
             shutdown_grace: Duration::from_secs(1),
             cancel_grace: DEFAULT_CANCEL_GRACE,
             strict_deadlocks: false,
@@ -140,10 +143,27 @@ impl Builder {
         self
     }
 
-    /// Turns on the blocking monitor: a watchdog thread reports any greenlet
-    /// that holds the hub longer than `limit` without yielding.
+    /// The blocking monitor's limit: a greenlet that holds the hub longer
+    /// than `limit` without yielding is reported on stderr (or to the
+    /// `tracing` subscriber) while it still does, with its name, where it
+    /// was spawned and its current stack; once per incident. On by default
+    /// with a limit of 500 ms ([`MAX_BLOCKING_TIME_ENV`] may change it);
+    /// `Duration::ZERO` turns it off.
+    ///
+    /// One watchdog thread serves every hub of the process. It reads the
+    /// greenlet's stack by sending the hub's thread a `SIGURG`, whose handler
+    /// passes other senders' `SIGURG`s on to the handler installed before it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // Reports a greenlet that holds the hub for 100 ms, however briefly
+    /// // the others do.
+    /// runtime::Builder::new().max_blocking_time(Duration::from_millis(100)).run(|| ());
+    /// // No monitor at all.
+    /// runtime::Builder::new().max_blocking_time(Duration::ZERO).run(|| ());
+    /// ```
     pub fn max_blocking_time(mut self, limit: Duration) -> Builder {
-        self.max_blocking_time = Some(limit);
+        self.max_blocking_time = (!limit.is_zero()).then_some(limit);
         self
     }
 
@@ -314,6 +334,23 @@ fn run_hub<T: 'static>(
     }
 }
 
+/// The monitor's limit given the environment variable's value: the default
+/// without one (or with one that does not parse), none for `0`.
+fn blocking_limit_from_env(value: Option<&str>) -> Option<Duration> {
+    match value {
+        None => Some(DEFAULT_LIMIT),
+        Some(text) => match parse_duration(text) {
+            Some(limit) => (!limit.is_zero()).then_some(limit),
+            None => {
+                eprintln!(
+                    "runtime: warning: {MAX_BLOCKING_TIME_ENV}={text:?} is not a duration; using {DEFAULT_LIMIT:?}"
+                );
+                Some(DEFAULT_LIMIT)
+            }
+        },
+    }
+}
+
 /// Parses `"250"`, `"250ms"` or `"0.25s"`.
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -324,7 +361,6 @@ fn parse_duration(text: &str) -> Option<Duration> {
     } else {
         text.parse::<u64>().ok().map(Duration::from_millis)
     }
-    .filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -332,11 +368,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_monitor_is_on_unless_the_environment_says_zero() {
+        assert_eq!(blocking_limit_from_env(None), Some(DEFAULT_LIMIT));
+        assert_eq!(blocking_limit_from_env(Some("0")), None);
+        assert_eq!(blocking_limit_from_env(Some("0ms")), None);
+        assert_eq!(blocking_limit_from_env(Some("20ms")), Some(Duration::from_millis(20)));
+        assert_eq!(blocking_limit_from_env(Some("soon")), Some(DEFAULT_LIMIT));
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("0.5s"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_duration("soon"), None);
     }
 }

@@ -62,12 +62,13 @@
 //!  hub/    the loop (mod.rs) and all it touches: record (Task and its state
 //!          machine), unpark (the one wake path), wait_queue, waiting, reactor
 //!          (mio), timer (wheel), remote (other threads), thread_pool, monitor
+//!          (and sample, its signal handler), counters (what metrics read)
 //!    │
 //!  util/   slab (one generational slab for tasks, sources, timers, waiters),
-//!          guard, report
+//!          guard, report, frames (call stacks as text)
 //! ```
 //!
-//! At the top, beside them: the runtime [`Builder`], [`dump`], the panic
+//! At the top, beside them: the runtime [`Builder`], [`dump`], [`metrics`], the panic
 //! hook, and the public error types. `ARCHITECTURE.md` at the repository's
 //! root draws the paths through these layers.
 //!
@@ -132,7 +133,8 @@
 //!   what it was handed (a lock, a value, a permit) goes to the next waiter.
 //! - A greenlet that never parks holds the hub: CPU-heavy loops should call
 //!   [`yield_now`] now and then, or run on the thread pool with [`blocking`].
-//!   The blocking monitor ([`Builder::max_blocking_time`]) names such greenlets.
+//!   The blocking monitor ([`Builder::max_blocking_time`], on by default
+//!   with a limit of 500 ms) names such greenlets and prints their stack.
 //!
 //! # Tracing
 //!
@@ -140,7 +142,8 @@
 //! id and name; spawn, finish and kill are `trace`/`debug` events and panics
 //! `error` events naming the greenlet.
 
-// `unsafe` lives in five small places: `task/scope.rs` (erasing the lifetime
+// `unsafe` lives in six small places: `hub/sample.rs` (the blocking
+// monitor's signal handler, reading the hub thread's stack), `task/scope.rs` (erasing the lifetime
 // of a scoped greenlet's closure, with the argument for it),
 // `sync/rlock.rs` (`RLock<T>` is `Sync` for `T: Send`, as std's
 // `ReentrantLock`),
@@ -155,6 +158,7 @@ mod builder;
 mod dump;
 mod error;
 mod hub;
+mod metrics;
 mod panic_hook;
 mod park;
 pub mod sync;
@@ -167,6 +171,7 @@ pub use crate::builder::{Builder, MAX_BLOCKING_TIME_ENV, hub_index};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
 pub use crate::hub::reactor::Direction;
+pub use crate::metrics::{Metrics, metrics};
 pub use crate::park::block_on::block_on;
 pub use crate::park::blocking::blocking;
 pub use crate::park::cancel::{catch_panic, is_cancellation};

@@ -147,6 +147,28 @@ pub fn stats() -> Stats {
     stats
 }
 
+/// Bytes of this thread's greenlet stacks that are resident in memory: those
+/// of live greenlets and the idle ones the pool keeps warm for reuse.
+///
+/// It asks the kernel (`mincore`) about every reservation's used part, so it
+/// costs a system call per reservation and a byte of scratch memory per page:
+/// about two milliseconds for ten thousand 64 KiB stacks. Meant for metrics
+/// sampled now and then, not for every switch.
+///
+/// ```
+/// use greenlet::{Greenlet, stack};
+///
+/// let g = Greenlet::new(|v| v);
+/// g.switch(Box::new(())); // runs on a stack of its own, which it touches
+/// assert!(stack::resident_bytes() > 0);
+/// ```
+pub fn resident_bytes() -> usize {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|buf| POOL.with(|p| p.borrow().resident_bytes(&mut buf.borrow_mut())))
+}
+
 /// How guard pages are made in this process.
 pub fn guard_kind() -> GuardKind {
     sys::guard_kind()

@@ -385,6 +385,21 @@ impl Pool {
         }
     }
 
+    /// Bytes of this pool's stacks resident in memory: `mincore` over the
+    /// slots carved so far of each chunk (stacks in use and idle ones alike;
+    /// guards and never-used slots hold no memory).
+    pub(crate) fn resident_bytes(&self, buf: &mut Vec<u8>) -> usize {
+        let mut bytes = 0;
+        for class in &self.classes {
+            for chunk in class.chunks.iter().flatten() {
+                if chunk.carved > 0 {
+                    bytes += sys::resident(chunk.base, chunk.carved * class.slot_len, buf);
+                }
+            }
+        }
+        bytes
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         for class in &self.classes {

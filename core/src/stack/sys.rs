@@ -188,6 +188,24 @@ pub(crate) unsafe fn discard(addr: usize, len: usize) {
     unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }
 
+/// Bytes of `[addr, addr + len)` resident in memory, by `mincore`; `buf` is
+/// scratch space (one byte per page), kept by the caller between calls. A
+/// range the kernel refuses to describe counts as not resident.
+pub(crate) fn resident(addr: usize, len: usize, buf: &mut Vec<u8>) -> usize {
+    let page = page_size();
+    let pages = len.div_ceil(page);
+    buf.clear();
+    buf.resize(pages, 0);
+    // SAFETY: `mincore` only reads the page tables of the range and writes
+    // one byte per page into `buf`, which holds `pages` bytes; a range that
+    // is not mapped is an error (`ENOMEM`), not undefined behaviour.
+    let ret = unsafe { libc::mincore(addr as *mut libc::c_void, len, buf.as_mut_ptr()) };
+    if ret == -1 {
+        return 0;
+    }
+    buf.iter().filter(|&&b| b & 1 != 0).count() * page
+}
+
 /// The process's `vm.max_map_count`, for error messages.
 pub(crate) fn max_map_count() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()

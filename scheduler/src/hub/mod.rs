@@ -26,7 +26,9 @@
 //! parked greenlet waits for ([`waiting`]), and the engines the loop drives:
 //! the reactor ([`reactor`], `mio`), the timing wheel ([`timer`]), the queue
 //! other threads post to ([`remote`]), the blocking thread pool
-//! ([`thread_pool`]), the blocking monitor ([`monitor`]), the I/O budget
+//! ([`thread_pool`]), the blocking monitor ([`monitor`], which reads a
+//! blocking greenlet's stack with [`sample`]), the counters that metrics read
+//! ([`counters`]), the I/O budget
 //! ([`budget`]) and core pinning ([`affinity`]). The wake path's files
 //! (`record`, `unpark`, `wait_queue`, `waiting`, `reactor`) refer to one
 //! another: a task holds its wait-queue entry, and an entry holds the
@@ -42,10 +44,13 @@
 pub(crate) mod affinity;
 pub(crate) mod alone;
 pub(crate) mod budget;
+pub(crate) mod counters;
 pub(crate) mod monitor;
 pub(crate) mod reactor;
 pub(crate) mod record;
 pub(crate) mod remote;
+#[allow(unsafe_code)] // a signal handler: see its module docs
+pub(crate) mod sample;
 pub(crate) mod thread_pool;
 pub(crate) mod timer;
 pub(crate) mod unpark;
@@ -56,12 +61,14 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use greenlet::Greenlet;
 
 use crate::error::JoinError;
+use crate::hub::counters::{Counters, StackSampler};
 use crate::hub::monitor::Monitor;
 use crate::hub::reactor::Reactor;
 use crate::hub::record::{Pending, ReadyQueue, State, Task, Wake};
@@ -129,7 +136,14 @@ pub(crate) struct Hub {
     /// wake-ups from other threads can find them.
     tasks: RefCell<Slab<Rc<Task>>>,
     next_scope: Cell<u64>,
-    monitor: Option<Monitor>,
+    /// Stops watching this hub when dropped.
+    _monitor: Option<Monitor>,
+    /// What [`Metrics`](crate::Metrics) reads; shared with `Handle`s.
+    counters: Arc<Counters>,
+    /// When the hub last went back to running greenlets (the end of its last
+    /// turn), for the busy time.
+    busy_since: Cell<Instant>,
+    stacks: RefCell<StackSampler>,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
     /// Greenlets parked on a `sync` type (which other threads may wake).
@@ -239,7 +253,9 @@ impl Hub {
         let busy_poll = config.busy_poll;
         let reactor = Rc::new(Reactor::new()?);
         let remote = Arc::new(Remote::new(reactor.waker()?));
-        let monitor = config.max_blocking_time.map(Monitor::start);
+        let counters = Arc::new(Counters::default());
+        let monitor = config.max_blocking_time.map(|limit| Monitor::start(limit, counters.clone()));
+        let now = Instant::now();
         Ok(Hub {
             greenlet: greenlet::getcurrent(),
             pool,
@@ -251,7 +267,10 @@ impl Hub {
             remote,
             tasks: RefCell::new(Slab::new()),
             next_scope: Cell::new(1),
-            monitor,
+            _monitor: monitor,
+            counters,
+            busy_since: Cell::new(now),
+            stacks: RefCell::new(StackSampler::new(now)),
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
             sync_waits: Cell::new(0),
@@ -310,6 +329,27 @@ impl Hub {
 
     pub(crate) fn pool(&self) -> &ThreadPool {
         &self.pool
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Greenlets in the run queue now.
+    pub(crate) fn runnable(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Time spent running greenlets, including the current run of them if
+    /// the hub is in one.
+    pub(crate) fn busy_time(&self) -> Duration {
+        let counted = Duration::from_nanos(self.counters.busy_nanos.load(Relaxed));
+        if self.counters.polling.load(Relaxed) { counted } else { counted + self.busy_since.get().elapsed() }
+    }
+
+    /// Timers armed now (sleeps, park deadlines, timeouts, delayed starts).
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.borrow().len()
     }
 
     pub(crate) fn current_task(&self) -> Option<Rc<Task>> {
@@ -390,21 +430,22 @@ impl Hub {
 
     /// Enters a new task in the table.
     pub(crate) fn add_task(&self, task: &Rc<Task>) {
-        let key = self.tasks.borrow_mut().insert(task.clone());
+        let mut tasks = self.tasks.borrow_mut();
+        let key = tasks.insert(task.clone());
+        self.counters.alive.store(tasks.len(), Relaxed);
+        drop(tasks);
+        counters::bump(&self.counters.spawned);
         task.set_key(Some(key));
-        if let Some(monitor) = &self.monitor {
-            monitor.name_task(task.id(), &task.label(), task.spawned_at());
-        }
     }
 
     /// Removes a finished task from the table.
     pub(crate) fn forget_task(&self, task: &Task) {
         let Some(key) = task.key() else { return };
         task.set_key(None);
-        let removed = self.tasks.borrow_mut().remove(key);
-        if let Some(monitor) = &self.monitor {
-            monitor.forget_task(task.id());
-        }
+        let mut tasks = self.tasks.borrow_mut();
+        let removed = tasks.remove(key);
+        self.counters.alive.store(tasks.len(), Relaxed);
+        drop(tasks);
         drop(removed);
     }
 
@@ -468,17 +509,17 @@ impl Hub {
         task.set_state(State::Running);
         *self.current.borrow_mut() = Some(task.clone());
         budget::reset();
-        if let Some(monitor) = &self.monitor {
-            monitor.enter(task.id());
-        }
+        counters::bump(&self.counters.switches);
+        // The task first: the monitor's signal handler reads it once it sees
+        // the id (on this thread, so program order is all it needs).
+        self.counters.running_task.store(Rc::as_ptr(&task).cast::<()>().cast_mut(), Relaxed);
+        self.counters.running.store(task.id(), std::sync::atomic::Ordering::Release);
         {
             let _entered = task.span.enter();
             // Kills and timeouts are raised by the park the task returns to.
             drop(greenlet.switch(Box::new(())));
         }
-        if let Some(monitor) = &self.monitor {
-            monitor.leave();
-        }
+        self.counters.running.store(0, Relaxed);
         *self.current.borrow_mut() = None;
         match task.state() {
             State::Done => {
@@ -525,6 +566,10 @@ impl Hub {
     fn turn(&self, root: Option<&Rc<Task>>, max_wait: Option<Duration>) -> bool {
         let now = Instant::now();
         self.ready.tick(now);
+        counters::add(
+            &self.counters.busy_nanos,
+            now.saturating_duration_since(self.busy_since.get()).as_nanos() as u64,
+        );
         // Messages left over from the last turn's batch: no time to sleep.
         let mut timeout = if !self.ready.is_empty() || self.remote.has_pending() {
             Some(Duration::ZERO)
@@ -553,9 +598,7 @@ impl Hub {
         if let Some(max_wait) = max_wait {
             timeout = Some(timeout.map_or(max_wait, |t| t.min(max_wait)));
         }
-        if let Some(monitor) = &self.monitor {
-            monitor.polling(true);
-        }
+        self.counters.polling.store(true, Relaxed);
         let (mut woken, mut wakers) = (self.woken.take(), self.wakers.take());
         // About to sleep: a good moment to hand back idle stack memory, and
         // to busy-poll first. What a busy poll finds is already in `woken`
@@ -565,11 +608,10 @@ impl Hub {
             self.busy_poll(timeout, &mut woken, &mut wakers)
         };
         if !found {
+            counters::bump(&self.counters.polls);
             self.reactor.react(timeout, &mut woken, &mut wakers);
         }
-        if let Some(monitor) = &self.monitor {
-            monitor.polling(false);
-        }
+        self.counters.polling.store(false, Relaxed);
         for unparker in woken.drain(..) {
             unparker.unpark();
         }
@@ -599,11 +641,13 @@ impl Hub {
         *self.messages.borrow_mut() = messages;
 
         let mut fired = self.fired.take();
-        self.timers.borrow_mut().expire(Instant::now(), |action| fired.push(action));
+        let now = Instant::now();
+        self.timers.borrow_mut().expire(now, |action| fired.push(action));
         for action in fired.drain(..) {
             self.fire(action);
         }
         *self.fired.borrow_mut() = fired;
+        self.publish(now);
         if let (Some(seq), Some(root)) = (suspect, root) {
             let still = root.state() == State::Parked && root.next_seq() == seq && self.ready.is_empty();
             if still && !self.can_be_woken() && self.deadlock_warned.replace(Some(seq)) != Some(seq) {
@@ -644,7 +688,10 @@ impl Hub {
         loop {
             std::thread::yield_now();
             if self.remote.has_pending()
-                || (!budget.is_zero() && self.reactor.react(Some(Duration::ZERO), woken, wakers))
+                || (!budget.is_zero() && {
+                    counters::bump(&self.counters.polls);
+                    self.reactor.react(Some(Duration::ZERO), woken, wakers)
+                })
             {
                 self.busy_budget.set(self.config.busy_poll);
                 return true;
@@ -656,6 +703,15 @@ impl Hub {
                 return false;
             }
         }
+    }
+
+    /// At the end of a turn, about to run greenlets again: publishes what
+    /// other threads read of the hub's state (see `counters`).
+    fn publish(&self, now: Instant) {
+        self.busy_since.set(now);
+        self.counters.runnable.store(self.ready.len(), Relaxed);
+        self.counters.timers.store(self.timers.borrow().len(), Relaxed);
+        self.stacks.borrow_mut().sample(now, &self.counters);
     }
 
     fn fire(&self, action: TimerAction) {
@@ -682,7 +738,7 @@ impl Hub {
     /// then no other thread can end a wait on a `sync` value.
     fn alone(&self) -> bool {
         let Some(idle) = self.pool.idle_threads() else { return false };
-        alone::process_has_threads(1 + idle + usize::from(self.monitor.is_some()))
+        alone::process_has_threads(1 + idle + usize::from(monitor::thread_running()))
     }
 
     /// Whether anything besides a timer could still make a greenlet runnable.

@@ -142,6 +142,10 @@ impl ReadyQueue {
         self.tasks.borrow().is_empty()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
     pub(crate) fn clock(&self) -> Instant {
         self.clock.get()
     }

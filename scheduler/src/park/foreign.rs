@@ -321,7 +321,7 @@ pub fn forget_closed(registration: &Registration) {
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use runtime_scheduler::foreign::Current;
 ///
-/// runtime_scheduler::run(|| {
+/// runtime::run(|| {
 ///     let current = Current::get().expect("a greenlet of the runtime");
 ///     let done = Arc::new(AtomicBool::new(false));
 ///     let waker = current.waker(); // for the next park

@@ -76,6 +76,8 @@ use std::panic;
 use std::rc::Rc;
 use std::time::Instant;
 
+use greenlet::Greenlet;
+
 use crate::hub::record::{Pending, Task, Wake};
 use crate::hub::unpark::Unparker;
 use crate::hub::wait_queue::WaitQueue;
@@ -223,6 +225,7 @@ impl Parker {
             self.hub.count_parked_unwinding(true);
         }
         self.hub.switch_to_hub();
+        answer_stack_requests();
         if unwinding {
             self.hub.count_parked_unwinding(false);
         }
@@ -370,6 +373,54 @@ impl Parker {
         let key = reclaim.key.take().expect("reclaimed once");
         let (completed, ()) = queue.borrow_mut().reclaim(key);
         (completed, woke)
+    }
+}
+
+thread_local! {
+    /// A request to the greenlet switched to, parked, to record its stack:
+    /// the greenlet to switch back to, then the stack it recorded.
+    static STACK_REQUEST: RefCell<Option<(Greenlet, Option<Vec<usize>>)>> = const { RefCell::new(None) };
+    /// Whether `STACK_REQUEST` holds a request: what every park checks, so
+    /// that the check is one load.
+    static STACK_REQUESTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The return addresses of the stack of `task`, parked, innermost first
+/// (for [`dump`](crate::dump)); `None` if it is not parked.
+///
+/// The calling greenlet switches to it with a request; the parked
+/// greenlet, still inside its park (see `suspend`), records its stack and
+/// switches straight back, so its wait goes on undisturbed: whatever wakes
+/// it later finds it parked as before.
+pub(crate) fn parked_stack(task: &Task) -> Option<Vec<usize>> {
+    if task.state() != crate::hub::record::State::Parked || !task.is_started() {
+        return None;
+    }
+    let greenlet = task.greenlet()?;
+    STACK_REQUEST.with(|request| *request.borrow_mut() = Some((greenlet::getcurrent(), None)));
+    STACK_REQUESTED.with(|requested| requested.set(true));
+    drop(greenlet.switch(Box::new(())));
+    STACK_REQUESTED.with(|requested| requested.set(false));
+    STACK_REQUEST.with(|request| request.borrow_mut().take()).and_then(|(_, stack)| stack)
+}
+
+/// In a park, just resumed: records the stack for each request that
+/// resumed this greenlet (see [`parked_stack`]) and switches back to the
+/// requester, until the hub resumes it for real.
+#[inline]
+fn answer_stack_requests() {
+    while STACK_REQUESTED.with(Cell::get) {
+        let requester = STACK_REQUEST.with(|request| match &mut *request.borrow_mut() {
+            Some((requester, stack @ None)) => {
+                *stack = Some(crate::util::frames::capture());
+                Some(requester.clone())
+            }
+            _ => None,
+        });
+        match requester {
+            Some(requester) => drop(requester.switch(Box::new(()))),
+            None => return,
+        }
     }
 }
 

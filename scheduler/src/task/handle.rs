@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::Closed;
 use crate::hub;
+use crate::hub::counters::Counters;
 use crate::hub::remote::{Message, Remote};
 use crate::hub::wait_queue::WaitQueue;
 use crate::hub::waiting::WaitingOn;
+use crate::metrics::Metrics;
 use crate::park::wait::{self, Waiter, Wakeup};
 use crate::task::join::{JoinHandle, JoinShared};
 use crate::task::{self, spawn_into};
@@ -37,6 +39,7 @@ pub struct Handle {
     remote: Arc<Remote>,
     /// Shared by every `Handle` of the hub.
     backlog: Arc<Backlog>,
+    counters: Arc<Counters>,
     /// The hub's id (its reactor's).
     hub: u64,
 }
@@ -55,19 +58,36 @@ impl Handle {
     #[track_caller]
     pub fn current() -> Handle {
         let hub = hub::expect();
-        Handle::new(hub.remote().clone(), hub.reactor().id())
+        Handle::new(hub.remote().clone(), hub.counters().clone(), hub.reactor().id())
     }
 
     /// A handle to the hub running on this thread, if any.
     pub fn try_current() -> Option<Handle> {
-        hub::current().map(|hub| Handle::new(hub.remote().clone(), hub.reactor().id()))
+        hub::current().map(|hub| Handle::new(hub.remote().clone(), hub.counters().clone(), hub.reactor().id()))
     }
 
-    fn new(remote: Arc<Remote>, hub: u64) -> Handle {
+    fn new(remote: Arc<Remote>, counters: Arc<Counters>, hub: u64) -> Handle {
         let shared = remote.handles_shared().get_or_init(|| Arc::new(Backlog::new())).clone();
         let backlog = shared.downcast::<Backlog>().expect("only `Handle` keeps its state there");
         remote.count_handle(true);
-        Handle { remote, backlog, hub }
+        Handle { remote, backlog, counters, hub }
+    }
+
+    /// The hub's [`Metrics`], from any thread: what the hub counted last, read
+    /// without a lock or a message (see [`metrics`](crate::metrics)). After
+    /// the hub has stopped, its final values.
+    ///
+    /// ```
+    /// let handle = runtime::run(|| {
+    ///     runtime::spawn(|| ()).join().unwrap();
+    ///     runtime::Handle::current()
+    /// });
+    /// let m = std::thread::spawn(move || handle.metrics()).join().unwrap();
+    /// assert_eq!(m.greenlets_spawned(), 2); // the main greenlet and one more
+    /// assert_eq!(m.greenlets_alive(), 0);
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        Metrics::read(&self.counters)
     }
 
     /// Spawns a greenlet running `f` on the hub, from any thread, and
@@ -209,8 +229,7 @@ impl Drop for Queued {
 
 impl Clone for Handle {
     fn clone(&self) -> Handle {
-        self.remote.count_handle(true);
-        Handle { remote: self.remote.clone(), backlog: self.backlog.clone(), hub: self.hub }
+        Handle::new(self.remote.clone(), self.counters.clone(), self.hub)
     }
 }
 
