@@ -92,6 +92,10 @@ impl std::error::Error for Interrupted {}
 
 /// The running greenlet of this thread's hub, for waits that must not unwind
 /// (see the module docs). Not `Send`: it belongs to the greenlet that got it.
+///
+/// Get it anew for each call that waits: one kept across a park of its
+/// greenlet outside it (any other runtime call that waits) is stale, as a
+/// wake-up it registered before would be lost; debug builds panic then.
 pub struct Current {
     parker: Parker,
 }
