@@ -66,6 +66,7 @@ pub struct Builder {
     busy_poll: Duration,
     hubs: Option<usize>,
     pin_cores: bool,
+    stack_trim_after: Option<Duration>,
 }
 
 /// See [`Builder::busy_poll`].
@@ -92,6 +93,7 @@ impl Builder {
             busy_poll: DEFAULT_BUSY_POLL,
             hubs: None,
             pin_cores: false,
+            stack_trim_after: Some(crate::hub::trim::DEFAULT_TRIM_AFTER),
         }
     }
 
@@ -101,6 +103,17 @@ impl Builder {
     /// never run again and their stacks stay mapped, so `run` returns.
     pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a greenlet must stay parked before the hub gives back the
+    /// stack pages below where it waits (one second by default; `None` never
+    /// does). A connection that once went deep then keeps only the stack it
+    /// uses while idle. The hub trims when it has nothing else to do, a few
+    /// thousand greenlets per idle turn, so busy greenlets never pay for it;
+    /// a trimmed greenlet that goes deep again faults those pages back in.
+    pub fn stack_trim_after(mut self, after: Option<Duration>) -> Builder {
+        self.stack_trim_after = after;
         self
     }
 
@@ -177,6 +190,7 @@ impl Builder {
             shutdown_grace: self.shutdown_grace,
             strict_deadlocks: self.strict_deadlocks,
             busy_poll: self.busy_poll,
+            stack_trim_after: self.stack_trim_after,
         }
     }
 
