@@ -124,3 +124,41 @@ fn only_suspended_greenlets_are_trimmed() {
     assert!(g.is_dead());
     assert_eq!(g.trim_stack(), 0, "dead");
 }
+
+/// Recurses `depth` levels of a small frame, then pauses at the bottom;
+/// returns how many frames still hold their pattern after the pause.
+#[inline(never)]
+fn pause_at_depth(depth: usize) -> usize {
+    let mut frame = [depth as u8; 48];
+    black_box(&mut frame);
+    let below = if depth == 0 { pause_and_count() } else { pause_at_depth(depth - 1) };
+    black_box(&mut frame);
+    below + usize::from(frame.iter().all(|&b| b == depth as u8))
+}
+
+#[inline(never)]
+fn pause_and_count() -> usize {
+    pause();
+    0
+}
+
+/// The frames of the switch itself lie just below where the greenlet
+/// suspended; suspending at every offset within a page makes sure a trim
+/// keeps them even when they straddle a page boundary.
+#[test]
+fn trim_keeps_the_switch_frames_wherever_the_stack_pointer_falls() {
+    const DEPTHS: usize = 160; // frames of 48 bytes or more: over a page of offsets
+    let g = Greenlet::new(|_| {
+        assert_eq!(recurse(40, None), 41);
+        for depth in 0..DEPTHS {
+            assert_eq!(pause_at_depth(depth), depth + 1, "frames intact after pausing {depth} deep");
+        }
+        Box::new(())
+    });
+    g.switch(Box::new(()));
+    for _ in 0..DEPTHS {
+        g.trim_stack();
+        g.switch(Box::new(()));
+    }
+    assert!(g.is_dead());
+}
