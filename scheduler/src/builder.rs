@@ -81,7 +81,8 @@ impl Default for Builder {
 impl Builder {
     /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
     /// second shutdown grace period, 50 µs of busy polling before an idle
-    /// hub sleeps, and the blocking monitor off unless
+    /// hub sleeps, stacks of greenlets parked over a second trimmed, and the
+    /// blocking monitor off unless
     /// [`MAX_BLOCKING_TIME_ENV`] is set.
     pub fn new() -> Builder {
         Builder {
