@@ -52,6 +52,10 @@ run_asan() {
         # Measures RSS, which ASan's shadow memory, quarantine and the fake
         # stack each finished coroutine leaves behind dominate.
         memory_levels_off_over_rounds
+        # Check with mincore that the page of a deep local was given back by
+        # a stack trim: ASan keeps such locals on its fake stacks instead.
+        trim_gives_back_the_pages_below_the_stack_pointer
+        parked_greenlets_give_back_their_deep_stack_pages
     )
     local log=$root/asan.log
     mkdir -p "$root"
