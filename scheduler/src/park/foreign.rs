@@ -212,7 +212,7 @@ impl Current {
     /// to whatever will end it (on any thread).
     pub fn waker(&self) -> Waker {
         let task = self.parker.task().key().expect("a running task is in its hub's table");
-        Waker { remote: self.parker.hub().remote().clone(), task, seq: self.parker.next_seq() }
+        Waker::new(self.parker.hub().remote().clone(), task, self.parker.next_seq())
     }
 
     /// Parks until woken through a [`Waker`] made for this park
@@ -344,11 +344,32 @@ pub fn forget_closed(registration: &Registration) {
 ///     thread.join().unwrap();
 /// });
 /// ```
-#[derive(Clone)]
+///
+/// While a `Waker` exists, the hub counts on it as on a wake-up from
+/// another thread: a park it is made for is not a deadlock.
 pub struct Waker {
     remote: Arc<Remote>,
     task: Key,
     seq: u64,
+}
+
+impl Waker {
+    fn new(remote: Arc<Remote>, task: Key, seq: u64) -> Waker {
+        remote.count_unparker(true);
+        Waker { remote, task, seq }
+    }
+}
+
+impl Clone for Waker {
+    fn clone(&self) -> Waker {
+        Waker::new(self.remote.clone(), self.task, self.seq)
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        self.remote.count_unparker(false);
+    }
 }
 
 impl fmt::Debug for Waker {
