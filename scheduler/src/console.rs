@@ -2,12 +2,13 @@
 //! hub's [`dump`](crate::dump) and [`Metrics`] served as JSON lines on a Unix
 //! socket, from a plain thread, so that a busy hub never blocks it.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -54,14 +55,29 @@ impl Registry {
     }
 }
 
-/// The running console: its listening thread, its connections, and the
-/// socket file it removes when dropped.
+/// The running console: its listening thread (which serves each client on
+/// a thread of its own), and the socket file it removes when dropped.
 pub(crate) struct Console {
     path: PathBuf,
+    /// Wakes the accepting thread to stop.
+    waker: Arc<mio::Waker>,
     registry: Arc<Registry>,
     stopping: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<UnixStream>>>,
     accept: Option<JoinHandle<()>>,
+}
+
+/// The open client connections (duplicates), to end them at exit; each
+/// client's thread takes its own out when it hangs up.
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, UnixStream>>,
+}
+
+impl Connections {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, UnixStream>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Console {
@@ -77,12 +93,17 @@ impl Console {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let registry = Arc::new(Registry { hubs: Mutex::new((0..hubs).map(|_| None).collect()) });
         let stopping = Arc::new(AtomicBool::new(false));
-        let connections = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Connections::default());
+        listener.set_nonblocking(true)?;
+        let mut listener = mio::net::UnixListener::from_std(listener);
+        let poll = mio::Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, mio::Interest::READABLE)?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         let accept = thread::Builder::new().name("runtime-console".into()).spawn({
-            let (registry, stopping, connections) = (registry.clone(), stopping.clone(), connections.clone());
-            move || accept_loop(&listener, &registry, &stopping, &connections)
+            let (registry, stopping) = (registry.clone(), stopping.clone());
+            move || accept_loop(poll, &listener, &registry, &stopping, &connections)
         })?;
-        Ok(Console { path: path.to_owned(), registry, stopping, connections, accept: Some(accept) })
+        Ok(Console { path: path.to_owned(), waker, registry, stopping, accept: Some(accept) })
     }
 
     pub(crate) fn registry(&self) -> &Arc<Registry> {
@@ -93,12 +114,9 @@ impl Console {
 impl Drop for Console {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop with a connection of our own, and end the
-        // clients' connections, whose threads then return.
-        let _ = UnixStream::connect(&self.path);
-        for connection in self.connections.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            let _ = connection.shutdown(std::net::Shutdown::Both);
-        }
+        // Wake the accepting thread (a connection would not do: the socket
+        // file may be gone); it ends the clients' connections.
+        let _ = self.waker.wake();
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
@@ -106,29 +124,61 @@ impl Drop for Console {
     }
 }
 
+const LISTENER: mio::Token = mio::Token(0);
+const WAKER: mio::Token = mio::Token(1);
+
+/// Accepts clients until the console stops, serving each on a thread of its
+/// own.
 fn accept_loop(
-    listener: &UnixListener,
+    mut poll: mio::Poll,
+    listener: &mio::net::UnixListener,
     registry: &Arc<Registry>,
     stopping: &AtomicBool,
-    connections: &Mutex<Vec<UnixStream>>,
+    connections: &Arc<Connections>,
 ) {
-    let mut served = Vec::new();
-    for stream in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
+    let mut served: Vec<JoinHandle<()>> = Vec::new();
+    let mut events = mio::Events::with_capacity(4);
+    while !stopping.load(Ordering::SeqCst) {
+        // Readiness is edge-triggered: take every queued client each turn.
+        loop {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // Out of descriptors, say: let them free up.
+                    thread::sleep(Duration::from_millis(100));
+                    break;
+                }
+            };
+            let stream = UnixStream::from(std::os::fd::OwnedFd::from(stream));
+            if stream.set_nonblocking(false).is_err() {
+                continue;
+            }
+            let Ok(clone) = stream.try_clone() else { continue };
+            let key = connections.next.fetch_add(1, Ordering::Relaxed);
+            connections.open().insert(key, clone);
+            let (registry, connections) = (registry.clone(), connections.clone());
+            let spawned = thread::Builder::new().name("runtime-console-client".into()).spawn(move || {
+                serve(stream, &registry);
+                connections.open().remove(&key);
+            });
+            if let Ok(thread) = spawned {
+                served.push(thread);
+            }
+            served.retain(|thread| !thread.is_finished());
+        }
+        if let Err(err) = poll.poll(&mut events, None)
+            && err.kind() != io::ErrorKind::Interrupted
+        {
             break;
         }
-        let Ok(stream) = stream else { continue };
-        let Ok(clone) = stream.try_clone() else { continue };
-        connections.lock().unwrap_or_else(|e| e.into_inner()).push(clone);
-        let registry = registry.clone();
-        if let Ok(thread) =
-            thread::Builder::new().name("runtime-console-client".into()).spawn(move || serve(stream, &registry))
-        {
-            served.push(thread);
-        }
-        served.retain(|thread: &JoinHandle<()>| !thread.is_finished());
     }
-    // `Console::drop` shut the connections down: their threads end.
+    // No client is added any more: end their connections, and their
+    // threads return.
+    for (_, connection) in connections.open().drain() {
+        let _ = connection.shutdown(std::net::Shutdown::Both);
+    }
     for thread in served {
         let _ = thread.join();
     }

@@ -194,3 +194,43 @@ fn a_blocked_hub_is_reported_not_waited_for() {
         checker.join().unwrap();
     });
 }
+
+#[test]
+fn the_runtime_returns_even_if_the_socket_file_was_removed() {
+    let path = socket_path("removed");
+    let (done_tx, done_rx) = mpsc::channel();
+    let runtime_path = path.clone();
+    std::thread::spawn(move || {
+        Builder::new().console(&runtime_path).run({
+            let path = runtime_path.clone();
+            move || std::fs::remove_file(&path).unwrap()
+        });
+        done_tx.send(()).unwrap();
+    });
+    // A hang guard: the console's thread must stop without its file.
+    done_rx.recv_timeout(Duration::from_secs(30)).expect("the runtime returns");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_client_that_stays_connected_does_not_keep_the_runtime_from_returning() {
+    let path = socket_path("lingering");
+    let (done_tx, done_rx) = mpsc::channel();
+    let runtime_path = path.clone();
+    std::thread::spawn(move || {
+        let client = Builder::new().console(&runtime_path).run({
+            let path = runtime_path.clone();
+            move || {
+                runtime::blocking(move || {
+                    let mut client = Client::connect(&path);
+                    assert_eq!(client.request("metrics").len(), 1);
+                    client
+                })
+            }
+        });
+        done_tx.send(()).unwrap();
+        drop(client); // only now
+    });
+    // A hang guard.
+    done_rx.recv_timeout(Duration::from_secs(30)).expect("the runtime returns");
+}
