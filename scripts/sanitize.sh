@@ -55,6 +55,10 @@ run_asan() {
         # Counts the stack pages that large locals touched: ASan moves such
         # locals to its fake stacks, off the greenlet's stack.
         resident_bytes_count_the_stack_pages_greenlets_touched
+        # Check with mincore that the page of a deep local was given back by
+        # a stack trim: ASan keeps such locals on its fake stacks instead.
+        trim_gives_back_the_pages_below_the_stack_pointer
+        parked_greenlets_give_back_their_deep_stack_pages
     )
     local log=$root/asan.log
     mkdir -p "$root"

@@ -263,6 +263,33 @@ impl Greenlet {
         self.inner.name.as_deref()
     }
 
+    /// Gives the memory of this suspended greenlet's stack below where it
+    /// suspended back to the kernel, keeping a page of margin: a greenlet that
+    /// once went deep and now waits keeps only the pages it still uses. Its
+    /// frames are untouched, and the pages given back are faulted in again
+    /// (as zeros) if it goes deep again.
+    ///
+    /// Returns the bytes of stack given back (the range, whether resident or
+    /// not): 0 for a greenlet that is pending, running, dead, the main
+    /// greenlet, or trimmed already since it last switched out. Costs one
+    /// `madvise` system call otherwise.
+    ///
+    /// ```
+    /// use runtime::greenlet::{Greenlet, getcurrent};
+    ///
+    /// let g = Greenlet::new(|_| {
+    ///     let main = getcurrent().parent().unwrap();
+    ///     main.switch(Box::new(()))
+    /// });
+    /// g.switch(Box::new(())); // it runs, then suspends
+    /// assert!(g.trim_stack() > 0);
+    /// assert_eq!(g.trim_stack(), 0, "nothing more until it runs again");
+    /// assert_eq!(getcurrent().trim_stack(), 0, "the running greenlet is never trimmed");
+    /// ```
+    pub fn trim_stack(&self) -> usize {
+        switch::trim_stack(&self.inner)
+    }
+
     /// The usable size of the greenlet's stack in bytes (rounded up to pages).
     pub fn stack_size(&self) -> usize {
         self.inner.stack_size

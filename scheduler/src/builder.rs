@@ -71,6 +71,7 @@ pub struct Builder {
     busy_poll: Duration,
     hubs: Option<usize>,
     pin_cores: bool,
+    stack_trim_after: Option<Duration>,
     console: Option<PathBuf>,
 }
 
@@ -89,9 +90,9 @@ impl Default for Builder {
 impl Builder {
     /// Default settings: 64 KiB stacks, up to 64 blocking threads, a one
     /// second shutdown grace period, a one second cancellation grace period,
-    /// 50 µs of busy polling before an idle hub sleeps, and the blocking
-    /// monitor on with a limit of 500 ms, or what [`MAX_BLOCKING_TIME_ENV`]
-    /// says (`0` turns it off).
+    /// 50 µs of busy polling before an idle hub sleeps, stacks of greenlets
+    /// parked over a second trimmed, and the blocking monitor on with a limit
+    /// of 500 ms, or what [`MAX_BLOCKING_TIME_ENV`] says (`0` turns it off).
     pub fn new() -> Builder {
         Builder {
             stack_size: greenlet::stack::DEFAULT_SIZE,
@@ -103,6 +104,7 @@ impl Builder {
             busy_poll: DEFAULT_BUSY_POLL,
             hubs: None,
             pin_cores: false,
+            stack_trim_after: Some(crate::hub::trim::DEFAULT_TRIM_AFTER),
             console: None,
         }
     }
@@ -130,6 +132,17 @@ impl Builder {
     /// `Err(Elapsed)`. Zero makes every later interposed call fail at once.
     pub fn cancel_grace(mut self, grace: Duration) -> Builder {
         self.cancel_grace = grace;
+        self
+    }
+
+    /// How long a greenlet must stay parked before the hub gives back the
+    /// stack pages below where it waits (one second by default; `None` never
+    /// does). A connection that once went deep then keeps only the stack it
+    /// uses while idle. The hub trims when it has nothing else to do, a few
+    /// thousand greenlets per idle turn, so busy greenlets never pay for it;
+    /// a trimmed greenlet that goes deep again faults those pages back in.
+    pub fn stack_trim_after(mut self, after: Option<Duration>) -> Builder {
+        self.stack_trim_after = after;
         self
     }
 
@@ -294,6 +307,7 @@ impl Builder {
             cancel_grace: self.cancel_grace,
             strict_deadlocks: self.strict_deadlocks,
             busy_poll: self.busy_poll,
+            stack_trim_after: self.stack_trim_after,
         }
     }
 

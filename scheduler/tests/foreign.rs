@@ -42,6 +42,8 @@ fn a_kill_is_reported_once_then_raised_at_the_next_park_past_the_grace() {
             // The grace: parks complete, foreign or not, up to its end.
             assert_eq!(current.check(), Ok(()));
             sleep(ms(1));
+            // A `Current` is got anew after a park outside it.
+            let current = Current::get().unwrap();
             assert_eq!(current.sleep_until(Instant::now() + ms(1)), Ok(()));
             assert_eq!(current.sleep_until(far()), Err(Interrupted::Killed), "a park outlasted the grace");
             // Past it, foreign waits fail at once.

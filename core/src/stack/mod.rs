@@ -23,6 +23,11 @@
 //! without waiting for its next greenlet to finish (the hub calls it before it
 //! sleeps); [`trim`] gives back everything idle.
 //!
+//! A suspended greenlet keeps every page it ever touched resident, however
+//! deep it went once. [`Greenlet::trim_stack`](crate::Greenlet::trim_stack)
+//! gives back the pages below where it suspended (the hub does this for
+//! greenlets parked for a while); they read as zeros if it goes deep again.
+//!
 //! ```
 //! use runtime::greenlet::{Greenlet, stack};
 //!
@@ -42,6 +47,7 @@ use corosensei::stack::StackPointer;
 
 pub use pool::Stats;
 pub use sys::GuardKind;
+pub(crate) use sys::{discard, page_size};
 
 /// The stack size of greenlets that do not ask for one: 64 KiB.
 pub const DEFAULT_SIZE: usize = 64 * 1024;

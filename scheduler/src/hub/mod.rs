@@ -53,6 +53,7 @@ pub(crate) mod remote;
 pub(crate) mod sample;
 pub(crate) mod thread_pool;
 pub(crate) mod timer;
+pub(crate) mod trim;
 pub(crate) mod unpark;
 pub(crate) mod wait_queue;
 pub(crate) mod waiting;
@@ -117,6 +118,7 @@ pub(crate) struct Config {
     pub(crate) cancel_grace: Duration,
     pub(crate) strict_deadlocks: bool,
     pub(crate) busy_poll: Duration,
+    pub(crate) stack_trim_after: Option<Duration>,
 }
 
 /// The state of one thread's hub. Every field is only touched on that thread.
@@ -144,6 +146,8 @@ pub(crate) struct Hub {
     /// turn), for the busy time.
     busy_since: Cell<Instant>,
     stacks: RefCell<StackSampler>,
+    /// Trims the stacks of long-parked tasks when the hub goes idle.
+    trimmer: trim::Trimmer,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
     /// Greenlets parked on a `sync` type (which other threads may wake).
@@ -251,6 +255,7 @@ pub(crate) fn unpark_anywhere(remote: &Arc<Remote>, task: Key, seq: u64) {
 impl Hub {
     pub(crate) fn new(config: Config, pool: Arc<ThreadPool>) -> std::io::Result<Hub> {
         let busy_poll = config.busy_poll;
+        let trimmer = trim::Trimmer::new(config.stack_trim_after);
         let reactor = Rc::new(Reactor::new()?);
         let remote = Arc::new(Remote::new(reactor.waker()?));
         let counters = Arc::new(Counters::default());
@@ -271,6 +276,7 @@ impl Hub {
             counters,
             busy_since: Cell::new(now),
             stacks: RefCell::new(StackSampler::new(now)),
+            trimmer,
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
             sync_waits: Cell::new(0),
@@ -605,6 +611,7 @@ impl Hub {
         // and `wakers` (or in the remote queue): no need to poll again.
         let found = timeout != Some(Duration::ZERO) && {
             greenlet::stack::maintain();
+            self.trimmer.on_idle(&self.tasks.borrow(), self.ready.clock());
             self.busy_poll(timeout, &mut woken, &mut wakers)
         };
         if !found {

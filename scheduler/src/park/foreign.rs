@@ -36,8 +36,8 @@
 //! use std::time::{Duration, Instant};
 //! use runtime_scheduler::foreign::{Current, Interrupted};
 //!
-//! let outcome = runtime::run(|| {
-//!     runtime::timeout(Duration::from_millis(10), || {
+//! let outcome = runtime_scheduler::run(|| {
+//!     runtime_scheduler::timeout(Duration::from_millis(10), || {
 //!         let current = Current::get().expect("a greenlet of the runtime");
 //!         // Reported, not raised: this line goes on after the expiry...
 //!         let slept = current.sleep_until(Instant::now() + Duration::from_secs(10));
@@ -92,6 +92,10 @@ impl std::error::Error for Interrupted {}
 
 /// The running greenlet of this thread's hub, for waits that must not unwind
 /// (see the module docs). Not `Send`: it belongs to the greenlet that got it.
+///
+/// Get it anew for each call that waits: one kept across a park of its
+/// greenlet outside it (any other runtime call that waits) is stale, as a
+/// wake-up it registered before would be lost; debug builds panic then.
 pub struct Current {
     parker: Parker,
 }
@@ -321,7 +325,7 @@ pub fn forget_closed(registration: &Registration) {
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use runtime_scheduler::foreign::Current;
 ///
-/// runtime::run(|| {
+/// runtime_scheduler::run(|| {
 ///     let current = Current::get().expect("a greenlet of the runtime");
 ///     let done = Arc::new(AtomicBool::new(false));
 ///     let waker = current.waker(); // for the next park

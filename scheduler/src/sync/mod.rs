@@ -18,6 +18,13 @@
 //! [`LifoQueue`], [`PriorityQueue`] (`gevent.queue`); [`Mutex`] and
 //! [`Condvar`] as std's.
 
+// What this module owns: the primitives above, one type per file, each a
+// `std::sync::Mutex` around its state and a `hub::wait_queue` of waiters,
+// waiting through `park::wait` (so any greenlet or plain thread may wait),
+// and `select`'s `Watch`/`Waitable`, through which `Select` and `wait` see
+// them. What it must not know: tasks (spawning, joining); `task::join`
+// plugs `JoinHandle` into `Select` from the task side.
+
 mod async_result;
 mod bounded_semaphore;
 pub mod channel;

@@ -77,6 +77,11 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// Slots, occupied or not: one past the highest index ever used.
+    pub(crate) fn slots(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
     /// Stores `value`, reusing the most recently freed slot.
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.len += 1;
