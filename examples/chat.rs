@@ -1,10 +1,12 @@
 //! A line-based chat server: every line a client sends goes to all the other
-//! clients. One greenlet per connection reads, another writes, all on one
-//! thread.
+//! clients. One greenlet per connection reads, another writes, on one hub or
+//! on several (`--hubs N`, one thread each, one room).
 //!
 //! ```text
 //! cargo run --release --example chat                   # listens on 127.0.0.1:7001
 //! cargo run --release --example chat -- --addr 0.0.0.0:7001 --max-line 512 --queue 64
+//! cargo run --release --example chat -- --hubs 2 --console /tmp/chat.sock
+//! cargo run -p runtime-console -- /tmp/chat.sock       # in another terminal: watch it live
 //! nc 127.0.0.1 7001                                    # in two or more terminals
 //! RUST_LOG=debug cargo run --release --example chat    # log connections
 //! ```
@@ -15,10 +17,15 @@
 //! Design:
 //!
 //! - The room is a map from client id to the sending end of a bounded channel
-//!   of lines, shared by the connection greenlets (`Rc<Room>`; they all run on
-//!   one thread, so a `RefCell` is enough, and it is never held across a
-//!   blocking call). Each client has a writer greenlet draining its channel
-//!   into its socket, so a client that reads slowly only delays itself.
+//!   of lines, shared by the connection greenlets of every hub (`Arc<Room>`,
+//!   behind a `Mutex` that is never held across a blocking call; the
+//!   channels cross hubs). Each client has a writer greenlet draining its
+//!   channel into its socket, so a client that reads slowly only delays
+//!   itself.
+//! - With `--hubs N`, each hub accepts on a listener of its own bound to the
+//!   same port (`SO_REUSEPORT`: the kernel spreads the connections).
+//!   `--console PATH` serves every hub's greenlets and metrics on a Unix
+//!   socket (`runtime::Builder::console`).
 //! - Broadcasting never blocks: it uses `try_send`. A client whose queue is
 //!   full (`--queue` lines, 256 by default) has stopped reading; rather than
 //!   silently losing lines in the middle of its conversation, the server
@@ -32,18 +39,23 @@
 
 #[path = "common/cli.rs"]
 mod cli;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use runtime::net::{StreamServer, TcpStream};
+use runtime::net::{StreamServer, TcpListener, TcpStream};
 use runtime::signal::{SIGINT, SIGTERM, Signals};
+use runtime::sync::Event;
 use runtime::sync::channel::{self, Receiver, Sender, TrySendError};
 
-const USAGE: &str = "usage: chat [--addr HOST:PORT] [--max-line BYTES] [--queue LINES]";
+const USAGE: &str = "usage: chat [--addr HOST:PORT] [--max-line BYTES] [--queue LINES] [--hubs N] [--console PATH]";
 
 /// Longest nickname, in characters.
 const MAX_NICK: usize = 24;
@@ -52,45 +64,57 @@ const MAX_NICK: usize = 24;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A line on its way to clients; one allocation shared by all their queues.
-type Line = Rc<str>;
+type Line = Arc<str>;
 
 struct Client {
     nick: String,
     queue: Sender<Line>,
-    /// To disconnect the client when it is too slow, or at shutdown.
-    stream: Rc<TcpStream>,
+    /// The connection's socket (a duplicate of its descriptor), to
+    /// disconnect the client from any hub when it is too slow, or at
+    /// shutdown. It is in the room only while the connection is open.
+    socket: std::net::TcpStream,
 }
 
-/// Who is connected. Every method returns without blocking.
+/// Who is connected, on every hub. Every method returns without blocking.
 struct Room {
-    clients: RefCell<BTreeMap<u64, Client>>,
-    next_id: Cell<u64>,
+    clients: Mutex<BTreeMap<u64, Client>>,
+    next_id: AtomicU64,
     queue_len: usize,
     /// Set at shutdown: no more leave announcements.
-    closing: Cell<bool>,
+    closing: AtomicBool,
 }
 
 impl Room {
     fn new(queue_len: usize) -> Room {
-        Room { clients: RefCell::new(BTreeMap::new()), next_id: Cell::new(1), queue_len, closing: Cell::new(false) }
+        Room {
+            clients: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            queue_len,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    fn clients(&self) -> MutexGuard<'_, BTreeMap<u64, Client>> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds a client; returns its id, its nickname and the queue its writer
     /// greenlet drains.
-    fn join(&self, stream: Rc<TcpStream>) -> (u64, String, Receiver<Line>) {
-        let id = self.next_id.replace(self.next_id.get() + 1);
+    fn join(&self, stream: &TcpStream) -> io::Result<(u64, String, Receiver<Line>)> {
+        let socket = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let nick = format!("guest{id}");
         let (queue, lines) = channel::bounded(self.queue_len);
-        self.clients.borrow_mut().insert(id, Client { nick: nick.clone(), queue, stream });
-        (id, nick, lines)
+        self.clients().insert(id, Client { nick: nick.clone(), queue, socket });
+        Ok((id, nick, lines))
     }
 
     /// Removes a client, closing its queue (its writer finishes once the queue
     /// is flushed), and tells the others.
     fn leave(&self, id: u64, why: &str) {
-        let Some(client) = self.clients.borrow_mut().remove(&id) else { return };
+        let Some(client) = self.clients().remove(&id) else { return };
         tracing::debug!(nick = client.nick, "left: {why}");
-        if !self.closing.get() {
+        if !self.closing.load(Ordering::Relaxed) {
             self.broadcast(Some(id), &format!("* {} left ({why})", client.nick));
         }
     }
@@ -98,7 +122,7 @@ impl Room {
     /// Queues `line` for every client but `except`.
     fn broadcast(&self, except: Option<u64>, line: &str) {
         let line: Line = line.into();
-        let ids: Vec<u64> = self.clients.borrow().keys().copied().filter(|&id| Some(id) != except).collect();
+        let ids: Vec<u64> = self.clients().keys().copied().filter(|&id| Some(id) != except).collect();
         for id in ids {
             self.send(id, line.clone());
         }
@@ -107,22 +131,22 @@ impl Room {
     /// Queues `line` for one client; disconnects the client if its queue is
     /// full.
     fn send(&self, id: u64, line: Line) {
-        let full = match self.clients.borrow().get(&id) {
-            Some(client) => matches!(client.queue.try_send(line), Err(TrySendError::Full(_))),
-            None => false,
-        };
-        if full {
-            if let Some(client) = self.clients.borrow().get(&id) {
+        let full = match self.clients().get(&id) {
+            Some(client) if matches!(client.queue.try_send(line), Err(TrySendError::Full(_))) => {
                 tracing::info!(nick = client.nick, "disconnecting a client that does not keep up");
                 // Wakes its reader (end of file) and its writer (an error).
-                let _ = client.stream.shutdown(Shutdown::Both);
+                let _ = client.socket.shutdown(Shutdown::Both);
+                true
             }
+            _ => false,
+        };
+        if full {
             self.leave(id, "too slow");
         }
     }
 
     fn nick(&self, id: u64) -> String {
-        self.clients.borrow().get(&id).map(|client| client.nick.clone()).unwrap_or_default()
+        self.clients().get(&id).map(|client| client.nick.clone()).unwrap_or_default()
     }
 
     /// Renames a client; the error is for the client.
@@ -131,7 +155,7 @@ impl Room {
         if new.is_empty() || new.chars().count() > MAX_NICK || !new.chars().all(valid) {
             return Err(format!("a nickname is 1 to {MAX_NICK} letters, digits, '-' or '_'"));
         }
-        let mut clients = self.clients.borrow_mut();
+        let mut clients = self.clients();
         if clients.iter().any(|(&other, client)| other != id && client.nick == new) {
             return Err(format!("{new} is taken"));
         }
@@ -140,7 +164,7 @@ impl Room {
     }
 
     fn who(&self) -> String {
-        let clients = self.clients.borrow();
+        let clients = self.clients();
         let nicks: Vec<&str> = clients.values().map(|client| client.nick.as_str()).collect();
         format!("* {} here: {}", nicks.len(), nicks.join(", "))
     }
@@ -149,10 +173,10 @@ impl Room {
     /// is flushed.
     fn close(&self) {
         self.broadcast(None, "* the server is shutting down");
-        self.closing.set(true);
-        for client in self.clients.borrow().values() {
+        self.closing.store(true, Ordering::Relaxed);
+        for client in self.clients().values() {
             // The reader sees end of file and leaves; the writer flushes.
-            let _ = client.stream.shutdown(Shutdown::Read);
+            let _ = client.socket.shutdown(Shutdown::Read);
         }
     }
 }
@@ -221,7 +245,13 @@ fn to_text(line: Vec<u8>) -> String {
 /// A connection's reader side: runs in the greenlet the server spawned for it.
 fn serve(room: &Room, stream: TcpStream, peer: SocketAddr, max_line: usize) {
     let stream = Rc::new(stream);
-    let (id, nick, lines) = room.join(stream.clone());
+    let (id, nick, lines) = match room.join(&stream) {
+        Ok(joined) => joined,
+        Err(err) => {
+            tracing::warn!(%peer, "cannot join the room: {err}");
+            return;
+        }
+    };
     tracing::debug!(%peer, nick, "connected");
     let writer = runtime::spawn({
         let stream = stream.clone();
@@ -232,13 +262,13 @@ fn serve(room: &Room, stream: TcpStream, peer: SocketAddr, max_line: usize) {
     let why = Cell::new("connection lost");
     let leave_room = Guard(|| room.leave(id, why.get()));
 
-    let others = room.clients.borrow().len() - 1;
+    let others = room.clients().len() - 1;
     room.send(id, format!("* welcome, {nick}; {others} other(s) here. /nick NAME, /who, /quit").into());
     room.broadcast(Some(id), &format!("* {nick} joined"));
 
     let mut reader = LineReader::new(&*stream, max_line);
     loop {
-        if !room.clients.borrow().contains_key(&id) {
+        if !room.clients().contains_key(&id) {
             break; // disconnected for being too slow: ignore what it sent
         }
         let line = match reader.next_line() {
@@ -319,10 +349,12 @@ struct Args {
     addr: String,
     max_line: usize,
     queue: usize,
+    hubs: usize,
+    console: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { addr: "127.0.0.1:7001".into(), max_line: 1024, queue: 256 };
+    let mut args = Args { addr: "127.0.0.1:7001".into(), max_line: 1024, queue: 256, hubs: 1, console: None };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -336,6 +368,8 @@ fn parse_args() -> Result<Args, String> {
             "--addr" => args.addr = argv.next().ok_or("--addr needs a value")?,
             "--max-line" => args.max_line = number("--max-line")?,
             "--queue" => args.queue = number("--queue")?,
+            "--hubs" => args.hubs = number("--hubs")?,
+            "--console" => args.console = Some(argv.next().ok_or("--console needs a path")?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -346,24 +380,81 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// One listener per hub on `addr`, all on the same port (the first one's,
+/// if `addr` asks for port 0), with `SO_REUSEPORT` when there are several.
+fn bind(addr: &str, hubs: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Socket, Type};
+    let mut addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} resolves to no address")))?;
+    let mut listeners = Vec::with_capacity(hubs);
+    for _ in 0..hubs {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(hubs > 1)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let listener = std::net::TcpListener::from(socket);
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Hub `i`: serves its listener until hub 0, on SIGINT or SIGTERM, closes
+/// the room and sets `stop`.
+fn hub(i: usize, listener: std::net::TcpListener, room: &Arc<Room>, stop: &Event, max_line: usize) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let signals = if i == 0 { Some(Signals::new([SIGINT, SIGTERM])) } else { None };
+    let started = TcpListener::from_std(listener).and_then(|listener| {
+        let room = room.clone();
+        StreamServer::from_listener(listener)
+            .nodelay(true)
+            .name("chat")
+            .start(move |stream, peer| serve(&room, stream, peer, max_line))
+    });
+    let (mut signals, server) = match (signals.transpose(), started) {
+        (Ok(signals), Ok(server)) => (signals, server),
+        (Err(err), _) | (_, Err(err)) => {
+            stop.set(); // the other hubs stop too
+            return Err(err);
+        }
+    };
+    if let Some(signals) = &mut signals {
+        tracing::info!("chat server listening on {addr}");
+        match signals.wait() {
+            Ok(signal) => tracing::info!(signal, clients = room.clients().len(), "stopping"),
+            Err(err) => tracing::error!("cannot wait for signals: {err}; stopping"),
+        }
+        room.close();
+        stop.set();
+    } else {
+        stop.wait();
+    }
+    server.stop(FLUSH_TIMEOUT);
+    tracing::info!(hub = i, "stopped");
+    Ok(())
+}
+
 fn main() {
     let args = cli::start("chat", parse_args);
-    let result = runtime::run(move || -> io::Result<()> {
-        let server = StreamServer::bind(args.addr.as_str())?.nodelay(true).name("chat");
-        let addr = server.local_addr()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let room = Rc::new(Room::new(args.queue));
-        let server = server.start({
-            let room = room.clone();
-            move |stream, peer| serve(&room, stream, peer, args.max_line)
-        })?;
-        tracing::info!("chat server listening on {addr}");
-        let signal = signals.wait()?;
-        tracing::info!(signal, clients = room.clients.borrow().len(), "stopping");
-        room.close();
-        server.stop(FLUSH_TIMEOUT);
-        tracing::info!("stopped");
-        Ok(())
+    let result = bind(&args.addr, args.hubs).and_then(|listeners| {
+        let listeners = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
+        let room = Arc::new(Room::new(args.queue));
+        let stop = Arc::new(Event::new());
+        let mut builder = runtime::Builder::new().hubs(args.hubs);
+        if let Some(path) = &args.console {
+            builder = builder.console(path);
+        }
+        let max_line = args.max_line;
+        builder
+            .run_each(move |i| {
+                let listener = listeners.lock().unwrap_or_else(PoisonError::into_inner)[i].take();
+                hub(i, listener.expect("one listener per hub"), &room, &stop, max_line)
+            })
+            .into_iter()
+            .collect::<io::Result<()>>()
     });
     if let Err(err) = result {
         eprintln!("chat: {err}");

@@ -122,3 +122,47 @@ fn two_hubs_stop_on_sigint_without_losing_a_byte() {
     assert!(open.iter().all(|&n| n > 0), "both hubs served connections: {open:?}");
     println!("{CLIENTS} clients verified; connections per hub when stopping: {open:?}");
 }
+
+/// Sends `request` to the console at `path` and returns its reply lines.
+fn console_request(path: &std::path::Path, request: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let mut stream = std::os::unix::net::UnixStream::connect(path).expect("the console listens");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    std::io::BufReader::new(stream).lines().map(Result::unwrap).take_while(|line| !line.is_empty()).collect()
+}
+
+#[test]
+fn two_hubs_serve_a_console() {
+    const TEST: &str = "two_hubs_serve_a_console";
+    if !util::is_child(TEST) {
+        let output = ChildTest::new(TEST).run();
+        assert!(output.status.success(), "{}", util::output_text(&output));
+        return;
+    }
+    // In the child: it raises SIGINT to stop the server.
+    let path = std::env::temp_dir().join(format!("echo-console-{}.sock", std::process::id()));
+    let (ready, ready_rx) = std::sync::mpsc::channel();
+    let config =
+        echo::Config { addr: "127.0.0.1:0".into(), hubs: 2, console: Some(path.clone()), ..echo::Config::default() };
+    let server = std::thread::spawn(move || echo::run(config, move |addr| ready.send(addr).unwrap()));
+    let addr = ready_rx.recv_timeout(PATIENCE).expect("the server starts");
+    // A connection, echoed once, then idle: parked on its socket.
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut back = [0; 4];
+    client.read_exact(&mut back).unwrap();
+
+    let metrics = console_request(&path, "metrics");
+    assert_eq!(metrics.len(), 2, "{metrics:?}");
+    assert!(metrics[0].starts_with(r#"{"hub":0,"#) && metrics[1].starts_with(r#"{"hub":1,"#), "{metrics:?}");
+    util::wait_until("the connection's greenlet to show in the dump", || {
+        console_request(&path, "dump").iter().any(|line| line.contains("TcpStream::readable"))
+    });
+
+    drop(client);
+    signal_hook::low_level::raise(SIGINT).unwrap();
+    server.join().expect("the server thread").expect("the server stops cleanly");
+    assert!(!path.exists(), "the console's socket is removed at exit");
+}

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Options {
     /// How long open connections may take to finish once a signal asked the
     /// servers to stop; the rest are closed then.
     pub grace: Duration,
+    /// Serves the live console (`runtime::Builder::console`) on this Unix
+    /// socket: `cargo run -p runtime-console -- PATH` watches the hubs.
+    pub console: Option<PathBuf>,
 }
 
 /// What the hubs share.
@@ -68,6 +72,10 @@ where
 {
     let hubs = options.hubs.max(1);
     let pin_cores = options.pin_cores;
+    let mut builder = runtime::Builder::new();
+    if let Some(path) = &options.console {
+        builder = builder.console(path);
+    }
     let (started, started_rx) = channel::unbounded();
     let shared = Arc::new(Shared {
         options: Options { hubs, ..options },
@@ -87,9 +95,9 @@ where
     };
     if hubs == 1 {
         // On this thread, as a single-hub server always ran.
-        runtime::run(move || hub(0))
+        builder.run(move || hub(0))
     } else {
-        runtime::Builder::new().hubs(hubs).pin_cores(pin_cores).run_each(hub).into_iter().collect()
+        builder.hubs(hubs).pin_cores(pin_cores).run_each(hub).into_iter().collect()
     }
 }
 

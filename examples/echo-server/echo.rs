@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use runtime::net::{StreamServer, TcpStream};
@@ -42,6 +43,8 @@ pub struct Config {
     /// How long connections may take to finish once a signal stopped the
     /// server.
     pub grace: Duration,
+    /// Serves the live console on this Unix socket.
+    pub console: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             pin_cores: false,
             max_connections: None,
             grace: Duration::from_secs(5),
+            console: None,
         }
     }
 }
@@ -64,8 +68,8 @@ impl Default for Config {
 ///
 /// If the address cannot be bound or the signal handler installed.
 pub fn run(config: Config, on_ready: impl FnOnce(SocketAddr) + Send + 'static) -> io::Result<()> {
-    let Config { addr, hubs, pin_cores, max_connections, grace } = config;
-    let options = hubs::Options { addr, hubs, pin_cores, grace };
+    let Config { addr, hubs, pin_cores, max_connections, grace, console } = config;
+    let options = hubs::Options { addr, hubs, pin_cores, grace, console };
     let start = move |hub: usize, listener| {
         match Signals::new([SIGUSR1]) {
             Ok(signals) => {

@@ -5,6 +5,8 @@
 //! cargo run --release --example echo-server            # listens on 127.0.0.1:7000
 //! cargo run --release --example echo-server -- --addr 0.0.0.0:9000 --max-connections 50000
 //! cargo run --release --example echo-server -- --hubs 2  # two hubs, two threads, one port
+//! cargo run --release --example echo-server -- --hubs 2 --console /tmp/echo.sock
+//! cargo run -p runtime-console -- /tmp/echo.sock       # in another terminal: watch it live
 //! nc 127.0.0.1 7000                                    # type a line, get it back
 //! RUST_LOG=debug cargo run --release --example echo-server   # log connections
 //! ```
@@ -46,14 +48,18 @@ fn parse_args() -> Result<echo::Config, String> {
                 config.hubs = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("bad --hubs: {n}"))?;
             }
             "--pin-cores" => config.pin_cores = true,
+            "--console" => config.console = Some(argv.next().ok_or("--console needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: echo-server [--addr HOST:PORT] [--max-connections N] [--hubs N] [--pin-cores]\n\n\
+                    "usage: echo-server [--addr HOST:PORT] [--max-connections N] [--hubs N] [--pin-cores]\n\
+                     \x20      [--console PATH]\n\n\
                      Echoes what each client sends (default address 127.0.0.1:7000).\n\
                      --hubs N: serve on N hubs, each a thread with its own listener on the same\n\
                      \x20         port (SO_REUSEPORT: the kernel spreads connections over them);\n\
                      \x20         default 1, on the main thread. --max-connections is per hub.\n\
                      --pin-cores: pin hub i to core i.\n\
+                     --console PATH: serve every hub's greenlets and metrics on the Unix socket\n\
+                     \x20              PATH (0600); watch with `cargo run -p runtime-console -- PATH`.\n\
                      SIGINT or SIGTERM: stop accepting, give connections 5 s to finish, exit.\n\
                      SIGUSR1: print every greenlet and what it is parked on to stderr\n\
                      (runtime::dump; one dump per hub), e.g. `kill -USR1 <pid>`."

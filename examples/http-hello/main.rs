@@ -39,8 +39,13 @@ use std::time::Duration;
 use runtime::net::StreamServer;
 
 fn parse_args() -> Result<hubs::Options, String> {
-    let mut options =
-        hubs::Options { addr: "127.0.0.1:8080".into(), hubs: 1, pin_cores: false, grace: Duration::from_secs(1) };
+    let mut options = hubs::Options {
+        addr: "127.0.0.1:8080".into(),
+        hubs: 1,
+        pin_cores: false,
+        grace: Duration::from_secs(1),
+        console: None,
+    };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
         match arg.as_str() {

@@ -6,11 +6,13 @@
 
 use std::cell::Cell;
 use std::panic::{self, Location};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::console::{Console, Registry};
 use crate::hub::affinity;
 use crate::hub::monitor::DEFAULT_LIMIT;
 use crate::hub::thread_pool::ThreadPool;
@@ -70,6 +72,7 @@ pub struct Builder {
     hubs: Option<usize>,
     pin_cores: bool,
     stack_trim_after: Option<Duration>,
+    console: Option<PathBuf>,
 }
 
 /// See [`Builder::busy_poll`].
@@ -102,6 +105,7 @@ impl Builder {
             hubs: None,
             pin_cores: false,
             stack_trim_after: Some(crate::hub::trim::DEFAULT_TRIM_AFTER),
+            console: None,
         }
     }
 
@@ -226,6 +230,75 @@ impl Builder {
         self
     }
 
+    /// Serves a live console on a Unix socket at `path`: every hub's
+    /// [`dump`](crate::dump) and [`Metrics`](crate::Metrics) as JSON lines,
+    /// for `cargo run -p runtime-console -- PATH` or any client (`nc -U`,
+    /// `socat`). Under [`run_each`](Builder::run_each) it covers every hub.
+    ///
+    /// A plain thread serves it, so a busy hub never keeps it from
+    /// answering. It starts with the runtime (replacing a stale socket file
+    /// left at `path`) and the file is removed when the runtime returns.
+    ///
+    /// # Protocol
+    ///
+    /// One request per line; each reply is JSON objects, one per line, then
+    /// an empty line. Every object carries its `hub` index.
+    ///
+    /// - `dump`: one object per greenlet: `id`, `name`, `state`,
+    ///   `waiting_on`, `parked_for_ms`, `spawned_at`, `backtrace` (as
+    ///   [`GreenletInfo`](crate::GreenletInfo); `null` where it has none). A
+    ///   hub that does not run the dump within a second is reported as
+    ///   `{"hub": i, "error": "hub did not answer"}`.
+    /// - `metrics`: one object per hub, whose keys are the methods of
+    ///   [`Metrics`](crate::Metrics): `greenlets_alive`, `greenlets_spawned`,
+    ///   `switches`, `polls`, `busy_time` (in nanoseconds), `runnable`,
+    ///   `timers`, `stack_resident_bytes`.
+    /// - anything else: `{"error": "..."}`.
+    ///
+    /// # Security
+    ///
+    /// There is no authentication beyond the socket file's permissions,
+    /// 0600: whoever can open it (its owner, and root) reads every greenlet's
+    /// name, stack and what it waits on.
+    ///
+    /// ```
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let path = std::env::temp_dir().join(format!("console-doc-{}.sock", std::process::id()));
+    /// let client_path = path.clone();
+    /// let lines = runtime::Builder::new().console(&path).run(move || {
+    ///     runtime::blocking(move || {
+    ///         let mut stream = UnixStream::connect(&client_path).unwrap();
+    ///         stream.write_all(b"metrics\n").unwrap();
+    ///         let reader = BufReader::new(stream);
+    ///         reader.lines().map(Result::unwrap).take_while(|l| !l.is_empty()).collect::<Vec<_>>()
+    ///     })
+    /// });
+    /// assert_eq!(lines.len(), 1); // one hub
+    /// assert!(lines[0].starts_with(r#"{"hub":0,"greenlets_alive":"#));
+    /// assert!(!path.exists()); // removed at exit
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// `run` and `run_each` panic if the socket cannot be bound (the
+    /// directory does not exist, or another file than a socket is at
+    /// `path`).
+    pub fn console(mut self, path: impl AsRef<Path>) -> Builder {
+        self.console = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Starts the console, if one is asked for, for `hubs` hubs.
+    fn start_console(&self, hubs: usize) -> Option<Console> {
+        let path = self.console.as_ref()?;
+        Some(
+            Console::start(path, hubs)
+                .unwrap_or_else(|err| panic!("cannot serve the console at {}: {err}", path.display())),
+        )
+    }
+
     fn config(&self) -> hub::Config {
         hub::Config {
             stack_size: self.stack_size,
@@ -247,7 +320,9 @@ impl Builder {
     #[track_caller]
     pub fn run<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> T {
         let pool = Arc::new(ThreadPool::new(self.blocking_threads));
-        run_hub(self.config(), pool, f, Location::caller())
+        let console = self.start_console(1);
+        let registry = console.as_ref().map(|c| (c.registry().clone(), 0));
+        run_hub(self.config(), pool, f, Location::caller(), registry)
     }
 
     /// Starts one hub per core (or [`hubs(n)`](Builder::hubs)), each on its
@@ -288,9 +363,11 @@ impl Builder {
         let pool = Arc::new(ThreadPool::new(self.blocking_threads));
         let f = Arc::new(f);
         let spawned_at = Location::caller();
+        let console = self.start_console(n);
         let threads: Vec<_> = (0..n)
             .map(|i| {
                 let (config, pool, f, pin) = (self.config(), pool.clone(), f.clone(), self.pin_cores);
+                let registry = console.as_ref().map(|c| (c.registry().clone(), i));
                 thread::Builder::new()
                     .name(format!("runtime-hub-{i}"))
                     .spawn(move || {
@@ -298,7 +375,7 @@ impl Builder {
                         if pin && let Err(err) = affinity::pin_to_core(i) {
                             tracing::warn!("cannot pin hub {i} to a core: {err}");
                         }
-                        run_hub(config, pool, move || f(i), spawned_at)
+                        run_hub(config, pool, move || f(i), spawned_at, registry)
                     })
                     .unwrap_or_else(|err| panic!("cannot start the thread of hub {i}: {err}"))
             })
@@ -313,6 +390,7 @@ impl Builder {
                 }
             }
         }
+        drop(console);
         if let Some(payload) = first_panic {
             panic::resume_unwind(payload);
         }
@@ -327,10 +405,14 @@ fn run_hub<T: 'static>(
     pool: Arc<ThreadPool>,
     f: impl FnOnce() -> T + 'static,
     spawned_at: &'static Location<'static>,
+    console: Option<(Arc<Registry>, usize)>,
 ) -> T {
     panic_hook::install();
     let hub = Rc::new(Hub::new(config, pool).unwrap_or_else(|err| panic!("cannot start the runtime: {err}")));
     let _installed = hub.install();
+    if let Some((registry, index)) = console {
+        registry.register(index);
+    }
     let (root, handle) = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
     let finished = hub.run_until_done(&root);
     let report = (!finished).then(|| root.deadlock().borrow_mut().take()).flatten();

@@ -155,6 +155,7 @@
 #![deny(unsafe_code)]
 
 mod builder;
+mod console;
 mod dump;
 mod error;
 mod hub;
