@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use util::ms;
+use util::{ms, ticker};
 
 /// A connected pair of `std::net` streams on 127.0.0.1: `(client, server)`.
 /// Made in a greenlet, the accept and connect already ran through the hooks.
@@ -26,20 +26,6 @@ fn std_pair() -> (TcpStream, TcpStream) {
 /// The number of open descriptors of this process.
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// A greenlet that counts its turns (yielding each time) until dropped:
-/// it only advances while the others park.
-fn ticker() -> (Rc<Cell<u64>>, runtime::task::KillOnDrop<()>) {
-    let ticks = Rc::new(Cell::new(0));
-    let counter = ticks.clone();
-    let handle = runtime::spawn(move || {
-        loop {
-            counter.set(counter.get() + 1);
-            runtime::sleep(ms(1));
-        }
-    });
-    (ticks, handle.kill_on_drop())
 }
 
 #[test]

@@ -12,42 +12,11 @@ mod util;
 #[path = "../examples/http-hello/hello.rs"]
 mod hello;
 
-use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use util::{PATIENCE, ms};
-
-/// Runs `f` on a new runtime on a new thread; fails (instead of hanging) if
-/// it has not returned after [`PATIENCE`].
-fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, outcome) = mpsc::channel();
-    std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime::run(f)));
-        let _ = done.send(result);
-    });
-    match outcome.recv_timeout(PATIENCE) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the hub hung: an event loop blocked its thread"),
-    }
-}
-
-/// A greenlet that counts its turns (sleeping 1 ms each) until dropped.
-fn ticker() -> (Rc<Cell<u64>>, runtime::task::KillOnDrop<()>) {
-    let ticks = Rc::new(Cell::new(0));
-    let counter = ticks.clone();
-    let handle = runtime::spawn(move || {
-        loop {
-            counter.set(counter.get() + 1);
-            runtime::sleep(ms(1));
-        }
-    });
-    (ticks, handle.kill_on_drop())
-}
+use util::{guarded, ms, ticker};
 
 /// A new epoll descriptor watching `fd` for input.
 fn epoll_on(fd: i32) -> i32 {
@@ -74,7 +43,7 @@ fn epoll_wait(epfd: i32, timeout_ms: i32) -> std::io::Result<Vec<u64>> {
 
 #[test]
 fn a_raw_epoll_wait_parks_only_its_greenlet_until_an_event() {
-    let tokens = guarded(|| {
+    let tokens = guarded("an event loop", || {
         let (reader, mut writer) = util::pipe();
         let epfd = epoll_on(reader.as_raw_fd());
         let writer = runtime::spawn(move || {
@@ -102,7 +71,7 @@ fn a_raw_epoll_wait_parks_only_its_greenlet_until_an_event() {
 
 #[test]
 fn a_raw_epoll_wait_with_nothing_to_report_times_out_and_the_hub_runs_meanwhile() {
-    guarded(|| {
+    guarded("an event loop", || {
         let (reader, _writer) = util::pipe();
         let epfd = epoll_on(reader.as_raw_fd());
         let (ticks, _ticker) = ticker();
@@ -121,7 +90,7 @@ fn a_raw_epoll_wait_with_nothing_to_report_times_out_and_the_hub_runs_meanwhile(
 
 #[test]
 fn a_killed_greenlet_in_epoll_wait_gets_an_error_and_ends_killed() {
-    let killed = guarded(|| {
+    let killed = guarded("an event loop", || {
         let (reader, _writer) = util::pipe();
         let epfd = epoll_on(reader.as_raw_fd());
         let waiter = runtime::spawn(move || epoll_wait(epfd, -1).map_err(|e| e.raw_os_error()));
@@ -138,7 +107,7 @@ fn a_killed_greenlet_in_epoll_wait_gets_an_error_and_ends_killed() {
 /// A tokio `current_thread` runtime with a timer, with (`io`) or without its
 /// I/O driver, inside a greenlet while a ticker ticks.
 fn tokio_timer_in_a_greenlet(io: bool) {
-    guarded(move || {
+    guarded("an event loop", move || {
         let mut builder = tokio::runtime::Builder::new_current_thread();
         builder.enable_time();
         if io {
@@ -165,7 +134,7 @@ fn a_tokio_current_thread_timer_without_io_driver_in_a_greenlet_lets_the_hub_run
 /// A tokio `block_on` in a greenlet, fed over a oneshot and an mpsc channel
 /// by a plain thread, while a ticker greenlet ticks.
 fn tokio_fed_by_a_thread(io: bool) {
-    let got = guarded(move || {
+    let got = guarded("an event loop", move || {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (more_tx, mut more_rx) = tokio::sync::mpsc::unbounded_channel();
         let feeder = std::thread::spawn(move || {
@@ -199,7 +168,7 @@ fn tokio_fed_by_a_thread(io: bool) {
 
 #[test]
 fn a_tokio_block_on_with_io_driver_is_fed_over_channels_by_another_greenlet() {
-    let got = guarded(|| {
+    let got = guarded("an event loop", || {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (more_tx, mut more_rx) = tokio::sync::mpsc::unbounded_channel();
         let feeder = runtime::spawn(move || {
@@ -241,7 +210,7 @@ fn a_reqwest_blocking_client_in_a_greenlet_against_http_hello_on_the_same_hub() 
     // comes: with the hooks only the calling greenlet parks, and the server,
     // on the same hub, serves meanwhile. (One such caller per thread at a
     // time: callers share the thread's parker.)
-    let bodies = guarded(|| {
+    let bodies = guarded("an event loop", || {
         let server = runtime::net::StreamServer::bind("127.0.0.1:0").unwrap().name("http");
         let addr = server.local_addr().unwrap();
         let server = server.start(hello::serve).unwrap();

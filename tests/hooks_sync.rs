@@ -13,36 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock, RwLock, mpsc};
 use std::time::Duration;
 
-use util::{PATIENCE, ms};
-
-/// Runs `f` on a new runtime on a new thread; fails (instead of hanging) if
-/// it has not returned after [`PATIENCE`].
-fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, outcome) = mpsc::channel();
-    std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime::run(f)));
-        let _ = done.send(result);
-    });
-    match outcome.recv_timeout(PATIENCE) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the hub hung: a std lock blocked its thread"),
-    }
-}
-
-/// A greenlet that counts its turns (sleeping 1 ms each) until dropped: it
-/// only advances while the other greenlets park.
-fn ticker() -> (Rc<Cell<u64>>, runtime::task::KillOnDrop<()>) {
-    let ticks = Rc::new(Cell::new(0));
-    let counter = ticks.clone();
-    let handle = runtime::spawn(move || {
-        loop {
-            counter.set(counter.get() + 1);
-            runtime::sleep(ms(1));
-        }
-    });
-    (ticks, handle.kill_on_drop())
-}
+use util::{PATIENCE, guarded, ms, ticker};
 
 /// Spawns a greenlet that sets a flag: it runs only once the caller parks.
 fn runs_when_parked() -> Arc<AtomicBool> {
@@ -54,7 +25,7 @@ fn runs_when_parked() -> Arc<AtomicBool> {
 
 #[test]
 fn a_std_mutex_held_across_a_hooked_sleep_parks_only_the_greenlet_that_wants_it() {
-    let order = guarded(|| {
+    let order = guarded("a std lock", || {
         let lock = Rc::new(Mutex::new(Vec::new()));
         let release = Rc::new(Cell::new(None::<Arc<AtomicBool>>));
         let holder = runtime::spawn({
@@ -84,7 +55,7 @@ fn a_std_mutex_held_across_a_hooked_sleep_parks_only_the_greenlet_that_wants_it(
 
 #[test]
 fn many_greenlets_take_turns_at_a_std_mutex_held_across_hooked_calls() {
-    let total = guarded(|| {
+    let total = guarded("a std lock", || {
         let lock = Rc::new(Mutex::new(0u64));
         let workers: Vec<_> = (0..20)
             .map(|_| {
@@ -107,7 +78,7 @@ fn many_greenlets_take_turns_at_a_std_mutex_held_across_hooked_calls() {
 
 #[test]
 fn a_condvar_shared_between_greenlets_wakes_the_waiter() {
-    let got = guarded(|| {
+    let got = guarded("a std lock", || {
         let pair = Rc::new((Mutex::new(None), Condvar::new()));
         let producer = runtime::spawn({
             let pair = pair.clone();
@@ -131,7 +102,7 @@ fn a_condvar_shared_between_greenlets_wakes_the_waiter() {
 
 #[test]
 fn a_condvar_wait_timeout_in_a_greenlet_times_out_and_the_hub_runs_meanwhile() {
-    guarded(|| {
+    guarded("a std lock", || {
         let pair = (Mutex::new(false), Condvar::new());
         let (ticks, _ticker) = ticker();
         let before = ticks.get();
@@ -144,7 +115,7 @@ fn a_condvar_wait_timeout_in_a_greenlet_times_out_and_the_hub_runs_meanwhile() {
 
 #[test]
 fn notify_all_wakes_every_greenlet_waiting_on_a_condvar() {
-    let woken = guarded(|| {
+    let woken = guarded("a std lock", || {
         let pair = Rc::new((Mutex::new(false), Condvar::new()));
         let waiters: Vec<_> = (0..10)
             .map(|_| {
@@ -162,7 +133,7 @@ fn notify_all_wakes_every_greenlet_waiting_on_a_condvar() {
 
 #[test]
 fn a_std_rwlock_write_held_across_a_hooked_call_parks_the_readers() {
-    let seen = guarded(|| {
+    let seen = guarded("a std lock", || {
         let lock = Rc::new(RwLock::new(0));
         let writer = runtime::spawn({
             let lock = lock.clone();
@@ -187,7 +158,7 @@ fn a_std_rwlock_write_held_across_a_hooked_call_parks_the_readers() {
 
 #[test]
 fn a_oncelock_initialised_by_one_greenlet_is_awaited_by_the_others() {
-    let (values, runs) = guarded(|| {
+    let (values, runs) = guarded("a std lock", || {
         let cell: Rc<OnceLock<u32>> = Rc::new(OnceLock::new());
         let runs = Rc::new(Cell::new(0));
         let greenlets: Vec<_> = (0..4)
@@ -211,7 +182,7 @@ fn a_oncelock_initialised_by_one_greenlet_is_awaited_by_the_others() {
 
 #[test]
 fn a_std_barrier_releases_greenlets_of_one_hub_together() {
-    let leaders = guarded(|| {
+    let leaders = guarded("a std lock", || {
         let barrier = Rc::new(Barrier::new(3));
         let greenlets: Vec<_> = (0..3)
             .map(|_| {
@@ -226,7 +197,7 @@ fn a_std_barrier_releases_greenlets_of_one_hub_together() {
 
 #[test]
 fn std_mpsc_from_a_plain_thread_parks_only_the_receiving_greenlet() {
-    let received = guarded(|| {
+    let received = guarded("a std lock", || {
         let (tx, rx) = mpsc::channel();
         let (bounded_tx, bounded_rx) = mpsc::sync_channel(1);
         let thread = std::thread::spawn(move || {
@@ -255,8 +226,8 @@ fn std_mpsc_from_a_plain_thread_parks_only_the_receiving_greenlet() {
 #[test]
 fn std_mpsc_between_greenlets_of_two_hubs() {
     let (tx, rx) = mpsc::sync_channel(0); // a rendezvous: both sides wait
-    let receiver = std::thread::spawn(move || guarded(move || rx.iter().take(3).collect::<Vec<u32>>()));
-    guarded(move || {
+    let receiver = std::thread::spawn(move || guarded("a std lock", move || rx.iter().take(3).collect::<Vec<u32>>()));
+    guarded("a std lock", move || {
         for i in 0..3 {
             tx.send(i).unwrap();
         }
@@ -266,7 +237,7 @@ fn std_mpsc_between_greenlets_of_two_hubs() {
 
 #[test]
 fn a_plain_thread_holding_a_std_mutex_stalls_only_the_greenlet_that_wants_it() {
-    guarded(|| {
+    guarded("a std lock", || {
         let lock = Arc::new(Mutex::new(0));
         let held = Arc::new(AtomicBool::new(false));
         let release = Arc::new(std::sync::OnceLock::<Arc<AtomicBool>>::new());
@@ -295,7 +266,7 @@ fn a_plain_thread_holding_a_std_mutex_stalls_only_the_greenlet_that_wants_it() {
 
 #[test]
 fn a_plain_thread_waiting_for_a_lock_a_greenlet_holds_gets_it() {
-    guarded(|| {
+    guarded("a std lock", || {
         let lock = Arc::new(Mutex::new(0));
         let guard = lock.lock().unwrap();
         let thread = std::thread::spawn({
@@ -318,7 +289,7 @@ fn a_condvar_wakes_a_greenlet_of_another_hub() {
     let other = std::thread::spawn({
         let (pair, waiting) = (pair.clone(), waiting.clone());
         move || {
-            guarded(move || {
+            guarded("a std lock", move || {
                 let (ticks, _ticker) = ticker();
                 let guard = pair.0.lock().unwrap();
                 waiting.store(true, Ordering::SeqCst);
@@ -329,7 +300,7 @@ fn a_condvar_wakes_a_greenlet_of_another_hub() {
             })
         }
     });
-    guarded(move || {
+    guarded("a std lock", move || {
         util::wait_until("the other hub's greenlet waits", || waiting.load(Ordering::SeqCst));
         *pair.0.lock().unwrap() = true;
         pair.1.notify_one();

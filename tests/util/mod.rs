@@ -284,3 +284,33 @@ fn pipe_with_flags(flags: libc::c_int) -> (std::fs::File, std::fs::File) {
 
 #[allow(unused_imports)] // each test file uses some of them
 pub use runtime_testkit::{Capture, is_child, output_text, rerun_in_child};
+
+/// Runs `f` on a new runtime on a new thread; fails (instead of hanging) if
+/// it has not returned after [`PATIENCE`], naming `what` could have blocked
+/// the hub's thread.
+pub fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime::run(f)));
+        let _ = done.send(result);
+    });
+    match outcome.recv_timeout(PATIENCE) {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the hub hung: {what} blocked its thread"),
+    }
+}
+
+/// A greenlet that counts its turns (sleeping 1 ms each) until dropped: it
+/// only advances while the other greenlets park.
+pub fn ticker() -> (std::rc::Rc<std::cell::Cell<u64>>, runtime::task::KillOnDrop<()>) {
+    let ticks = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = ticks.clone();
+    let handle = runtime::spawn(move || {
+        loop {
+            counter.set(counter.get() + 1);
+            runtime::sleep(ms(1));
+        }
+    });
+    (ticks, handle.kill_on_drop())
+}
