@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::dump::{Dump, GreenletInfo};
 use crate::hub::counters::Counters;
+use crate::hub::metrics::Metrics;
 use crate::hub::remote::{Message, Remote};
-use crate::metrics::Metrics;
 use crate::{dump, hub, task};
 
 /// How long a request waits for a hub's dump before it reports the hub as
@@ -232,7 +232,7 @@ fn dump_of(remote: &Remote) -> Result<(u64, Dump), &'static str> {
     let work = Box::new(move || {
         let builder = task::Builder::new().name("console");
         drop(builder.spawn(move || {
-            let _ = tx.send((crate::greenlet_id(), dump()));
+            let _ = tx.send((crate::hub::greenlet_id(), dump()));
         }));
     });
     remote.post(Message::Run(work)).map_err(|_| "hub stopped")?;

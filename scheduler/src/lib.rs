@@ -62,14 +62,15 @@
 //!  hub/    the loop (mod.rs) and all it touches: record (Task and its state
 //!          machine), unpark (the one wake path), wait_queue, waiting, reactor
 //!          (mio), timer (wheel), remote (other threads), thread_pool, monitor
-//!          (and sample, its signal handler), counters (what metrics read)
+//!          (and sample, its signal handler), counters and metrics (the
+//!          hub's counts, and `Metrics`, which reads them), trim
 //!    │
 //!  util/   slab (one generational slab for tasks, sources, timers, waiters),
 //!          guard, report, frames (call stacks as text)
 //! ```
 //!
-//! At the top, beside them: the runtime [`Builder`], [`dump`], [`metrics`], the panic
-//! hook, and the public error types. `ARCHITECTURE.md` at the repository's
+//! At the top, beside them: the runtime [`Builder`], the live console,
+//! [`dump`], the panic hook, and the public error types. `ARCHITECTURE.md` at the repository's
 //! root draws the paths through these layers.
 //!
 //! Every wake-up is an `Unparker` (a task, the number of one
@@ -159,7 +160,7 @@ mod console;
 mod dump;
 mod error;
 mod hub;
-mod metrics;
+
 mod panic_hook;
 mod park;
 pub mod sync;
@@ -171,8 +172,8 @@ use std::time::Duration;
 pub use crate::builder::{Builder, MAX_BLOCKING_TIME_ENV, hub_index};
 pub use crate::dump::{Dump, GreenletInfo, dump};
 pub use crate::error::{Closed, JoinError};
+pub use crate::hub::metrics::{Metrics, metrics};
 pub use crate::hub::reactor::Direction;
-pub use crate::metrics::{Metrics, metrics};
 pub use crate::park::block_on::block_on;
 pub use crate::park::blocking::blocking;
 pub use crate::park::cancel::{catch_panic, is_cancellation};
@@ -289,5 +290,5 @@ where
 /// });
 /// ```
 pub fn greenlet_id() -> u64 {
-    greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
+    hub::greenlet_id()
 }

@@ -45,6 +45,7 @@ pub(crate) mod affinity;
 pub(crate) mod alone;
 pub(crate) mod budget;
 pub(crate) mod counters;
+pub(crate) mod metrics;
 pub(crate) mod monitor;
 pub(crate) mod reactor;
 pub(crate) mod record;
@@ -84,6 +85,11 @@ use crate::util::slab::{Key, Slab};
 /// so that a busy run queue cannot starve I/O. The value is tokio's
 /// (`event_interval`, in turn taken from Go's scheduler).
 pub(crate) const EVENT_INTERVAL: usize = 61;
+
+/// The id of the running greenlet (of a hub or not): `runtime::greenlet_id`.
+pub(crate) fn greenlet_id() -> u64 {
+    greenlet::current_id().unwrap_or_else(|| greenlet::getcurrent().id())
+}
 
 /// Messages from other threads handled per turn: no more spawns than the
 /// greenlets a turn resumes, so a flood of them neither starves the hub's

@@ -75,7 +75,7 @@ impl Owner {
     fn current() -> Owner {
         match hub::reactor_id() {
             0 => Owner::Thread(thread::current().id()),
-            hub => Owner::Greenlet { hub, greenlet: crate::greenlet_id() },
+            hub => Owner::Greenlet { hub, greenlet: crate::hub::greenlet_id() },
         }
     }
 }

@@ -241,7 +241,7 @@ impl Pool {
             return Ok(());
         }
         let slots = &self.inner.slots;
-        let slot = crate::timeout(timeout, || slots.acquire_owned_as("Pool::add")).map_err(|_| PoolFull)?;
+        let slot = crate::park::time::timeout(timeout, || slots.acquire_owned_as("Pool::add")).map_err(|_| PoolFull)?;
         self.add_with(handle, slot);
         Ok(())
     }
@@ -306,7 +306,7 @@ impl Pool {
     /// its payload); if `f`'s greenlet is killed, this panics.
     #[track_caller]
     pub fn apply<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> T {
-        if self.contains(crate::greenlet_id()) {
+        if self.contains(crate::hub::greenlet_id()) {
             return f();
         }
         match self.spawn(f).join() {
@@ -339,7 +339,7 @@ impl Pool {
             Ok(handle) => handle,
             Err(f) => {
                 let slots = self.inner.slots.clone();
-                crate::spawn(move || {
+                task::Builder::new().spawn(move || {
                     let _slot = slots.acquire_owned_as("Pool::apply_async");
                     f()
                 })
