@@ -116,6 +116,11 @@ fn block_on_greenlet<F: Future>(parker: &Parker, future: F) -> F::Output {
         if let Poll::Ready(output) = polled {
             return output;
         }
+        // A parker for this turn's park, made after the poll: the yield
+        // above, or the future itself (blocking code inside an async block),
+        // may have parked through parkers of their own, after which an
+        // older parker's wake-up would be stale.
+        let parker = Parker::current();
         inner.seq.store(parker.next_seq(), Ordering::SeqCst);
         if inner.notified.load(Ordering::SeqCst) {
             continue; // woken while polling, or just now
