@@ -95,6 +95,10 @@ run_valgrind() {
         hundred_thousand_parked_greenlets
         # Measures RSS, which includes memcheck's shadow memory.
         memory_levels_off_over_rounds
+        # Reads every hub's dump through the console, which answers "hub did
+        # not answer" after one second: under memcheck, resolving the stacks'
+        # debug info takes longer than that.
+        dump_lists_every_greenlet_of_every_hub_with_its_stack
     )
     # The tests that run a scenario in a child process need no skipping,
     # even those whose child crashes on purpose: Valgrind does not follow
