@@ -31,7 +31,8 @@ fn current_exists_only_in_a_greenlet_of_the_hub() {
 
 #[test]
 fn a_kill_is_reported_once_then_raised_at_the_next_park_past_the_grace() {
-    rt::Builder::new().cancel_grace(ms(20)).run(|| {
+    // A grace long enough for the steps inside it, also under Valgrind.
+    rt::Builder::new().cancel_grace(ms(500)).run(|| {
         let seen = Rc::new(Cell::new(None));
         let after = Rc::new(Cell::new(false));
         let (s, a) = (seen.clone(), after.clone());
