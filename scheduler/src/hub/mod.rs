@@ -591,12 +591,17 @@ impl Hub {
         let mut suspect = None;
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
-                if self.sync_waits.get() > 0 && !self.config.strict_deadlocks && !self.alone() {
+                let shared = self.sync_waits.get() > 0 && !self.config.strict_deadlocks;
+                if shared && !self.alone() {
                     // A greenlet waits on a `sync` type, which another thread
                     // may still set, send to or release: the hub cannot tell,
                     // so it waits, and only warns if nothing happens.
                     timeout = Some(DEADLOCK_WARNING_AFTER);
                     suspect = Some(root.next_seq());
+                } else if shared && self.remote.has_pending() {
+                    // Alone now, but a thread that has since ended woke a
+                    // greenlet on its way out: its message is in the queue.
+                    timeout = Some(Duration::ZERO);
                 } else {
                     if root.is_unwinding() && root.deadlock().borrow().is_some() {
                         return false;
