@@ -160,6 +160,10 @@ pub(crate) struct Hub {
     sync_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
     deadlock_warned: Cell<Option<u64>>,
+    /// Since when the root's current park has looked like a possible
+    /// deadlock (its park's seq, the instant, the switch count then): a
+    /// warning needs [`DEADLOCK_WARNING_AFTER`] of it with no greenlet run.
+    suspect_since: Cell<Option<(u64, Instant, u64)>>,
     /// How long the next busy poll may last (see `busy_poll`).
     busy_budget: Cell<Duration>,
     /// Tasks parked while unwinding: while there are any,
@@ -287,6 +291,7 @@ impl Hub {
             parked_unwinding: Cell::new(0),
             sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
+            suspect_since: Cell::new(None),
             busy_budget: Cell::new(busy_poll),
             woken: RefCell::new(Vec::new()),
             wakers: RefCell::new(Vec::new()),
@@ -596,8 +601,10 @@ impl Hub {
                     // A greenlet waits on a `sync` type, which another thread
                     // may still set, send to or release: the hub cannot tell,
                     // so it waits, and only warns if nothing happens.
-                    timeout = Some(DEADLOCK_WARNING_AFTER);
-                    suspect = Some(root.next_seq());
+                    let seq = root.next_seq();
+                    let since = self.suspected_since(seq, now);
+                    timeout = Some(DEADLOCK_WARNING_AFTER.saturating_sub(now.saturating_duration_since(since)));
+                    suspect = Some(seq);
                 } else if shared && self.remote.has_pending() {
                     // Alone now, but a thread that has since ended woke a
                     // greenlet on its way out: its message is in the queue.
@@ -667,8 +674,12 @@ impl Hub {
         *self.fired.borrow_mut() = fired;
         self.publish(now);
         if let (Some(seq), Some(root)) = (suspect, root) {
+            // A wake-up that ran nothing (a late eventfd write for a message
+            // already taken) does not end the suspicion, nor does it make a
+            // warning due before the whole interval has passed.
             let still = root.state() == State::Parked && root.next_seq() == seq && self.ready.is_empty();
-            if still && !self.can_be_woken() && self.deadlock_warned.replace(Some(seq)) != Some(seq) {
+            let lasted = now.saturating_duration_since(self.suspected_since(seq, now)) >= DEADLOCK_WARNING_AFTER;
+            if still && lasted && !self.can_be_woken() && self.deadlock_warned.replace(Some(seq)) != Some(seq) {
                 let report = self.deadlock_report(root);
                 crate::util::report::warn(
                     &format!(
@@ -757,6 +768,20 @@ impl Hub {
     fn alone(&self) -> bool {
         let Some(idle) = self.pool.idle_threads() else { return false };
         alone::process_has_threads(1 + idle + usize::from(monitor::thread_running()))
+    }
+
+    /// When the suspicion of a deadlock on the root's park `seq` began: kept
+    /// while that park lasts and no greenlet has run since, restarted (at
+    /// `now`) otherwise.
+    fn suspected_since(&self, seq: u64, now: Instant) -> Instant {
+        let switches = self.counters.switches.load(Relaxed);
+        match self.suspect_since.get() {
+            Some((same, since, ran)) if same == seq && ran == switches => since,
+            _ => {
+                self.suspect_since.set(Some((seq, now, switches)));
+                now
+            }
+        }
     }
 
     /// Whether anything besides a timer could still make a greenlet runnable.
