@@ -11,7 +11,11 @@
 //!   N tokio runtimes without drivers;
 //! - `blocking/N`: N hubs (1, 2, 4) sharing one blocking pool, each with 8
 //!   greenlets calling `blocking` with an empty job (one iteration is one
-//!   call by each greenlet of each hub).
+//!   call by each greenlet of each hub);
+//! - `sweep/N`: 64 ping-pong pairs spread over N hubs (1, 2, 4, 8; a pair's
+//!   two ends on neighbouring hubs, so with one hub everything is local),
+//!   per round trip of every pair, against the same pairs as tasks of a
+//!   tokio `multi_thread` runtime with N workers.
 //!
 //! Thread and runtime start-up are not timed (see `workloads/hubs.rs`);
 //! `examples/cross_hub.rs` prints the ratios. Hubs and threads are not
@@ -67,10 +71,25 @@ fn blocking(c: &mut Criterion) {
     group.finish();
 }
 
+fn sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sweep");
+    group.throughput(Throughput::Elements(hubs::SWEEP_PAIRS as u64));
+    for hubs in hubs::SWEEP_HUBS {
+        group.bench_with_input(BenchmarkId::new("ours", hubs), &hubs, |b, &n| {
+            b.iter_custom(|rounds| hubs::ours_pairs(n, hubs::SWEEP_PAIRS, rounds, false));
+        });
+        group.bench_with_input(BenchmarkId::new("tokio_mt", hubs), &hubs, |b, &n| {
+            b.iter_custom(|rounds| hubs::tokio_pairs(n, hubs::SWEEP_PAIRS, rounds));
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     pingpong(&mut criterion);
     ring(&mut criterion);
     blocking(&mut criterion);
+    sweep(&mut criterion);
     criterion.final_summary();
 }

@@ -13,6 +13,13 @@
 //!   one `run_each` do, each with 8 greenlets calling `blocking` with an
 //!   empty job in a loop: ns per call, all hubs together (ours only: a tokio
 //!   runtime has a blocking pool of its own).
+//! - `sweep N`: the hub-count sweep. 64 ping-pong pairs spread over N hubs
+//!   (1, 2, 4, 8 by default, `--hubs` to choose; a pair's two ends on
+//!   neighbouring hubs, so with one hub every exchange is local and with
+//!   more every exchange crosses threads): ns per round trip of the whole
+//!   workload (lower is more throughput), against the same pairs as tasks
+//!   of one tokio `multi_thread` runtime with N workers. On 2 cores, 4 and 8
+//!   hubs oversubscribe them.
 //!
 //! Our side runs twice: with the default `Builder::busy_poll` (an idle hub
 //! polls for 50 µs before it sleeps, so a quick reply never has to wake a
@@ -25,11 +32,12 @@
 //! with the others, and the median is reported (the minimum too).
 //!
 //! ```text
-//! cargo run --release -p runtime-scheduler --example cross_hub [-- --scale F] [--pin]
+//! cargo run --release -p runtime-scheduler --example cross_hub [-- --scale F] [--pin] [--hubs 1,2,4,8] [--sweep-only]
 //! ```
 //!
 //! `--pin` pins hub (or thread) `i` to core `i`, modulo the cores the process
-//! may use; `--scale F` multiplies the iteration counts (default 1.0).
+//! may use; `--scale F` multiplies the iteration counts (default 1.0);
+//! `--hubs` lists the sweep's hub counts; `--sweep-only` runs only the sweep.
 
 use std::time::Duration;
 
@@ -64,10 +72,17 @@ fn measure(name: &str, count: u64, ops_per_round: u64, run: impl FnMut(usize, u6
 fn main() {
     let mut scale = 1.0f64;
     let mut pin = false;
+    let mut sweep_hubs = hubs::SWEEP_HUBS.to_vec();
+    let mut sweep_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--pin" => pin = true,
+            "--sweep-only" => sweep_only = true,
+            "--hubs" => match args.next().map(|list| list.split(',').map(str::parse::<usize>).collect()) {
+                Some(Ok(counts)) if !Vec::is_empty(&counts) && !counts.contains(&0) => sweep_hubs = counts,
+                _ => usage(),
+            },
             "--scale" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
                 Some(f) if f > 0.0 => scale = f,
                 _ => usage(),
@@ -79,6 +94,14 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("# {cores} cores, hubs and threads {}", if pin { "pinned (i to core i mod cores)" } else { "not pinned" });
 
+    if !sweep_only {
+        ratios(n, pin);
+    }
+    sweep(&sweep_hubs, n(2_000.0), pin);
+}
+
+/// The ring, ping-pong and blocking-pool scenarios, with their table.
+fn ratios(n: impl Fn(f64) -> u64, pin: bool) {
     let mut rows = Vec::new();
     let pingpong = measure("pingpong", n(20_000.0), 1, |side, rounds| match side {
         0 => hubs::ours_ring(2, rounds, pin, None),
@@ -145,7 +168,47 @@ fn main() {
     }
 }
 
+/// The hub-count sweep: the same pairs over 1, 2, 4, 8 hubs, against tokio
+/// `multi_thread` with as many workers.
+fn sweep(counts: &[usize], rounds: u64, pin: bool) {
+    let pairs = hubs::SWEEP_PAIRS;
+    let mut rows = Vec::new();
+    for &hubs in counts {
+        let [ours, tokio] = timing::alternate::<2>(rounds, rounds * pairs as u64, |side, rounds| match side {
+            0 => hubs::ours_pairs(hubs, pairs, rounds, pin),
+            _ => hubs::tokio_pairs(hubs, pairs, rounds),
+        });
+        println!(
+            "{:<20} median {:>9.1} ns/op    ours-min {:>9.1}    tokio-mt median {:>9.1}    ({rounds} x {pairs} round trips x {RUNS} runs)",
+            format!("sweep{hubs}/ours"),
+            ours.median,
+            ours.min,
+            tokio.median
+        );
+        rows.push((hubs, ours, tokio));
+    }
+    println!();
+    println!(
+        "{:<22} {:>14} {:>16} {:>12} {:>16}",
+        "sweep: 64 pairs over", "ours ns/trip", "tokio-mt ns/trip", "ours/tokio", "ours Mtrips/s"
+    );
+    for (hubs, ours, tokio) in rows {
+        println!(
+            "{:<22} {:>14.0} {:>16.0} {:>12.2} {:>16.2}",
+            format!("{hubs} hub(s) / workers"),
+            ours.median,
+            tokio.median,
+            ours.median / tokio.median,
+            1e3 / ours.median
+        );
+    }
+    println!(
+        "(medians of {RUNS} runs, ns per round trip of one pair with all {pairs} pairs running; tokio-mt: one \
+         multi_thread runtime with as many workers, unpinned)"
+    );
+}
+
 fn usage() -> ! {
-    eprintln!("usage: cross_hub [--scale F] [--pin]");
+    eprintln!("usage: cross_hub [--scale F] [--pin] [--hubs 1,2,4,8] [--sweep-only]");
     std::process::exit(2);
 }

@@ -121,6 +121,114 @@ pub fn tokio_ring(threads: usize, rounds: u64, pin: bool, kind: Tokio) -> Durati
     times[0]
 }
 
+/// The hub counts of the sweep (on 2 cores, 4 and 8 oversubscribe them).
+pub const SWEEP_HUBS: [usize; 4] = [1, 2, 4, 8];
+
+/// The ping-pong pairs of the sweep: enough that every hub of the largest
+/// count has several.
+pub const SWEEP_PAIRS: usize = 64;
+
+/// Ping-pong pairs spread over `hubs` hubs: pair `p`'s pinger runs on hub
+/// `p % hubs` and its ponger on hub `(p + 1) % hubs`, so with one hub every
+/// pair is local and with more hubs every exchange crosses threads. Each
+/// pair exchanges `rounds` round trips through two `bounded(1)` channels.
+/// Returns the time from the moment every hub is ready until the last pair
+/// is done: `time / (pairs * rounds)` is the cost of one round trip with the
+/// whole workload spread over `hubs` hubs (a throughput figure; more hubs than
+/// cores oversubscribes them).
+pub fn ours_pairs(hubs: usize, pairs: usize, rounds: u64, pin: bool) -> Duration {
+    type Ends = (channel::Sender<u64>, channel::Receiver<u64>);
+    // Per hub, the ends it runs: (is the pinger, its sender, its receiver).
+    let mut ends: Vec<Vec<(bool, Ends)>> = (0..hubs).map(|_| Vec::new()).collect();
+    for pair in 0..pairs {
+        let (ping_tx, ping_rx) = channel::bounded::<u64>(1);
+        let (pong_tx, pong_rx) = channel::bounded::<u64>(1);
+        ends[pair % hubs].push((true, (ping_tx, pong_rx)));
+        ends[(pair + 1) % hubs].push((false, (pong_tx, ping_rx)));
+    }
+    let ends: Vec<std::sync::Mutex<Vec<(bool, Ends)>>> = ends.into_iter().map(std::sync::Mutex::new).collect();
+    let ready = Arc::new(Semaphore::new(0));
+    let go = Arc::new(Event::new());
+    let done = Arc::new(Semaphore::new(0));
+    let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
+        let mine = std::mem::take(&mut *ends[i].lock().expect("not poisoned"));
+        let players: Vec<_> = mine
+            .into_iter()
+            .map(|(pinger, (tx, rx))| {
+                let go = go.clone();
+                spawn(move || {
+                    go.wait();
+                    for round in 0..rounds {
+                        if pinger {
+                            tx.send(round).expect("the ponger is there");
+                            assert_eq!(black_box(rx.recv().expect("the pong")), round);
+                        } else {
+                            let ball = rx.recv().expect("the ping");
+                            tx.send(ball).expect("the pinger is there");
+                        }
+                    }
+                })
+            })
+            .collect();
+        ready.add_permits(1);
+        let start = (i == 0).then(|| {
+            (0..hubs).for_each(|_| ready.acquire().forget());
+            go.set();
+            Instant::now()
+        });
+        for player in players {
+            player.join().expect("a player");
+        }
+        done.add_permits(1);
+        start.map_or(Duration::ZERO, |start| {
+            (0..hubs).for_each(|_| done.acquire().forget());
+            start.elapsed()
+        })
+    });
+    times[0]
+}
+
+/// The same pairs as [`ours_pairs`] as tasks of one tokio `multi_thread`
+/// runtime with `workers` worker threads (tokio places and steals them
+/// itself), through `tokio::sync::mpsc::channel(1)`. `pin` is not applied:
+/// tokio's workers are its own.
+pub fn tokio_pairs(workers: usize, pairs: usize, rounds: u64) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .expect("a tokio multi-thread runtime");
+    rt.block_on(async move {
+        let go = Arc::new(tokio::sync::Barrier::new(2 * pairs + 1));
+        let mut players = Vec::with_capacity(2 * pairs);
+        for _ in 0..pairs {
+            let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+            let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+            let start = go.clone();
+            players.push(tokio::spawn(async move {
+                start.wait().await;
+                for round in 0..rounds {
+                    ping_tx.send(round).await.expect("the ponger is there");
+                    assert_eq!(black_box(pong_rx.recv().await.expect("the pong")), round);
+                }
+            }));
+            let start = go.clone();
+            players.push(tokio::spawn(async move {
+                start.wait().await;
+                for _ in 0..rounds {
+                    let ball = ping_rx.recv().await.expect("the ping");
+                    pong_tx.send(ball).await.expect("the pinger is there");
+                }
+            }));
+        }
+        go.wait().await;
+        let start = Instant::now();
+        for player in players {
+            player.await.expect("a player");
+        }
+        start.elapsed()
+    })
+}
+
 /// Greenlets per hub calling [`blocking`] in `ours_blocking`.
 pub const BLOCKING_CALLERS: usize = 8;
 
