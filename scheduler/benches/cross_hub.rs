@@ -12,10 +12,10 @@
 //! - `blocking/N`: N hubs (1, 2, 4) sharing one blocking pool, each with 8
 //!   greenlets calling `blocking` with an empty job (one iteration is one
 //!   call by each greenlet of each hub);
-//! - `sweep/N`: 64 ping-pong pairs spread over N hubs (1, 2, 4, 8; a pair's
-//!   two ends on neighbouring hubs, so with one hub everything is local),
-//!   per round trip of every pair, against the same pairs as tasks of a
-//!   tokio `multi_thread` runtime with N workers.
+//! - `sweep/N`: 64 ping-pong pairs spread over N hubs (1, 2, 4, 8; each
+//!   pair on one hub: `ours_local`, or its two ends on neighbouring hubs:
+//!   `ours_crossing`), per round trip of every pair, against the same pairs
+//!   as tasks of a tokio `multi_thread` runtime with N workers.
 //!
 //! Thread and runtime start-up are not timed (see `workloads/hubs.rs`);
 //! `examples/cross_hub.rs` prints the ratios. Hubs and threads are not
@@ -32,7 +32,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 #[path = "workloads/hubs.rs"]
 mod hubs;
 
-use hubs::Tokio;
+use hubs::{Pairs, Tokio};
 
 fn pingpong(c: &mut Criterion) {
     let mut group = c.benchmark_group("cross_hub_pingpong");
@@ -75,9 +75,11 @@ fn sweep(c: &mut Criterion) {
     let mut group = c.benchmark_group("sweep");
     group.throughput(Throughput::Elements(hubs::SWEEP_PAIRS as u64));
     for hubs in hubs::SWEEP_HUBS {
-        group.bench_with_input(BenchmarkId::new("ours", hubs), &hubs, |b, &n| {
-            b.iter_custom(|rounds| hubs::ours_pairs(n, hubs::SWEEP_PAIRS, rounds, false));
-        });
+        for (name, placement) in [("ours_local", Pairs::Local), ("ours_crossing", Pairs::Crossing)] {
+            group.bench_with_input(BenchmarkId::new(name, hubs), &hubs, |b, &n| {
+                b.iter_custom(|rounds| hubs::ours_pairs(n, placement, hubs::SWEEP_PAIRS, rounds, false));
+            });
+        }
         group.bench_with_input(BenchmarkId::new("tokio_mt", hubs), &hubs, |b, &n| {
             b.iter_custom(|rounds| hubs::tokio_pairs(n, hubs::SWEEP_PAIRS, rounds));
         });

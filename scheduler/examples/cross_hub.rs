@@ -14,12 +14,13 @@
 //!   empty job in a loop: ns per call, all hubs together (ours only: a tokio
 //!   runtime has a blocking pool of its own).
 //! - `sweep N`: the hub-count sweep. 64 ping-pong pairs spread over N hubs
-//!   (1, 2, 4, 8 by default, `--hubs` to choose; a pair's two ends on
-//!   neighbouring hubs, so with one hub every exchange is local and with
-//!   more every exchange crosses threads): ns per round trip of the whole
-//!   workload (lower is more throughput), against the same pairs as tasks
-//!   of one tokio `multi_thread` runtime with N workers. On 2 cores, 4 and 8
-//!   hubs oversubscribe them.
+//!   (1, 2, 4, 8 by default, `--hubs` to choose), placed two ways: each
+//!   pair on one hub (`local`: independent work spread over the hubs, as a
+//!   server's connections are) and with its two ends on neighbouring hubs
+//!   (`crossing`: every exchange crosses threads): ns per round trip of the
+//!   whole workload (lower is more throughput), against the same pairs as
+//!   tasks of one tokio `multi_thread` runtime with N workers, which places
+//!   and steals tasks itself. On 2 cores, 4 and 8 hubs oversubscribe them.
 //!
 //! Our side runs twice: with the default `Builder::busy_poll` (an idle hub
 //! polls for 50 µs before it sleeps, so a quick reply never has to wake a
@@ -44,7 +45,7 @@ use std::time::Duration;
 #[path = "../benches/workloads/hubs.rs"]
 mod hubs;
 
-use hubs::Tokio;
+use hubs::{Pairs, Tokio};
 
 #[path = "common/timing.rs"]
 mod timing;
@@ -168,43 +169,48 @@ fn ratios(n: impl Fn(f64) -> u64, pin: bool) {
     }
 }
 
-/// The hub-count sweep: the same pairs over 1, 2, 4, 8 hubs, against tokio
-/// `multi_thread` with as many workers.
+/// The hub-count sweep: the same pairs over 1, 2, 4, 8 hubs, local and
+/// crossing, against tokio `multi_thread` with as many workers.
 fn sweep(counts: &[usize], rounds: u64, pin: bool) {
     let pairs = hubs::SWEEP_PAIRS;
     let mut rows = Vec::new();
     for &hubs in counts {
-        let [ours, tokio] = timing::alternate::<2>(rounds, rounds * pairs as u64, |side, rounds| match side {
-            0 => hubs::ours_pairs(hubs, pairs, rounds, pin),
-            _ => hubs::tokio_pairs(hubs, pairs, rounds),
-        });
-        println!(
-            "{:<20} median {:>9.1} ns/op    ours-min {:>9.1}    tokio-mt median {:>9.1}    ({rounds} x {pairs} round trips x {RUNS} runs)",
-            format!("sweep{hubs}/ours"),
-            ours.median,
-            ours.min,
-            tokio.median
-        );
-        rows.push((hubs, ours, tokio));
+        let [local, crossing, tokio] =
+            timing::alternate::<3>(rounds, rounds * pairs as u64, |side, rounds| match side {
+                0 => hubs::ours_pairs(hubs, Pairs::Local, pairs, rounds, pin),
+                1 => hubs::ours_pairs(hubs, Pairs::Crossing, pairs, rounds, pin),
+                _ => hubs::tokio_pairs(hubs, pairs, rounds),
+            });
+        for (side, timing) in [("local", local), ("crossing", crossing), ("tokio-mt", tokio)] {
+            println!(
+                "{:<20} median {:>9.1} ns/op    min {:>9.1} ns/op    ({rounds} x {pairs} round trips x {RUNS} runs)",
+                format!("sweep{hubs}/{side}"),
+                timing.median,
+                timing.min
+            );
+        }
+        rows.push((hubs, local, crossing, tokio));
     }
     println!();
     println!(
-        "{:<22} {:>14} {:>16} {:>12} {:>16}",
-        "sweep: 64 pairs over", "ours ns/trip", "tokio-mt ns/trip", "ours/tokio", "ours Mtrips/s"
+        "{:<20} {:>10} {:>12} {:>10} {:>14} {:>17} {:>13}",
+        "64 pairs over", "local ns", "crossing ns", "tokio-mt", "local/tokio", "crossing/tokio", "local Mtrip/s"
     );
-    for (hubs, ours, tokio) in rows {
+    for (hubs, local, crossing, tokio) in rows {
         println!(
-            "{:<22} {:>14.0} {:>16.0} {:>12.2} {:>16.2}",
-            format!("{hubs} hub(s) / workers"),
-            ours.median,
+            "{:<20} {:>10.0} {:>12.0} {:>10.0} {:>14.2} {:>17.2} {:>13.2}",
+            format!("{hubs} hub(s)/workers"),
+            local.median,
+            crossing.median,
             tokio.median,
-            ours.median / tokio.median,
-            1e3 / ours.median
+            local.median / tokio.median,
+            crossing.median / tokio.median,
+            1e3 / local.median
         );
     }
     println!(
-        "(medians of {RUNS} runs, ns per round trip of one pair with all {pairs} pairs running; tokio-mt: one \
-         multi_thread runtime with as many workers, unpinned)"
+        "(medians of {RUNS} runs, ns per round trip of one pair while all {pairs} run; tokio-mt: one multi_thread \
+         runtime with as many workers, unpinned)"
     );
 }
 

@@ -128,15 +128,25 @@ pub const SWEEP_HUBS: [usize; 4] = [1, 2, 4, 8];
 /// count has several.
 pub const SWEEP_PAIRS: usize = 64;
 
-/// Ping-pong pairs spread over `hubs` hubs: pair `p`'s pinger runs on hub
-/// `p % hubs` and its ponger on hub `(p + 1) % hubs`, so with one hub every
-/// pair is local and with more hubs every exchange crosses threads. Each
-/// pair exchanges `rounds` round trips through two `bounded(1)` channels.
+/// Where the two ends of a sweep's ping-pong pair run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pairs {
+    /// Both on hub `p % hubs`: independent work spread over the hubs, as a
+    /// server's connections are.
+    Local,
+    /// The pinger on hub `p % hubs`, the ponger on the next hub: with more
+    /// than one hub, every exchange crosses threads.
+    Crossing,
+}
+
+/// Ping-pong pairs spread over `hubs` hubs, placed as `placement` says
+/// (with one hub, every pair is local either way). Each pair exchanges
+/// `rounds` round trips through two `bounded(1)` channels.
 /// Returns the time from the moment every hub is ready until the last pair
 /// is done: `time / (pairs * rounds)` is the cost of one round trip with the
 /// whole workload spread over `hubs` hubs (a throughput figure; more hubs than
 /// cores oversubscribes them).
-pub fn ours_pairs(hubs: usize, pairs: usize, rounds: u64, pin: bool) -> Duration {
+pub fn ours_pairs(hubs: usize, placement: Pairs, pairs: usize, rounds: u64, pin: bool) -> Duration {
     type Ends = (channel::Sender<u64>, channel::Receiver<u64>);
     // Per hub, the ends it runs: (is the pinger, its sender, its receiver).
     let mut ends: Vec<Vec<(bool, Ends)>> = (0..hubs).map(|_| Vec::new()).collect();
@@ -144,7 +154,8 @@ pub fn ours_pairs(hubs: usize, pairs: usize, rounds: u64, pin: bool) -> Duration
         let (ping_tx, ping_rx) = channel::bounded::<u64>(1);
         let (pong_tx, pong_rx) = channel::bounded::<u64>(1);
         ends[pair % hubs].push((true, (ping_tx, pong_rx)));
-        ends[(pair + 1) % hubs].push((false, (pong_tx, ping_rx)));
+        let ponger = pair + usize::from(placement == Pairs::Crossing);
+        ends[ponger % hubs].push((false, (pong_tx, ping_rx)));
     }
     let ends: Vec<std::sync::Mutex<Vec<(bool, Ends)>>> = ends.into_iter().map(std::sync::Mutex::new).collect();
     let ready = Arc::new(Semaphore::new(0));
@@ -190,7 +201,7 @@ pub fn ours_pairs(hubs: usize, pairs: usize, rounds: u64, pin: bool) -> Duration
 
 /// The same pairs as [`ours_pairs`] as tasks of one tokio `multi_thread`
 /// runtime with `workers` worker threads (tokio places and steals them
-/// itself), through `tokio::sync::mpsc::channel(1)`. `pin` is not applied:
+/// itself, so there is no placement to choose), through `tokio::sync::mpsc::channel(1)`. `pin` is not applied:
 /// tokio's workers are its own.
 pub fn tokio_pairs(workers: usize, pairs: usize, rounds: u64) -> Duration {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -102,6 +102,10 @@ const REMOTE_BATCH: usize = EVENT_INTERVAL;
 /// still wake), before it warns of a possible deadlock.
 const DEADLOCK_WARNING_AFTER: Duration = Duration::from_secs(5);
 
+/// How often at most the hub counts the process's threads to tell whether it
+/// is alone (and a root wait nothing on it can end is a deadlock for sure).
+const ALONE_CHECK_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Finished tasks kept for reuse (see `Hub::recycle_task`).
 const RECYCLED_TASKS: usize = 64;
 
@@ -164,6 +168,8 @@ pub(crate) struct Hub {
     /// deadlock (its park's seq, the instant, the switch count then): a
     /// warning needs [`DEADLOCK_WARNING_AFTER`] of it with no greenlet run.
     suspect_since: Cell<Option<(u64, Instant, u64)>>,
+    /// When the hub last counted the process's threads (see `alone`).
+    alone_counted: Cell<Option<Instant>>,
     /// How long the next busy poll may last (see `busy_poll`).
     busy_budget: Cell<Duration>,
     /// Tasks parked while unwinding: while there are any,
@@ -292,6 +298,7 @@ impl Hub {
             sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
             suspect_since: Cell::new(None),
+            alone_counted: Cell::new(None),
             busy_budget: Cell::new(busy_poll),
             woken: RefCell::new(Vec::new()),
             wakers: RefCell::new(Vec::new()),
@@ -597,13 +604,19 @@ impl Hub {
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
                 let shared = self.sync_waits.get() > 0 && !self.config.strict_deadlocks;
-                if shared && !self.alone() {
+                let alone = if shared { self.alone(now) } else { Some(true) };
+                if alone != Some(true) {
                     // A greenlet waits on a `sync` type, which another thread
                     // may still set, send to or release: the hub cannot tell,
                     // so it waits, and only warns if nothing happens.
                     let seq = root.next_seq();
                     let since = self.suspected_since(seq, now);
-                    timeout = Some(DEADLOCK_WARNING_AFTER.saturating_sub(now.saturating_duration_since(since)));
+                    let mut wait = DEADLOCK_WARNING_AFTER.saturating_sub(now.saturating_duration_since(since));
+                    if alone.is_none() {
+                        // Not counted this time: count soon.
+                        wait = wait.min(ALONE_CHECK_INTERVAL);
+                    }
+                    timeout = Some(wait);
                     suspect = Some(seq);
                 } else if shared && self.remote.has_pending() {
                     // Alone now, but a thread that has since ended woke a
@@ -764,10 +777,17 @@ impl Hub {
     }
 
     /// Whether this hub's thread is alone in the process (see [`alone`]):
-    /// then no other thread can end a wait on a `sync` value.
-    fn alone(&self) -> bool {
-        let Some(idle) = self.pool.idle_threads() else { return false };
-        alone::process_has_threads(1 + idle + usize::from(monitor::thread_running()))
+    /// then no other thread can end a wait on a `sync` value. `None` when
+    /// the threads were counted less than [`ALONE_CHECK_INTERVAL`] ago.
+    fn alone(&self, now: Instant) -> Option<bool> {
+        // Counting reads `/proc` (microseconds): a hub whose root waits on a
+        // value other hubs keep setting would otherwise count on every turn.
+        if self.alone_counted.get().is_some_and(|at| now.saturating_duration_since(at) < ALONE_CHECK_INTERVAL) {
+            return None;
+        }
+        self.alone_counted.set(Some(now));
+        let Some(idle) = self.pool.idle_threads() else { return Some(false) };
+        Some(alone::process_has_threads(1 + idle + usize::from(monitor::thread_running())))
     }
 
     /// When the suspicion of a deadlock on the root's park `seq` began: kept
