@@ -33,6 +33,9 @@ pub struct Options {
     pub hubs: usize,
     /// Pins hub `i` to core `i` (`runtime::Builder::pin_cores`).
     pub pin_cores: bool,
+    /// How long an idle hub polls before it sleeps
+    /// (`runtime::Builder::busy_poll`; `None`: the default).
+    pub busy_poll: Option<Duration>,
     /// How long open connections may take to finish once a signal asked the
     /// servers to stop; the rest are closed then.
     pub grace: Duration,
@@ -75,6 +78,9 @@ where
     let mut builder = runtime::Builder::new();
     if let Some(path) = &options.console {
         builder = builder.console(path);
+    }
+    if let Some(limit) = options.busy_poll {
+        builder = builder.busy_poll(limit);
     }
     let (started, started_rx) = channel::unbounded();
     let shared = Arc::new(Shared {

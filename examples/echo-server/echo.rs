@@ -37,6 +37,8 @@ pub struct Config {
     pub hubs: usize,
     /// Pins hub `i` to core `i`.
     pub pin_cores: bool,
+    /// How long an idle hub polls before it sleeps (`None`: the default).
+    pub busy_poll: Option<Duration>,
     /// Connections each hub serves at once (more wait in the kernel's accept
     /// queue).
     pub max_connections: Option<usize>,
@@ -53,6 +55,7 @@ impl Default for Config {
             addr: "127.0.0.1:7000".into(),
             hubs: 1,
             pin_cores: false,
+            busy_poll: None,
             max_connections: None,
             grace: Duration::from_secs(5),
             console: None,
@@ -68,8 +71,8 @@ impl Default for Config {
 ///
 /// If the address cannot be bound or the signal handler installed.
 pub fn run(config: Config, on_ready: impl FnOnce(SocketAddr) + Send + 'static) -> io::Result<()> {
-    let Config { addr, hubs, pin_cores, max_connections, grace, console } = config;
-    let options = hubs::Options { addr, hubs, pin_cores, grace, console };
+    let Config { addr, hubs, pin_cores, busy_poll, max_connections, grace, console } = config;
+    let options = hubs::Options { addr, hubs, pin_cores, busy_poll, grace, console };
     let start = move |hub: usize, listener| {
         match Signals::new([SIGUSR1]) {
             Ok(signals) => {

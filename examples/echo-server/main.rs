@@ -48,16 +48,23 @@ fn parse_args() -> Result<echo::Config, String> {
                 config.hubs = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("bad --hubs: {n}"))?;
             }
             "--pin-cores" => config.pin_cores = true,
+            "--busy-poll" => {
+                let us = argv.next().ok_or("--busy-poll needs a value")?;
+                let us: u64 = us.parse().map_err(|_| format!("bad --busy-poll: {us}"))?;
+                config.busy_poll = Some(std::time::Duration::from_micros(us));
+            }
             "--console" => config.console = Some(argv.next().ok_or("--console needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
                     "usage: echo-server [--addr HOST:PORT] [--max-connections N] [--hubs N] [--pin-cores]\n\
-                     \x20      [--console PATH]\n\n\
+                     \x20      [--busy-poll MICROS] [--console PATH]\n\n\
                      Echoes what each client sends (default address 127.0.0.1:7000).\n\
                      --hubs N: serve on N hubs, each a thread with its own listener on the same\n\
                      \x20         port (SO_REUSEPORT: the kernel spreads connections over them);\n\
                      \x20         default 1, on the main thread. --max-connections is per hub.\n\
                      --pin-cores: pin hub i to core i.\n\
+                     --busy-poll MICROS: how long an idle hub polls before it sleeps (default 50;\n\
+                     \x20                  0: never).\n\
                      --console PATH: serve every hub's greenlets and metrics on the Unix socket\n\
                      \x20              PATH (0600); watch with `cargo run -p runtime-console -- PATH`.\n\
                      SIGINT or SIGTERM: stop accepting, give connections 5 s to finish, exit.\n\

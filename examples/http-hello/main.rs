@@ -43,6 +43,7 @@ fn parse_args() -> Result<hubs::Options, String> {
         addr: "127.0.0.1:8080".into(),
         hubs: 1,
         pin_cores: false,
+        busy_poll: None,
         grace: Duration::from_secs(1),
         console: None,
     };
