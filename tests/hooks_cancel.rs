@@ -158,6 +158,43 @@ fn a_retry_loop_that_ignores_errors_still_ends() {
 }
 
 #[test]
+fn a_retry_loop_made_only_of_hooked_calls_still_ends() {
+    // Nothing in the loop parks through the runtime, where the kill could be
+    // raised: every read fails at once past the grace. The greenlet is parked
+    // for good a while later, and ends as killed; the hub goes on.
+    let (killed, tries, ticks) = runtime::Builder::new().cancel_grace(ms(20)).run(|| {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let tries = Rc::new(Cell::new(0u64));
+        let count = tries.clone();
+        let spinner = runtime::spawn(move || {
+            loop {
+                let _ = blocked_read(&ours);
+                count.set(count.get() + 1);
+            }
+        });
+        let ticks = Rc::new(Cell::new(0u32));
+        let tick = ticks.clone();
+        let ticker = runtime::spawn(move || {
+            loop {
+                runtime::sleep(ms(5));
+                tick.set(tick.get() + 1);
+            }
+        });
+        runtime::sleep(ms(10));
+        spinner.kill();
+        let killed = runtime::timeout(std::time::Duration::from_secs(20), || spinner.join())
+            .expect("the retry loop ends")
+            .unwrap_err()
+            .is_killed();
+        ticker.kill();
+        (killed, tries.get(), ticks.get())
+    });
+    assert!(killed, "it ends as killed");
+    assert!(tries > 1, "it did retry past the grace ({tries})");
+    assert!(ticks > 0, "the hub kept running the others");
+}
+
+#[test]
 fn past_the_grace_hooked_calls_fail_again() {
     let errors = runtime::Builder::new().cancel_grace(ms(30)).run(|| {
         let (ours, _theirs) = UnixStream::pair().unwrap();

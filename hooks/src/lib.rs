@@ -213,9 +213,12 @@
 //!
 //! A retry loop that ignores errors ends at its first park outside the
 //! hooks past the grace (a `runtime::sleep` back-off, say). One made only of
-//! hooked calls cannot be ended (nothing can unwind it): after the grace it
-//! spins on calls that fail at once. Treat `ECANCELED` and `ETIMEDOUT` as
-//! final, or check [`is_cancelled`].
+//! hooked calls cannot be unwound: after the grace its calls fail at once,
+//! and if it still makes them a second after the grace ended, its greenlet
+//! is parked for good at the next one: it never runs again, its stack is
+//! leaked (so nothing it borrows is freed), its join reports it killed, and
+//! a warning names it. Treat `ECANCELED` and `ETIMEDOUT` as final, or check
+//! [`is_cancelled`].
 //!
 //! # Off switch
 //!

@@ -102,6 +102,12 @@ const REMOTE_BATCH: usize = EVENT_INTERVAL;
 /// still wake), before it warns of a possible deadlock.
 const DEADLOCK_WARNING_AFTER: Duration = Duration::from_secs(5);
 
+/// How long after its cleanup grace has ended a greenlet that was killed or
+/// timed out inside code that cannot unwind may still make waits that fail
+/// with that error, before it is taken for a loop that retries them forever
+/// and is parked for good (see `Parker::park_for_good`).
+pub(crate) const RUNAWAY_AFTER: Duration = Duration::from_secs(1);
+
 /// How often at most the hub counts the process's threads to tell whether it
 /// is alone (and a root wait nothing on it can end is a deadlock for sure).
 const ALONE_CHECK_INTERVAL: Duration = Duration::from_millis(1);
@@ -545,6 +551,10 @@ impl Hub {
         }
         self.counters.running.store(0, Relaxed);
         *self.current.borrow_mut() = None;
+        if task.is_doomed() {
+            self.abandon_doomed(&task);
+            return;
+        }
         match task.state() {
             State::Done => {
                 drop(task.release_greenlet());
@@ -892,7 +902,6 @@ impl Hub {
     /// Leaks the tasks that are still alive, reporting each. A task parked
     /// in a `sync` type's queue, which other threads reach, leaves it first:
     /// what it was given or would be given goes to the next waiter.
-    #[allow(unsafe_code)]
     fn abandon_remaining(&self) {
         let now = Instant::now();
         for task in self.tasks() {
@@ -905,7 +914,33 @@ impl Hub {
                 self.config.shutdown_grace,
                 on.describe(deadline, now)
             );
-            crate::util::report::warn(&message, task.id(), task.name().map(|n| &**n));
+            self.leak(&task, &message);
+        }
+    }
+
+    /// Leaks a task parked for good because it kept ignoring its reported
+    /// kill or timeout (see `Parker::park_for_good`): it ends as killed.
+    fn abandon_doomed(&self, task: &Rc<Task>) {
+        let message = format!(
+            "greenlet {} (spawned at {}) was killed or timed out inside code that cannot unwind (a hooked C \
+             call), and went on making calls that failed with that error for {:?} after its cleanup grace of \
+             {:?} ended: it is parked for good and leaked, and ends as killed. Code that retries a failed \
+             call must stop when `runtime::hooks::is_cancelled(&err)` is true.",
+            task.label(),
+            task.spawned_at(),
+            RUNAWAY_AFTER,
+            self.config.cancel_grace,
+        );
+        self.leak(task, &message);
+    }
+
+    /// Reports `message`, then ends `task` as killed without running it
+    /// again: its stack stays mapped (nothing is freed under what it
+    /// borrows) and its record is forgotten.
+    #[allow(unsafe_code)]
+    fn leak(&self, task: &Rc<Task>, message: &str) {
+        crate::util::report::warn(message, task.id(), task.name().map(|n| &**n));
+        {
             if let Some(node) = task.set_node(None) {
                 // SAFETY: the node lives in the frame where the task is
                 // parked, on a stack that stays mapped; the task never runs
@@ -918,7 +953,7 @@ impl Hub {
                 std::mem::forget(greenlet);
             }
             task.abort(JoinError::killed(task.id(), task.name().map(|n| Arc::from(&**n))));
-            self.forget_task(&task);
+            self.forget_task(task);
         }
     }
 

@@ -200,6 +200,9 @@ pub(crate) struct Task {
     unwinding: Cell<bool>,
     /// Set on the root task when nothing can ever wake it.
     deadlock: RefCell<Option<String>>,
+    /// Parked for good: it kept ignoring a reported kill or timeout in
+    /// code that cannot unwind (see `Parker::park_for_good`); the hub leaks it.
+    doomed: Cell<bool>,
     /// The timer that starts a delayed task.
     start_timer: Cell<Option<TimerKey>>,
     /// Its join handle's shared state, until the task is done.
@@ -253,6 +256,7 @@ impl Task {
             reported: Cell::new(None),
             unwinding: Cell::new(false),
             deadlock: RefCell::new(None),
+            doomed: Cell::new(false),
             start_timer: Cell::new(None),
             completion: RefCell::new(Some(completion)),
             joiner: Cell::new(None),
@@ -289,6 +293,7 @@ impl Task {
         *self.pending.get_mut() = Pending::None;
         *self.unwinding.get_mut() = false;
         *self.deadlock.get_mut() = None;
+        *self.doomed.get_mut() = false;
         *self.start_timer.get_mut() = None;
         *self.completion.get_mut() = Some(completion);
         *self.joiner.get_mut() = None;
@@ -433,6 +438,15 @@ impl Task {
     /// The pending kill or timeout, if it was reported as an error.
     pub(crate) fn reported(&self) -> Pending {
         if self.reported.get().is_some() { self.pending.get() } else { Pending::None }
+    }
+
+    /// Whether the task parked for good (see `Parker::park_for_good`).
+    pub(crate) fn is_doomed(&self) -> bool {
+        self.doomed.get()
+    }
+
+    pub(crate) fn set_doomed(&self) {
+        self.doomed.set(true);
     }
 
     /// The end of the grace of a reported kill or timeout, if it was.

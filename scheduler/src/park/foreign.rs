@@ -19,6 +19,11 @@
 //!   caller that retries cannot block again, and the kill or timeout is
 //!   raised as usual at the greenlet's next park anywhere else (a runtime
 //!   call, outside the C frame), by unwinding;
+//! - a greenlet that still waits through [`Current`] a second after the
+//!   grace ended is taken for a loop that retries forever: that wait never
+//!   returns. The greenlet is parked for good, its stack leaked (so what it
+//!   borrows stays valid), its join reports it killed, and a warning names
+//!   it;
 //! - if the closure returns first (the greenlet's, or that of the expired
 //!   `timeout` scope), it ends as killed (`JoinError::is_killed`) or timed out
 //!   (`Err(Elapsed)`) all the same, its value dropped.

@@ -322,8 +322,29 @@ impl Parker {
             task.set_reported(Instant::now() + self.hub.cancel_grace());
         } else if self.grace_end().is_some() {
             return Ok(());
+        } else if task.grace_end().is_some_and(|end| end.elapsed() >= hub::RUNAWAY_AFTER) {
+            self.park_for_good();
         }
         Err(interrupted)
+    }
+
+    /// Parks this greenlet for good: it was killed or timed out inside code
+    /// that cannot unwind, and long after its grace it still makes waits
+    /// that fail with that error, as a loop that ignores errors and retries
+    /// does. Returning the error again would keep it spinning; unwinding is
+    /// not allowed here. The hub leaks it instead (its stack stays mapped,
+    /// so what it borrows stays valid) and ends it as killed, with a warning
+    /// naming it.
+    fn park_for_good(&self) -> ! {
+        let task = &self.task;
+        task.set_doomed();
+        let seq = self.seq.get();
+        self.seq.set(seq + 1);
+        task.park(seq, WaitingOn::Op("nothing: parked for good"), None);
+        self.hub.switch_to_hub();
+        // The hub never resumes a doomed greenlet; if it ever did, this frame
+        // may not unwind: end the process rather than return into the loop.
+        std::process::abort()
     }
 
     /// The kill or timeout that was reported to this greenlet as an error and
