@@ -110,7 +110,7 @@ pub(crate) const RUNAWAY_AFTER: Duration = Duration::from_secs(1);
 
 /// How often at most the hub counts the process's threads to tell whether it
 /// is alone (and a root wait nothing on it can end is a deadlock for sure).
-const ALONE_CHECK_INTERVAL: Duration = Duration::from_millis(1);
+const ALONE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Finished tasks kept for reuse (see `Hub::recycle_task`).
 const RECYCLED_TASKS: usize = 64;
