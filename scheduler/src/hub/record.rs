@@ -200,6 +200,9 @@ pub(crate) struct Task {
     unwinding: Cell<bool>,
     /// Set on the root task when nothing can ever wake it.
     deadlock: RefCell<Option<String>>,
+    /// The number of the last park made through `foreign` (a hooked call),
+    /// which may come inside the runtime's own waits.
+    foreign_seq: Cell<u64>,
     /// Parked for good: it kept ignoring a reported kill or timeout in
     /// code that cannot unwind (see `Parker::park_for_good`); the hub leaks it.
     doomed: Cell<bool>,
@@ -257,6 +260,7 @@ impl Task {
             unwinding: Cell::new(false),
             deadlock: RefCell::new(None),
             doomed: Cell::new(false),
+            foreign_seq: Cell::new(0),
             start_timer: Cell::new(None),
             completion: RefCell::new(Some(completion)),
             joiner: Cell::new(None),
@@ -294,6 +298,7 @@ impl Task {
         *self.unwinding.get_mut() = false;
         *self.deadlock.get_mut() = None;
         *self.doomed.get_mut() = false;
+        *self.foreign_seq.get_mut() = 0;
         *self.start_timer.get_mut() = None;
         *self.completion.get_mut() = Some(completion);
         *self.joiner.get_mut() = None;
@@ -386,6 +391,16 @@ impl Task {
     /// The sequence number the task's next park will have.
     pub(crate) fn next_seq(&self) -> u64 {
         self.seq.get() + 1
+    }
+
+    /// Records that park `seq` is a foreign one (see `Parker::suspend`).
+    pub(crate) fn note_foreign_park(&self, seq: u64) {
+        self.foreign_seq.set(seq);
+    }
+
+    /// Whether a foreign park was made at or after park `seq`.
+    pub(crate) fn parked_foreign_since(&self, seq: u64) -> bool {
+        self.foreign_seq.get() >= seq
     }
 
     /// Records a park (`Running` → `Parked`).

@@ -207,14 +207,27 @@ impl Parker {
             (deadline, end) => deadline.or(end),
         };
         let seq = self.seq.get();
-        debug_assert_eq!(
-            seq,
-            task.next_seq(),
-            "greenlet {} parked or yielded between registering a wake-up and parking for it: that wake-up is \
-             lost (see the wake path's invariant in `park`)",
-            task.label()
-        );
+        if seq != task.next_seq() {
+            // The greenlet parked through another parker since this one
+            // handed out its wake-up, which that park may have spent. Only a
+            // foreign park may do that (a hooked call inside the runtime's
+            // own wait, such as a contended std lock with the hooks on);
+            // anything else breaks the wake path's invariant.
+            debug_assert!(
+                task.parked_foreign_since(seq),
+                "greenlet {} parked or yielded between registering a wake-up and parking for it: that wake-up \
+                 is lost (see the wake path's invariant in `park`)",
+                task.label()
+            );
+            // A spurious wake-up: the caller checks its condition again and
+            // registers a fresh wake-up with this parker, now up to date.
+            self.seq.set(task.next_seq());
+            return Ok(Wake::Notified);
+        }
         self.seq.set(seq + 1);
+        if foreign {
+            task.note_foreign_park(seq);
+        }
         task.park(seq, on, deadline);
         if requeue {
             task.schedule(Wake::Notified);

@@ -18,12 +18,20 @@ pub(crate) const MAX_FRAMES: usize = 128;
 /// The return addresses of the calling stack, innermost first (the first one
 /// is this function's caller's).
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn capture() -> Vec<usize> {
     let mut ips = Vec::with_capacity(64);
-    backtrace::trace(|frame| {
-        ips.push(frame.ip() as usize);
-        ips.len() < MAX_FRAMES
-    });
+    // SAFETY: the synchronized `trace` only adds a process-wide lock, which
+    // Windows' dbghelp needs; on this platform the unwinder is thread-safe.
+    // That lock is a std `Mutex`: taken here, inside a parked greenlet that
+    // is answering a `dump`, a contended one would park the greenlet again
+    // through the hooks.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            ips.push(frame.ip() as usize);
+            ips.len() < MAX_FRAMES
+        });
+    }
     ips
 }
 
