@@ -164,3 +164,167 @@ fn many_greenlets_write_and_read_their_own_files_concurrently() {
         assert!(workers.into_iter().all(|w| w.join().unwrap()));
     });
 }
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// How a test opens a FIFO: for reading (waits for a writer) or for
+/// writing (waits for a reader), through one of the interposed calls.
+#[derive(Clone, Copy, Debug)]
+enum Opener {
+    /// `File::open` (`open64`), for reading.
+    StdOpen,
+    /// `File::create` (`open64` with `O_CREAT | O_TRUNC`), for writing.
+    StdCreate,
+    /// `open`, for reading.
+    Open,
+    /// `openat` relative to the directory, for reading.
+    OpenAt,
+    /// `creat`, for writing.
+    Creat,
+}
+
+impl Opener {
+    fn reads(self) -> bool {
+        matches!(self, Opener::StdOpen | Opener::Open | Opener::OpenAt)
+    }
+
+    fn open(self, dir: &std::path::Path, name: &str) -> File {
+        use std::os::fd::FromRawFd;
+        let path = dir.join(name);
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let fd = match self {
+            Opener::StdOpen => return File::open(&path).unwrap(),
+            Opener::StdCreate => return File::create(&path).unwrap(),
+            // SAFETY: a NUL-terminated path.
+            Opener::Open => unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
+            Opener::OpenAt => {
+                let dir = File::open(dir).unwrap();
+                let c_name = std::ffi::CString::new(name).unwrap();
+                // SAFETY: an open directory and a NUL-terminated name.
+                unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
+            }
+            // SAFETY: a NUL-terminated path.
+            Opener::Creat => unsafe { libc::creat(c_path.as_ptr(), 0o600) },
+        };
+        assert!(fd >= 0, "{self:?}: {}", std::io::Error::last_os_error());
+        // SAFETY: the descriptor just opened, owned from here on.
+        unsafe { File::from_raw_fd(fd) }
+    }
+}
+
+#[test]
+fn a_greenlet_opening_a_fifo_parks_until_another_greenlet_opens_its_other_end() {
+    let dir = util::TempDir::new();
+    let base = dir.path().to_path_buf();
+    util::guarded("a greenlet's open of a FIFO", move || {
+        let (ticks, _ticker) = util::ticker();
+        for opener in [Opener::StdOpen, Opener::StdCreate, Opener::Open, Opener::OpenAt, Opener::Creat] {
+            let name = format!("fifo-{opener:?}");
+            mkfifo(&base.join(&name));
+            let opened = Rc::new(Cell::new(false));
+            let first = runtime::spawn({
+                let (base, name, opened) = (base.clone(), name.clone(), opened.clone());
+                // Blocks in open(2) until the other end is opened.
+                move || {
+                    let fifo = opener.open(&base, &name);
+                    opened.set(true);
+                    fifo
+                }
+            });
+            let before = ticks.get();
+            util::wait_until("the ticker to run while a greenlet opens a FIFO", || ticks.get() > before + 3);
+            assert!(!opened.get(), "{opener:?} opened a FIFO without its other end");
+            let other = OpenOptions::new().read(!opener.reads()).write(opener.reads()).open(base.join(&name));
+            let (mut reader, mut writer) = (first.join().unwrap(), other.unwrap());
+            if !opener.reads() {
+                std::mem::swap(&mut reader, &mut writer);
+            }
+            writer.write_all(b"through the fifo").unwrap();
+            drop(writer);
+            let mut text = String::new();
+            reader.read_to_string(&mut text).unwrap();
+            assert_eq!(text, "through the fifo", "{opener:?}");
+        }
+    });
+}
+
+#[test]
+fn opening_and_creating_files_in_greenlets_keeps_errors_and_modes() {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = util::TempDir::new();
+    let base = dir.path().to_path_buf();
+    util::run(move || {
+        let path = base.join("made");
+        let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        (&file).write_all(b"made").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "the mode was lost");
+        for opener in [Opener::StdOpen, Opener::Open, Opener::OpenAt] {
+            let mut text = String::new();
+            opener.open(&base, "made").read_to_string(&mut text).unwrap();
+            assert_eq!(text, "made", "{opener:?}");
+        }
+        let mut created = Opener::Creat.open(&base, "created");
+        created.write_all(b"created").unwrap();
+        assert_eq!(std::fs::metadata(base.join("created")).unwrap().permissions().mode() & 0o700, 0o600);
+        // Errors as libc reports them.
+        let error = File::open(base.join("missing")).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOENT));
+        let error = OpenOptions::new().write(true).create_new(true).open(&path).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EEXIST));
+        let error = File::open(path.join("below a file")).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOTDIR));
+        // SAFETY: a null path, which libc rejects.
+        let fd = unsafe { libc::open(std::ptr::null(), libc::O_RDONLY) };
+        assert_eq!((fd, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EFAULT)));
+        // O_TRUNC truncates.
+        File::create(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    });
+}
+
+#[test]
+fn opens_under_dev_proc_and_sys_and_with_o_path_stay_on_the_hub() {
+    use std::os::unix::fs::OpenOptionsExt;
+    util::run(|| {
+        for path in ["/dev/null", "/proc/self/status", "/sys/kernel/mm"] {
+            if std::fs::metadata(path).is_err() {
+                continue; // not in this container
+            }
+            let (parked, file) = parks(|| File::open(path));
+            assert!(!parked, "opening {path} parked");
+            file.unwrap();
+        }
+        let (parked, file) = parks(|| OpenOptions::new().read(true).custom_flags(libc::O_PATH).open("/"));
+        assert!(!parked, "an O_PATH open parked");
+        file.unwrap();
+    });
+}
+
+#[test]
+fn a_timed_out_open_returns_and_the_descriptor_it_opened_later_is_closed() {
+    let dir = util::TempDir::new();
+    let path = dir.join("fifo");
+    mkfifo(&path);
+    util::guarded("a timed-out open of a FIFO", move || {
+        let timed_out = runtime::timeout(util::ms(20), || {
+            let error = File::open(&path).unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        });
+        assert!(timed_out.is_err(), "the scope timed out");
+        // The abandoned open completes once a writer comes, and its
+        // descriptor is closed: the writer then sees no reader.
+        let writer = OpenOptions::new().write(true).open(&path).unwrap();
+        util::wait_until("the abandoned read end to be closed", || match (&writer).write(b"x") {
+            Ok(_) => false,
+            Err(error) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+                true
+            }
+        });
+    });
+}

@@ -50,7 +50,8 @@
 //!   timeout passes;
 //! - `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`: park for the time;
 //! - `waitpid`, `wait4` for one child: park on a pidfd until it ends;
-//! - `getaddrinfo`: runs on the hub's blocking pool, parked meanwhile.
+//! - `getaddrinfo`, `open` and its variants: run on the hub's blocking
+//!   pool, parked meanwhile (see "Regular files" for which opens).
 //!
 //! Bookkeeping only: `socket`, `socketpair`, `pipe`, `pipe2` (descriptors
 //! this process made), `close`, `dup`, `dup2`, `dup3`, `fcntl` (`F_GETFL`
@@ -130,7 +131,15 @@
 //! stay inline. A kill or timeout does not cut such a call short (the
 //! caller's buffer is in use until it returns): the greenlet waits for it,
 //! gets its result, and the kill or timeout is raised at its next park.
-//! `open` is not offloaded.
+//!
+//! `open`, `open64`, `openat`, `openat64`, `creat` and `creat64` run on the
+//! pool as well (a lookup may read directories from the disk or wait for an
+//! NFS server, `O_TRUNC` frees a big file's blocks, a FIFO's open waits for
+//! its other end), with a copy of the path: a kill or timeout fails the open
+//! at once (`ECANCELED`, `ETIMEDOUT`) and the descriptor it opens later is
+//! closed (a file it created stays). Absolute paths under `/dev`, `/proc`
+//! and `/sys` (nothing there waits for a disk, and `/proc/thread-self` is
+//! the calling thread's) and `O_PATH` opens stay inline.
 //!
 //! # std's locks
 //!
