@@ -377,13 +377,39 @@ pub unsafe extern "C" fn select(
         // SAFETY: the caller's arguments, unchanged.
         return unsafe { real::select(nfds, readfds, writefds, exceptfds, timeout) };
     };
-    let sets = [(readfds, libc::POLLIN), (writefds, libc::POLLOUT), (exceptfds, libc::POLLPRI)];
+    let start = std::time::Instant::now();
+    // SAFETY: the caller's sets.
+    let count = unsafe { select_sets(&current, nfds, [readfds, writefds, exceptfds], duration) };
+    if let (Some(duration), false, true) = (duration, timeout.is_null(), count >= 0) {
+        // Linux's select reports the time left.
+        let left = duration.saturating_sub(start.elapsed());
+        let left = libc::timeval { tv_sec: left.as_secs() as libc::time_t, tv_usec: left.subsec_micros() as _ };
+        // SAFETY: a non-null timeout is a timeval (as above), writable.
+        unsafe { *timeout = left };
+    }
+    count
+}
+
+/// `select` and `pselect` in a greenlet: a `poll` of the descriptors in
+/// `sets` (read, write, except; null for none) below `nfds`, which it then
+/// holds those found ready; the count of them, or -1 with `errno`.
+///
+/// # Safety
+///
+/// A non-null set is a writable `fd_set`; `nfds` is at most `FD_SETSIZE`.
+unsafe fn select_sets(
+    current: &runtime_scheduler::foreign::Current,
+    nfds: c_int,
+    sets: [*mut libc::fd_set; 3],
+    duration: Option<Duration>,
+) -> c_int {
+    let sets = [(sets[0], libc::POLLIN), (sets[1], libc::POLLOUT), (sets[2], libc::POLLPRI)];
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     for fd in 0..nfds {
         let mut events = 0;
         for (set, event) in sets {
-            // SAFETY: `select(2)`'s contract: a non-null set is an fd_set,
-            // and `fd` is below FD_SETSIZE.
+            // SAFETY: the caller's contract: a non-null set is an fd_set, and
+            // `fd` is below FD_SETSIZE.
             if !set.is_null() && unsafe { libc::FD_ISSET(fd, set) } {
                 events |= event;
             }
@@ -392,8 +418,7 @@ pub unsafe extern "C" fn select(
             pollfds.push(libc::pollfd { fd, events, revents: 0 });
         }
     }
-    let start = std::time::Instant::now();
-    let ready = coop::poll(&current, &mut pollfds, duration, real::poll_now);
+    let ready = coop::poll(current, &mut pollfds, duration, real::poll_now);
     if ready < 0 {
         return ready;
     }
@@ -419,14 +444,42 @@ pub unsafe extern "C" fn select(
             count += 1;
         }
     }
-    if let (Some(duration), false) = (duration, timeout.is_null()) {
-        // Linux's select reports the time left.
-        let left = duration.saturating_sub(start.elapsed());
-        let left = libc::timeval { tv_sec: left.as_secs() as libc::time_t, tv_usec: left.subsec_micros() as _ };
-        // SAFETY: a non-null timeout is a timeval (as above), writable.
-        unsafe { *timeout = left };
-    }
     count
+}
+
+/// Interposes `pselect(2)`: in a greenlet, as `select` (the timeout is not
+/// written back). A signal mask other than the thread's own would have to
+/// be in place while the greenlet is parked, which the hub's other
+/// greenlets share: such a call is libc's, and blocks the hub.
+///
+/// # Safety
+///
+/// `pselect(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let duration = if timeout.is_null() {
+        Some(None)
+    } else {
+        // SAFETY: `pselect(2)`'s contract: a non-null timeout points to a
+        // timespec.
+        duration_of(unsafe { &*timeout }).map(Some)
+    };
+    let context = context().filter(|_| (0..=libc::FD_SETSIZE as c_int).contains(&nfds));
+    // SAFETY: `pselect(2)`'s contract: a non-null mask is a sigset_t.
+    let context = context.filter(|_| sigmask.is_null() || unsafe { real::is_thread_sigmask(&*sigmask) });
+    let (Some(current), Some(duration)) = (context, duration.filter(|d| d.is_none_or(|d| !d.is_zero()))) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask) };
+    };
+    // SAFETY: `pselect(2)`'s contract for the sets; `nfds` is checked.
+    unsafe { select_sets(&current, nfds, [readfds, writefds, exceptfds], duration) }
 }
 
 /// A `timespec` as a duration, if it is a valid one.
@@ -895,7 +948,7 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// [`link`](crate::link) does) makes the linker keep them all.
 #[inline(never)]
 pub(crate) fn table() -> usize {
-    let table: [usize; 55] = [
+    let table: [usize; 56] = [
         read as *const () as usize,
         readv as *const () as usize,
         recv as *const () as usize,
@@ -912,6 +965,7 @@ pub(crate) fn table() -> usize {
         poll as *const () as usize,
         ppoll as *const () as usize,
         select as *const () as usize,
+        pselect as *const () as usize,
         nanosleep as *const () as usize,
         clock_nanosleep as *const () as usize,
         usleep as *const () as usize,

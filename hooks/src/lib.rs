@@ -46,8 +46,10 @@
 //!   `send`, `sendto`, `sendmsg`, `accept`, `accept4`, `connect`: park until
 //!   the descriptor is ready (see below for which descriptors), honouring
 //!   `SO_RCVTIMEO`/`SO_SNDTIMEO`;
-//! - `poll`, `ppoll`, `select`: park until a descriptor is ready or the
-//!   timeout passes;
+//! - `poll`, `ppoll`, `select`, `pselect`: park until a descriptor is ready
+//!   or the timeout passes (a `pselect` whose signal mask differs from the
+//!   thread's is libc's: that mask would have to be in place while parked,
+//!   for every greenlet of the hub);
 //! - `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`: park for the time;
 //! - `waitpid`, `wait4` for one child: park on a pidfd until it ends;
 //! - `getaddrinfo`, `open` and its variants: run on the hub's blocking

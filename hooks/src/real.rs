@@ -144,6 +144,23 @@ libc_variadic_fns! {
 libc_fns! {
     fn creat(path: *const c_char, mode: libc::mode_t) -> c_int;
     fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int;
+    fn pselect(nfds: c_int, readfds: *mut libc::fd_set, writefds: *mut libc::fd_set, exceptfds: *mut libc::fd_set, timeout: *const libc::timespec, sigmask: *const libc::sigset_t) -> c_int;
+}
+
+/// Whether `mask` holds the signals the calling thread's mask holds (a
+/// `pselect` with it changes nothing).
+pub(crate) fn is_thread_sigmask(mask: &libc::sigset_t) -> bool {
+    let mut current = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: reads the thread's mask into a local sigset_t. (Not
+    // interposed.)
+    if unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), current.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: zeroed, then filled in by the successful call.
+    let current = unsafe { current.assume_init() };
+    // SAFETY: both are sigset_ts, and every number asked is a signal's.
+    (1..=libc::SIGRTMAX())
+        .all(|signal| unsafe { libc::sigismember(mask, signal) == libc::sigismember(&current, signal) })
 }
 
 /// Declares `unsafe fn name(dirfd, path, flags, mode) -> c_int` calling
