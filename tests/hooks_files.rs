@@ -328,3 +328,38 @@ fn a_timed_out_open_returns_and_the_descriptor_it_opened_later_is_closed() {
         });
     });
 }
+
+#[test]
+fn a_greenlet_reading_a_cached_file_lets_the_hub_poll_between_budgets() {
+    const LEN: usize = 32 << 20;
+    let dir = util::TempDir::new();
+    let path = dir.join("cached");
+    std::fs::write(&path, vec![1u8; LEN]).unwrap(); // in the page cache
+    util::run(move || {
+        let (reader, writer) = util::blocking_pipe();
+        let done = Rc::new(Cell::new(0usize));
+        // Parks until the pipe is readable, which only a poll of the hub
+        // can tell; notes how far the file's reader was then.
+        let waiter = runtime::spawn({
+            let done = done.clone();
+            move || {
+                (&reader).read_exact(&mut [0]).unwrap();
+                done.get()
+            }
+        });
+        runtime::yield_now(); // the waiter parks
+        (&writer).write_all(b"x").unwrap();
+        let mut file = File::open(&path).unwrap();
+        let mut buf = vec![0; 64 << 10];
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            done.set(done.get() + n);
+        }
+        assert_eq!(done.get(), LEN);
+        let seen_at = waiter.join().unwrap();
+        assert!(seen_at < LEN, "the hub did not poll while a greenlet read 32 MiB of cached file");
+    });
+}
