@@ -126,8 +126,9 @@
 //!
 //! In a greenlet, `read`, `readv`, `pread`, `preadv` of a regular file are
 //! first tried with `RWF_NOWAIT`: what the page cache holds comes back at
-//! once, inline; a read that would wait for the disk runs on the hub's
-//! blocking pool while the greenlet parks. `write`, `writev`, `pwrite`,
+//! once, inline (every 4 MiB of it the greenlet yields, and the hub polls
+//! and fires its timers before it runs again); a read that would wait for
+//! the disk runs on the hub's blocking pool while the greenlet parks. `write`, `writev`, `pwrite`,
 //! `pwritev` of 16 KiB or more (which can wait while the kernel flushes
 //! dirty pages), `fsync` and `fdatasync` run on the pool too; smaller writes
 //! stay inline. A kill or timeout does not cut such a call short (the
