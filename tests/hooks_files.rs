@@ -271,6 +271,11 @@ fn opening_and_creating_files_in_greenlets_keeps_errors_and_modes() {
         let mut created = Opener::Creat.open(&base, "created");
         created.write_all(b"created").unwrap();
         assert_eq!(std::fs::metadata(base.join("created")).unwrap().permissions().mode() & 0o700, 0o600);
+        // O_TMPFILE takes a mode too.
+        let unnamed = OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(&base);
+        if let Ok(unnamed) = unnamed {
+            assert_eq!(unnamed.metadata().unwrap().permissions().mode() & 0o777, 0o600, "O_TMPFILE's mode was lost");
+        }
         // Errors as libc reports them.
         let error = File::open(base.join("missing")).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::ENOENT));
