@@ -377,13 +377,39 @@ pub unsafe extern "C" fn select(
         // SAFETY: the caller's arguments, unchanged.
         return unsafe { real::select(nfds, readfds, writefds, exceptfds, timeout) };
     };
-    let sets = [(readfds, libc::POLLIN), (writefds, libc::POLLOUT), (exceptfds, libc::POLLPRI)];
+    let start = std::time::Instant::now();
+    // SAFETY: the caller's sets.
+    let count = unsafe { select_sets(&current, nfds, [readfds, writefds, exceptfds], duration) };
+    if let (Some(duration), false, true) = (duration, timeout.is_null(), count >= 0) {
+        // Linux's select reports the time left.
+        let left = duration.saturating_sub(start.elapsed());
+        let left = libc::timeval { tv_sec: left.as_secs() as libc::time_t, tv_usec: left.subsec_micros() as _ };
+        // SAFETY: a non-null timeout is a timeval (as above), writable.
+        unsafe { *timeout = left };
+    }
+    count
+}
+
+/// `select` and `pselect` in a greenlet: a `poll` of the descriptors in
+/// `sets` (read, write, except; null for none) below `nfds`, which it then
+/// holds those found ready; the count of them, or -1 with `errno`.
+///
+/// # Safety
+///
+/// A non-null set is a writable `fd_set`; `nfds` is at most `FD_SETSIZE`.
+unsafe fn select_sets(
+    current: &runtime_scheduler::foreign::Current,
+    nfds: c_int,
+    sets: [*mut libc::fd_set; 3],
+    duration: Option<Duration>,
+) -> c_int {
+    let sets = [(sets[0], libc::POLLIN), (sets[1], libc::POLLOUT), (sets[2], libc::POLLPRI)];
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     for fd in 0..nfds {
         let mut events = 0;
         for (set, event) in sets {
-            // SAFETY: `select(2)`'s contract: a non-null set is an fd_set,
-            // and `fd` is below FD_SETSIZE.
+            // SAFETY: the caller's contract: a non-null set is an fd_set, and
+            // `fd` is below FD_SETSIZE.
             if !set.is_null() && unsafe { libc::FD_ISSET(fd, set) } {
                 events |= event;
             }
@@ -392,8 +418,7 @@ pub unsafe extern "C" fn select(
             pollfds.push(libc::pollfd { fd, events, revents: 0 });
         }
     }
-    let start = std::time::Instant::now();
-    let ready = coop::poll(&current, &mut pollfds, duration, real::poll_now);
+    let ready = coop::poll(current, &mut pollfds, duration, real::poll_now);
     if ready < 0 {
         return ready;
     }
@@ -419,14 +444,42 @@ pub unsafe extern "C" fn select(
             count += 1;
         }
     }
-    if let (Some(duration), false) = (duration, timeout.is_null()) {
-        // Linux's select reports the time left.
-        let left = duration.saturating_sub(start.elapsed());
-        let left = libc::timeval { tv_sec: left.as_secs() as libc::time_t, tv_usec: left.subsec_micros() as _ };
-        // SAFETY: a non-null timeout is a timeval (as above), writable.
-        unsafe { *timeout = left };
-    }
     count
+}
+
+/// Interposes `pselect(2)`: in a greenlet, as `select` (the timeout is not
+/// written back). A signal mask other than the thread's own would have to
+/// be in place while the greenlet is parked, which the hub's other
+/// greenlets share: such a call is libc's, and blocks the hub.
+///
+/// # Safety
+///
+/// `pselect(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let duration = if timeout.is_null() {
+        Some(None)
+    } else {
+        // SAFETY: `pselect(2)`'s contract: a non-null timeout points to a
+        // timespec.
+        duration_of(unsafe { &*timeout }).map(Some)
+    };
+    let context = context().filter(|_| (0..=libc::FD_SETSIZE as c_int).contains(&nfds));
+    // SAFETY: `pselect(2)`'s contract: a non-null mask is a sigset_t.
+    let context = context.filter(|_| sigmask.is_null() || unsafe { real::is_thread_sigmask(&*sigmask) });
+    let (Some(current), Some(duration)) = (context, duration.filter(|d| d.is_none_or(|d| !d.is_zero()))) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask) };
+    };
+    // SAFETY: `pselect(2)`'s contract for the sets; `nfds` is checked.
+    unsafe { select_sets(&current, nfds, [readfds, writefds, exceptfds], duration) }
 }
 
 /// A `timespec` as a duration, if it is a valid one.
@@ -895,7 +948,7 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// [`link`](crate::link) does) makes the linker keep them all.
 #[inline(never)]
 pub(crate) fn table() -> usize {
-    let table: [usize; 49] = [
+    let table: [usize; 56] = [
         read as *const () as usize,
         readv as *const () as usize,
         recv as *const () as usize,
@@ -912,6 +965,7 @@ pub(crate) fn table() -> usize {
         poll as *const () as usize,
         ppoll as *const () as usize,
         select as *const () as usize,
+        pselect as *const () as usize,
         nanosleep as *const () as usize,
         clock_nanosleep as *const () as usize,
         usleep as *const () as usize,
@@ -944,6 +998,12 @@ pub(crate) fn table() -> usize {
         pwritev as *const () as usize,
         fsync as *const () as usize,
         fdatasync as *const () as usize,
+        open as *const () as usize,
+        open64 as *const () as usize,
+        openat as *const () as usize,
+        openat64 as *const () as usize,
+        creat as *const () as usize,
+        creat64 as *const () as usize,
         interposed_marker as *const () as usize,
     ];
     std::hint::black_box(&table).iter().fold(0, |sum, address| sum ^ address)
@@ -1347,6 +1407,128 @@ pub unsafe extern "C" fn pwritev64(fd: c_int, iov: *const libc::iovec, iovcnt: c
 pub unsafe extern "C" fn pwritev(fd: c_int, iov: *const libc::iovec, iovcnt: c_int, offset: libc::off_t) -> isize {
     // SAFETY: the same function with a 64-bit offset.
     unsafe { pwritev64(fd, iov, iovcnt, offset) }
+}
+
+/// The mode argument of an open with `flags`: read only when `O_CREAT` or
+/// `O_TMPFILE` is set (as glibc does), 0 otherwise.
+fn open_mode(flags: c_int, mode: c_uint) -> c_uint {
+    let needs_mode = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    if needs_mode { mode } else { 0 }
+}
+
+/// An open: `call(path)` makes it (libc's, with the caller's other
+/// arguments), from a greenlet on the pool (`files::open`, with a copy of
+/// the path) where it should run there, else inline.
+///
+/// # Safety
+///
+/// `open(2)`'s contract for `path`, and `call` is safe to make with it or
+/// a copy of it.
+unsafe fn open_with(
+    path: *const c_char,
+    flags: c_int,
+    call: impl FnOnce(*const c_char) -> c_int + Send + 'static,
+) -> c_int {
+    let current = context().filter(|_| !path.is_null() && !std::thread::panicking());
+    if let Some(current) = current {
+        // SAFETY: the caller's contract: a non-null path is a C string; the
+        // reference ends with this call (`files::open` copies the path).
+        let name = unsafe { CStr::from_ptr(path) };
+        if files::open_offloads(name, flags) {
+            return files::open(&current, name, move |copy| call(copy.as_ptr()));
+        }
+    }
+    call(path)
+}
+
+/// Interposes `open(2)`, a variadic function in C whose optional mode
+/// arrives in the register a third argument uses (as `fcntl`'s): from a
+/// greenlet, the call runs on the pool (see `files`).
+///
+/// # Safety
+///
+/// `open(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    let mode = open_mode(flags, mode);
+    // SAFETY: `open(2)`'s contract, for the caller's path or a copy of it,
+    // with the caller's flags and (where used) mode.
+    let call = move |path| unsafe { real::open(path, flags, mode) };
+    // SAFETY: the caller's contract.
+    unsafe { open_with(path, flags, call) }
+}
+
+/// Interposes `open64`, glibc's name of `open` for 64-bit offsets (std's
+/// `File::open`), as `open`.
+///
+/// # Safety
+///
+/// `open(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    let mode = open_mode(flags, mode);
+    // SAFETY: as in `open`.
+    let call = move |path| unsafe { real::open64(path, flags, mode) };
+    // SAFETY: the caller's contract.
+    unsafe { open_with(path, flags, call) }
+}
+
+/// Interposes `openat(2)` (variadic in C, as `open`), as `open`; a
+/// relative path's directory descriptor serves the pool's call as well
+/// (the descriptor table is the process's).
+///
+/// # Safety
+///
+/// `openat(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    let mode = open_mode(flags, mode);
+    // SAFETY: as in `open`, with the caller's directory.
+    let call = move |path| unsafe { real::openat(dirfd, path, flags, mode) };
+    // SAFETY: the caller's contract.
+    unsafe { open_with(path, flags, call) }
+}
+
+/// Interposes `openat64`, as `openat`.
+///
+/// # Safety
+///
+/// `openat(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    let mode = open_mode(flags, mode);
+    // SAFETY: as in `openat`.
+    let call = move |path| unsafe { real::openat64(dirfd, path, flags, mode) };
+    // SAFETY: the caller's contract.
+    unsafe { open_with(path, flags, call) }
+}
+
+/// Interposes `creat(2)`, as `open`.
+///
+/// # Safety
+///
+/// `creat(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn creat(path: *const c_char, mode: libc::mode_t) -> c_int {
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+    // SAFETY: `creat(2)`'s contract, for the caller's path or a copy of it.
+    let call = move |path| unsafe { real::creat(path, mode) };
+    // SAFETY: the caller's contract.
+    unsafe { open_with(path, flags, call) }
+}
+
+/// Interposes `creat64`, as `creat`.
+///
+/// # Safety
+///
+/// `creat(2)`'s contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int {
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+    // SAFETY: as in `creat`.
+    let call = move |path| unsafe { real::creat64(path, mode) };
+    // SAFETY: the caller's contract.
+    unsafe { open_with(path, flags, call) }
 }
 
 /// Interposes `fsync(2)`: on the pool from a greenlet.

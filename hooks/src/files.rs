@@ -10,14 +10,24 @@
 //! `fsync` and `fdatasync`, run on the pool too; smaller writes stay inline
 //! (copying them costs less than the trip to the pool). Inline calls count
 //! against the greenlet's I/O budget by size, so a greenlet streaming a
-//! cached file yields every few MiB.
+//! cached file yields every 4 MiB, and the hub polls and fires its timers
+//! before it runs again (about a millisecond of copying between two turns).
 //!
 //! A kill or timeout does not cut a call on the pool short: the caller's
 //! buffer is in use until it returns, so the greenlet waits for it
 //! (blocking the hub for that long) and returns its result; the kill or
 //! timeout is raised at the greenlet's next park.
+//!
+//! Opening a file runs on the pool too: the path's lookup may read
+//! directories from the disk or ask a server (NFS), `O_TRUNC` frees the
+//! file's blocks, and a FIFO's open waits for its other end. The call works
+//! on a copy of the path, so a kill or timeout ends the wait at once (the
+//! descriptor the open returns later is closed). Paths under `/dev`,
+//! `/proc` and `/sys` (nothing there waits for a disk, and
+//! `/proc/thread-self` is the calling thread's) and `O_PATH` opens (no file
+//! is opened) stay inline.
 
-use std::ffi::c_int;
+use std::ffi::{CStr, c_int};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicU32, Ordering};
@@ -170,4 +180,52 @@ pub(crate) fn offload(current: &Current, call: impl FnOnce() -> isize + Send + '
 /// `fsync`/`fdatasync` in a greenlet: on the pool.
 pub(crate) fn sync(current: &Current, call: impl FnOnce() -> c_int + Send + 'static) -> c_int {
     offload(current, move || call() as isize) as c_int
+}
+
+/// Whether an open of `path` with `flags` from a greenlet runs on the pool:
+/// not for `O_PATH` (it opens nothing) nor for absolute paths under `/dev`,
+/// `/proc` and `/sys` (see the module docs).
+pub(crate) fn open_offloads(path: &CStr, flags: c_int) -> bool {
+    let path = path.to_bytes();
+    let under = |dir: &[u8]| path.starts_with(dir) && matches!(path.get(dir.len()), None | Some(b'/'));
+    flags & libc::O_PATH == 0 && !under(b"/dev") && !under(b"/proc") && !under(b"/sys")
+}
+
+/// A descriptor opened on the pool: closed unless its greenlet takes it
+/// (the greenlet was killed or timed out meanwhile).
+struct Opened {
+    fd: c_int,
+    errno: c_int,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            coop::closing(self.fd);
+            real::close_own(self.fd);
+        }
+    }
+}
+
+/// An open in a greenlet: `call` opens the copy of `path` it is handed on
+/// the pool, while the greenlet parks. A kill or timeout meanwhile fails
+/// the call at once (`ECANCELED`, `ETIMEDOUT`).
+pub(crate) fn open(current: &Current, path: &CStr, call: impl FnOnce(&CStr) -> c_int + Send + 'static) -> c_int {
+    let path = path.to_owned();
+    let opened = current.blocking(move || {
+        let fd = call(&path);
+        Opened { fd, errno: real::errno() }
+    });
+    match opened {
+        Ok(Ok(mut opened)) => {
+            real::set_errno(opened.errno);
+            std::mem::replace(&mut opened.fd, -1)
+        }
+        Ok(Err(_panic)) => {
+            // The call itself never panics; nothing was opened.
+            real::set_errno(libc::EIO);
+            -1
+        }
+        Err(interrupted) => coop::fail(interrupted),
+    }
 }

@@ -46,11 +46,14 @@
 //!   `send`, `sendto`, `sendmsg`, `accept`, `accept4`, `connect`: park until
 //!   the descriptor is ready (see below for which descriptors), honouring
 //!   `SO_RCVTIMEO`/`SO_SNDTIMEO`;
-//! - `poll`, `ppoll`, `select`: park until a descriptor is ready or the
-//!   timeout passes;
+//! - `poll`, `ppoll`, `select`, `pselect`: park until a descriptor is ready
+//!   or the timeout passes (a `pselect` whose signal mask differs from the
+//!   thread's is libc's: that mask would have to be in place while parked,
+//!   for every greenlet of the hub);
 //! - `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`: park for the time;
 //! - `waitpid`, `wait4` for one child: park on a pidfd until it ends;
-//! - `getaddrinfo`: runs on the hub's blocking pool, parked meanwhile.
+//! - `getaddrinfo`, `open` and its variants: run on the hub's blocking
+//!   pool, parked meanwhile (see "Regular files" for which opens).
 //!
 //! Bookkeeping only: `socket`, `socketpair`, `pipe`, `pipe2` (descriptors
 //! this process made), `close`, `dup`, `dup2`, `dup3`, `fcntl` (`F_GETFL`
@@ -123,14 +126,23 @@
 //!
 //! In a greenlet, `read`, `readv`, `pread`, `preadv` of a regular file are
 //! first tried with `RWF_NOWAIT`: what the page cache holds comes back at
-//! once, inline; a read that would wait for the disk runs on the hub's
-//! blocking pool while the greenlet parks. `write`, `writev`, `pwrite`,
+//! once, inline (every 4 MiB of it the greenlet yields, and the hub polls
+//! and fires its timers before it runs again); a read that would wait for
+//! the disk runs on the hub's blocking pool while the greenlet parks. `write`, `writev`, `pwrite`,
 //! `pwritev` of 16 KiB or more (which can wait while the kernel flushes
 //! dirty pages), `fsync` and `fdatasync` run on the pool too; smaller writes
 //! stay inline. A kill or timeout does not cut such a call short (the
 //! caller's buffer is in use until it returns): the greenlet waits for it,
 //! gets its result, and the kill or timeout is raised at its next park.
-//! `open` is not offloaded.
+//!
+//! `open`, `open64`, `openat`, `openat64`, `creat` and `creat64` run on the
+//! pool as well (a lookup may read directories from the disk or wait for an
+//! NFS server, `O_TRUNC` frees a big file's blocks, a FIFO's open waits for
+//! its other end), with a copy of the path: a kill or timeout fails the open
+//! at once (`ECANCELED`, `ETIMEDOUT`) and the descriptor it opens later is
+//! closed (a file it created stays). Absolute paths under `/dev`, `/proc`
+//! and `/sys` (nothing there waits for a disk, and `/proc/thread-self` is
+//! the calling thread's) and `O_PATH` opens stay inline.
 //!
 //! # std's locks
 //!

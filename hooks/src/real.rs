@@ -141,6 +141,65 @@ libc_variadic_fns! {
     fn ioctl(libc::c_ulong);
 }
 
+libc_fns! {
+    fn creat(path: *const c_char, mode: libc::mode_t) -> c_int;
+    fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int;
+    fn pselect(nfds: c_int, readfds: *mut libc::fd_set, writefds: *mut libc::fd_set, exceptfds: *mut libc::fd_set, timeout: *const libc::timespec, sigmask: *const libc::sigset_t) -> c_int;
+}
+
+/// Whether `mask` holds the signals the calling thread's mask holds (a
+/// `pselect` with it changes nothing).
+pub(crate) fn is_thread_sigmask(mask: &libc::sigset_t) -> bool {
+    let mut current = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: reads the thread's mask into a local sigset_t. (Not
+    // interposed.)
+    if unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), current.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: zeroed, then filled in by the successful call.
+    let current = unsafe { current.assume_init() };
+    // SAFETY: both are sigset_ts, and every number asked is a signal's.
+    (1..=libc::SIGRTMAX())
+        .all(|signal| unsafe { libc::sigismember(mask, signal) == libc::sigismember(&current, signal) })
+}
+
+/// Declares `unsafe fn name(dirfd, path, flags, mode) -> c_int` calling
+/// libc's variadic `open`-like definition with the mode as its one optional
+/// argument (`open` and `open64` take no `dirfd`: it is not passed).
+macro_rules! libc_open_fns {
+    ($( fn $name:ident($($dirfd:ident)?); )*) => {
+        $(
+            /// libc's definition of the (variadic) function of this name,
+            /// with the mode as its optional argument.
+            ///
+            /// # Safety
+            ///
+            /// The C contract of that function.
+            #[inline]
+            pub(crate) unsafe fn $name($($dirfd: c_int,)? path: *const c_char, flags: c_int, mode: libc::c_uint) -> c_int {
+                static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+                let f = resolve(&SLOT, concat!(stringify!($name), "\0"));
+                // SAFETY: `f` is libc's definition of this very symbol, whose C
+                // prototype is `int name([int dirfd,] const char *path, int
+                // flags, ...)`; called as the variadic function it is.
+                let f = unsafe {
+                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn($(libc_open_fns!(@int $dirfd),)? *const c_char, c_int, ...) -> c_int>(f)
+                };
+                // SAFETY: the caller keeps the function's contract.
+                unsafe { f($($dirfd,)? path, flags, mode) }
+            }
+        )*
+    };
+    (@int $dirfd:ident) => { c_int };
+}
+
+libc_open_fns! {
+    fn open();
+    fn open64();
+    fn openat(dirfd);
+    fn openat64(dirfd);
+}
+
 /// The calling thread's `errno`.
 #[inline]
 pub(crate) fn errno() -> c_int {

@@ -181,6 +181,9 @@ pub(crate) struct Hub {
     /// Tasks parked while unwinding: while there are any,
     /// `std::thread::panicking()` is true for every greenlet of the thread.
     parked_unwinding: Cell<usize>,
+    /// A greenlet yielded because its I/O budget was spent: the batch ends
+    /// there, so that the hub polls and fires timers before it runs again.
+    end_batch: Cell<bool>,
     /// Buffers reused every turn, so a turn allocates nothing.
     woken: RefCell<Vec<Unparker>>,
     wakers: RefCell<Vec<Waker>>,
@@ -301,6 +304,7 @@ impl Hub {
             trimmer,
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
+            end_batch: Cell::new(false),
             sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
             suspect_since: Cell::new(None),
@@ -589,7 +593,19 @@ impl Hub {
                 Some(task) => self.resume(task),
                 None => break,
             }
+            if self.end_batch.take() {
+                break;
+            }
         }
+    }
+
+    /// Ends the running batch of greenlets after the running one: it spent
+    /// its I/O budget and yields, and without this it could be resumed up to
+    /// `EVENT_INTERVAL` times (each another budget of work) before the hub
+    /// polls for I/O and fires timers (tokio defers such a task's wake-up
+    /// past its next poll for the same reason).
+    pub(crate) fn end_batch(&self) {
+        self.end_batch.set(true);
     }
 
     /// Polls I/O (blocking at most until the next timer or `max_wait`, or not
