@@ -86,7 +86,8 @@ impl Metrics {
         self.spawned
     }
 
-    /// Times the hub resumed a greenlet.
+    /// Times a greenlet was resumed: by the hub, or switched to straight
+    /// from one that parked or yielded.
     pub fn switches(&self) -> u64 {
         self.switches
     }

@@ -1,0 +1,228 @@
+//! Hand-offs: a greenlet that parks or yields switches straight to the next
+//! runnable one, without the hub's greenlet in between. Everything a user
+//! sees of the greenlet it switches to must be as if the hub had resumed it:
+//! kills, timeouts and panics, `dump`, the metrics, the tracing span, the
+//! blocking monitor (in `tests/monitor.rs`: the blocking greenlet there is
+//! switched to by its joiner's park), and the hub's own turns for timers,
+//! I/O and other threads.
+
+mod util;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use runtime_scheduler::sync::Event;
+use runtime_scheduler::{Handle, blocking, dump, greenlet_id, metrics, run, sleep, spawn, task, timeout, yield_now};
+use util::{Capture, Drops, Log, ms};
+
+/// How long a scenario that could hang may take before it counts as hung.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Runs `f` on a new thread and returns its value, failing if it takes
+/// longer than the hang guard.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG_GUARD).expect("the scenario ended within the hang guard")
+}
+
+#[test]
+fn greenlets_woken_by_a_greenlet_run_in_wake_order_when_it_parks() {
+    run(|| {
+        let log = Log::new();
+        let events: Vec<Rc<Event>> = (0..3).map(|_| Rc::new(Event::new())).collect();
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let (event, log) = (events[i].clone(), log.clone());
+                spawn(move || {
+                    event.wait();
+                    log.push(i);
+                })
+            })
+            .collect();
+        yield_now(); // every waiter parks
+        for i in [2, 0, 1] {
+            events[i].set();
+        }
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert_eq!(log.get(), [2, 0, 1]);
+    });
+}
+
+#[test]
+fn every_hand_off_counts_as_a_switch() {
+    run(|| {
+        const ROUNDS: u64 = 100;
+        let (ping, pong) = (Rc::new(Event::new()), Rc::new(Event::new()));
+        let ponger = spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            move || {
+                for _ in 0..ROUNDS {
+                    ping.wait();
+                    ping.clear();
+                    pong.set();
+                }
+            }
+        });
+        yield_now(); // the ponger waits
+        let before = metrics().switches();
+        for _ in 0..ROUNDS {
+            ping.set();
+            pong.wait(); // hands off to the ponger, which hands back
+            pong.clear();
+        }
+        // Each round resumes the ponger and this greenlet once each.
+        assert!(metrics().switches() - before >= 2 * ROUNDS, "{:?}", metrics());
+        ponger.join().unwrap();
+        assert_eq!(metrics().greenlets_alive(), 1, "the ponger is forgotten once done");
+    });
+}
+
+#[test]
+fn a_greenlet_handed_off_to_is_the_running_one_in_a_dump() {
+    run(|| {
+        let go = Rc::new(Event::new());
+        let seen = spawn({
+            let go = go.clone();
+            move || {
+                go.wait();
+                let dump = dump();
+                let me = dump.greenlets().iter().find(|g| g.id() == greenlet_id()).expect("itself").state();
+                let others: Vec<_> =
+                    dump.greenlets().iter().filter(|g| g.id() != greenlet_id()).map(|g| g.state()).collect();
+                let parked_stack = dump.greenlets().iter().any(|g| g.backtrace().is_some());
+                (me, others, parked_stack)
+            }
+        });
+        yield_now(); // it waits
+        go.set();
+        // Joining parks this greenlet, which hands off to the woken one.
+        let (me, others, parked_stack) = seen.join().unwrap();
+        assert_eq!(me, "running");
+        assert_eq!(others, ["parked"]);
+        assert!(parked_stack, "the joiner's stack is read from inside its park");
+    });
+}
+
+#[test]
+fn a_kill_pending_when_handed_off_to_unwinds_the_greenlet() {
+    run(|| {
+        let (go, drops) = (Rc::new(Event::new()), Drops::new());
+        let victim = spawn({
+            let (go, guard) = (go.clone(), drops.guard());
+            move || {
+                let _guard = guard;
+                go.wait();
+                unreachable!("killed in its wait");
+            }
+        });
+        yield_now(); // it waits
+        go.set(); // runnable now, then killed before it runs
+        victim.kill();
+        let err = victim.join().unwrap_err(); // hands off to it
+        assert!(err.is_killed(), "{err:?}");
+        assert_eq!(drops.count(), 1, "its destructors ran");
+    });
+}
+
+#[test]
+fn a_timeout_that_expired_is_raised_in_a_greenlet_handed_off_to() {
+    run(|| {
+        let waiter = spawn(|| timeout(ms(5), || Event::new().wait()));
+        // Yielding hands off to the waiter once its timer made it runnable.
+        while !waiter.is_finished() {
+            yield_now();
+        }
+        assert!(waiter.join().unwrap().is_err(), "the wait timed out");
+    });
+}
+
+#[test]
+fn a_panic_in_a_greenlet_handed_off_to_reaches_its_join() {
+    run(|| {
+        let go = Rc::new(Event::new());
+        let panicker = spawn({
+            let go = go.clone();
+            move || {
+                go.wait();
+                panic!("after the hand-off");
+            }
+        });
+        yield_now(); // it waits
+        go.set();
+        let err = panicker.join().unwrap_err();
+        assert!(err.is_panic(), "{err:?}");
+        assert_eq!(metrics().greenlets_alive(), 1, "the hub goes on without it");
+    });
+}
+
+#[test]
+fn a_greenlet_handed_off_to_runs_in_its_own_span() {
+    let capture = Capture::new();
+    tracing::subscriber::with_default(capture.subscriber(), || {
+        run(|| {
+            let go = Rc::new(Event::new());
+            let woken = task::Builder::new().name("woken").spawn({
+                let go = go.clone();
+                move || {
+                    go.wait();
+                    tracing::info!("the woken greenlet speaks");
+                }
+            });
+            yield_now(); // it waits
+            go.set();
+            woken.join().unwrap(); // hands off to it
+            tracing::info!("the joiner speaks");
+        });
+    });
+    let text = capture.text();
+    let line = |needle: &str| text.lines().find(|line| line.contains(needle)).unwrap_or_default().to_owned();
+    let woken = line("the woken greenlet speaks");
+    assert!(woken.contains("name=\"woken\""), "{text}");
+    let joiner = line("the joiner speaks");
+    assert!(!joiner.is_empty() && !joiner.contains("woken"), "{text}");
+}
+
+#[test]
+fn greenlets_handing_off_to_each_other_let_timers_io_and_other_threads_in() {
+    bounded(|| {
+        run(|| {
+            let stop = Rc::new(Cell::new(false));
+            let (ping, pong) = (Rc::new(Event::new()), Rc::new(Event::new()));
+            // Two greenlets that are never both parked: one of them always
+            // hands off to the other, until a timer and a message from
+            // another thread have both stopped them.
+            let players: Vec<_> = [(ping.clone(), pong.clone()), (pong, ping)]
+                .into_iter()
+                .map(|(mine, theirs)| {
+                    let stop = stop.clone();
+                    spawn(move || {
+                        while !stop.get() {
+                            theirs.set();
+                            mine.wait();
+                            mine.clear();
+                        }
+                        theirs.set();
+                    })
+                })
+                .collect();
+            let slept = spawn(|| sleep(ms(1)));
+            let handle = Handle::current();
+            // From a thread of the blocking pool, a spawn through the
+            // hub's remote queue, joined there.
+            let from_thread = blocking(move || handle.spawn(|| 7).expect("the hub runs").join().unwrap());
+            assert_eq!(from_thread, 7);
+            slept.join().unwrap();
+            stop.set(true);
+            for player in players {
+                player.join().unwrap();
+            }
+        });
+    });
+}
