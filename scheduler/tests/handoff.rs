@@ -164,8 +164,12 @@ fn a_panic_in_a_greenlet_handed_off_to_reaches_its_join() {
 
 #[test]
 fn a_greenlet_handed_off_to_runs_in_its_own_span() {
-    let capture = Capture::new();
-    tracing::subscriber::with_default(capture.subscriber(), || {
+    // In a child process: a `tracing` subscriber is best global (a scoped
+    // one races with the interest other tests' threads cache meanwhile).
+    const TEST: &str = "a_greenlet_handed_off_to_runs_in_its_own_span";
+    if util::is_child(TEST) {
+        let capture = Capture::new();
+        tracing::subscriber::set_global_default(capture.subscriber()).expect("the only subscriber of this process");
         run(|| {
             let go = Rc::new(Event::new());
             let woken = task::Builder::new().name("woken").spawn({
@@ -180,8 +184,12 @@ fn a_greenlet_handed_off_to_runs_in_its_own_span() {
             woken.join().unwrap(); // hands off to it
             tracing::info!("the joiner speaks");
         });
-    });
-    let text = capture.text();
+        println!("LOG:\n{}", capture.text());
+        return;
+    }
+    let output = util::rerun_in_child(TEST, &[]);
+    let text = util::output_text(&output);
+    assert!(output.status.success(), "{text}");
     let line = |needle: &str| text.lines().find(|line| line.contains(needle)).unwrap_or_default().to_owned();
     let woken = line("the woken greenlet speaks");
     assert!(woken.contains("name=\"woken\""), "{text}");
@@ -224,5 +232,53 @@ fn greenlets_handing_off_to_each_other_let_timers_io_and_other_threads_in() {
                 player.join().unwrap();
             }
         });
+    });
+}
+
+#[test]
+fn a_greenlet_that_finished_is_gone_when_the_one_it_hands_off_to_runs() {
+    run(|| {
+        for round in 0..100 {
+            let worker = spawn(move || round * 2);
+            // The worker finishes, handing off to this greenlet.
+            assert_eq!(worker.join().unwrap(), round * 2);
+            assert_eq!(metrics().greenlets_alive(), 1, "round {round}");
+            assert_eq!(dump().greenlets().len(), 1, "round {round}");
+        }
+    });
+}
+
+#[test]
+fn a_greenlet_that_finished_is_gone_when_a_new_one_it_hands_off_to_starts() {
+    run(|| {
+        let first = spawn(|| ());
+        // Starts when the first finishes, which hands off to it.
+        let second = spawn(|| (metrics().greenlets_alive(), dump().greenlets().len()));
+        assert_eq!(second.join().unwrap(), (2, 2), "the main greenlet and the second one");
+        assert!(first.join().is_ok());
+    });
+}
+
+#[test]
+fn greenlets_that_finish_one_after_another_keep_their_order_and_outcomes() {
+    run(|| {
+        let log = Log::new();
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let log = log.clone();
+                spawn(move || {
+                    log.push(i);
+                    if i % 3 == 0 {
+                        panic!("greenlet {i} fails");
+                    }
+                    i
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().ok()).collect();
+        assert_eq!(log.get(), (0..10).collect::<Vec<_>>());
+        let expected: Vec<_> = (0..10).map(|i| (i % 3 != 0).then_some(i)).collect();
+        assert_eq!(outcomes, expected);
+        assert_eq!(metrics().greenlets_alive(), 1);
     });
 }

@@ -162,6 +162,12 @@ pub(crate) struct Hub {
     /// hand-offs between tasks together); 0 outside a batch, where no task
     /// hands off (see `switch_away`).
     batch: Cell<usize>,
+    /// The id of the root task of the batch running (0 for none), which
+    /// never hands off as it finishes (see `run_ready`).
+    batch_root: Cell<u64>,
+    /// A task that finished handing off (see `hand_off_finished`): left,
+    /// not yet settled. Whoever runs next settles it.
+    finished: RefCell<Option<Rc<Task>>>,
     /// Greenlets parked on a `sync` type (which other threads may wake).
     sync_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
@@ -247,9 +253,15 @@ pub(crate) fn unpark_hub(hub: u64, task: Key, seq: u64) {
 
 /// Wakes park `seq` of the task at `task` of this thread's hub.
 pub(crate) fn unpark_local(task: Key, seq: u64) {
-    if let Some(task) = current().and_then(|hub| hub.task(task)) {
-        task.wake_up(seq, Wake::Notified);
-    }
+    // The `sync` types' wake path: borrowed, not cloned (waking pushes the
+    // task on the run queue, and touches neither the hub's slot nor its table).
+    let _ = HUB.try_with(|hub| {
+        let Ok(hub) = hub.try_borrow() else { return };
+        let Some(tasks) = hub.as_ref().and_then(|hub| hub.tasks.try_borrow().ok()) else { return };
+        if let Some(task) = tasks.get(task) {
+            task.wake_up(seq, Wake::Notified);
+        }
+    });
 }
 
 /// Wakes park `seq` of the task at `task` on the hub behind `remote`, from
@@ -297,6 +309,8 @@ impl Hub {
             trimmer,
             recycled_tasks: RefCell::new(Vec::new()),
             batch: Cell::new(0),
+            batch_root: Cell::new(0),
+            finished: RefCell::new(None),
             parked_unwinding: Cell::new(0),
             sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
@@ -497,16 +511,54 @@ impl Hub {
     /// The batch bounds hand-offs as it bounds the hub's own resumes, so
     /// I/O, timers and other threads' messages keep their turn.
     pub(crate) fn switch_away(&self) {
-        let Some((next, greenlet)) = self.hand_off_target() else {
-            drop(self.greenlet.switch(Box::new(())));
-            return;
-        };
-        if let Some(left) = self.leave() {
-            self.settle(left);
+        match self.hand_off_target() {
+            Some((next, greenlet)) => {
+                if let Some(left) = self.leave() {
+                    self.settle(left);
+                }
+                self.enter(next);
+                // Kills and timeouts are raised by the park `next` returns to.
+                drop(greenlet.switch(Box::new(())));
+            }
+            None => drop(self.greenlet.switch(Box::new(()))),
         }
+    }
+
+    /// The last act of a task's body, once the task is done: hands off to
+    /// the next runnable task as [`switch_away`](Hub::switch_away) does, if
+    /// there is one and the batch has room, by making it the parent of the
+    /// finished greenlet, which returns to it. The finished task is left
+    /// now, and settled by the task that runs next (its greenlet cannot be
+    /// released while it runs on it). The root task never hands off: when it
+    /// finishes, the hub must stop the batch.
+    pub(crate) fn hand_off_finished(&self, task: &Task) {
+        if task.id() == self.batch_root.get() || !self.is_current(task) {
+            return;
+        }
+        let Some(finishing) = task.greenlet() else { return };
+        let Some((next, greenlet)) = self.hand_off_target() else { return };
+        if finishing.set_parent(&greenlet).is_err() {
+            // Never a cycle between two tasks, both children of the hub;
+            // should it be, `next` goes back to the front of the queue.
+            self.batch.set(self.batch.get() + 1);
+            self.ready.tasks.borrow_mut().push_front(next);
+            return;
+        }
+        let left = self.leave();
+        *self.finished.borrow_mut() = left;
         self.enter(next);
-        // Kills and timeouts are raised by the park `next` returns to.
-        drop(greenlet.switch(Box::new(())));
+    }
+
+    /// Settles the task that finished handing off, if any (see
+    /// `hand_off_finished`): a task resumed calls it first thing (a park
+    /// once it is back from answering stack requests, a new task's body),
+    /// and so does the hub after each resume.
+    #[inline]
+    pub(crate) fn settle_finished(&self) {
+        let finished = self.finished.borrow_mut().take();
+        if let Some(finished) = finished {
+            self.settle(finished);
+        }
     }
 
     /// The task to hand off to, taken off the run queue, if there is one
@@ -573,6 +625,7 @@ impl Hub {
         if let Some(last) = self.leave() {
             self.settle(last);
         }
+        self.settle_finished();
     }
 
     /// Makes `task` (scheduled, with its `greenlet`) the running one, about
@@ -628,12 +681,13 @@ impl Hub {
     /// done.
     fn run_ready(&self, root: Option<&Rc<Task>>) {
         self.batch.set(EVENT_INTERVAL);
+        self.batch_root.set(root.map_or(0, |root| root.id()));
         while let Some(left) = self.batch.get().checked_sub(1) {
             // When the root greenlet (`run`'s `f`) returns, the rest of the
             // batch must not run: that would be greenlet code running after
             // `f` returned (even greenlets spawned but never started before
             // it returned). `shutdown` kills them instead. (It returns to
-            // the hub: a task that finishes never hands off.)
+            // the hub: the root never hands off as it finishes.)
             if root.is_some_and(|root| root.is_done()) {
                 break;
             }
