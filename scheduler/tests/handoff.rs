@@ -236,11 +236,10 @@ fn greenlets_handing_off_to_each_other_let_timers_io_and_other_threads_in() {
 }
 
 #[test]
-fn a_greenlet_that_finished_is_gone_when_the_one_it_hands_off_to_runs() {
+fn a_greenlet_that_finished_is_gone_when_its_joiner_runs() {
     run(|| {
         for round in 0..100 {
             let worker = spawn(move || round * 2);
-            // The worker finishes, handing off to this greenlet.
             assert_eq!(worker.join().unwrap(), round * 2);
             assert_eq!(metrics().greenlets_alive(), 1, "round {round}");
             assert_eq!(dump().greenlets().len(), 1, "round {round}");
@@ -249,10 +248,10 @@ fn a_greenlet_that_finished_is_gone_when_the_one_it_hands_off_to_runs() {
 }
 
 #[test]
-fn a_greenlet_that_finished_is_gone_when_a_new_one_it_hands_off_to_starts() {
+fn a_greenlet_that_finished_is_gone_when_the_next_one_starts() {
     run(|| {
         let first = spawn(|| ());
-        // Starts when the first finishes, which hands off to it.
+        // Starts once the first has finished.
         let second = spawn(|| (metrics().greenlets_alive(), dump().greenlets().len()));
         assert_eq!(second.join().unwrap(), (2, 2), "the main greenlet and the second one");
         assert!(first.join().is_ok());

@@ -162,12 +162,6 @@ pub(crate) struct Hub {
     /// hand-offs between tasks together); 0 outside a batch, where no task
     /// hands off (see `switch_away`).
     batch: Cell<usize>,
-    /// The id of the root task of the batch running (0 for none), which
-    /// never hands off as it finishes (see `run_ready`).
-    batch_root: Cell<u64>,
-    /// A task that finished handing off (see `hand_off_finished`): left,
-    /// not yet settled. Whoever runs next settles it.
-    finished: RefCell<Option<Rc<Task>>>,
     /// Greenlets parked on a `sync` type (which other threads may wake).
     sync_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
@@ -309,8 +303,6 @@ impl Hub {
             trimmer,
             recycled_tasks: RefCell::new(Vec::new()),
             batch: Cell::new(0),
-            batch_root: Cell::new(0),
-            finished: RefCell::new(None),
             parked_unwinding: Cell::new(0),
             sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
@@ -524,43 +516,6 @@ impl Hub {
         }
     }
 
-    /// The last act of a task's body, once the task is done: hands off to
-    /// the next runnable task as [`switch_away`](Hub::switch_away) does, if
-    /// there is one and the batch has room, by making it the parent of the
-    /// finished greenlet, which returns to it. The finished task is left
-    /// now, and settled by the task that runs next (its greenlet cannot be
-    /// released while it runs on it). The root task never hands off: when it
-    /// finishes, the hub must stop the batch.
-    pub(crate) fn hand_off_finished(&self, task: &Task) {
-        if task.id() == self.batch_root.get() || !self.is_current(task) {
-            return;
-        }
-        let Some(finishing) = task.greenlet() else { return };
-        let Some((next, greenlet)) = self.hand_off_target() else { return };
-        if finishing.set_parent(&greenlet).is_err() {
-            // Never a cycle between two tasks, both children of the hub;
-            // should it be, `next` goes back to the front of the queue.
-            self.batch.set(self.batch.get() + 1);
-            self.ready.tasks.borrow_mut().push_front(next);
-            return;
-        }
-        let left = self.leave();
-        *self.finished.borrow_mut() = left;
-        self.enter(next);
-    }
-
-    /// Settles the task that finished handing off, if any (see
-    /// `hand_off_finished`): a task resumed calls it first thing (a park
-    /// once it is back from answering stack requests, a new task's body),
-    /// and so does the hub after each resume.
-    #[inline]
-    pub(crate) fn settle_finished(&self) {
-        let finished = self.finished.borrow_mut().take();
-        if let Some(finished) = finished {
-            self.settle(finished);
-        }
-    }
-
     /// The task to hand off to, taken off the run queue, if there is one
     /// and the batch has room (see `switch_away`).
     fn hand_off_target(&self) -> Option<(Rc<Task>, Greenlet)> {
@@ -572,7 +527,10 @@ impl Hub {
         if self.is_current(front) {
             return None;
         }
-        let greenlet = resumable(front)?;
+        // Nor one that has not started: starting a greenlet costs more from
+        // another greenlet than from the hub, whose greenlet runs on the
+        // thread's own stack as the switches' dispatcher does.
+        let greenlet = resumable(front).filter(Greenlet::is_started)?;
         let next = tasks.pop_front()?;
         drop(tasks);
         self.batch.set(left);
@@ -625,7 +583,6 @@ impl Hub {
         if let Some(last) = self.leave() {
             self.settle(last);
         }
-        self.settle_finished();
     }
 
     /// Makes `task` (scheduled, with its `greenlet`) the running one, about
@@ -681,13 +638,12 @@ impl Hub {
     /// done.
     fn run_ready(&self, root: Option<&Rc<Task>>) {
         self.batch.set(EVENT_INTERVAL);
-        self.batch_root.set(root.map_or(0, |root| root.id()));
         while let Some(left) = self.batch.get().checked_sub(1) {
             // When the root greenlet (`run`'s `f`) returns, the rest of the
             // batch must not run: that would be greenlet code running after
             // `f` returned (even greenlets spawned but never started before
             // it returned). `shutdown` kills them instead. (It returns to
-            // the hub: the root never hands off as it finishes.)
+            // the hub: a task that finishes never hands off.)
             if root.is_some_and(|root| root.is_done()) {
                 break;
             }

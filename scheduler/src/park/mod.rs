@@ -226,9 +226,6 @@ impl Parker {
         }
         self.hub.switch_away();
         answer_stack_requests();
-        // Resumed for real: perhaps by a task that finished handing off
-        // (and perhaps inside the answer to a stack request).
-        self.hub.settle_finished();
         if unwinding {
             self.hub.count_parked_unwinding(false);
         }

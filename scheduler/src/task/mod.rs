@@ -196,14 +196,8 @@ where
     // greenlet never runs (killed before it started, leaked at shutdown), the
     // hub fails the outcome through the task.
     let greenlet = greenlet.build(move |_| {
-        let hub = hub::expect();
-        // It may have been handed off to by a task that finished.
-        hub.settle_finished();
-        let task = hub.current_task().expect("the hub sets the current task before resuming it");
+        let task = hub::expect().current_task().expect("the hub sets the current task before resuming it");
         run_body::<F, T>(&task, f);
-        // Returning switches to the greenlet's parent: the hub, or the task
-        // this one hands off to.
-        hub.hand_off_finished(&task);
         Box::new(())
     });
     // Root spans: a greenlet is not part of the one that spawned it (a
