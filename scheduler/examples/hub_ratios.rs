@@ -14,7 +14,13 @@
 //! `--scale F` multiplies the iteration counts (default 1.0; the timer
 //! scenario always runs whole batches of 100,000 sleepers); `--only A,B`
 //! runs only the scenarios named (for profiling one of them). The summary
-//! shows each scenario's goal for the ratio beside it. As in the
+//! shows each scenario's goal for the ratio beside it.
+//!
+//! `--cpu` times each run by the CPU time of the thread that runs it (every
+//! scenario but the timers runs on that one thread, hub or tokio runtime,
+//! never waiting), around the whole run, so start-up and shutdown count
+//! too: on a loaded machine, the time other processes took the core from it
+//! is then left out, which wall-clock time cannot do. As in the
 //! benchmark, tokio runs without drivers except for the timer scenario. The
 //! timer scenario's ns per timer is the batch's time divided by 100,000, so it
 //! includes the wait for the latest deadline (100 ms, 1,000 ns per timer); the
@@ -41,9 +47,29 @@ const GOALS: [(&str, Option<f64>); 6] = [
     ("timers", None),
 ];
 
+/// Whether runs are timed by the thread's CPU time (`--cpu`).
+static CPU_TIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid `timespec` for the call to write into.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(result, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 /// Times a per-operation scenario and prints both sides.
-fn bench(name: &str, iters: u64, run: impl FnMut(usize, u64) -> Duration) -> [Timing; 2] {
-    let timings = timing::alternate(iters, iters, run);
+fn bench(name: &str, iters: u64, mut run: impl FnMut(usize, u64) -> Duration) -> [Timing; 2] {
+    let timings = timing::alternate(iters, iters, |side, i| {
+        if CPU_TIME.load(std::sync::atomic::Ordering::Relaxed) {
+            let start = thread_cpu_time();
+            run(side, i);
+            thread_cpu_time() - start
+        } else {
+            run(side, i)
+        }
+    });
     for (side, timing) in ["ours", "tokio"].iter().zip(timings) {
         println!(
             "{:<24} median {:>9.1} ns/op    min {:>9.1} ns/op    ({iters} iters x {RUNS} runs)",
@@ -82,11 +108,15 @@ fn main() {
     let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--cpu" {
+            CPU_TIME.store(true, std::sync::atomic::Ordering::Relaxed);
+            continue;
+        }
         match (arg.as_str(), args.next()) {
             ("--scale", Some(f)) if f.parse::<f64>().is_ok_and(|f| f > 0.0) => scale = f.parse().unwrap_or(1.0),
             ("--only", Some(names)) => only = Some(names.split(',').map(str::to_owned).collect()),
             _ => {
-                eprintln!("usage: hub_ratios [--scale F] [--only SCENARIO,...]");
+                eprintln!("usage: hub_ratios [--scale F] [--only SCENARIO,...] [--cpu]");
                 eprintln!("scenarios: {}", GOALS.map(|(name, _)| name).join(", "));
                 std::process::exit(2);
             }
@@ -161,5 +191,10 @@ fn main() {
             ours.min / tokio.min
         );
     }
-    println!("(ns/op and ratio from the medians of {RUNS} runs; ratio(min) from the minima)");
+    let clock = if CPU_TIME.load(std::sync::atomic::Ordering::Relaxed) {
+        "the thread's CPU time (the timers: wall-clock time)"
+    } else {
+        "wall-clock time"
+    };
+    println!("(ns/op and ratio from the medians of {RUNS} runs; ratio(min) from the minima; timed by {clock})");
 }
