@@ -86,8 +86,7 @@ impl Metrics {
         self.spawned
     }
 
-    /// Times a greenlet was resumed: by the hub, or switched to straight
-    /// from one that parked or yielded.
+    /// Times the hub resumed a greenlet.
     pub fn switches(&self) -> u64 {
         self.switches
     }

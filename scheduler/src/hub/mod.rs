@@ -5,9 +5,7 @@
 //! reactor, remote queue, thread pool) behind methods; nothing below it calls
 //! back into it. One turn of the loop:
 //!
-//! 1. resume up to [`EVENT_INTERVAL`] runnable greenlets, in FIFO order (a
-//!    greenlet that parks or yields switches straight to the next one
-//!    itself, a *hand-off*: see `Hub::switch_away`; those count too);
+//! 1. resume up to [`EVENT_INTERVAL`] runnable greenlets, in FIFO order;
 //! 2. poll for I/O readiness: without blocking if anything is runnable,
 //!    otherwise until the next timer deadline (or indefinitely); the reactor
 //!    hands back the unparkers of ready sources, which the hub unparks;
@@ -158,10 +156,6 @@ pub(crate) struct Hub {
     trimmer: trim::Trimmer,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
-    /// Resumes left in the batch `run_ready` is running (its own and the
-    /// hand-offs between tasks together); 0 outside a batch, where no task
-    /// hands off (see `switch_away`).
-    batch: Cell<usize>,
     /// Greenlets parked on a `sync` type (which other threads may wake).
     sync_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
@@ -184,12 +178,6 @@ thread_local! {
     /// registration belongs here, cheap enough for every I/O operation.
     static REACTOR_ID: Cell<u64> = const { Cell::new(0) };
 
-}
-
-/// The greenlet of `task` if it can be resumed: it is scheduled (not killed
-/// before it ran, nor a stale entry of the run queue).
-fn resumable(task: &Task) -> Option<Greenlet> {
-    if task.state() == State::Scheduled { task.greenlet() } else { None }
 }
 
 /// The remote queues of the running hubs, by hub id, for kills sent to a
@@ -302,7 +290,6 @@ impl Hub {
             stacks: RefCell::new(StackSampler::new(now)),
             trimmer,
             recycled_tasks: RefCell::new(Vec::new()),
-            batch: Cell::new(0),
             parked_unwinding: Cell::new(0),
             sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
@@ -490,51 +477,10 @@ impl Hub {
         self.tasks.borrow().iter().map(|(_, task)| task.clone()).collect()
     }
 
-    /// Switches away from the running task, which has just parked or put
-    /// itself back in the run queue; returns when it is resumed.
-    ///
-    /// If the task at the front of the run queue is ready to resume and the
-    /// hub's batch has room for it, this switches straight to it (a
-    /// *hand-off*, as Go's `runnext`): the task the hub would resume next
-    /// anyway, without the hub's own greenlet in between. Entering and
-    /// leaving are the hub's (`enter`, `leave`, `settle`), so the
-    /// bookkeeping of every resume (the current task, its span, the budget,
-    /// the counters the monitor and metrics read) is the same either way.
-    /// The batch bounds hand-offs as it bounds the hub's own resumes, so
-    /// I/O, timers and other threads' messages keep their turn.
-    pub(crate) fn switch_away(&self) {
-        match self.hand_off_target() {
-            Some((next, greenlet)) => {
-                if let Some(left) = self.leave() {
-                    self.settle(left);
-                }
-                self.enter(next);
-                // Kills and timeouts are raised by the park `next` returns to.
-                drop(greenlet.switch(Box::new(())));
-            }
-            None => drop(self.greenlet.switch(Box::new(()))),
-        }
-    }
-
-    /// The task to hand off to, taken off the run queue, if there is one
-    /// and the batch has room (see `switch_away`).
-    fn hand_off_target(&self) -> Option<(Rc<Task>, Greenlet)> {
-        let left = self.batch.get().checked_sub(1)?;
-        let mut tasks = self.ready.tasks.borrow_mut();
-        let front = tasks.front()?;
-        // Not the task that yields itself (the hub would resume it at once
-        // all the same; going through the hub costs that rare case little).
-        if self.is_current(front) {
-            return None;
-        }
-        // Nor one that has not started: starting a greenlet costs more from
-        // another greenlet than from the hub, whose greenlet runs on the
-        // thread's own stack as the switches' dispatcher does.
-        let greenlet = resumable(front).filter(Greenlet::is_started)?;
-        let next = tasks.pop_front()?;
-        drop(tasks);
-        self.batch.set(left);
-        Some((next, greenlet))
+    /// Switches from the running task's greenlet to the hub; returns when the
+    /// hub resumes this task.
+    pub(crate) fn switch_to_hub(&self) {
+        drop(self.greenlet.switch(Box::new(())));
     }
 
     /// Kills `task`: see [`JoinHandle::kill`](crate::JoinHandle::kill).
@@ -572,48 +518,27 @@ impl Hub {
         }
     }
 
-    /// Runs one task until it parks, yields or finishes, or (after it
-    /// handed off) until the last task of its chain of hand-offs does.
+    /// Runs one task until it parks, yields or finishes.
     fn resume(&self, task: Rc<Task>) {
-        // Not resumable: killed before it ran, or a stale entry.
-        let Some(greenlet) = resumable(&task) else { return };
-        self.enter(task);
-        // Kills and timeouts are raised by the park the task returns to.
-        drop(greenlet.switch(Box::new(())));
-        if let Some(last) = self.leave() {
-            self.settle(last);
+        if task.state() != State::Scheduled {
+            return; // killed before it ran, or a stale entry
         }
-    }
-
-    /// Makes `task` (scheduled, with its `greenlet`) the running one, about
-    /// to be switched to: by the hub (`resume`) or by a hand-off
-    /// (`switch_away`).
-    fn enter(&self, task: Rc<Task>) {
+        let Some(greenlet) = task.greenlet() else { return };
         task.set_state(State::Running);
+        *self.current.borrow_mut() = Some(task.clone());
         budget::reset();
         counters::bump(&self.counters.switches);
         // The task first: the monitor's signal handler reads it once it sees
         // the id (on this thread, so program order is all it needs).
         self.counters.running_task.store(Rc::as_ptr(&task).cast::<()>().cast_mut(), Relaxed);
         self.counters.running.store(task.id(), std::sync::atomic::Ordering::Release);
-        // The span stays entered while the task runs, across its switches;
-        // `leave` exits it, on whichever greenlet the task is left from.
-        task.span.with_subscriber(|(id, subscriber)| subscriber.enter(id));
-        *self.current.borrow_mut() = Some(task);
-    }
-
-    /// Undoes `enter` for the running task, which has switched away (to the
-    /// hub, or handing off), and returns it.
-    fn leave(&self) -> Option<Rc<Task>> {
-        let task = self.current.borrow_mut().take()?;
-        task.span.with_subscriber(|(id, subscriber)| subscriber.exit(id));
+        {
+            let _entered = task.span.enter();
+            // Kills and timeouts are raised by the park the task returns to.
+            drop(greenlet.switch(Box::new(())));
+        }
         self.counters.running.store(0, Relaxed);
-        Some(task)
-    }
-
-    /// Deals with a task just left, by what it did: one that finished is
-    /// forgotten; one that parked or yielded waits in its place.
-    fn settle(&self, task: Rc<Task>) {
+        *self.current.borrow_mut() = None;
         match task.state() {
             State::Done => {
                 drop(task.release_greenlet());
@@ -633,25 +558,22 @@ impl Hub {
         }
     }
 
-    /// Runs ready greenlets, at most `EVENT_INTERVAL` of them (those the hub
-    /// resumes and those handed off to), and none once `root` (if given) is
-    /// done.
+    /// Runs ready greenlets, at most `EVENT_INTERVAL` of them, and none once
+    /// `root` (if given) is done.
     fn run_ready(&self, root: Option<&Rc<Task>>) {
-        self.batch.set(EVENT_INTERVAL);
-        while let Some(left) = self.batch.get().checked_sub(1) {
+        for _ in 0..EVENT_INTERVAL {
             // When the root greenlet (`run`'s `f`) returns, the rest of the
             // batch must not run: that would be greenlet code running after
             // `f` returned (even greenlets spawned but never started before
-            // it returned). `shutdown` kills them instead. (It returns to
-            // the hub: a task that finishes never hands off.)
+            // it returned). `shutdown` kills them instead.
             if root.is_some_and(|root| root.is_done()) {
                 break;
             }
-            let Some(task) = self.ready.pop() else { break };
-            self.batch.set(left);
-            self.resume(task);
+            match self.ready.pop() {
+                Some(task) => self.resume(task),
+                None => break,
+            }
         }
-        self.batch.set(0);
     }
 
     /// Polls I/O (blocking at most until the next timer or `max_wait`, or not

@@ -110,7 +110,7 @@ pub(crate) trait Abandon {
 /// The hub's run queue, and what a task needs to reach its hub without the
 /// hub's thread-local: unparking a task pushes it here.
 pub(crate) struct ReadyQueue {
-    pub(super) tasks: RefCell<VecDeque<Rc<Task>>>,
+    tasks: RefCell<VecDeque<Rc<Task>>>,
     /// The hub's door for other threads (for [`SendUnparker`](crate::hub::unpark::SendUnparker)s).
     pub(crate) remote: Arc<Remote>,
     /// When the hub's current turn started: a clock for diagnostics (how long

@@ -224,7 +224,7 @@ impl Parker {
         if unwinding {
             self.hub.count_parked_unwinding(true);
         }
-        self.hub.switch_away();
+        self.hub.switch_to_hub();
         answer_stack_requests();
         if unwinding {
             self.hub.count_parked_unwinding(false);

@@ -1,10 +1,9 @@
-//! Hand-offs: a greenlet that parks or yields switches straight to the next
-//! runnable one, without the hub's greenlet in between. Everything a user
-//! sees of the greenlet it switches to must be as if the hub had resumed it:
-//! kills, timeouts and panics, `dump`, the metrics, the tracing span, the
-//! blocking monitor (in `tests/monitor.rs`: the blocking greenlet there is
-//! switched to by its joiner's park), and the hub's own turns for timers,
-//! I/O and other threads.
+//! What a greenlet woken by another one sees when the hub resumes it: its
+//! turn in wake order, kills, timeouts and panics raised or reported as
+//! usual, itself as the running greenlet in `dump` and in its own tracing
+//! span, every resume counted as a switch, and finished greenlets gone.
+//! Greenlets that keep waking each other never keep the hub from its own
+//! turns for timers, I/O and other threads.
 
 mod util;
 
@@ -56,7 +55,7 @@ fn greenlets_woken_by_a_greenlet_run_in_wake_order_when_it_parks() {
 }
 
 #[test]
-fn every_hand_off_counts_as_a_switch() {
+fn greenlets_that_wake_each_other_count_a_switch_each_time() {
     run(|| {
         const ROUNDS: u64 = 100;
         let (ping, pong) = (Rc::new(Event::new()), Rc::new(Event::new()));
@@ -74,7 +73,7 @@ fn every_hand_off_counts_as_a_switch() {
         let before = metrics().switches();
         for _ in 0..ROUNDS {
             ping.set();
-            pong.wait(); // hands off to the ponger, which hands back
+            pong.wait();
             pong.clear();
         }
         // Each round resumes the ponger and this greenlet once each.
@@ -85,7 +84,7 @@ fn every_hand_off_counts_as_a_switch() {
 }
 
 #[test]
-fn a_greenlet_handed_off_to_is_the_running_one_in_a_dump() {
+fn a_woken_greenlet_is_the_running_one_in_a_dump() {
     run(|| {
         let go = Rc::new(Event::new());
         let seen = spawn({
@@ -102,7 +101,6 @@ fn a_greenlet_handed_off_to_is_the_running_one_in_a_dump() {
         });
         yield_now(); // it waits
         go.set();
-        // Joining parks this greenlet, which hands off to the woken one.
         let (me, others, parked_stack) = seen.join().unwrap();
         assert_eq!(me, "running");
         assert_eq!(others, ["parked"]);
@@ -111,7 +109,7 @@ fn a_greenlet_handed_off_to_is_the_running_one_in_a_dump() {
 }
 
 #[test]
-fn a_kill_pending_when_handed_off_to_unwinds_the_greenlet() {
+fn a_greenlet_killed_after_it_was_woken_unwinds_from_its_wait() {
     run(|| {
         let (go, drops) = (Rc::new(Event::new()), Drops::new());
         let victim = spawn({
@@ -125,17 +123,16 @@ fn a_kill_pending_when_handed_off_to_unwinds_the_greenlet() {
         yield_now(); // it waits
         go.set(); // runnable now, then killed before it runs
         victim.kill();
-        let err = victim.join().unwrap_err(); // hands off to it
+        let err = victim.join().unwrap_err();
         assert!(err.is_killed(), "{err:?}");
         assert_eq!(drops.count(), 1, "its destructors ran");
     });
 }
 
 #[test]
-fn a_timeout_that_expired_is_raised_in_a_greenlet_handed_off_to() {
+fn a_timeout_that_expired_while_others_yield_is_raised_in_its_wait() {
     run(|| {
         let waiter = spawn(|| timeout(ms(5), || Event::new().wait()));
-        // Yielding hands off to the waiter once its timer made it runnable.
         while !waiter.is_finished() {
             yield_now();
         }
@@ -144,14 +141,14 @@ fn a_timeout_that_expired_is_raised_in_a_greenlet_handed_off_to() {
 }
 
 #[test]
-fn a_panic_in_a_greenlet_handed_off_to_reaches_its_join() {
+fn a_panic_after_a_wake_reaches_the_join() {
     run(|| {
         let go = Rc::new(Event::new());
         let panicker = spawn({
             let go = go.clone();
             move || {
                 go.wait();
-                panic!("after the hand-off");
+                panic!("after the wake-up");
             }
         });
         yield_now(); // it waits
@@ -163,10 +160,10 @@ fn a_panic_in_a_greenlet_handed_off_to_reaches_its_join() {
 }
 
 #[test]
-fn a_greenlet_handed_off_to_runs_in_its_own_span() {
+fn a_woken_greenlet_runs_in_its_own_span() {
     // In a child process: a `tracing` subscriber is best global (a scoped
     // one races with the interest other tests' threads cache meanwhile).
-    const TEST: &str = "a_greenlet_handed_off_to_runs_in_its_own_span";
+    const TEST: &str = "a_woken_greenlet_runs_in_its_own_span";
     if util::is_child(TEST) {
         let capture = Capture::new();
         tracing::subscriber::set_global_default(capture.subscriber()).expect("the only subscriber of this process");
@@ -181,7 +178,7 @@ fn a_greenlet_handed_off_to_runs_in_its_own_span() {
             });
             yield_now(); // it waits
             go.set();
-            woken.join().unwrap(); // hands off to it
+            woken.join().unwrap();
             tracing::info!("the joiner speaks");
         });
         println!("LOG:\n{}", capture.text());
@@ -198,14 +195,14 @@ fn a_greenlet_handed_off_to_runs_in_its_own_span() {
 }
 
 #[test]
-fn greenlets_handing_off_to_each_other_let_timers_io_and_other_threads_in() {
+fn greenlets_that_keep_waking_each_other_let_timers_and_other_threads_in() {
     bounded(|| {
         run(|| {
             let stop = Rc::new(Cell::new(false));
             let (ping, pong) = (Rc::new(Event::new()), Rc::new(Event::new()));
-            // Two greenlets that are never both parked: one of them always
-            // hands off to the other, until a timer and a message from
-            // another thread have both stopped them.
+            // Two greenlets that are never both parked: one of them is
+            // always runnable, until a timer and a message from another
+            // thread have both come, and stopped them.
             let players: Vec<_> = [(ping.clone(), pong.clone()), (pong, ping)]
                 .into_iter()
                 .map(|(mine, theirs)| {
