@@ -254,9 +254,15 @@ pub(crate) fn unpark_hub(hub: u64, task: Key, seq: u64) {
 
 /// Wakes park `seq` of the task at `task` of this thread's hub.
 pub(crate) fn unpark_local(task: Key, seq: u64) {
-    if let Some(task) = current().and_then(|hub| hub.task(task)) {
-        task.wake_up(seq, Wake::Notified);
-    }
+    // The `sync` types' wake path: borrowed, not cloned (waking pushes the
+    // task on the run queue, and touches neither the hub's slot nor its table).
+    let _ = HUB.try_with(|hub| {
+        let Ok(hub) = hub.try_borrow() else { return };
+        let Some(tasks) = hub.as_ref().and_then(|hub| hub.tasks.try_borrow().ok()) else { return };
+        if let Some(task) = tasks.get(task) {
+            task.wake_up(seq, Wake::Notified);
+        }
+    });
 }
 
 /// Wakes park `seq` of the task at `task` on the hub behind `remote`, from

@@ -444,8 +444,18 @@ pub(crate) fn parked_stack(task: &Task) -> Option<Vec<usize>> {
 /// In a park, just resumed: records the stack for each request that
 /// resumed this greenlet (see [`parked_stack`]) and switches back to the
 /// requester, until the hub resumes it for real.
-#[inline]
+#[inline(always)]
 fn answer_stack_requests() {
+    // Every park passes here: only the check is inline.
+    if STACK_REQUESTED.with(Cell::get) {
+        answer_requested_stacks();
+    }
+}
+
+/// [`answer_stack_requests`], once a request came.
+#[cold]
+#[inline(never)]
+fn answer_requested_stacks() {
     while STACK_REQUESTED.with(Cell::get) {
         let requester = STACK_REQUEST.with(|request| match &mut *request.borrow_mut() {
             Some((requester, stack @ None)) => {
