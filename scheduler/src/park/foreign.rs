@@ -156,6 +156,16 @@ impl Current {
         Ok(())
     }
 
+    /// Lets the greenlets of the hub that are ready to run go first, then
+    /// returns: [`yield_now`](crate::yield_now) without unwinding.
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the yield.
+    pub fn yield_now(&self) -> Result<(), Interrupted> {
+        self.parker.yield_foreign()
+    }
+
     /// Parks until `registration` may be ready in `direction` (`Ok(true)`:
     /// try the operation; a wake-up can be spurious) or `deadline` passes
     /// (`Ok(false)`). `op` names the wait in [`dump`](crate::dump).
