@@ -77,6 +77,34 @@ fn many_greenlets_take_turns_at_a_std_mutex_held_across_hooked_calls() {
 }
 
 #[test]
+fn two_greenlets_taking_a_std_mutex_in_a_loop_take_turns() {
+    const TURNS: usize = 40;
+    let log = guarded("a std lock", || {
+        let lock = Rc::new(Mutex::new(Vec::new()));
+        let take_turns = |lock: Rc<Mutex<Vec<&'static str>>>, name| {
+            move || {
+                for _ in 0..TURNS {
+                    let mut guard = lock.lock().unwrap();
+                    guard.push(name);
+                    // The other one runs meanwhile, and waits for the lock.
+                    runtime::yield_now();
+                }
+            }
+        };
+        let b = runtime::spawn(take_turns(lock.clone(), "b"));
+        take_turns(lock.clone(), "a")();
+        b.join().unwrap();
+        Rc::try_unwrap(lock).unwrap().into_inner().unwrap()
+    });
+    assert_eq!(log.len(), 2 * TURNS);
+    // Each release hands the lock to the greenlet waiting for it, rather than
+    // the releasing one taking it back before the other ever runs.
+    let first_half = &log[..TURNS];
+    let turns_of_b = first_half.iter().filter(|&&name| name == "b").count();
+    assert!(turns_of_b >= TURNS / 4, "b had {turns_of_b} of the first {TURNS} turns: {log:?}");
+}
+
+#[test]
 fn a_condvar_shared_between_greenlets_wakes_the_waiter() {
     let got = guarded("a std lock", || {
         let pair = Rc::new((Mutex::new(None), Condvar::new()));
