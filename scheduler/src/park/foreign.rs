@@ -157,13 +157,20 @@ impl Current {
     }
 
     /// Lets the greenlets of the hub that are ready to run go first, then
-    /// returns: [`yield_now`](crate::yield_now) without unwinding.
+    /// returns `Ok(true)`: [`yield_now`](crate::yield_now) without
+    /// unwinding. `Ok(false)` without yielding when the greenlet is between
+    /// registering a wake-up and parking for it (the runtime's own code
+    /// calling into foreign code, say a std lock's release, on its way to
+    /// a park), which a yield would lose.
     ///
     /// # Errors
     ///
     /// A pending kill or timeout, before or after the yield.
-    pub fn yield_now(&self) -> Result<(), Interrupted> {
-        self.parker.yield_foreign()
+    pub fn yield_now(&self) -> Result<bool, Interrupted> {
+        if self.parker.task().is_registered() {
+            return Ok(false);
+        }
+        self.parker.yield_foreign().map(|()| true)
     }
 
     /// Parks until `registration` may be ready in `direction` (`Ok(true)`:
