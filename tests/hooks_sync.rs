@@ -77,6 +77,66 @@ fn many_greenlets_take_turns_at_a_std_mutex_held_across_hooked_calls() {
 }
 
 #[test]
+fn two_greenlets_taking_a_std_mutex_in_a_loop_take_turns() {
+    const TURNS: usize = 40;
+    let log = guarded("a std lock", || {
+        let lock = Rc::new(Mutex::new(Vec::new()));
+        let take_turns = |lock: Rc<Mutex<Vec<&'static str>>>, name| {
+            move || {
+                for _ in 0..TURNS {
+                    let mut guard = lock.lock().unwrap();
+                    guard.push(name);
+                    // The other one runs meanwhile, and waits for the lock.
+                    runtime::yield_now();
+                }
+            }
+        };
+        let b = runtime::spawn(take_turns(lock.clone(), "b"));
+        take_turns(lock.clone(), "a")();
+        b.join().unwrap();
+        Rc::try_unwrap(lock).unwrap().into_inner().unwrap()
+    });
+    assert_eq!(log.len(), 2 * TURNS);
+    // Each release hands the lock to the greenlet waiting for it, rather than
+    // the releasing one taking it back before the other ever runs.
+    let first_half = &log[..TURNS];
+    let turns_of_b = first_half.iter().filter(|&&name| name == "b").count();
+    assert!(turns_of_b >= TURNS / 4, "b had {turns_of_b} of the first {TURNS} turns: {log:?}");
+}
+
+#[test]
+fn a_std_mutex_released_between_registering_a_wake_up_and_parking_does_not_lose_it() {
+    guarded("a lost wake-up", || {
+        let lock = Rc::new(Mutex::new(()));
+        let guard = lock.lock().unwrap();
+        let waiter = runtime::spawn({
+            let lock = lock.clone();
+            move || drop(lock.lock().unwrap())
+        });
+        runtime::yield_now(); // the waiter parks in `lock`
+        // The runtime's own waits do this: register a wake-up, release a
+        // lock, park. The release must not hand the thread to the waiter
+        // (a yield before the park would make the registered wake-up stale).
+        let current = runtime_scheduler::foreign::Current::get().unwrap();
+        let waker = current.waker();
+        let woken = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let woken = woken.clone();
+            move || {
+                std::thread::sleep(ms(20));
+                woken.store(true, Ordering::SeqCst);
+                waker.wake();
+            }
+        });
+        drop(guard);
+        current.park("the test's wake-up", None).unwrap();
+        assert!(woken.load(Ordering::SeqCst));
+        waiter.join().unwrap();
+        thread.join().unwrap();
+    });
+}
+
+#[test]
 fn a_condvar_shared_between_greenlets_wakes_the_waiter() {
     let got = guarded("a std lock", || {
         let pair = Rc::new((Mutex::new(None), Condvar::new()));

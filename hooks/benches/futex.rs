@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! cargo bench -p runtime-hooks --bench futex
+//! cargo bench -p runtime-hooks --bench futex -- --std-handoff   # only the std hand-offs, to profile
 //! ```
 
 use std::ffi::{c_long, c_void};
@@ -93,6 +94,11 @@ fn per_call(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     assert!(runtime_hooks::is_interposed(), "the hooks are not linked in");
+    if std::env::args().any(|arg| arg == "--std-handoff") {
+        let mut times: Vec<f64> = (0..ROUNDS).map(|_| std_handoff()).collect();
+        println!("std::sync::Mutex hand-off: {:.1} ns (median of {ROUNDS})", median(&mut times));
+        return;
+    }
     // SAFETY: a NUL-terminated name; RTLD_NEXT from the executable finds
     // libc's definition, past ours.
     let found = unsafe { libc::dlsym(libc::RTLD_NEXT, c"syscall".as_ptr()) };

@@ -55,10 +55,17 @@ pub(crate) fn is_disabled() -> bool {
 /// The greenlet making the call, if the call should cooperate: a greenlet of
 /// this thread's hub (not the parent's copy, in a forked child), the hooks
 /// on for the thread.
-#[inline]
+#[inline(always)]
 pub(crate) fn context() -> Option<Current> {
-    // The cheapest test first: no hub on this thread (one thread-local word).
+    // The cheapest test first, inline in every hook: no hub on this thread
+    // (one thread-local word), the case of every plain thread's call.
     let hub = runtime_scheduler::foreign::hub_id()?;
+    context_on(hub)
+}
+
+/// [`context`] on a thread running the hub `hub`.
+#[inline(never)]
+fn context_on(hub: u64) -> Option<Current> {
     if fork::is_parents_hub(hub) || is_disabled() || runtime_scheduler::foreign::in_panic_hook() {
         return None;
     }
@@ -125,7 +132,7 @@ pub(crate) fn classify(fd: RawFd) -> Entry {
 /// How a call on `fd` goes: `None` through, `Some(Some(_))` cooperative,
 /// `Some(None)` emulated (only for `OURS`: a `DONTWAIT` socket is blocking,
 /// so outside a greenlet its calls go through).
-#[inline]
+#[inline(always)]
 fn route(fd: RawFd) -> Option<(Entry, Option<Current>)> {
     let entry = fds::get(fd);
     if entry.has(OURS) {

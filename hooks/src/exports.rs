@@ -1111,12 +1111,24 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             let bitset = if cmd == libc::FUTEX_WAKE { u32::MAX } else { val3 as u32 };
             // An `int` argument: the register's upper half is not part of it.
             let count = val as c_int;
-            let ours = if aligned && bitset != 0 { futex::wake(address, count, bitset) } else { 0 };
-            if ours > 0 && ours >= count {
-                return ours.into();
+            let (ours, local) = if aligned && bitset != 0 { futex::wake(address, count, bitset) } else { (0, false) };
+            let woken = if ours > 0 && ours >= count {
+                ours.into()
+            } else {
+                let theirs = forward((count - ours).into());
+                if ours > 0 { c_long::from(ours) + theirs.max(0) } else { theirs }
+            };
+            if local {
+                futex::hand_off(|| {
+                    // SAFETY: an aligned 32-bit word (checked above), alive:
+                    // read before the hand-off, while a greenlet of this
+                    // thread just woken from a wait on it has not run yet, so
+                    // is still inside that wait (futex(2)'s contract keeps
+                    // the word alive until it returns).
+                    unsafe { (*(address as *const AtomicU32)).load(Ordering::Relaxed) }
+                });
             }
-            let theirs = forward((count - ours).into());
-            if ours > 0 { c_long::from(ours) + theirs.max(0) } else { theirs }
+            woken
         }
         _ => {
             // Requeues and wake-ops: every greenlet on either word wakes (a

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use runtime_scheduler::foreign::{Current, Interrupted, Waker};
 
-use crate::real;
+use crate::{coop, real};
 
 /// How often a waiter on a process-shared futex looks at its value, at
 /// most (it starts at a tenth of this and doubles).
@@ -47,6 +47,8 @@ static TABLE: [Bucket; BUCKETS] = [const { Bucket::new() }; BUCKETS];
 struct Waiter {
     address: usize,
     bitset: u32,
+    /// The id of the waiter's hub.
+    hub: u64,
     /// Which wait this is, unique in the process.
     id: u64,
     /// Wakes the waiter's current park.
@@ -139,15 +141,19 @@ pub(crate) fn wait(
     }
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     WAITING.fetch_add(1, Ordering::SeqCst);
-    let waker = current.waker();
-    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, id, waker }));
+    let (waker, hub) = (current.waker(), current.hub_id());
+    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, hub, id, waker }));
     // Pairs with the fence in `wake`: either that wake sees this waiter, or
     // this sees the value stored before the wake.
     fence(Ordering::SeqCst);
     let outcome = if load() != expected {
         Waited::Changed
     } else {
-        park(current, address, id, expected, shared, deadline, &load)
+        match park(current, address, id, expected, shared, deadline, &load) {
+            // A wake took it out: nothing to remove.
+            None => return Waited::Woken,
+            Some(outcome) => outcome,
+        }
     };
     if remove(address, id) {
         outcome
@@ -166,9 +172,9 @@ const PARK_WARNING_AFTER: Duration = Duration::from_secs(2);
 
 static PARK_WARNED: AtomicBool = AtomicBool::new(false);
 
-/// Parks until a wake takes the waiter `id` out of the table, or
+/// Parks until a wake takes the waiter `id` out of the table (`None`), or
 /// `deadline`; a waiter on a shared futex also returns once the value
-/// changed.
+/// changed. `Some`: the waiter may still be in the table.
 fn park(
     current: &Current,
     address: usize,
@@ -177,7 +183,7 @@ fn park(
     shared: bool,
     deadline: Option<Instant>,
     load: &impl Fn() -> u32,
-) -> Waited {
+) -> Option<Waited> {
     let mut recheck = SHARED_RECHECK / 10;
     let mut warn_at = (expected == THREAD_PARKED && !PARK_WARNED.load(Ordering::Relaxed))
         .then(|| Instant::now() + PARK_WARNING_AFTER);
@@ -192,16 +198,16 @@ fn park(
             until = Some(until.map_or(warn_at, |until| until.min(warn_at)));
         }
         if let Err(interrupted) = current.park("futex", until) {
-            return Waited::Interrupted(interrupted);
+            return Some(Waited::Interrupted(interrupted));
         }
         // Still in the table: the next park gets the wake-ups (a wake that
         // took it out meanwhile woke the park that just ended).
-        if !rearm(address, id, current.waker()) {
-            return Waited::Woken;
+        if !rearm(address, id, current) {
+            return None;
         }
         let now = Instant::now();
         if deadline.is_some_and(|deadline| now >= deadline) {
-            return Waited::TimedOut;
+            return Some(Waited::TimedOut);
         }
         if warn_at.is_some_and(|warn_at| now >= warn_at) {
             warn_at = None;
@@ -210,7 +216,7 @@ fn park(
             }
         }
         if shared && load() != expected {
-            return Waited::Woken;
+            return Some(Waited::Woken);
         }
     }
 }
@@ -220,12 +226,13 @@ on a std::sync::mpsc (or crossbeam-channel) channel for another greenlet of the 
 channel, or at a rendezvous), it will never wake: those channels wake such waiters only from other threads; and two \
 greenlets of one thread in thread::park at once share its one parker. Use runtime::sync::channel between greenlets.\n";
 
-/// Gives the waiter `id` (if still in `address`'s bucket) `waker` for its
-/// next park; whether it was still there.
-fn rearm(address: usize, id: u64, waker: Waker) -> bool {
+/// Gives the waiter `id` (if still in `address`'s bucket) a waker for
+/// `current`'s next park; whether it was still there. (Usually a wake took
+/// it out: no waker is made then.)
+fn rearm(address: usize, id: u64, current: &Current) -> bool {
     bucket(address).with(|waiters| match waiters.iter_mut().find(|w| w.id == id) {
         Some(waiter) => {
-            waiter.waker = waker;
+            waiter.waker = current.waker();
             true
         }
         None => false,
@@ -233,27 +240,40 @@ fn rearm(address: usize, id: u64, waker: Waker) -> bool {
 }
 
 /// `FUTEX_WAKE` (`bitset` all ones) or `FUTEX_WAKE_BITSET` of at most
-/// `count` greenlets waiting on `address`; the number woken. Cheap when no
-/// greenlet waits anywhere.
+/// `count` greenlets waiting on `address`: the number woken, and whether
+/// one of them belongs to this thread's hub (then see [`hand_off`], once the
+/// caller has woken the rest). Cheap when no greenlet waits anywhere.
 #[inline]
-pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> c_int {
+pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> (c_int, bool) {
     // Pairs with the fence in `wait`: the caller stored the new value before
     // this call.
     fence(Ordering::SeqCst);
     if WAITING.load(Ordering::Relaxed) == 0 || count <= 0 {
-        return 0;
+        return (0, false);
     }
     wake_slow(address, count as usize, bitset)
 }
 
+/// Wakes up to `count` waiters on `address`; the number woken, and whether
+/// one of them belongs to this thread's hub.
 #[cold]
-fn wake_slow(address: usize, count: usize, bitset: u32) -> c_int {
-    let mut woken: Vec<Waker> = Vec::new();
+fn wake_slow(address: usize, count: usize, bitset: u32) -> (c_int, bool) {
+    // The first one apart: most wakes wake one, without an allocation.
+    let (mut first, mut rest): (Option<Waker>, Vec<Waker>) = (None, Vec::new());
+    let here = runtime_scheduler::foreign::hub_id();
+    let mut local = false;
+    let mut woken = 0;
     bucket(address).with(|waiters| {
         let mut i = 0;
-        while i < waiters.len() && woken.len() < count {
+        while i < waiters.len() && woken < count {
             if waiters[i].address == address && waiters[i].bitset & bitset != 0 {
-                woken.push(waiters.swap_remove(i).waker);
+                let waiter = waiters.swap_remove(i);
+                local |= Some(waiter.hub) == here;
+                match first {
+                    None => first = Some(waiter.waker),
+                    Some(_) => rest.push(waiter.waker),
+                }
+                woken += 1;
                 WAITING.fetch_sub(1, Ordering::Relaxed);
             } else {
                 i += 1;
@@ -261,17 +281,47 @@ fn wake_slow(address: usize, count: usize, bitset: u32) -> c_int {
         }
     });
     // Woken once the lock is released (another hub's through its queue).
-    for waker in &woken {
+    for waker in first.iter().chain(&rest) {
         waker.wake();
     }
-    woken.len() as c_int
+    (woken as c_int, local)
+}
+
+/// After a wake that woke a greenlet of this thread's hub: if the word
+/// (which `load` reads, before any switch) is zero now, as it is once a std `Mutex` or
+/// `RwLock` is released (or parking_lot unparks a thread), the greenlet
+/// that released it lets the woken ones run before it goes on.
+///
+/// Otherwise it would take the lock back at its next `lock`, before the
+/// woken greenlet ever runs (which then finds it taken again), and a std
+/// `Mutex` found taken spins a while before it waits, which on one thread
+/// only delays the holder. Handed the thread, the woken greenlet finds the
+/// lock free; the releasing one, coming back for it, finds it contended and
+/// waits without spinning. (A `Condvar`'s notification leaves its counter
+/// non-zero: the notified greenlet would find the mutex still held.)
+///
+/// Not in the hub's loop, nor while the thread panics or runs the panic
+/// hook (see `coop::context`), where nothing may park.
+pub(crate) fn hand_off(load: impl FnOnce() -> u32) {
+    if load() != 0 {
+        return;
+    }
+    let Some(current) = coop::context().filter(|_| !std::thread::panicking()) else { return };
+    // A kill or timeout pending (or arriving meanwhile) is reported here,
+    // where a wake has no error to return: it is raised at the greenlet's
+    // next park outside the hooks, or fails its hooked waits once the grace
+    // is over.
+    let _ = current.yield_now();
 }
 
 /// Wakes every greenlet waiting on `address` (for the operations this
 /// module does not emulate, `FUTEX_REQUEUE`, `FUTEX_WAKE_OP`...: an extra
 /// wake-up is allowed, a missed one is not).
 pub(crate) fn wake_all(address: usize) {
-    wake(address, c_int::MAX, u32::MAX);
+    fence(Ordering::SeqCst);
+    if WAITING.load(Ordering::Relaxed) != 0 {
+        let _ = wake_slow(address, usize::MAX, u32::MAX);
+    }
 }
 
 /// The deadline of a futex timeout: relative (`FUTEX_WAIT`), or absolute on

@@ -155,6 +155,14 @@
 //! a plain thread holding a lock for a while then stall only the greenlets
 //! that wait for it.
 //!
+//! A greenlet that releases a std `Mutex` or `RwLock` for which a greenlet
+//! of its own hub waits lets that one run first: the release (a futex wake
+//! of a word now zero) yields, as a hooked call may. Greenlets that take
+//! turns at a lock then alternate, and the woken one finds the lock free,
+//! rather than taken back by the releasing one (std's `Mutex` spins a while
+//! before it waits for a lock it finds taken, which on one thread only
+//! delays the holder). Not while the thread panics or runs the panic hook.
+//!
 //! While the thread is panicking (a panic hook runs, or a greenlet of the
 //! thread is parked in the middle of unwinding), futex waits block the
 //! thread as before: a greenlet parked inside a panic hook (waiting for

@@ -210,6 +210,7 @@ pub(crate) fn remote_of(hub: u64) -> Option<Arc<Remote>> {
 }
 
 /// The id of the reactor of this thread's hub, 0 if none runs.
+#[inline]
 pub(crate) fn reactor_id() -> u64 {
     REACTOR_ID.try_with(Cell::get).unwrap_or(0)
 }

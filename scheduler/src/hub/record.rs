@@ -179,6 +179,8 @@ pub(crate) struct Task {
     state: Cell<State>,
     /// Bumped each time the task parks; a wake-up for an older number is stale.
     seq: Cell<u64>,
+    /// The number of the last park a wake-up was handed out for (0: none).
+    registered: Cell<u64>,
     /// Why the task was last made runnable.
     wake: Cell<Wake>,
     /// What the task is parked on, since when, and until when.
@@ -251,6 +253,7 @@ impl Task {
             greenlet: RefCell::new(Some(greenlet)),
             state: Cell::new(State::Delayed),
             seq: Cell::new(0),
+            registered: Cell::new(0),
             wake: Cell::new(Wake::Notified),
             waiting_on: Cell::new(WaitingOn::Nothing),
             parked_at: Cell::new(ready.clock()),
@@ -290,6 +293,7 @@ impl Task {
         *self.greenlet.get_mut() = Some(greenlet);
         *self.state.get_mut() = State::Delayed;
         *self.seq.get_mut() = 0;
+        *self.registered.get_mut() = 0;
         *self.wake.get_mut() = Wake::Notified;
         *self.waiting_on.get_mut() = WaitingOn::Nothing;
         *self.parked_at.get_mut() = self.ready.clock();
@@ -401,6 +405,18 @@ impl Task {
     /// Whether a foreign park was made at or after park `seq`.
     pub(crate) fn parked_foreign_since(&self, seq: u64) -> bool {
         self.foreign_seq.get() >= seq
+    }
+
+    /// Notes that a wake-up for park `seq` was handed out.
+    pub(crate) fn set_registered(&self, seq: u64) {
+        self.registered.set(seq);
+    }
+
+    /// Whether a wake-up for the task's next park is out: the task must park
+    /// for it next, and not yield or park for anything else first (the wake
+    /// would be lost).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registered.get() == self.next_seq()
     }
 
     /// Records a park (`Running` → `Parked`).

@@ -161,6 +161,23 @@ impl Current {
         Ok(())
     }
 
+    /// Lets the greenlets of the hub that are ready to run go first, then
+    /// returns `Ok(true)`: [`yield_now`](crate::yield_now) without
+    /// unwinding. `Ok(false)` without yielding when the greenlet is between
+    /// registering a wake-up and parking for it (the runtime's own code
+    /// calling into foreign code, say a std lock's release, on its way to
+    /// a park), which a yield would lose.
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the yield.
+    pub fn yield_now(&self) -> Result<bool, Interrupted> {
+        if self.parker.task().is_registered() {
+            return Ok(false);
+        }
+        self.parker.yield_foreign().map(|()| true)
+    }
+
     /// Parks until `registration` may be ready in `direction` (`Ok(true)`:
     /// try the operation; a wake-up can be spurious) or `deadline` passes
     /// (`Ok(false)`). `op` names the wait in [`dump`](crate::dump).

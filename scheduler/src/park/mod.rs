@@ -155,14 +155,15 @@ impl Parker {
         &self.hub
     }
 
-    /// The number of this greenlet's next park.
+    /// The number of this greenlet's next park, for a wake-up of it.
     pub(crate) fn next_seq(&self) -> u64 {
+        self.task.set_registered(self.seq.get());
         self.seq.get()
     }
 
     /// Wakes this greenlet's next park.
     pub(crate) fn unparker(&self) -> Unparker {
-        Unparker::new(self.task.clone(), self.seq.get())
+        Unparker::new(self.task.clone(), self.next_seq())
     }
 
     /// Parks until unparked (through an unparker of this park), killed, or
