@@ -272,6 +272,26 @@ fn overflow_is_reported_with_mprotect_guards() {
     assert_eq!(child_guard_kind(&output), Some("Mprotect"), "{}", output_text(&output));
 }
 
+/// Guards are installed many at a time, ahead of the stacks that need them:
+/// a stack well past the first ones, in the middle of such a batch, still
+/// catches an overflow; so it does with one `madvise` or `mprotect` per guard.
+#[test]
+fn overflow_is_reported_on_a_stack_guarded_ahead() {
+    const TEST: &str = "overflow_is_reported_on_a_stack_guarded_ahead";
+    if child_role().is_some() {
+        eprintln!("guard kind: {:?}", decided_guard_kind());
+        let parked: Vec<Greenlet> = (0..100).map(|_| park(Builder::new().stack_size(16 * 1024))).collect();
+        black_box(&parked);
+        overflow_named_greenlet("diver-past-a-hundred");
+    }
+    let _lock = process_lock();
+    for guard in ["", "madvise", "mprotect"] {
+        let env: &[(&str, &str)] = if guard.is_empty() { &[] } else { &[("GREENLET_GUARD", guard)] };
+        let output = child_test(TEST, "overflow", env).run();
+        assert_overflow_reported(&output, "diver-past-a-hundred");
+    }
+}
+
 /// After `MADV_DONTNEED` recycling, a reused stack still has its guard.
 ///
 /// Eight adjacent stacks are dirtied, finished and discarded together

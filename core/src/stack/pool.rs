@@ -10,6 +10,9 @@
 //!  ^ slot base     top ---^
 //! ```
 //!
+//! A chunk installs its slots' guards ahead of use, more at a time the more
+//! slots it has handed out (see [`sys::install_guards`]).
+//!
 //! Stacks grow down from the top of their slot towards the guard. Released
 //! stacks go to a "warm" list and are reused last-in first-out, so the pages a
 //! greenlet touched are reused while still resident. By default the pool
@@ -39,6 +42,10 @@ const MAX_CHUNK_SLOTS: usize = 4096;
 /// `MADV_GUARD_INSTALL`, no mapping), so a few pages are used to also catch
 /// frames that skip past the first one.
 pub(crate) const GUARD_PAGES: usize = 4;
+
+/// Bounds on how many slots' guards a chunk installs at once, ahead of use.
+const GUARD_AHEAD_MIN: usize = 8;
+const GUARD_AHEAD_MAX: usize = 512;
 
 /// Default number of idle stacks per size class kept resident.
 pub(crate) const DEFAULT_IDLE_LIMIT: usize = 256;
@@ -76,8 +83,11 @@ struct Chunk {
     slots: usize,
     /// Slots of this chunk currently handed out.
     in_use: usize,
-    /// Slots from the start handed out at least once (and so guarded).
+    /// Slots from the start handed out at least once.
     carved: usize,
+    /// Slots from the start whose guard is installed (at least `carved`):
+    /// guards are made ahead, many per system call.
+    guarded: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -258,8 +268,15 @@ impl Pool {
         };
         let chunk = class.chunks[chunk_index as usize].as_mut().expect("carving an unmapped chunk");
         let base = chunk.base + chunk.carved * class.slot_len;
-        // SAFETY: the slot lies inside our reservation and was never handed out.
-        unsafe { sys::install_guard(base, GUARD_PAGES * sys::page_size())? };
+        if chunk.guarded == chunk.carved {
+            // Ahead by as many as are guarded already (within bounds), so that
+            // a few greenlets cost few guards and many cost few system calls.
+            let ahead = chunk.guarded.clamp(GUARD_AHEAD_MIN, GUARD_AHEAD_MAX).min(chunk.slots - chunk.carved);
+            // SAFETY: these slots lie inside our reservation and were never
+            // handed out.
+            chunk.guarded +=
+                unsafe { sys::install_guards(base, class.slot_len, ahead, GUARD_PAGES * sys::page_size())? };
+        }
         chunk.carved += 1;
         if chunk.carved == chunk.slots {
             class.carving = None;
@@ -285,7 +302,7 @@ impl Pool {
             }
         };
         class.next_chunk_slots = (slots * 2).min(MAX_CHUNK_SLOTS);
-        let chunk = Chunk { base, len, slots, in_use: 0, carved: 0 };
+        let chunk = Chunk { base, len, slots, in_use: 0, carved: 0, guarded: 0 };
         if let Err(err) = class.chunks.try_reserve(1) {
             // SAFETY: just reserved, not handed out.
             unsafe { sys::unreserve(base, len, 0) };
@@ -378,7 +395,7 @@ impl Pool {
                     let chunk = slot.take().expect("checked above");
                     // SAFETY: no stack of this chunk is in use and its idle
                     // slots were just forgotten.
-                    unsafe { sys::unreserve(chunk.base, chunk.len, chunk.carved) };
+                    unsafe { sys::unreserve(chunk.base, chunk.len, chunk.guarded) };
                 }
             }
             class.next_chunk_slots = FIRST_CHUNK_SLOTS;
