@@ -10,8 +10,9 @@
 //!  ^ slot base     top ---^
 //! ```
 //!
-//! A chunk installs its slots' guards ahead of use, more at a time the more
-//! slots it has handed out (see [`sys::install_guards`]).
+//! Where the kernel takes many guards per call, a chunk installs its slots'
+//! guards ahead of use, more at a time the more slots it has handed out (see
+//! [`sys::install_guards`]).
 //!
 //! Stacks grow down from the top of their slot towards the guard. Released
 //! stacks go to a "warm" list and are reused last-in first-out, so the pages a

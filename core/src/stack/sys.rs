@@ -177,9 +177,9 @@ static VECTORED: AtomicBool = AtomicBool::new(true);
 
 /// Makes guard regions of `len` bytes at `first`, `first + stride`, ... for
 /// at most `count` (at least 1) of them, and returns how many it made: with
-/// `MADV_GUARD_INSTALL` all of them, up to 64 per system call
-/// (`process_madvise`, Linux 6.15+; one `madvise` each on older kernels); with
-/// the `mprotect` fallback one, since every guard then costs mappings.
+/// `MADV_GUARD_INSTALL` through `process_madvise` (Linux 6.15+) all of them,
+/// up to 64 per system call (fewer if a call fails part way); otherwise one,
+/// by `madvise` or, before Linux 6.13, `mprotect`.
 ///
 /// # Safety
 ///
@@ -223,24 +223,19 @@ pub(crate) unsafe fn install_guards(first: usize, stride: usize, count: usize, l
                     VECTORED.store(false, Ordering::Relaxed);
                     break;
                 }
+                // The guards made so far serve; the next call reports it.
+                _ if done > 0 => break,
                 _ => return Err(err),
             }
         }
     }
-    if done == count {
+    if done > 0 {
         return Ok(done);
     }
+    // One at a time: making guards ahead saves nothing without batches.
     // SAFETY: the caller guarantees the range is ours and unused.
-    unsafe { install_guard(first + done * stride, len)? };
-    done += 1;
-    while done < count && GUARD_MODE.load(Ordering::Relaxed) == MODE_MADVISE {
-        // SAFETY: as above.
-        if unsafe { install_guard(first + done * stride, len) }.is_err() {
-            break; // the guards made so far serve; the next call reports it
-        }
-        done += 1;
-    }
-    Ok(done)
+    unsafe { install_guard(first, len)? };
+    Ok(1)
 }
 
 /// Picks the guard mode once: `madvise` unless `GREENLET_GUARD=mprotect` asks
