@@ -8,6 +8,9 @@
 //! guard region made with `madvise(MADV_GUARD_INSTALL)` (Linux 6.13 and later),
 //! which costs neither memory nor a memory mapping: a million stacks need a
 //! few hundred mappings, far below the default `vm.max_map_count` of 65530.
+//! Guards are installed ahead of use, up to 64 per system call
+//! (`process_madvise`, Linux 6.15+), so a new stack costs its first page fault
+//! and a sixty-fourth of a system call.
 //! On older kernels the guard falls back to `mprotect`, at two mappings per
 //! stack ([`Stats::chunks`] and [`guard_kind`] tell which is in use).
 //!

@@ -10,11 +10,18 @@
 //!  ^ slot base     top ---^
 //! ```
 //!
+//! Where the kernel takes many guards per call, a chunk installs its slots'
+//! guards ahead of use, more at a time the more slots it has handed out (see
+//! [`sys::install_guards`]).
+//!
 //! Stacks grow down from the top of their slot towards the guard. Released
 //! stacks go to a "warm" list and are reused last-in first-out, so the pages a
-//! greenlet touched are reused while still resident. By default the pool
+//! greenlet touched are reused while still resident; a long warm list is
+//! sorted by address now and then, so that a burst of greenlets gets
+//! neighbouring stacks rather than ones scattered in the order the previous
+//! burst finished. By default the pool
 //! keeps as many warm stacks as the recent peak of stacks in use needs, and at
-//! least 256 (once a limit is set explicitly, exactly up to it); beyond that, the oldest warm stacks have their memory discarded
+//! least 256 (once a limit is set explicitly, exactly up to it); beyond that, the oldest warm stacks (or after a sort, the highest) have their memory discarded
 //! (`MADV_DONTNEED`, one call per run of adjacent slots) and move to the
 //! "cold" list; their address range and guard stay, so reusing one costs page
 //! faults but no system call. The recent peak decays: it covers the current
@@ -39,6 +46,16 @@ const MAX_CHUNK_SLOTS: usize = 4096;
 /// `MADV_GUARD_INSTALL`, no mapping), so a few pages are used to also catch
 /// frames that skip past the first one.
 pub(crate) const GUARD_PAGES: usize = 4;
+
+/// Bounds on how many slots' guards a chunk installs at once, ahead of use.
+const GUARD_AHEAD_MIN: usize = 8;
+const GUARD_AHEAD_MAX: usize = 512;
+
+/// Warm lists shorter than this are left in last-in first-out order, which
+/// keeps the stacks most likely still in the caches first; longer ones are
+/// sorted by address once half of them came back since the last sort
+/// (see [`Pool::sort_warm`]).
+const SORT_MIN: usize = 1024;
 
 /// Default number of idle stacks per size class kept resident.
 pub(crate) const DEFAULT_IDLE_LIMIT: usize = 256;
@@ -76,8 +93,11 @@ struct Chunk {
     slots: usize,
     /// Slots of this chunk currently handed out.
     in_use: usize,
-    /// Slots from the start handed out at least once (and so guarded).
+    /// Slots from the start handed out at least once.
     carved: usize,
+    /// Slots from the start whose guard is installed (at least `carved`):
+    /// guards are made ahead, many per system call.
+    guarded: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -107,6 +127,8 @@ struct SizeClass {
     /// previous one.
     peak: usize,
     previous_peak: usize,
+    /// Warm stacks released since the warm list was last sorted.
+    unsorted: usize,
 }
 
 impl SizeClass {
@@ -223,11 +245,15 @@ impl Pool {
                     in_use: 0,
                     peak: 0,
                     previous_peak: 0,
+                    unsorted: 0,
                 });
                 self.classes.len() - 1
             }
         };
         let class = &mut self.classes[class_index];
+        if class.warm.len() >= SORT_MIN && class.unsorted >= class.warm.len() / 2 {
+            Self::sort_warm(class);
+        }
         let idle = match class.warm.pop_back().or_else(|| class.cold.pop()) {
             Some(idle) => idle,
             None => Self::carve(class)?,
@@ -237,6 +263,21 @@ impl Pool {
         class.in_use += 1;
         class.peak = class.peak.max(class.in_use);
         Ok(Slot { base: idle.base, top: idle.base + class.slot_len, class: class_index as u32, chunk: idle.chunk })
+    }
+
+    /// Orders the warm list by address, the lowest last (taken first).
+    ///
+    /// A burst of greenlets finishes in whatever order their work ends, and
+    /// the warm list takes that order: handed out last-in first-out, it
+    /// scatters the next burst's stacks over the whole reservation, and every
+    /// switch to one of them misses the processor's caches of page-table
+    /// entries. In address order, consecutive greenlets get neighbouring
+    /// stacks. The sort costs O(log n) per release; the stacks released since
+    /// are still taken first.
+    #[cold]
+    fn sort_warm(class: &mut SizeClass) {
+        class.warm.make_contiguous().sort_unstable_by_key(|idle| std::cmp::Reverse(idle.base));
+        class.unsorted = 0;
     }
 
     /// Takes a never-used slot, reserving a new chunk if needed, and installs
@@ -258,8 +299,15 @@ impl Pool {
         };
         let chunk = class.chunks[chunk_index as usize].as_mut().expect("carving an unmapped chunk");
         let base = chunk.base + chunk.carved * class.slot_len;
-        // SAFETY: the slot lies inside our reservation and was never handed out.
-        unsafe { sys::install_guard(base, GUARD_PAGES * sys::page_size())? };
+        if chunk.guarded == chunk.carved {
+            // Ahead by as many as are guarded already (within bounds), so that
+            // a few greenlets cost few guards and many cost few system calls.
+            let ahead = chunk.guarded.clamp(GUARD_AHEAD_MIN, GUARD_AHEAD_MAX).min(chunk.slots - chunk.carved);
+            // SAFETY: these slots lie inside our reservation and were never
+            // handed out.
+            chunk.guarded +=
+                unsafe { sys::install_guards(base, class.slot_len, ahead, GUARD_PAGES * sys::page_size())? };
+        }
         chunk.carved += 1;
         if chunk.carved == chunk.slots {
             class.carving = None;
@@ -285,7 +333,7 @@ impl Pool {
             }
         };
         class.next_chunk_slots = (slots * 2).min(MAX_CHUNK_SLOTS);
-        let chunk = Chunk { base, len, slots, in_use: 0, carved: 0 };
+        let chunk = Chunk { base, len, slots, in_use: 0, carved: 0, guarded: 0 };
         if let Err(err) = class.chunks.try_reserve(1) {
             // SAFETY: just reserved, not handed out.
             unsafe { sys::unreserve(base, len, 0) };
@@ -321,6 +369,7 @@ impl Pool {
         chunk.in_use -= 1;
         class.in_use -= 1;
         class.warm.push_back(Idle { base: slot.base, chunk: slot.chunk });
+        class.unsorted += 1;
         let allowance = class.allowance(limit, self.adaptive);
         if class.warm.len() > allowance {
             Self::cool_down(class, allowance);
@@ -378,7 +427,7 @@ impl Pool {
                     let chunk = slot.take().expect("checked above");
                     // SAFETY: no stack of this chunk is in use and its idle
                     // slots were just forgotten.
-                    unsafe { sys::unreserve(chunk.base, chunk.len, chunk.carved) };
+                    unsafe { sys::unreserve(chunk.base, chunk.len, chunk.guarded) };
                 }
             }
             class.next_chunk_slots = FIRST_CHUNK_SLOTS;

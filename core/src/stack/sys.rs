@@ -7,7 +7,7 @@
 
 use std::io;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// `madvise` advice that turns a range into guard pages without creating a VMA
 /// (Linux 6.13+). The `libc` release in use (0.2.191) does not export it
@@ -161,11 +161,93 @@ pub(crate) unsafe fn install_guard(addr: usize, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// `process_madvise`'s stand-in for a pidfd naming the calling thread (and so
+/// its address space), Linux 6.14+ (`PIDFD_SELF` in `linux/pidfd.h`, which
+/// the `libc` release in use does not export). Unlike a pidfd of our own
+/// process, it still means "this process" in a child after `fork`.
+const PIDFD_SELF: libc::c_int = -10000;
+
+/// Guards per `process_madvise` call: 1 KiB of `iovec`s, small enough for the
+/// stack of a greenlet that starts others.
+const GUARD_BATCH: usize = 64;
+
+/// Whether `process_madvise` installs guards here; cleared for good when the
+/// kernel (or a seccomp filter) refuses it.
+static VECTORED: AtomicBool = AtomicBool::new(true);
+
+/// Makes guard regions of `len` bytes at `first`, `first + stride`, ... for
+/// at most `count` (at least 1) of them, and returns how many it made: with
+/// `MADV_GUARD_INSTALL` through `process_madvise` (Linux 6.15+) all of them,
+/// up to 64 per system call (fewer if a call fails part way); otherwise one,
+/// by `madvise` or, before Linux 6.13, `mprotect`.
+///
+/// # Safety
+///
+/// Every range must lie inside a reservation from [`reserve`] and hold no
+/// live data.
+pub(crate) unsafe fn install_guards(first: usize, stride: usize, count: usize, len: usize) -> io::Result<usize> {
+    debug_assert!(count > 0);
+    let mode = match GUARD_MODE.load(Ordering::Relaxed) {
+        MODE_UNKNOWN => decide_mode(),
+        mode => mode,
+    };
+    let mut done = 0;
+    if mode == MODE_MADVISE && VECTORED.load(Ordering::Relaxed) {
+        while done < count {
+            let n = (count - done).min(GUARD_BATCH);
+            let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: len }; GUARD_BATCH];
+            for (i, v) in iov[..n].iter_mut().enumerate() {
+                v.iov_base = std::ptr::without_provenance_mut(first + (done + i) * stride);
+            }
+            // SAFETY: `iov` holds `n` initialised entries, each a range the
+            // caller guarantees is ours and unused; the kernel only reads them.
+            let ret =
+                unsafe { libc::syscall(libc::SYS_process_madvise, PIDFD_SELF, iov.as_ptr(), n, MADV_GUARD_INSTALL, 0) };
+            if ret > 0 {
+                // Whole ranges are advised in order; a partial count stops
+                // before the range that failed, which the next call reports.
+                done += ret as usize / len;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR | libc::EAGAIN) if ret == -1 => continue,
+                // No PIDFD_SELF, no guard advice through it, no such call, or
+                // a filter forbids it (or nothing was advised, which no kernel
+                // answers): one `madvise` per guard from now on.
+                Some(libc::EBADF | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
+                    VECTORED.store(false, Ordering::Relaxed);
+                    break;
+                }
+                _ if ret == 0 => {
+                    VECTORED.store(false, Ordering::Relaxed);
+                    break;
+                }
+                // The guards made so far serve; the next call reports it.
+                _ if done > 0 => break,
+                _ => return Err(err),
+            }
+        }
+    }
+    if done > 0 {
+        return Ok(done);
+    }
+    // One at a time: making guards ahead saves nothing without batches.
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe { install_guard(first, len)? };
+    Ok(1)
+}
+
 /// Picks the guard mode once: `madvise` unless `GREENLET_GUARD=mprotect` asks
-/// for the fallback (used to test it on new kernels).
+/// for the fallback, or `GREENLET_GUARD=madvise` for one `madvise` per guard
+/// (kernels 6.13 and 6.14); both are there to test them on new kernels.
 fn decide_mode() -> u8 {
     let wanted = match std::env::var("GREENLET_GUARD").as_deref() {
         Ok("mprotect") => MODE_MPROTECT,
+        Ok("madvise") => {
+            VECTORED.store(false, Ordering::Relaxed);
+            MODE_MADVISE
+        }
         _ => MODE_MADVISE,
     };
     match GUARD_MODE.compare_exchange(MODE_UNKNOWN, wanted, Ordering::Relaxed, Ordering::Relaxed) {
