@@ -184,8 +184,9 @@ pub fn ours_pairs(hubs: usize, placement: Pairs, pairs: usize, rounds: u64, pin:
         ready.add_permits(1);
         let start = (i == 0).then(|| {
             (0..hubs).for_each(|_| ready.acquire().forget());
+            let start = Instant::now();
             go.set();
-            Instant::now()
+            start
         });
         for player in players {
             player.join().expect("a player");
@@ -209,30 +210,42 @@ pub fn tokio_pairs(workers: usize, pairs: usize, rounds: u64) -> Duration {
         .build()
         .expect("a tokio multi-thread runtime");
     rt.block_on(async move {
-        let go = Arc::new(tokio::sync::Barrier::new(2 * pairs + 1));
+        // Every player is ready before the clock starts, and none starts
+        // before it: `block_on`'s thread is not a worker, and a release
+        // through a barrier let the workers finish before it read the clock.
+        let ready = Arc::new(tokio::sync::Barrier::new(2 * pairs + 1));
+        let go = Arc::new(tokio::sync::Semaphore::new(0));
+        let start = |ready: &Arc<tokio::sync::Barrier>, go: &Arc<tokio::sync::Semaphore>| {
+            let (ready, go) = (ready.clone(), go.clone());
+            async move {
+                ready.wait().await;
+                go.acquire().await.expect("never closed").forget();
+            }
+        };
         let mut players = Vec::with_capacity(2 * pairs);
         for _ in 0..pairs {
             let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
             let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
-            let start = go.clone();
+            let started = start(&ready, &go);
             players.push(tokio::spawn(async move {
-                start.wait().await;
+                started.await;
                 for round in 0..rounds {
                     ping_tx.send(round).await.expect("the ponger is there");
                     assert_eq!(black_box(pong_rx.recv().await.expect("the pong")), round);
                 }
             }));
-            let start = go.clone();
+            let started = start(&ready, &go);
             players.push(tokio::spawn(async move {
-                start.wait().await;
+                started.await;
                 for _ in 0..rounds {
                     let ball = ping_rx.recv().await.expect("the ping");
                     pong_tx.send(ball).await.expect("the pinger is there");
                 }
             }));
         }
-        go.wait().await;
+        ready.wait().await;
         let start = Instant::now();
+        go.add_permits(2 * pairs);
         for player in players {
             player.await.expect("a player");
         }
