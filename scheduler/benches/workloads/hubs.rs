@@ -158,17 +158,15 @@ pub fn ours_pairs(hubs: usize, placement: Pairs, pairs: usize, rounds: u64, pin:
         ends[ponger % hubs].push((false, (pong_tx, ping_rx)));
     }
     let ends: Vec<std::sync::Mutex<Vec<(bool, Ends)>>> = ends.into_iter().map(std::sync::Mutex::new).collect();
-    let ready = Arc::new(Semaphore::new(0));
-    let go = Arc::new(Event::new());
-    let done = Arc::new(Semaphore::new(0));
+    let gate = Arc::new(Gate::new(hubs));
     let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
         let mine = std::mem::take(&mut *ends[i].lock().expect("not poisoned"));
         let players: Vec<_> = mine
             .into_iter()
             .map(|(pinger, (tx, rx))| {
-                let go = go.clone();
+                let gate = gate.clone();
                 spawn(move || {
-                    go.wait();
+                    gate.wait();
                     for round in 0..rounds {
                         if pinger {
                             tx.send(round).expect("the ponger is there");
@@ -181,21 +179,7 @@ pub fn ours_pairs(hubs: usize, placement: Pairs, pairs: usize, rounds: u64, pin:
                 })
             })
             .collect();
-        ready.add_permits(1);
-        let start = (i == 0).then(|| {
-            (0..hubs).for_each(|_| ready.acquire().forget());
-            let start = Instant::now();
-            go.set();
-            start
-        });
-        for player in players {
-            player.join().expect("a player");
-        }
-        done.add_permits(1);
-        start.map_or(Duration::ZERO, |start| {
-            (0..hubs).for_each(|_| done.acquire().forget());
-            start.elapsed()
-        })
+        gate.time(i, || players.into_iter().for_each(|player| player.join().expect("a player")))
     });
     times[0]
 }
@@ -263,37 +247,64 @@ pub const BLOCKING_CALLERS: usize = 8;
 /// `time / (hubs * BLOCKING_CALLERS * calls)` is the pool's cost per call
 /// with that many hubs using it at once.
 pub fn ours_blocking(hubs: usize, calls: u64, pin: bool) -> Duration {
-    let ready = Arc::new(Semaphore::new(0));
-    let go = Arc::new(Event::new());
-    let done = Arc::new(Semaphore::new(0));
+    let gate = Arc::new(Gate::new(hubs));
     let times = Builder::new().hubs(hubs).pin_cores(pin).run_each(move |i| {
         let callers: Vec<_> = (0..BLOCKING_CALLERS)
             .map(|_| {
-                let go = go.clone();
+                let gate = gate.clone();
                 spawn(move || {
-                    go.wait();
+                    gate.wait();
                     for call in 0..calls {
                         assert_eq!(blocking(move || black_box(call)), call);
                     }
                 })
             })
             .collect();
-        ready.add_permits(1);
-        let start = (i == 0).then(|| {
-            (0..hubs).for_each(|_| ready.acquire().forget());
-            go.set();
-            Instant::now()
-        });
-        for caller in callers {
-            caller.join().expect("a caller");
-        }
-        done.add_permits(1);
-        start.map_or(Duration::ZERO, |start| {
-            (0..hubs).for_each(|_| done.acquire().forget());
-            start.elapsed()
-        })
+        gate.time(i, || callers.into_iter().for_each(|caller| caller.join().expect("a caller")))
     });
     times[0]
+}
+
+/// Starts and stops the clock of a run over several hubs, so that hub and
+/// greenlet start-up are not timed: each hub's greenlets wait on it before
+/// their work; hub 0 starts the clock once every hub is ready and releases
+/// them, and stops it once every hub's greenlets are done.
+struct Gate {
+    hubs: usize,
+    ready: Semaphore,
+    go: Event,
+    done: Semaphore,
+}
+
+impl Gate {
+    fn new(hubs: usize) -> Gate {
+        Gate { hubs, ready: Semaphore::new(0), go: Event::new(), done: Semaphore::new(0) }
+    }
+
+    /// In a greenlet of the run: waits for the release.
+    fn wait(&self) {
+        self.go.wait();
+    }
+
+    /// On hub `i`, its greenlets spawned (and waiting): says the hub is
+    /// ready, runs `finish` (which joins them) and says it is done. Returns
+    /// the time from the release until every hub was done on hub 0, zero on
+    /// the others.
+    fn time(&self, i: usize, finish: impl FnOnce()) -> Duration {
+        self.ready.add_permits(1);
+        let start = (i == 0).then(|| {
+            (0..self.hubs).for_each(|_| self.ready.acquire().forget());
+            let start = Instant::now();
+            self.go.set();
+            start
+        });
+        finish();
+        self.done.add_permits(1);
+        start.map_or(Duration::ZERO, |start| {
+            (0..self.hubs).for_each(|_| self.done.acquire().forget());
+            start.elapsed()
+        })
+    }
 }
 
 /// The cores this process may run on.
