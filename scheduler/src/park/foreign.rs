@@ -155,6 +155,9 @@ impl Current {
     pub fn cooperate(&self) -> Result<(), Interrupted> {
         if budget::is_spent() {
             budget::reset();
+            // The hub polls for I/O and fires timers before it runs more
+            // greenlets (see `Hub::end_batch`); a plain yield does not.
+            self.parker.hub().end_batch();
             self.parker.yield_foreign()?;
         }
         budget::spend();

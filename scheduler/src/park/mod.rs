@@ -186,10 +186,7 @@ impl Parker {
     }
 
     /// Like [`yield_now`], without unwinding: see [`park_foreign`](Parker::park_foreign).
-    /// For a greenlet that spent its I/O budget: the hub polls for I/O and
-    /// fires timers before it runs more greenlets (see `Hub::end_batch`).
     pub(crate) fn yield_foreign(&self) -> Result<(), Interrupted> {
-        self.hub.end_batch();
         self.suspend(WaitingOn::Op("yield_now"), None, true, true).map(drop).map_err(Ended::interrupted)
     }
 
