@@ -29,8 +29,18 @@
 //! the park the wake-up was meant for then waits for a wake-up that already
 //! came. Register, check the condition again, park, with nothing in between
 //! that can switch to the hub (no `sleep`, no lock of this crate, no I/O, no
-//! hooked call). Every park checks, in debug builds, that no other park came
-//! between its parker's creation and itself.
+//! hooked call).
+//!
+//! One exception cannot be kept out: with the `hooks` feature, a std lock the
+//! runtime itself takes or releases in that window (its own `Mutex`es, a
+//! `tracing` subscriber's) goes through the hooked `futex`, and a contended
+//! one parks the greenlet through a second parker ([`foreign`]). A park whose
+//! parker finds its number taken that way returns at once as a spurious
+//! wake-up (`Wake::Notified`), and its caller checks its condition again and
+//! registers afresh, as after any spurious wake-up; and a hooked call's
+//! hand-off yield does not yield while a wake-up is registered
+//! ([`foreign::Current::yield_now`]). Any other park between registration
+//! and park is a bug, which debug builds report.
 //!
 //! Outside a runtime there is nobody to park with: [`Parker::current`] panics
 //! with the name of the call (at the user's line, through `#[track_caller]`).
