@@ -20,6 +20,9 @@
 //! for backing the page, which can dwarf the guest's own work; the ratio of
 //! the two, printed beside the goals, is what the runtime adds.
 
+#[path = "common/proc_status.rs"]
+mod proc_status;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -49,17 +52,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// Resident memory of this process, from `/proc/self/status`.
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    kb * 1024
 }
 
 /// Memory mappings of this process: lines of `/proc/self/maps`.
@@ -162,7 +154,7 @@ fn main() -> ExitCode {
     // The parked greenlets' handles; allocated up front so that growing the
     // vector does not show in the timings.
     let mut parked: Vec<Greenlet> = Vec::with_capacity(args.count);
-    let rss_before = rss_bytes();
+    let rss_before = proc_status::rss_bytes();
     let maps_before = mappings();
 
     println!(
@@ -196,7 +188,7 @@ fn main() -> ExitCode {
             parked.len(),
             ns_per(park_tenths[t], n),
             ns_per(bare_tenths[t], n),
-            mib(rss_bytes())
+            mib(proc_status::rss_bytes())
         );
         if failure.is_some() {
             break;
@@ -209,7 +201,7 @@ fn main() -> ExitCode {
     let (first, last) = (tenth(0).len(), tenth(9).len());
     let (park_first, park_last) = (ns_per(park_tenths[0], first), ns_per(park_tenths[9], last));
     let (bare_first, bare_last) = (ns_per(bare_tenths[0], first), ns_per(bare_tenths[9], last));
-    let rss_parked = rss_bytes();
+    let rss_parked = proc_status::rss_bytes();
     let maps_parked = mappings();
     let stats_parked = stack::stats();
 
@@ -224,14 +216,14 @@ fn main() -> ExitCode {
     }
     let resume_time = started.elapsed();
     let finished = parked.iter().filter(|g| g.is_dead()).count();
-    let rss_finished = rss_bytes();
+    let rss_finished = proc_status::rss_bytes();
     let stats_finished = stack::stats();
     let stack_size = parked.first().map_or(args.stack_size, Greenlet::stack_size);
     let count = parked.len();
     drop(parked);
     let live_after_drop = greenlet::live_greenlets();
     stack::trim();
-    let rss_trimmed = rss_bytes();
+    let rss_trimmed = proc_status::rss_bytes();
     let maps_trimmed = mappings();
 
     let per = |bytes: usize| if count == 0 { 0.0 } else { bytes as f64 / count as f64 };

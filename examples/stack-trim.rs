@@ -14,6 +14,9 @@
 //! back in a similar way, but by copying a goroutine that uses under a
 //! quarter of its stack to a smaller one during garbage collection.
 
+#[path = "common/proc_status.rs"]
+mod proc_status;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -27,17 +30,6 @@ const USAGE: &str = "usage: stack-trim [--count N] [--deep BYTES]";
 
 /// How long greenlets stay parked before the hub trims them, in this run.
 const TRIM_AFTER: Duration = Duration::from_millis(500);
-
-/// Resident memory of this process, from `/proc/self/status`.
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    kb * 1024
-}
 
 /// Uses about `bytes` of stack, a KiB per level, as a burst of work would.
 #[inline(never)]
@@ -78,7 +70,7 @@ fn main() -> ExitCode {
     };
     Builder::new().stack_trim_after(Some(TRIM_AFTER)).run(move || {
         let sender = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
-        let rss_start = rss_bytes();
+        let rss_start = proc_status::rss_bytes();
         let parked = Rc::new(Cell::new(0usize));
         let mut addrs = Vec::with_capacity(count);
         let mut handles = Vec::with_capacity(count);
@@ -96,15 +88,15 @@ fn main() -> ExitCode {
         while parked.get() < count {
             sleep(Duration::from_millis(1));
         }
-        let rss_parked = rss_bytes();
+        let rss_parked = proc_status::rss_bytes();
         // Wait out the threshold, then until the hub's idle turns have gone
         // over every greenlet (RSS stops falling), at most ten seconds.
         let started = Instant::now();
         sleep(TRIM_AFTER);
-        let mut rss_trimmed = rss_bytes();
+        let mut rss_trimmed = proc_status::rss_bytes();
         while started.elapsed() < Duration::from_secs(10) {
             sleep(Duration::from_millis(200));
-            let now = rss_bytes();
+            let now = proc_status::rss_bytes();
             if now + 64 * 1024 >= rss_trimmed {
                 rss_trimmed = now.min(rss_trimmed);
                 break;

@@ -45,6 +45,17 @@ fn hub(done: Arc<Event>) -> (Handle, thread::JoinHandle<()>) {
     (handle.recv().expect("the hub starts"), thread)
 }
 
+/// Calls `spawn_one` `total` times in all from `spawners` threads at once,
+/// and returns once every thread is done.
+fn from_threads(spawners: usize, total: usize, spawn_one: impl Fn() + Sync) {
+    thread::scope(|scope| {
+        for i in 0..spawners {
+            let spawn_one = &spawn_one;
+            scope.spawn(move || (i..total).step_by(spawners).for_each(|_| spawn_one()));
+        }
+    });
+}
+
 /// `spawners` threads spawn `count` greenlets in all onto one hub; the time
 /// until the last has run.
 fn ours(spawners: usize, count: u64) -> Duration {
@@ -53,20 +64,13 @@ fn ours(spawners: usize, count: u64) -> Duration {
     let ran = Arc::new(AtomicUsize::new(0));
     let total = count as usize;
     let start = Instant::now();
-    thread::scope(|scope| {
-        for i in 0..spawners {
-            let (handle, ran, done) = (&handle, &ran, &done);
-            scope.spawn(move || {
-                for _ in (i..total).step_by(spawners) {
-                    let (ran, done) = (ran.clone(), done.clone());
-                    drop(handle.spawn(move || {
-                        if ran.fetch_add(1, Ordering::Relaxed) + 1 == total {
-                            done.set();
-                        }
-                    }));
-                }
-            });
-        }
+    from_threads(spawners, total, || {
+        let (ran, done) = (ran.clone(), done.clone());
+        drop(handle.spawn(move || {
+            if ran.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                done.set();
+            }
+        }));
     });
     drop(handle);
     hub.join().expect("the hub stops");
@@ -90,20 +94,13 @@ fn tokio(spawners: usize, count: u64) -> Duration {
     let ran = Arc::new(AtomicUsize::new(0));
     let total = count as usize;
     let start = Instant::now();
-    thread::scope(|scope| {
-        for i in 0..spawners {
-            let (handle, ran, done) = (&handle, &ran, &done);
-            scope.spawn(move || {
-                for _ in (i..total).step_by(spawners) {
-                    let (ran, done) = (ran.clone(), done.clone());
-                    drop(handle.spawn(async move {
-                        if ran.fetch_add(1, Ordering::Relaxed) + 1 == total {
-                            done.notify_one();
-                        }
-                    }));
-                }
-            });
-        }
+    from_threads(spawners, total, || {
+        let (ran, done) = (ran.clone(), done.clone());
+        drop(handle.spawn(async move {
+            if ran.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                done.notify_one();
+            }
+        }));
     });
     runtime.join().expect("the runtime stops");
     start.elapsed()
