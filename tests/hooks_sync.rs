@@ -325,6 +325,40 @@ fn a_plain_thread_holding_a_std_mutex_stalls_only_the_greenlet_that_wants_it() {
 }
 
 #[test]
+fn the_only_greenlet_waiting_for_a_std_lock_a_thread_holds_is_not_a_deadlock() {
+    // Nothing but the thread's release can wake the hub: no other greenlet,
+    // timer or I/O. Strict deadlock detection would report one at once if
+    // the hub did not count the futex wait as one that another thread ends.
+    let lock = Arc::new(Mutex::new(0));
+    let (held, is_held) = mpsc::channel();
+    let thread = std::thread::spawn({
+        let lock = lock.clone();
+        move || {
+            let mut guard = lock.lock().unwrap();
+            held.send(()).unwrap();
+            std::thread::sleep(ms(100));
+            *guard = 1;
+        }
+    });
+    is_held.recv().unwrap();
+    let (done, outcome) = mpsc::channel();
+    std::thread::spawn(move || {
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime::Builder::new().strict_deadlocks(true).run(move || {
+                let value = *lock.lock().unwrap();
+                // A deadlock report would be raised here (it cannot be raised
+                // inside the hooked wait).
+                runtime::yield_now();
+                value
+            })
+        }));
+        let _ = done.send(got.map_err(|_| "the hub reported a deadlock"));
+    });
+    assert_eq!(outcome.recv_timeout(PATIENCE).expect("the hub hung"), Ok(1));
+    thread.join().unwrap();
+}
+
+#[test]
 fn a_plain_thread_waiting_for_a_lock_a_greenlet_holds_gets_it() {
     guarded("a std lock", || {
         let lock = Arc::new(Mutex::new(0));

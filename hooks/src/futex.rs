@@ -12,9 +12,9 @@
 //! table is only looked at while some greenlet waits in it: a plain
 //! thread's wake with nobody in it pays one fence and one load.
 //!
-//! A waiter is woken through its `foreign::Waker`: directly when the wake
-//! comes from its own hub's thread, through the hub's remote queue from any
-//! other.
+//! A waiter is woken through its `foreign::WakeToken` (plain data: no
+//! reference count to take per wait): directly when the wake comes from its
+//! own hub's thread, through the hub's remote queue from any other.
 //!
 //! A futex shared between processes (no `FUTEX_PRIVATE_FLAG`) may be woken
 //! by another process, which never sees this table: its waiters also look
@@ -23,11 +23,11 @@
 
 use std::ffi::c_int;
 use std::hint;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
-use runtime_scheduler::foreign::{Current, Interrupted, Waker};
+use runtime_scheduler::foreign::{Current, Interrupted, WakeToken};
 
 use crate::{coop, real};
 
@@ -44,15 +44,13 @@ const BUCKETS: usize = 64;
 /// held for a few instructions.
 static TABLE: [Bucket; BUCKETS] = [const { Bucket::new() }; BUCKETS];
 
+/// A greenlet waits in at most one futex at a time, so its token also
+/// names its entry.
 struct Waiter {
     address: usize,
     bitset: u32,
-    /// The id of the waiter's hub.
-    hub: u64,
-    /// Which wait this is, unique in the process.
-    id: u64,
     /// Wakes the waiter's current park.
-    waker: Waker,
+    token: WakeToken,
 }
 
 /// A bucket's lock is only ever taken with `try_lock` (spinning, then
@@ -95,9 +93,6 @@ fn bucket(address: usize) -> &'static Bucket {
     &TABLE[hash >> (usize::BITS - BUCKETS.trailing_zeros())]
 }
 
-/// The id of the next wait.
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
 /// The outcome of a wait, as the system call returns it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Waited {
@@ -111,10 +106,10 @@ pub(crate) enum Waited {
     Interrupted(Interrupted),
 }
 
-/// Takes the waiter `id` out of `address`'s bucket; whether it was still
-/// there (not woken).
-fn remove(address: usize, id: u64) -> bool {
-    bucket(address).with(|waiters| match waiters.iter().position(|w| w.id == id) {
+/// Takes the waiter of `token`'s greenlet out of `address`'s bucket;
+/// whether it was still there (not woken).
+fn remove(address: usize, token: &WakeToken) -> bool {
+    bucket(address).with(|waiters| match waiters.iter().position(|w| w.token.same_greenlet(token)) {
         Some(i) => {
             waiters.swap_remove(i);
             WAITING.fetch_sub(1, Ordering::Relaxed);
@@ -139,23 +134,22 @@ pub(crate) fn wait(
     if let Err(interrupted) = current.check() {
         return Waited::Interrupted(interrupted);
     }
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     WAITING.fetch_add(1, Ordering::SeqCst);
-    let (waker, hub) = (current.waker(), current.hub_id());
-    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, hub, id, waker }));
+    let token = current.wake_token();
+    bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, token }));
     // Pairs with the fence in `wake`: either that wake sees this waiter, or
     // this sees the value stored before the wake.
     fence(Ordering::SeqCst);
     let outcome = if load() != expected {
         Waited::Changed
     } else {
-        match park(current, address, id, expected, shared, deadline, &load) {
+        match park(current, address, &token, expected, shared, deadline, &load) {
             // A wake took it out: nothing to remove.
             None => return Waited::Woken,
             Some(outcome) => outcome,
         }
     };
-    if remove(address, id) {
+    if remove(address, &token) {
         outcome
     } else {
         // A wake took it out: it counts as woken, whatever else happened.
@@ -172,13 +166,14 @@ const PARK_WARNING_AFTER: Duration = Duration::from_secs(2);
 
 static PARK_WARNED: AtomicBool = AtomicBool::new(false);
 
-/// Parks until a wake takes the waiter `id` out of the table (`None`), or
+/// Parks until a wake takes the waiter of `token`'s greenlet out of the
+/// table (`None`), or
 /// `deadline`; a waiter on a shared futex also returns once the value
 /// changed. `Some`: the waiter may still be in the table.
 fn park(
     current: &Current,
     address: usize,
-    id: u64,
+    token: &WakeToken,
     expected: u32,
     shared: bool,
     deadline: Option<Instant>,
@@ -197,12 +192,12 @@ fn park(
         if let Some(warn_at) = warn_at {
             until = Some(until.map_or(warn_at, |until| until.min(warn_at)));
         }
-        if let Err(interrupted) = current.park("futex", until) {
+        if let Err(interrupted) = current.park_for_token("futex", until) {
             return Some(Waited::Interrupted(interrupted));
         }
         // Still in the table: the next park gets the wake-ups (a wake that
         // took it out meanwhile woke the park that just ended).
-        if !rearm(address, id, current) {
+        if !rearm(address, token, current) {
             return None;
         }
         let now = Instant::now();
@@ -226,13 +221,12 @@ on a std::sync::mpsc (or crossbeam-channel) channel for another greenlet of the 
 channel, or at a rendezvous), it will never wake: those channels wake such waiters only from other threads; and two \
 greenlets of one thread in thread::park at once share its one parker. Use runtime::sync::channel between greenlets.\n";
 
-/// Gives the waiter `id` (if still in `address`'s bucket) a waker for
-/// `current`'s next park; whether it was still there. (Usually a wake took
-/// it out: no waker is made then.)
-fn rearm(address: usize, id: u64, current: &Current) -> bool {
-    bucket(address).with(|waiters| match waiters.iter_mut().find(|w| w.id == id) {
+/// Gives the waiter of `token`'s greenlet (if still in `address`'s bucket)
+/// a token for `current`'s next park; whether it was still there.
+fn rearm(address: usize, token: &WakeToken, current: &Current) -> bool {
+    bucket(address).with(|waiters| match waiters.iter_mut().find(|w| w.token.same_greenlet(token)) {
         Some(waiter) => {
-            waiter.waker = current.waker();
+            waiter.token = current.wake_token();
             true
         }
         None => false,
@@ -259,7 +253,7 @@ pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> (c_int, bool) {
 #[cold]
 fn wake_slow(address: usize, count: usize, bitset: u32) -> (c_int, bool) {
     // The first one apart: most wakes wake one, without an allocation.
-    let (mut first, mut rest): (Option<Waker>, Vec<Waker>) = (None, Vec::new());
+    let (mut first, mut rest): (Option<WakeToken>, Vec<WakeToken>) = (None, Vec::new());
     let here = runtime_scheduler::foreign::hub_id();
     let mut local = false;
     let mut woken = 0;
@@ -268,10 +262,10 @@ fn wake_slow(address: usize, count: usize, bitset: u32) -> (c_int, bool) {
         while i < waiters.len() && woken < count {
             if waiters[i].address == address && waiters[i].bitset & bitset != 0 {
                 let waiter = waiters.swap_remove(i);
-                local |= Some(waiter.hub) == here;
+                local |= Some(waiter.token.hub_id()) == here;
                 match first {
-                    None => first = Some(waiter.waker),
-                    Some(_) => rest.push(waiter.waker),
+                    None => first = Some(waiter.token),
+                    Some(_) => rest.push(waiter.token),
                 }
                 woken += 1;
                 WAITING.fetch_sub(1, Ordering::Relaxed);
@@ -281,8 +275,8 @@ fn wake_slow(address: usize, count: usize, bitset: u32) -> (c_int, bool) {
         }
     });
     // Woken once the lock is released (another hub's through its queue).
-    for waker in first.iter().chain(&rest) {
-        waker.wake();
+    for token in first.into_iter().chain(rest) {
+        token.wake();
     }
     (woken as c_int, local)
 }

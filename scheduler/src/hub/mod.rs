@@ -168,6 +168,9 @@ pub(crate) struct Hub {
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
     /// Greenlets parked on a `sync` type (which other threads may wake).
     sync_waits: Cell<usize>,
+    /// Greenlets parked for a [`WakeToken`](crate::foreign::WakeToken):
+    /// each may be woken from anywhere, as while an unparker is alive.
+    token_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
     deadlock_warned: Cell<Option<u64>>,
     /// Since when the root's current park has looked like a possible
@@ -313,6 +316,7 @@ impl Hub {
             parked_unwinding: Cell::new(0),
             end_batch: Cell::new(false),
             sync_waits: Cell::new(0),
+            token_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
             suspect_since: Cell::new(None),
             alone_counted: Cell::new(None),
@@ -429,6 +433,12 @@ impl Hub {
     pub(crate) fn count_sync_wait(&self, waiting: bool) {
         let n = self.sync_waits.get();
         self.sync_waits.set(if waiting { n + 1 } else { n - 1 });
+    }
+
+    /// Counts a greenlet parking for a `WakeToken` (`true`) or back from it.
+    pub(crate) fn count_token_wait(&self, waiting: bool) {
+        let n = self.token_waits.get();
+        self.token_waits.set(if waiting { n + 1 } else { n - 1 });
     }
 
     pub(crate) fn parked_unwinding(&self) -> usize {
@@ -839,7 +849,10 @@ impl Hub {
 
     /// Whether anything besides a timer could still make a greenlet runnable.
     fn can_be_woken(&self) -> bool {
-        self.reactor.waiters() > 0 || self.remote.may_send() || self.timers.borrow().len() > 0
+        self.reactor.waiters() > 0
+            || self.token_waits.get() > 0
+            || self.remote.may_send()
+            || self.timers.borrow().len() > 0
     }
 
     fn deadlock_report(&self, root: &Task) -> String {

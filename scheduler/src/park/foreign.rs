@@ -248,9 +248,31 @@ impl Current {
     ///
     /// A pending kill or timeout, before or after the park.
     pub fn park(&self, op: &'static str, deadline: Option<Instant>) -> Result<bool, Interrupted> {
-        self.parker.report_pending()?;
+        // (A pending kill or timeout is reported before the park as well.)
         let woke = self.parker.park_foreign(WaitingOn::Op(op), deadline)?;
         Ok(woke == Wake::Notified)
+    }
+
+    /// A [`WakeToken`] for this greenlet's next [`park_for_token`](Current::park_for_token).
+    #[inline]
+    pub fn wake_token(&self) -> WakeToken {
+        let task = self.parker.task().key().expect("a running task is in its hub's table");
+        WakeToken { hub: self.parker.hub().reactor().id(), task, seq: self.parker.next_seq() }
+    }
+
+    /// [`park`](Current::park), for a wake-up through a [`WakeToken`]: while
+    /// it lasts, the hub counts on a wake-up from anywhere, as it does while
+    /// a [`Waker`] exists.
+    ///
+    /// # Errors
+    ///
+    /// A pending kill or timeout, before or after the park.
+    pub fn park_for_token(&self, op: &'static str, deadline: Option<Instant>) -> Result<bool, Interrupted> {
+        let hub = self.parker.hub();
+        hub.count_token_wait(true);
+        let woke = self.parker.park_foreign(WaitingOn::Op(op), deadline);
+        hub.count_token_wait(false);
+        Ok(woke? == Wake::Notified)
     }
 
     /// Parks until `deadline` has passed.
@@ -407,5 +429,40 @@ impl Waker {
     /// Wakes the park this waker was made for, if it is still going on.
     pub fn wake(&self) {
         hub::unpark_anywhere(&self.remote, self.task, self.seq);
+    }
+}
+
+/// A wake-up of one [`Current::park_for_token`] of a greenlet, as plain
+/// data: what a table of many waiters keeps (the hooks' `futex`), where a
+/// [`Waker`] would cost a reference count and the hub's count of wakers per
+/// wait. Woken from the greenlet's own hub thread, it makes the greenlet
+/// runnable directly; from anywhere else, through the hub's remote queue. A
+/// wake for a park that has ended already (or of a hub that stopped) does
+/// nothing.
+///
+/// The hub counts on a wake-up only while the greenlet is parked in
+/// `park_for_token`: a token kept past that park wakes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WakeToken {
+    hub: u64,
+    task: Key,
+    seq: u64,
+}
+
+impl WakeToken {
+    /// Wakes the park this token was made for, if it is still going on.
+    #[inline]
+    pub fn wake(self) {
+        hub::unpark_hub(self.hub, self.task, self.seq);
+    }
+
+    /// The id of the greenlet's hub (see [`hub_id`]).
+    pub fn hub_id(&self) -> u64 {
+        self.hub
+    }
+
+    /// Whether both tokens wake the same greenlet (for any of its parks).
+    pub fn same_greenlet(&self, other: &WakeToken) -> bool {
+        self.hub == other.hub && self.task == other.task
     }
 }
