@@ -10,7 +10,7 @@
 //! table. A wake takes greenlets out of the table (whatever their hub) and
 //! passes the rest of its count on to the kernel, for plain threads. The
 //! table is only looked at while some greenlet waits in it: a plain
-//! thread's wake with nobody in it pays one fence and one load.
+//! thread's wake with nobody in its bucket pays one fence and one load.
 //!
 //! A waiter is woken through its `foreign::WakeToken` (plain data: no
 //! reference count to take per wait): directly when the wake comes from its
@@ -22,21 +22,17 @@
 //! callers expect) once it changed.
 
 use std::ffi::c_int;
-use std::hint;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use runtime_scheduler::foreign::{Current, Interrupted, WakeToken};
 
+use crate::spin::SpinLock;
 use crate::{coop, real};
 
 /// How often a waiter on a process-shared futex looks at its value, at
 /// most (it starts at a tenth of this and doubles).
 const SHARED_RECHECK: Duration = Duration::from_millis(10);
-
-/// The number of waiters in the table: zero lets a wake skip it.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 const BUCKETS: usize = 64;
 
@@ -53,37 +49,37 @@ struct Waiter {
     token: WakeToken,
 }
 
-/// A bucket's lock is only ever taken with `try_lock` (spinning, then
-/// yielding the thread): a blocking `lock` could wait in the very futex this
-/// module interposes, and an uncontended-only `Mutex` never makes a futex
-/// call when released either.
+/// A bucket's waiters, behind a [`SpinLock`] (never a futex wait), with
+/// their number mirrored outside it: zero lets a wake skip the bucket
+/// without taking the lock.
 struct Bucket {
-    waiters: Mutex<Vec<Waiter>>,
+    waiters: SpinLock<Vec<Waiter>>,
+    len: AtomicUsize,
 }
 
 impl Bucket {
     const fn new() -> Bucket {
-        Bucket { waiters: Mutex::new(Vec::new()) }
+        Bucket { waiters: SpinLock::new(Vec::new()), len: AtomicUsize::new(0) }
     }
 
     /// Runs `f` on the bucket's waiters under its lock. `f` only moves
     /// waiters around (nothing in it can come back here or panic).
+    #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut Vec<Waiter>) -> R) -> R {
-        let mut spins = 0u32;
-        loop {
-            match self.waiters.try_lock() {
-                Ok(mut waiters) => return f(&mut waiters),
-                Err(TryLockError::Poisoned(poisoned)) => return f(&mut poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-            spins += 1;
-            if spins < 64 {
-                hint::spin_loop();
-            } else {
-                // The holder was preempted: let it run.
-                std::thread::yield_now();
-            }
-        }
+        self.waiters.with(|waiters| {
+            let result = f(waiters);
+            // Read by wakes after their fence (see `wake`): a waiter's
+            // fence comes after this store.
+            self.len.store(waiters.len(), Ordering::Relaxed);
+            result
+        })
+    }
+
+    /// Whether no greenlet waits in the bucket. Only meaningful after a
+    /// `SeqCst` fence that follows the store to the futex word.
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Relaxed) == 0
     }
 }
 
@@ -112,7 +108,6 @@ fn remove(address: usize, token: &WakeToken) -> bool {
     bucket(address).with(|waiters| match waiters.iter().position(|w| w.token.same_greenlet(token)) {
         Some(i) => {
             waiters.swap_remove(i);
-            WAITING.fetch_sub(1, Ordering::Relaxed);
             true
         }
         None => false,
@@ -134,11 +129,11 @@ pub(crate) fn wait(
     if let Err(interrupted) = current.check() {
         return Waited::Interrupted(interrupted);
     }
-    WAITING.fetch_add(1, Ordering::SeqCst);
     let token = current.wake_token();
     bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, token }));
-    // Pairs with the fence in `wake`: either that wake sees this waiter, or
-    // this sees the value stored before the wake.
+    // Pairs with the fence in `wake`: either that wake sees this waiter (the
+    // bucket's length, stored before this fence), or this sees the value
+    // stored before the wake.
     fence(Ordering::SeqCst);
     let outcome = if load() != expected {
         Waited::Changed
@@ -236,13 +231,13 @@ fn rearm(address: usize, token: &WakeToken, current: &Current) -> bool {
 /// `FUTEX_WAKE` (`bitset` all ones) or `FUTEX_WAKE_BITSET` of at most
 /// `count` greenlets waiting on `address`: the number woken, and whether
 /// one of them belongs to this thread's hub (then see [`hand_off`], once the
-/// caller has woken the rest). Cheap when no greenlet waits anywhere.
+/// caller has woken the rest). Cheap when no greenlet waits in its bucket.
 #[inline]
 pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> (c_int, bool) {
     // Pairs with the fence in `wait`: the caller stored the new value before
     // this call.
     fence(Ordering::SeqCst);
-    if WAITING.load(Ordering::Relaxed) == 0 || count <= 0 {
+    if count <= 0 || bucket(address).is_empty() {
         return (0, false);
     }
     wake_slow(address, count as usize, bitset)
@@ -268,7 +263,6 @@ fn wake_slow(address: usize, count: usize, bitset: u32) -> (c_int, bool) {
                     Some(_) => rest.push(waiter.token),
                 }
                 woken += 1;
-                WAITING.fetch_sub(1, Ordering::Relaxed);
             } else {
                 i += 1;
             }
@@ -313,7 +307,7 @@ pub(crate) fn hand_off(load: impl FnOnce() -> u32) {
 /// wake-up is allowed, a missed one is not).
 pub(crate) fn wake_all(address: usize) {
     fence(Ordering::SeqCst);
-    if WAITING.load(Ordering::Relaxed) != 0 {
+    if !bucket(address).is_empty() {
         let _ = wake_slow(address, usize::MAX, u32::MAX);
     }
 }

@@ -250,8 +250,9 @@
 // `unsafe` lives in `real` (libc's definitions, found with `dlsym`, and
 // safe wrappers for calls on integers and locals) and in `exports` and
 // `lifecycle` (the interposed definitions, which hand the caller's pointers
-// on unchanged); `fork` places its constructor in `.init_array`. The logic
-// (`coop`, `fds`, `files`, `futex`, `slots`) is safe code.
+// on unchanged) and in `spin` (the futex table's lock); `fork` places its
+// constructor in `.init_array`. The logic (`coop`, `fds`, `files`, `futex`,
+// `slots`) is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
@@ -269,6 +270,7 @@ mod futex;
 mod lifecycle;
 mod real;
 mod slots;
+mod spin;
 
 /// Turns the hooks off for the calling thread: its calls (in every greenlet
 /// of a hub running on it) go straight to libc and block the thread, until
