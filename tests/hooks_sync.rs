@@ -296,6 +296,54 @@ fn std_mpsc_between_greenlets_of_two_hubs() {
 }
 
 #[test]
+fn a_std_mutex_and_condvar_shared_by_two_hubs_and_two_threads_lose_no_wake_up() {
+    // Greenlets of two hubs and two plain threads take one std lock in turns
+    // and hand a token round through a condvar: every wake-up crosses the
+    // futex table in some direction (greenlet to greenlet on one hub, hub to
+    // hub, thread to greenlet, greenlet to thread). A lost one hangs.
+    const PARTIES: usize = 2 * 3 + 2;
+    const ROUNDS: usize = 200;
+    let shared = Arc::new((Mutex::new((0usize, 0usize)), Condvar::new()));
+    let take_turns = |shared: Arc<(Mutex<(usize, usize)>, Condvar)>, me: usize| {
+        let (lock, turn) = &*shared;
+        for _ in 0..ROUNDS {
+            let mut state = lock.lock().unwrap();
+            while state.0 % PARTIES != me {
+                state = turn.wait(state).unwrap();
+            }
+            state.0 += 1;
+            state.1 += 1;
+            turn.notify_all();
+        }
+    };
+    let mut threads = Vec::new();
+    for hub in 0..2 {
+        let shared = shared.clone();
+        threads.push(std::thread::spawn(move || {
+            guarded("a std lock", move || {
+                let greenlets: Vec<_> = (0..3)
+                    .map(|i| {
+                        let shared = shared.clone();
+                        runtime::spawn(move || take_turns(shared, hub * 3 + i))
+                    })
+                    .collect();
+                for greenlet in greenlets {
+                    greenlet.join().unwrap();
+                }
+            })
+        }));
+    }
+    for me in 6..PARTIES {
+        let shared = shared.clone();
+        threads.push(std::thread::spawn(move || take_turns(shared, me)));
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(*shared.0.lock().unwrap(), (PARTIES * ROUNDS, PARTIES * ROUNDS));
+}
+
+#[test]
 fn a_plain_thread_holding_a_std_mutex_stalls_only_the_greenlet_that_wants_it() {
     guarded("a std lock", || {
         let lock = Arc::new(Mutex::new(0));
