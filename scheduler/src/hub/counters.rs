@@ -46,6 +46,12 @@ pub(crate) fn add(counter: &AtomicU64, by: u64) {
 
 /// When the hub last measured the memory of its stacks, and what that cost,
 /// so that measuring costs at most a hundredth of the hub's time.
+///
+/// The stacks are the thread's (its pool outlives a hub), so the schedule
+/// and the last figure are kept per thread: a hub started on a thread that
+/// measured a moment ago publishes that figure rather than walking every
+/// stack again (a program that runs one short-lived hub after another on a
+/// thread holding many idle stacks would otherwise pay the walk each time).
 #[derive(Debug)]
 pub(crate) struct StackSampler {
     next: Instant,
@@ -53,6 +59,11 @@ pub(crate) struct StackSampler {
 
 /// The least time between two measurements of the stacks' memory.
 const STACK_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// The thread's last measurement: when the next is due, and the bytes.
+    static LAST_SAMPLE: std::cell::Cell<Option<(Instant, usize)>> = const { std::cell::Cell::new(None) };
+}
 
 impl StackSampler {
     pub(crate) fn new(now: Instant) -> StackSampler {
@@ -65,8 +76,16 @@ impl StackSampler {
         if now < self.next {
             return;
         }
-        counters.stack_resident.store(greenlet::stack::resident_bytes(), Relaxed);
+        if let Some((next, bytes)) = LAST_SAMPLE.with(std::cell::Cell::get).filter(|(next, _)| now < *next) {
+            // Measured on this thread a moment ago (by an earlier hub).
+            counters.stack_resident.store(bytes, Relaxed);
+            self.next = next;
+            return;
+        }
+        let bytes = greenlet::stack::resident_bytes();
+        counters.stack_resident.store(bytes, Relaxed);
         let cost = now.elapsed();
         self.next = Instant::now() + STACK_SAMPLE_EVERY.max(cost * 100);
+        LAST_SAMPLE.with(|last| last.set(Some((self.next, bytes))));
     }
 }
