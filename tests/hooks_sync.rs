@@ -344,6 +344,85 @@ fn a_std_mutex_and_condvar_shared_by_two_hubs_and_two_threads_lose_no_wake_up() 
 }
 
 #[test]
+fn plain_threads_taking_turns_at_a_std_condvar_lose_no_wake_up() {
+    // Only plain threads, waiting in the kernel: a wake goes there only
+    // while the futex table counts a thread waiting on the word's bucket.
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 2_000;
+    let shared = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|me| {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let (lock, turn) = &*shared;
+                for _ in 0..ROUNDS {
+                    let mut next = lock.lock().unwrap();
+                    while *next % THREADS != me {
+                        next = turn.wait(next).unwrap();
+                    }
+                    *next += 1;
+                    turn.notify_all();
+                }
+            })
+        })
+        .collect();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let _ = done.send(());
+    });
+    finished.recv_timeout(PATIENCE).expect("a thread was never woken");
+    assert_eq!(*shared.0.lock().unwrap(), THREADS * ROUNDS);
+}
+
+#[test]
+fn a_thread_requeued_to_another_futex_is_woken_there() {
+    // FUTEX_CMP_REQUEUE moves a kernel waiter from one word to another,
+    // where the table never counted it: a wake of the second word must
+    // still reach the kernel.
+    fn futex(
+        word: &std::sync::atomic::AtomicU32,
+        op: i32,
+        val: u32,
+        word2: &std::sync::atomic::AtomicU32,
+        val3: u32,
+    ) -> i64 {
+        // SAFETY: futex(2) on two live, aligned words; no timeout.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                op | libc::FUTEX_PRIVATE_FLAG,
+                val,
+                1usize, // FUTEX_CMP_REQUEUE: at most one requeued (in the timeout's place)
+                word2.as_ptr(),
+                val3,
+            )
+        }
+    }
+    use std::sync::atomic::AtomicU32;
+    let words: &'static [AtomicU32; 2] = Box::leak(Box::new([AtomicU32::new(0), AtomicU32::new(0)]));
+    let (from, to) = (&words[0], &words[1]);
+    let waiter = std::thread::spawn(move || {
+        // SAFETY: a plain wait on a live, aligned word, until woken.
+        let result =
+            unsafe { libc::syscall(libc::SYS_futex, from.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, 0, 0) };
+        assert_eq!(result, 0, "woken, not failed: {}", std::io::Error::last_os_error());
+    });
+    // Requeue until the waiter was in the kernel to be moved.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while futex(from, libc::FUTEX_CMP_REQUEUE, 0, to, 0) < 1 {
+        assert!(std::time::Instant::now() < deadline, "the thread never waited");
+        std::thread::sleep(ms(1));
+    }
+    to.store(1, Ordering::SeqCst);
+    assert_eq!(futex(to, libc::FUTEX_WAKE, 1, to, 0), 1, "the requeued thread was not woken");
+    waiter.join().unwrap();
+}
+
+#[test]
 fn a_plain_thread_holding_a_std_mutex_stalls_only_the_greenlet_that_wants_it() {
     guarded("a std lock", || {
         let lock = Arc::new(Mutex::new(0));

@@ -1073,8 +1073,11 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             // the panic hook (for std's backtrace or stderr lock, held by
             // another thread) would let another greenlet of the thread
             // panic meanwhile, which aborts the process.
+            let private = op & libc::FUTEX_PRIVATE_FLAG != 0;
             let Some(current) = context().filter(|_| aligned && bitset != 0 && !std::thread::panicking()) else {
-                return forward(val);
+                // The thread waits in the kernel (counted, so that wakes
+                // know whether to go there).
+                return futex::kernel_wait(address, private && aligned && bitset != 0, || forward(val));
             };
             let limit = if timeout == 0 {
                 None
@@ -1112,7 +1115,11 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             // An `int` argument: the register's upper half is not part of it.
             let count = val as c_int;
             let (ours, local) = if aligned && bitset != 0 { futex::wake(address, count, bitset) } else { (0, false) };
+            let private = op & libc::FUTEX_PRIVATE_FLAG != 0;
             let woken = if ours > 0 && ours >= count {
+                ours.into()
+            } else if count > 0 && aligned && bitset != 0 && private && !futex::kernel_may_wait(address) {
+                // No thread waits in the kernel on it: no system call.
                 ours.into()
             } else {
                 let theirs = forward((count - ours).into());
@@ -1132,7 +1139,9 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
         }
         _ => {
             // Requeues and wake-ops: every greenlet on either word wakes (a
-            // spurious wake-up, which futex callers expect).
+            // spurious wake-up, which futex callers expect). Kernel waiters
+            // may move to another word: wakes stop trusting their counts.
+            futex::kernel_waiters_move();
             if aligned {
                 futex::wake_all(address);
             }

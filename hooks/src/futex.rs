@@ -20,6 +20,15 @@
 //! by another process, which never sees this table: its waiters also look
 //! at the value now and then, and return (a spurious wake-up, which futex
 //! callers expect) once it changed.
+//!
+//! Plain threads wait in the kernel, and every thread's private futex waits
+//! pass through here too, so each bucket also counts the threads waiting in
+//! the kernel on its words: a private wake that finds none there makes no
+//! system call. (std's `Mutex` wakes after every contended hand-off, and its
+//! `Condvar` on every notification, whether anybody waits or not.) Once an
+//! operation that moves kernel waiters from one word to another goes by
+//! (`FUTEX_REQUEUE`, `FUTEX_CMP_REQUEUE`, `FUTEX_WAKE_OP`, the PI ones),
+//! the counts no longer tell, and every wake goes to the kernel as well.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
@@ -55,11 +64,13 @@ struct Waiter {
 struct Bucket {
     waiters: SpinLock<Vec<Waiter>>,
     len: AtomicUsize,
+    /// Threads waiting in the kernel on a private futex of the bucket.
+    kernel: AtomicUsize,
 }
 
 impl Bucket {
     const fn new() -> Bucket {
-        Bucket { waiters: SpinLock::new(Vec::new()), len: AtomicUsize::new(0) }
+        Bucket { waiters: SpinLock::new(Vec::new()), len: AtomicUsize::new(0), kernel: AtomicUsize::new(0) }
     }
 
     /// Runs `f` on the bucket's waiters under its lock. `f` only moves
@@ -81,6 +92,40 @@ impl Bucket {
     fn is_empty(&self) -> bool {
         self.len.load(Ordering::Relaxed) == 0
     }
+}
+
+/// Set for good once an operation that moves kernel waiters between words
+/// went by (see the module docs).
+static KERNEL_WAITERS_MOVED: AtomicBool = AtomicBool::new(false);
+
+/// Runs `wait`, the kernel's own `FUTEX_WAIT` of a thread on `address`,
+/// counted in its bucket if the futex is `private` (see the module docs).
+pub(crate) fn kernel_wait<R>(address: usize, private: bool, wait: impl FnOnce() -> R) -> R {
+    if !private {
+        return wait();
+    }
+    let bucket = bucket(address);
+    bucket.kernel.fetch_add(1, Ordering::SeqCst);
+    // Pairs with the fence in `wake`: either that wake sees this count, or
+    // the kernel's check of the value (after this) sees the value stored
+    // before the wake.
+    fence(Ordering::SeqCst);
+    let result = wait();
+    bucket.kernel.fetch_sub(1, Ordering::Release);
+    result
+}
+
+/// After [`wake`] (whose fence this relies on): whether a thread may wait in
+/// the kernel on the private futex at `address`, so that the wake must go
+/// to the kernel too.
+pub(crate) fn kernel_may_wait(address: usize) -> bool {
+    KERNEL_WAITERS_MOVED.load(Ordering::SeqCst) || bucket(address).kernel.load(Ordering::Relaxed) != 0
+}
+
+/// Called before an operation that may move kernel waiters between words
+/// goes to the kernel.
+pub(crate) fn kernel_waiters_move() {
+    KERNEL_WAITERS_MOVED.store(true, Ordering::SeqCst);
 }
 
 fn bucket(address: usize) -> &'static Bucket {

@@ -155,6 +155,14 @@
 //! a plain thread holding a lock for a while then stall only the greenlets
 //! that wait for it.
 //!
+//! Every thread's futex calls pass through the hooks, so they also count the
+//! plain threads waiting in the kernel: a private wake (every std one) that
+//! finds no greenlet and no such thread waiting makes no system call, where
+//! libc's would (std wakes after every contended `Mutex` hand-off and on
+//! every `Condvar` notification, whether anybody waits or not). Once a
+//! requeue or wake-op goes by (std never makes one), wakes go to the kernel
+//! as well, for good.
+//!
 //! A greenlet that releases a std `Mutex` or `RwLock` for which a greenlet
 //! of its own hub waits lets that one run first: the release (a futex wake
 //! of a word now zero) yields, as a hooked call may. Greenlets that take
