@@ -1048,9 +1048,18 @@ pub unsafe extern "C" fn syscall(
         // SAFETY: futex(2)'s arguments, with its contract.
         return unsafe { futex(a1, a2 as c_int, a3, a4, a5, a6) };
     }
+    if FUTEX2.contains(&number) {
+        // Waits the futex table cannot count: wakes stop trusting its counts.
+        futex::kernel_waiters_move();
+    }
     // SAFETY: the caller's arguments, unchanged.
     unsafe { real::syscall(number, a1, a2, a3, a4, a5, a6) }
 }
+
+/// The newer futex system calls (`futex_waitv`, and `futex_wake`,
+/// `futex_wait`, `futex_requeue` since Linux 6.7; the same numbers on every
+/// architecture): passed on as they are.
+const FUTEX2: [c_long; 4] = [libc::SYS_futex_waitv, 454, 455, 456];
 
 /// `futex(2)`: waits of greenlets park them (`futex::wait`), wakes reach
 /// the greenlets as well as the kernel's waiters.

@@ -26,9 +26,13 @@
 //! the kernel on its words: a private wake that finds none there makes no
 //! system call. (std's `Mutex` wakes after every contended hand-off, and its
 //! `Condvar` on every notification, whether anybody waits or not.) Once an
-//! operation that moves kernel waiters from one word to another goes by
-//! (`FUTEX_REQUEUE`, `FUTEX_CMP_REQUEUE`, `FUTEX_WAKE_OP`, the PI ones),
+//! operation that moves kernel waiters from one word to another, or waits
+//! in a way not counted here, goes by (`FUTEX_REQUEUE`, `FUTEX_CMP_REQUEUE`,
+//! `FUTEX_WAKE_OP`, the PI ones, `futex_waitv` and the other futex2 calls),
 //! the counts no longer tell, and every wake goes to the kernel as well.
+//! (A futex wait submitted through io_uring is not seen at all: a program
+//! that waits that way on a word that std or parking_lot wakes must not
+//! use the hooks.)
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
