@@ -160,8 +160,10 @@
 //! finds no greenlet and no such thread waiting makes no system call, where
 //! libc's would (std wakes after every contended `Mutex` hand-off and on
 //! every `Condvar` notification, whether anybody waits or not). Once a
-//! requeue or wake-op goes by (std never makes one), wakes go to the kernel
-//! as well, for good.
+//! requeue or wake-op goes by (std never makes one), or a `futex_waitv` (or
+//! another futex2 call), wakes go to the kernel as well, for good. A futex
+//! wait submitted through io_uring is not seen at all: a program that waits
+//! that way on a word that std or parking_lot wakes must not use the hooks.
 //!
 //! A greenlet that releases a std `Mutex` or `RwLock` for which a greenlet
 //! of its own hub waits lets that one run first: the release (a futex wake
