@@ -166,8 +166,6 @@ pub(crate) struct Hub {
     trimmer: trim::Trimmer,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
-    /// Greenlets parked on a `sync` type (which other threads may wake).
-    sync_waits: Cell<usize>,
     /// The root park a possible deadlock was reported for (once each).
     deadlock_warned: Cell<Option<u64>>,
     /// Since when the root's current park has looked like a possible
@@ -312,7 +310,6 @@ impl Hub {
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
             end_batch: Cell::new(false),
-            sync_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
             suspect_since: Cell::new(None),
             alone_counted: Cell::new(None),
@@ -423,12 +420,6 @@ impl Hub {
     pub(crate) fn count_parked_unwinding(&self, parked: bool) {
         let n = self.parked_unwinding.get();
         self.parked_unwinding.set(if parked { n + 1 } else { n - 1 });
-    }
-
-    /// Counts a greenlet starting (`true`) or ending a wait on a `sync` type.
-    pub(crate) fn count_sync_wait(&self, waiting: bool) {
-        let n = self.sync_waits.get();
-        self.sync_waits.set(if waiting { n + 1 } else { n - 1 });
     }
 
     pub(crate) fn parked_unwinding(&self) -> usize {
@@ -546,7 +537,7 @@ impl Hub {
         if task.state() != State::Scheduled {
             return; // killed before it ran, or a stale entry
         }
-        let Some(greenlet) = task.greenlet() else { return };
+        let Some(greenlet) = task.greenlet_ref() else { return };
         task.set_state(State::Running);
         *self.current.borrow_mut() = Some(task.clone());
         budget::reset();
@@ -560,6 +551,7 @@ impl Hub {
             // Kills and timeouts are raised by the park the task returns to.
             drop(greenlet.switch(Box::new(())));
         }
+        drop(greenlet);
         self.counters.running.store(0, Relaxed);
         *self.current.borrow_mut() = None;
         if task.is_doomed() {
@@ -636,7 +628,7 @@ impl Hub {
         let mut suspect = None;
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
-                let shared = self.sync_waits.get() > 0 && !self.config.strict_deadlocks;
+                let shared = self.ready.sync_waits() > 0 && !self.config.strict_deadlocks;
                 let alone = if shared { self.alone(now) } else { Some(true) };
                 if alone != Some(true) {
                     // A greenlet waits on a `sync` type, which another thread

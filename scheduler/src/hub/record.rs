@@ -119,6 +119,9 @@ pub(crate) struct ReadyQueue {
     /// Join states of finished tasks, kept for reuse by later spawns of the
     /// same type once their handles are gone (see `join_pool`).
     pub(crate) finished_joins: RefCell<Vec<Arc<dyn Completion>>>,
+    /// Tasks parked in a `sync` type's queue (which other threads may
+    /// wake): those with a node recorded (see [`Task::set_node`]).
+    sync_waits: Cell<usize>,
 }
 
 /// Join states kept for reuse, per hub.
@@ -131,6 +134,7 @@ impl ReadyQueue {
             remote,
             clock: Cell::new(Instant::now()),
             finished_joins: RefCell::new(Vec::new()),
+            sync_waits: Cell::new(0),
         }
     }
 
@@ -152,6 +156,11 @@ impl ReadyQueue {
 
     pub(crate) fn tick(&self, now: Instant) {
         self.clock.set(now);
+    }
+
+    /// Tasks parked in a `sync` type's queue now.
+    pub(crate) fn sync_waits(&self) -> usize {
+        self.sync_waits.get()
     }
 }
 
@@ -349,6 +358,12 @@ impl Task {
         self.greenlet.borrow().clone()
     }
 
+    /// The greenlet, borrowed (for the hub to switch to it without a clone:
+    /// only the hub takes it out, never while it runs).
+    pub(crate) fn greenlet_ref(&self) -> Option<std::cell::Ref<'_, Greenlet>> {
+        std::cell::Ref::filter_map(self.greenlet.borrow(), Option::as_ref).ok()
+    }
+
     /// Whether its greenlet ever ran.
     pub(crate) fn is_started(&self) -> bool {
         self.greenlet.borrow().as_ref().is_some_and(Greenlet::is_started)
@@ -430,9 +445,17 @@ impl Task {
 
     /// Records the node the task is about to wait in (see [`Abandon`]), or
     /// none; returns the one recorded before. The node must stay where it is
-    /// until it is replaced again.
+    /// until it is replaced again. A task with a node counts as waiting on a
+    /// `sync` type (see [`ReadyQueue::sync_waits`]).
     pub(crate) fn set_node(&self, node: Option<NonNull<dyn Abandon>>) -> Option<NonNull<dyn Abandon>> {
-        self.node.replace(node)
+        let before = self.node.replace(node);
+        let waits = &self.ready.sync_waits;
+        match (before.is_some(), node.is_some()) {
+            (false, true) => waits.set(waits.get() + 1),
+            (true, false) => waits.set(waits.get() - 1),
+            _ => {}
+        }
+        before
     }
 
     /// Why the task was last woken.
