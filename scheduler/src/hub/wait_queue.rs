@@ -163,6 +163,7 @@ impl<T, W: Waiter> WaitQueue<T, W> {
     }
 
     /// Appends a waiter at the back.
+    #[inline(always)] // see `Slab::insert`
     pub(crate) fn push(&mut self, waiter: W, data: T) -> WaitKey {
         self.push_node(waiter, data, None)
     }
@@ -177,10 +178,12 @@ impl<T, W: Waiter> WaitQueue<T, W> {
     /// queue: until `slot.take()` returned the data, or the node was
     /// reclaimed (with the slot still empty under this queue's lock).
     #[allow(unsafe_code)]
+    #[inline(always)] // see `Slab::insert`
     pub(crate) unsafe fn push_slotted(&mut self, waiter: W, data: T, slot: NonNull<Slot<T>>) -> WaitKey {
         self.push_node(waiter, data, Some(SlotRef(slot)))
     }
 
+    #[inline(always)] // see `Slab::insert`
     fn push_node(&mut self, waiter: W, data: T, slot: Option<SlotRef<T>>) -> WaitKey {
         let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data, slot });
         let index = key.index();

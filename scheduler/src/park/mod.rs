@@ -149,7 +149,7 @@ impl Parker {
     }
 
     /// A parker for the current greenlet, if it is a task of a hub.
-    #[inline]
+    #[inline(always)] // returned in place (see `Slab::insert`)
     pub(crate) fn try_current() -> Option<Parker> {
         let hub = hub::current()?;
         let task = hub.current_task()?;

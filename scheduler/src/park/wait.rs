@@ -46,6 +46,7 @@ impl Wakeup {
 
     /// The wake-up of `waiter`'s node in [`wait_in`], which the waiter keeps
     /// borrowed until its node is out of the queue.
+    #[inline(always)] // see `Slab::insert`
     fn for_node(waiter: &Waiter) -> Wakeup {
         match waiter {
             Waiter::Greenlet(parker) => {
@@ -220,6 +221,7 @@ impl Waiter {
     /// On a hub's thread outside its greenlets (in work the hub runs itself):
     /// blocking there would stop the hub.
     #[track_caller]
+    #[inline(always)] // returned in place (see `Slab::insert`)
     pub(crate) fn current() -> Waiter {
         match Parker::try_current() {
             Some(parker) => Waiter::Greenlet(parker),
@@ -390,6 +392,7 @@ struct RecordedNode<'t> {
 
 impl<'t> RecordedNode<'t> {
     #[allow(unsafe_code)]
+    #[inline(always)] // returned in place (see `Slab::insert`)
     fn new<'n>(task: &'t Task, node: &'n mut (dyn Abandon + 'n)) -> RecordedNode<'t> {
         let node: *mut (dyn Abandon + 'n) = node;
         // SAFETY: only the lifetime bound is erased (same fat pointer). The
@@ -405,6 +408,7 @@ impl<'t> RecordedNode<'t> {
 }
 
 impl Drop for RecordedNode<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.task.set_node(self.before.take());
     }
