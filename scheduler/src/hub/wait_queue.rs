@@ -179,13 +179,26 @@ impl<T, W: Waiter> WaitQueue<T, W> {
     /// reclaimed (with the slot still empty under this queue's lock).
     #[allow(unsafe_code)]
     #[inline(always)] // see `Slab::insert`
-    pub(crate) unsafe fn push_slotted(&mut self, waiter: W, data: T, slot: NonNull<Slot<T>>) -> WaitKey {
-        self.push_node(waiter, data, Some(SlotRef(slot)))
+    pub(crate) unsafe fn push_slotted(
+        &mut self,
+        waiter: impl FnOnce() -> W,
+        data: T,
+        slot: NonNull<Slot<T>>,
+    ) -> WaitKey {
+        let link = Link::Waiting { prev: self.tail, next: NIL };
+        let key = self.nodes.insert_with(|| Node { link, waiter: waiter(), data, slot: Some(SlotRef(slot)) });
+        self.link_back(key)
     }
 
     #[inline(always)] // see `Slab::insert`
     fn push_node(&mut self, waiter: W, data: T, slot: Option<SlotRef<T>>) -> WaitKey {
         let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data, slot });
+        self.link_back(key)
+    }
+
+    /// Links the node just stored at the back.
+    #[inline(always)]
+    fn link_back(&mut self, key: WaitKey) -> WaitKey {
         let index = key.index();
         if self.tail == NIL {
             self.head = index;

@@ -363,7 +363,7 @@ pub(crate) fn wait_in_then<S, T>(
     // node back: below, or in its `Drop` when unwinding (or, for a greenlet
     // the hub leaks, in `abandon`, while this frame stays suspended for good).
     #[allow(unsafe_code)]
-    let key = unsafe { queue(&mut guard).push_slotted(Wakeup::for_node(waiter), data, NonNull::from(&slot)) };
+    let key = unsafe { queue(&mut guard).push_slotted(|| Wakeup::for_node(waiter), data, NonNull::from(&slot)) };
     drop(guard);
     let mut reclaim = Reclaim { state, queue, key: Some(key), slot: &slot, give_back: Some(give_back) };
     registered();

@@ -102,6 +102,21 @@ impl<T> Slab<T> {
         Key { index, generation: slot.generation }
     }
 
+    /// Stores the value `make` returns, made where it goes (see `insert`).
+    #[inline(always)]
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce() -> T) -> Key {
+        if self.free == NIL {
+            return self.insert(make());
+        }
+        self.len += 1;
+        let index = self.free;
+        let slot = &mut self.slots[index as usize];
+        let Entry::Vacant { next_free } = slot.entry else { unreachable!("the free list points at a value") };
+        self.free = next_free;
+        slot.entry = Entry::Occupied(make());
+        Key { index, generation: slot.generation }
+    }
+
     /// Takes the value out; `None` if the key is stale.
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let slot = self.slots.get_mut(key.index as usize)?;
