@@ -4,6 +4,9 @@
 //! A waiter registers a [`Wakeup`] in the primitive's wait queue (under the
 //! primitive's lock, together with the check of its condition, so no wake-up
 //! can slip in between), releases the lock, and waits with [`Waiter::park`].
+//! Its node carries a slot in the waiter's frame ([`wait_in`]): a completer
+//! moves the node's data there, so a waiter woken by its completion (the
+//! common case) returns without taking the lock again.
 //! A `Wakeup` is `Send`: it wakes a greenlet directly when used on that
 //! greenlet's hub thread, through the hub's remote queue (and a
 //! `mio::Waker`) from anywhere else, and a plain thread with
