@@ -141,26 +141,32 @@ thread_local! {
 /// A held lock of a `sync` type's state. Wake-ups for other threads made
 /// while it is held are sent when it is released.
 pub(crate) struct Locked<'a, S> {
-    guard: Option<MutexGuard<'a, S>>,
+    // Fields drop in order: the lock is released first, then the wake-ups
+    // are sent.
+    guard: MutexGuard<'a, S>,
+    _then: SendDeferred,
 }
 
 impl<S> std::ops::Deref for Locked<'_, S> {
     type Target = S;
 
     fn deref(&self) -> &S {
-        self.guard.as_ref().expect("held until dropped")
+        &self.guard
     }
 }
 
 impl<S> std::ops::DerefMut for Locked<'_, S> {
     fn deref_mut(&mut self) -> &mut S {
-        self.guard.as_mut().expect("held until dropped")
+        &mut self.guard
     }
 }
 
-impl<S> Drop for Locked<'_, S> {
+/// Sends, when dropped, the wake-ups deferred while a lock was held.
+struct SendDeferred;
+
+impl Drop for SendDeferred {
+    #[inline]
     fn drop(&mut self) {
-        drop(self.guard.take());
         if DEFERRING.get() {
             send_deferred();
         }
@@ -265,7 +271,7 @@ impl Waiter {
 /// (except a value's `Drop`), and a panic there leaves the state consistent,
 /// so poisoning is ignored.
 pub(crate) fn lock<S>(state: &Mutex<S>) -> Locked<'_, S> {
-    Locked { guard: Some(state.lock().unwrap_or_else(PoisonError::into_inner)) }
+    Locked { guard: state.lock().unwrap_or_else(PoisonError::into_inner), _then: SendDeferred }
 }
 
 /// How a [`wait_in`] ended.
