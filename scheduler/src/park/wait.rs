@@ -373,8 +373,8 @@ pub(crate) fn wait_in_then<S, T>(
     // the hub leaks, in `abandon`, while this frame stays suspended for good).
     #[allow(unsafe_code)]
     let key = unsafe { queue(&mut guard).push_slotted(|| Wakeup::for_node(waiter), data, NonNull::from(&slot)) };
-    drop(guard);
     let mut reclaim = Reclaim { state, queue, key: Some(key), slot: &slot, give_back: Some(give_back) };
+    drop(guard);
     registered();
     let recorded = match waiter {
         Waiter::Greenlet(parker) => Some(RecordedNode::new(parker.task(), &mut reclaim)),
