@@ -181,6 +181,7 @@ impl Parker {
     /// reports.
     #[must_use = "a refused park must end the wait (as a timeout) or park again"]
     #[track_caller]
+    #[inline(always)] // one call level less to return through (see `Hub::switch_to_hub`)
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
         self.suspend(on, deadline, false, false).map_err(|_| Refused)
     }

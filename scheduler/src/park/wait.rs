@@ -245,6 +245,7 @@ impl Waiter {
     /// A greenlet parks (see [`Parker::park`] for kills and refusals); a
     /// thread blocks.
     #[track_caller]
+    #[inline(always)] // one call level less to return through (see `Hub::switch_to_hub`)
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
         match self {
             Waiter::Greenlet(parker) => parker.park(on, deadline),
