@@ -205,6 +205,21 @@ impl Parker {
     /// reported (see [`park_foreign`](Parker::park_foreign)).
     #[track_caller]
     fn suspend(&self, on: WaitingOn, deadline: Option<Instant>, requeue: bool, foreign: bool) -> Result<Wake, Ended> {
+        self.suspend_inline(on, deadline, requeue, foreign)
+    }
+
+    /// [`suspend`](Parker::suspend), inlined into its caller: one call level
+    /// less to return through after the switch (see `Hub::switch_to_hub`),
+    /// for `yield_now`, whose park is the whole of its work.
+    #[track_caller]
+    #[inline(always)]
+    fn suspend_inline(
+        &self,
+        on: WaitingOn,
+        deadline: Option<Instant>,
+        requeue: bool,
+        foreign: bool,
+    ) -> Result<Wake, Ended> {
         let task = &self.task;
         assert!(
             greenlet::current_id() == Some(task.id()),
@@ -491,7 +506,7 @@ fn answer_requested_stacks() {
 #[track_caller]
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
-    let _ = Parker::current().suspend(WaitingOn::Op("yield_now"), None, true, false);
+    let _ = Parker::current().suspend_inline(WaitingOn::Op("yield_now"), None, true, false);
 }
 
 #[cfg(all(test, debug_assertions))]
