@@ -509,6 +509,25 @@ fn receiver_killed_after_the_hand_off_does_not_lose_the_value() {
 }
 
 #[test]
+fn receiver_whose_deadline_just_fired_returns_the_value_handed_to_it() {
+    // channel.rs docs ("Nothing is lost or duplicated"): the receiver's
+    // timer fires, and before it runs again a value is handed to it; it
+    // returns the value rather than a timeout.
+    rt::run(|| {
+        let (tx, rx) = channel::bounded(1);
+        let receiver = spawn(move || rx.recv_timeout(ms(20)));
+        // Blocks the hub past both deadlines below, so that one turn fires
+        // both timers, this greenlet's first: it runs, and sends, before
+        // the receiver runs.
+        let blocker = spawn(|| std::thread::sleep(ms(40)));
+        sleep(ms(10));
+        tx.send("handed").unwrap();
+        assert_eq!(receiver.join().unwrap(), Ok("handed"));
+        blocker.join().unwrap();
+    });
+}
+
+#[test]
 fn receiver_killed_while_waiting_passes_its_value_to_the_next_waiter() {
     // As above, with another receiver waiting behind the killed one: FIFO
     // service goes on with the next waiter.

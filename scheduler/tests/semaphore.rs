@@ -239,6 +239,27 @@ fn waiter_killed_after_the_hand_off_does_not_leak_the_permit() {
 }
 
 #[test]
+fn permit_handed_to_a_waiter_whose_deadline_just_fired_is_taken_by_it() {
+    // sync/mod.rs docs (permits are handed to waiters, never lost): the
+    // waiter's timer fires, and before the waiter runs again a permit is
+    // handed to it; it returns with the permit rather than dropping it.
+    rt::run(|| {
+        let semaphore = Rc::new(Semaphore::new(0));
+        let s = semaphore.clone();
+        let waiter = spawn(move || s.acquire_timeout(ms(20)).map(|permit| permit.forget()).is_some());
+        // Blocks the hub past both deadlines below, so that one turn fires
+        // both timers, this greenlet's first: it runs, and releases, before
+        // the waiter runs.
+        let blocker = spawn(|| std::thread::sleep(ms(40)));
+        sleep(ms(10));
+        semaphore.release();
+        assert!(waiter.join().unwrap(), "the waiter dropped the permit handed to it");
+        blocker.join().unwrap();
+        assert_eq!(semaphore.available(), 0);
+    });
+}
+
+#[test]
 fn permit_handed_to_a_killed_waiter_goes_to_the_next_one() {
     // As above with a second waiter queued: FIFO service continues.
     rt::run(|| {

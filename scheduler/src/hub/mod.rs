@@ -166,8 +166,6 @@ pub(crate) struct Hub {
     trimmer: trim::Trimmer,
     /// Finished tasks nobody refers to any more, kept for their allocation.
     recycled_tasks: RefCell<Vec<Rc<Task>>>,
-    /// Greenlets parked on a `sync` type (which other threads may wake).
-    sync_waits: Cell<usize>,
     /// Greenlets parked for a [`WakeToken`](crate::foreign::WakeToken):
     /// each may be woken from anywhere, as while an unparker is alive.
     token_waits: Cell<usize>,
@@ -315,7 +313,6 @@ impl Hub {
             recycled_tasks: RefCell::new(Vec::new()),
             parked_unwinding: Cell::new(0),
             end_batch: Cell::new(false),
-            sync_waits: Cell::new(0),
             token_waits: Cell::new(0),
             deadlock_warned: Cell::new(None),
             suspect_since: Cell::new(None),
@@ -429,12 +426,6 @@ impl Hub {
         self.parked_unwinding.set(if parked { n + 1 } else { n - 1 });
     }
 
-    /// Counts a greenlet starting (`true`) or ending a wait on a `sync` type.
-    pub(crate) fn count_sync_wait(&self, waiting: bool) {
-        let n = self.sync_waits.get();
-        self.sync_waits.set(if waiting { n + 1 } else { n - 1 });
-    }
-
     /// Counts a greenlet parking for a `WakeToken` (`true`) or back from it.
     pub(crate) fn count_token_wait(&self, waiting: bool) {
         let n = self.token_waits.get();
@@ -512,6 +503,11 @@ impl Hub {
 
     /// Switches from the running task's greenlet to the hub; returns when the
     /// hub resumes this task.
+    // Inlined into the park: after a switch of stacks the processor
+    // mispredicts the returns it makes (its return-address stack holds the
+    // other stack's calls), so every call level between the switch and the
+    // user's code costs a misprediction on the way back.
+    #[inline(always)]
     pub(crate) fn switch_to_hub(&self) {
         drop(self.greenlet.switch(Box::new(())));
     }
@@ -556,7 +552,7 @@ impl Hub {
         if task.state() != State::Scheduled {
             return; // killed before it ran, or a stale entry
         }
-        let Some(greenlet) = task.greenlet() else { return };
+        let Some(greenlet) = task.greenlet_ref() else { return };
         task.set_state(State::Running);
         *self.current.borrow_mut() = Some(task.clone());
         budget::reset();
@@ -570,6 +566,7 @@ impl Hub {
             // Kills and timeouts are raised by the park the task returns to.
             drop(greenlet.switch(Box::new(())));
         }
+        drop(greenlet);
         self.counters.running.store(0, Relaxed);
         *self.current.borrow_mut() = None;
         if task.is_doomed() {
@@ -646,7 +643,7 @@ impl Hub {
         let mut suspect = None;
         if timeout.is_none() && !self.can_be_woken() {
             if let Some(root) = root.filter(|root| root.state() == State::Parked) {
-                let shared = self.sync_waits.get() > 0 && !self.config.strict_deadlocks;
+                let shared = self.ready.sync_waits() > 0 && !self.config.strict_deadlocks;
                 let alone = if shared { self.alone(now) } else { Some(true) };
                 if alone != Some(true) {
                     // A greenlet waits on a `sync` type, which another thread

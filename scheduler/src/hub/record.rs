@@ -119,6 +119,9 @@ pub(crate) struct ReadyQueue {
     /// Join states of finished tasks, kept for reuse by later spawns of the
     /// same type once their handles are gone (see `join_pool`).
     pub(crate) finished_joins: RefCell<Vec<Arc<dyn Completion>>>,
+    /// Tasks parked in a `sync` type's queue (which other threads may
+    /// wake): those with a node recorded (see [`Task::set_node`]).
+    sync_waits: Cell<usize>,
 }
 
 /// Join states kept for reuse, per hub.
@@ -131,6 +134,7 @@ impl ReadyQueue {
             remote,
             clock: Cell::new(Instant::now()),
             finished_joins: RefCell::new(Vec::new()),
+            sync_waits: Cell::new(0),
         }
     }
 
@@ -153,6 +157,11 @@ impl ReadyQueue {
     pub(crate) fn tick(&self, now: Instant) {
         self.clock.set(now);
     }
+
+    /// Tasks parked in a `sync` type's queue now.
+    pub(crate) fn sync_waits(&self) -> usize {
+        self.sync_waits.get()
+    }
 }
 
 /// A pending exception for the task, raised at its next park point.
@@ -168,25 +177,30 @@ pub(crate) enum Pending {
 
 /// The hub's record of one spawned greenlet. Fields are private: the state
 /// machine above changes only through these methods.
+// `repr(C)`, hot fields first: what every park and wake-up reads and
+// writes shares two or three cache lines, not the whole record's seven.
+#[repr(C)]
 pub(crate) struct Task {
-    /// The greenlet's id.
-    id: u64,
-    name: Option<Rc<str>>,
-    /// Where `spawn` was called.
-    spawned_at: &'static Location<'static>,
-    /// Taken when the task is done.
-    greenlet: RefCell<Option<Greenlet>>,
     state: Cell<State>,
+    /// Why the task was last made runnable.
+    wake: Cell<Wake>,
+    /// Whether the greenlet is unwinding (a kill, a timeout or a panic): then
+    /// a second kill or timeout is not raised (it would abort the process)
+    /// but ends the wait it arrives in.
+    unwinding: Cell<bool>,
+    /// Parked for good: it kept ignoring a reported kill or timeout in
+    /// code that cannot unwind (see `Parker::park_for_good`); the hub leaks it.
+    doomed: Cell<bool>,
     /// Bumped each time the task parks; a wake-up for an older number is stale.
     seq: Cell<u64>,
     /// The number of the last park a wake-up was handed out for (0: none).
     registered: Cell<u64>,
-    /// Why the task was last made runnable.
-    wake: Cell<Wake>,
-    /// What the task is parked on, since when, and until when.
-    waiting_on: Cell<WaitingOn>,
-    parked_at: Cell<Instant>,
-    park_deadline: Cell<Option<Instant>>,
+    /// Key in the hub's task table, while the task is alive.
+    key: Cell<Option<Key>>,
+    /// While parked in a `sync` type's queue: the node, on the task's stack
+    /// (see [`Abandon`]).
+    node: Cell<Option<NonNull<dyn Abandon>>>,
+    ready: Rc<ReadyQueue>,
     /// A kill or timeout to raise at the next park point.
     pending: Cell<Pending>,
     /// Set once `pending` was reported to the greenlet as an error, by a
@@ -196,33 +210,31 @@ pub(crate) struct Task {
     /// (`Builder::cancel_grace`) during which its parks complete normally.
     /// Cleared with `pending`.
     reported: Cell<Option<Instant>>,
-    /// Whether the greenlet is unwinding (a kill, a timeout or a panic): then
-    /// a second kill or timeout is not raised (it would abort the process)
-    /// but ends the wait it arrives in.
-    unwinding: Cell<bool>,
     /// Set on the root task when nothing can ever wake it.
     deadlock: RefCell<Option<String>>,
+    /// What the task is parked on, since when, and until when.
+    waiting_on: Cell<WaitingOn>,
+    parked_at: Cell<Instant>,
+    park_deadline: Cell<Option<Instant>>,
+    /// Taken when the task is done.
+    greenlet: RefCell<Option<Greenlet>>,
+    /// The greenlet's id.
+    id: u64,
     /// The number of the last park made through `foreign` (a hooked call),
     /// which may come inside the runtime's own waits.
     foreign_seq: Cell<u64>,
-    /// Parked for good: it kept ignoring a reported kill or timeout in
-    /// code that cannot unwind (see `Parker::park_for_good`); the hub leaks it.
-    doomed: Cell<bool>,
-    /// The timer that starts a delayed task.
-    start_timer: Cell<Option<TimerKey>>,
-    /// Its join handle's shared state, until the task is done.
-    completion: RefCell<Option<Arc<dyn Completion>>>,
     /// The first greenlet waiting for this one to finish (the common case, a
     /// `join`), kept inline so that it costs no allocation.
     joiner: Cell<Option<Unparker>>,
+    /// Its join handle's shared state, until the task is done.
+    completion: RefCell<Option<Arc<dyn Completion>>>,
+    /// The timer that starts a delayed task.
+    start_timer: Cell<Option<TimerKey>>,
+    name: Option<Rc<str>>,
+    /// Where `spawn` was called.
+    spawned_at: &'static Location<'static>,
     /// More greenlets waiting for this one to finish.
     joiners: RefCell<WaitQueue<()>>,
-    /// Key in the hub's task table, while the task is alive.
-    key: Cell<Option<Key>>,
-    /// While parked in a `sync` type's queue: the node, on the task's stack
-    /// (see [`Abandon`]).
-    node: Cell<Option<NonNull<dyn Abandon>>>,
-    ready: Rc<ReadyQueue>,
     pub(crate) span: tracing::Span,
 }
 
@@ -310,6 +322,7 @@ impl Task {
         self.span = span;
     }
 
+    #[inline]
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
@@ -330,23 +343,32 @@ impl Task {
         }
     }
 
+    #[inline]
     pub(crate) fn state(&self) -> State {
         self.state.get()
     }
 
     /// The one place a task's state changes.
+    #[inline]
     pub(crate) fn set_state(&self, to: State) {
         let from = self.state.get();
         debug_assert!(from.may_become(to), "task {} cannot go from {from:?} to {to:?}", self.id);
         self.state.set(to);
     }
 
+    #[inline]
     pub(crate) fn is_done(&self) -> bool {
         self.state.get() == State::Done
     }
 
     pub(crate) fn greenlet(&self) -> Option<Greenlet> {
         self.greenlet.borrow().clone()
+    }
+
+    /// The greenlet, borrowed (for the hub to switch to it without a clone:
+    /// only the hub takes it out, never while it runs).
+    pub(crate) fn greenlet_ref(&self) -> Option<std::cell::Ref<'_, Greenlet>> {
+        std::cell::Ref::filter_map(self.greenlet.borrow(), Option::as_ref).ok()
     }
 
     /// Whether its greenlet ever ran.
@@ -359,6 +381,7 @@ impl Task {
         self.greenlet.borrow_mut().take()
     }
 
+    #[inline]
     pub(crate) fn key(&self) -> Option<Key> {
         self.key.get()
     }
@@ -376,6 +399,7 @@ impl Task {
     }
 
     /// Makes the task runnable, at the back of the run queue.
+    #[inline]
     pub(crate) fn schedule(self: &Rc<Self>, wake: Wake) {
         self.set_state(State::Scheduled);
         self.wake.set(wake);
@@ -384,6 +408,7 @@ impl Task {
 
     /// Schedules the task if it is still parked with `seq`; never switches.
     /// Returns whether it did.
+    #[inline]
     pub(crate) fn wake_up(self: &Rc<Self>, seq: u64, wake: Wake) -> bool {
         let parked = self.state.get() == State::Parked && self.seq.get() == seq;
         if parked {
@@ -393,6 +418,7 @@ impl Task {
     }
 
     /// The sequence number the task's next park will have.
+    #[inline]
     pub(crate) fn next_seq(&self) -> u64 {
         self.seq.get() + 1
     }
@@ -408,6 +434,7 @@ impl Task {
     }
 
     /// Notes that a wake-up for park `seq` was handed out.
+    #[inline]
     pub(crate) fn set_registered(&self, seq: u64) {
         self.registered.set(seq);
     }
@@ -420,6 +447,7 @@ impl Task {
     }
 
     /// Records a park (`Running` → `Parked`).
+    #[inline]
     pub(crate) fn park(&self, seq: u64, on: WaitingOn, deadline: Option<Instant>) {
         self.set_state(State::Parked);
         self.seq.set(seq);
@@ -430,12 +458,22 @@ impl Task {
 
     /// Records the node the task is about to wait in (see [`Abandon`]), or
     /// none; returns the one recorded before. The node must stay where it is
-    /// until it is replaced again.
+    /// until it is replaced again. A task with a node counts as waiting on a
+    /// `sync` type (see [`ReadyQueue::sync_waits`]).
+    #[inline]
     pub(crate) fn set_node(&self, node: Option<NonNull<dyn Abandon>>) -> Option<NonNull<dyn Abandon>> {
-        self.node.replace(node)
+        let before = self.node.replace(node);
+        let waits = &self.ready.sync_waits;
+        match (before.is_some(), node.is_some()) {
+            (false, true) => waits.set(waits.get() + 1),
+            (true, false) => waits.set(waits.get() - 1),
+            _ => {}
+        }
+        before
     }
 
     /// Why the task was last woken.
+    #[inline]
     pub(crate) fn wake(&self) -> Wake {
         self.wake.get()
     }
@@ -446,10 +484,12 @@ impl Task {
     }
 
     /// Clears the description once the task runs again.
+    #[inline]
     pub(crate) fn unpark_done(&self) {
         self.waiting_on.set(WaitingOn::Nothing);
     }
 
+    #[inline]
     pub(crate) fn pending(&self) -> Pending {
         self.pending.get()
     }
@@ -481,6 +521,7 @@ impl Task {
     }
 
     /// The end of the grace of a reported kill or timeout, if it was.
+    #[inline]
     pub(crate) fn grace_end(&self) -> Option<Instant> {
         self.reported.get()
     }
@@ -500,10 +541,12 @@ impl Task {
         self.pending.set(merged);
     }
 
+    #[inline]
     pub(crate) fn is_unwinding(&self) -> bool {
         self.unwinding.get()
     }
 
+    #[inline]
     pub(crate) fn set_unwinding(&self, unwinding: bool) {
         self.unwinding.set(unwinding);
     }

@@ -18,10 +18,22 @@
 //! Step 3 runs from a guard's `Drop` (see `park::wait_in`), so it also happens
 //! when a killed greenlet unwinds.
 //!
+//! A waiter may also bring a [`Slot`] of its own ([`push_slotted`](WaitQueue::push_slotted)):
+//! completing such a node takes it out of the queue at once and moves its
+//! data into the slot. The waiter, woken, then learns that it was completed
+//! and takes its data from the slot without the queue's lock, which a queue
+//! behind a `Mutex` (the `sync` types') would otherwise cost a second time
+//! per wait; only a waiter that finds its slot empty (timed out, killed,
+//! woken spuriously) reclaims its node.
+//!
 //! The queue is generic over how a waiter is woken: hub-local queues (the
 //! reactor's, joins, selects of hub-local things) hold an [`Unparker`];
 //! queues of the `sync` types, which other threads reach, hold a `Send`
 //! `Wakeup` (see `park::wait`).
+
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::hub::unpark::Unparker;
 use crate::util::slab::{Key, Slab};
@@ -54,6 +66,75 @@ struct Node<T, W> {
     link: Link,
     waiter: W,
     data: T,
+    /// Where the data goes on completion, for a node from `push_slotted`.
+    slot: Option<SlotRef<T>>,
+}
+
+/// Where a completed node's data goes: owned by its waiter, filled once by
+/// the completer (under the queue's lock), read by the waiter once it sees
+/// it filled (without the lock).
+pub(crate) struct Slot<T> {
+    filled: AtomicBool,
+    data: UnsafeCell<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    pub(crate) const fn new() -> Slot<T> {
+        Slot { filled: AtomicBool::new(false), data: UnsafeCell::new(None) }
+    }
+
+    /// The data of the completed node, if it was completed; `None` while
+    /// the node may still be in its queue (then only its queue's owner can
+    /// tell, under its lock).
+    #[allow(unsafe_code)]
+    pub(crate) fn take(&self) -> Option<T> {
+        if !self.filled.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: filled, so the completer is done with the slot (`fill`
+        // stores the flag last) and nobody else reads it: the waiter owns it
+        // and calls this from its own frame.
+        unsafe { (*self.data.get()).take() }
+    }
+}
+
+impl<T> std::fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("filled", &self.filled.load(Ordering::Relaxed)).finish()
+    }
+}
+
+/// A queue's pointer to a waiter's [`Slot`].
+#[derive(Debug)]
+struct SlotRef<T>(NonNull<Slot<T>>);
+
+impl<T> Clone for SlotRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SlotRef<T> {}
+
+// SAFETY: the pointer is only used to move a `T` into the slot and set its
+// flag (see `Slot`), which is sound from any thread for a `T: Send`.
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Send for SlotRef<T> {}
+
+impl<T> SlotRef<T> {
+    /// Moves the completed node's data into the slot: the last use of the
+    /// pointer.
+    #[allow(unsafe_code)]
+    fn fill(self, data: T) {
+        // SAFETY: the node was in its queue until now, so its waiter has not
+        // left the wait that owns the slot (the contract of `push_slotted`),
+        // and does not read the data before the flag is set below.
+        unsafe {
+            let slot = self.0.as_ref();
+            *slot.data.get() = Some(data);
+            slot.filled.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// See the module docs.
@@ -82,8 +163,42 @@ impl<T, W: Waiter> WaitQueue<T, W> {
     }
 
     /// Appends a waiter at the back.
+    #[inline(always)] // see `Slab::insert`
     pub(crate) fn push(&mut self, waiter: W, data: T) -> WaitKey {
-        let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data });
+        self.push_node(waiter, data, None)
+    }
+
+    /// Appends a waiter at the back whose completion fills `slot` (see the
+    /// module docs) instead of keeping the node: the waiter learns it from
+    /// [`Slot::take`], and reclaims the node only if the slot is empty.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must stay where it is, alive, until the node is out of the
+    /// queue: until `slot.take()` returned the data, or the node was
+    /// reclaimed (with the slot still empty under this queue's lock).
+    #[allow(unsafe_code)]
+    #[inline(always)] // see `Slab::insert`
+    pub(crate) unsafe fn push_slotted(
+        &mut self,
+        waiter: impl FnOnce() -> W,
+        data: T,
+        slot: NonNull<Slot<T>>,
+    ) -> WaitKey {
+        let link = Link::Waiting { prev: self.tail, next: NIL };
+        let key = self.nodes.insert_with(|| Node { link, waiter: waiter(), data, slot: Some(SlotRef(slot)) });
+        self.link_back(key)
+    }
+
+    #[inline(always)] // see `Slab::insert`
+    fn push_node(&mut self, waiter: W, data: T, slot: Option<SlotRef<T>>) -> WaitKey {
+        let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data, slot });
+        self.link_back(key)
+    }
+
+    /// Links the node just stored at the back.
+    #[inline(always)]
+    fn link_back(&mut self, key: WaitKey) -> WaitKey {
         let index = key.index();
         if self.tail == NIL {
             self.head = index;
@@ -112,27 +227,42 @@ impl<T, W: Waiter> WaitQueue<T, W> {
         if self.head == NIL {
             return false;
         }
-        self.complete(self.head, f).wake();
+        self.complete(self.head, f, W::wake);
         true
     }
 
     /// Completes and unparks every waiter, front to back.
     pub(crate) fn complete_all(&mut self, mut f: impl FnMut(&mut T)) {
         while self.head != NIL {
-            self.complete(self.head, &mut f).wake();
+            self.complete(self.head, &mut f, W::wake);
         }
     }
 
-    fn complete(&mut self, index: u32, f: impl FnOnce(&mut T)) -> &W {
+    /// Completes the waiting node at `index`, then hands its waiter to `wake`.
+    fn complete(&mut self, index: u32, f: impl FnOnce(&mut T), wake: impl FnOnce(&W)) {
         self.unlink(index);
         let node = self.nodes.at_mut(index);
-        node.link = Link::Completed;
-        f(&mut node.data);
-        &node.waiter
+        match node.slot {
+            None => {
+                node.link = Link::Completed;
+                f(&mut node.data);
+                wake(&node.waiter);
+            }
+            Some(slot) => {
+                // Out of the queue for good: the waiter finds the data in its
+                // slot, and never reclaims the node.
+                let key = self.nodes.key_at(index);
+                let Node { waiter, mut data, .. } = self.nodes.remove(key).expect("a linked node is stored");
+                f(&mut data);
+                slot.fill(data);
+                wake(&waiter);
+            }
+        }
     }
 
     /// Takes back a node from `push`: returns whether it was completed, and
-    /// its data. Must be called exactly once per key.
+    /// its data. Must be called exactly once per key (for a node from
+    /// `push_slotted`: only while its slot is empty, see there).
     pub(crate) fn reclaim(&mut self, key: WaitKey) -> (bool, T) {
         let node = self.nodes.get(key).expect("a wait node was reclaimed twice");
         if matches!(node.link, Link::Waiting { .. }) {
@@ -180,11 +310,7 @@ impl<T> WaitQueue<T, Unparker> {
     /// into the scheduler).
     pub(crate) fn complete_all_into(&mut self, woken: &mut Vec<Unparker>) {
         while self.head != NIL {
-            let index = self.head;
-            self.unlink(index);
-            let node = self.nodes.at_mut(index);
-            node.link = Link::Completed;
-            woken.push(node.waiter.clone());
+            self.complete(self.head, |_| {}, |waiter| woken.push(waiter.clone()));
         }
     }
 }

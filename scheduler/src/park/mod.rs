@@ -149,7 +149,7 @@ impl Parker {
     }
 
     /// A parker for the current greenlet, if it is a task of a hub.
-    #[inline]
+    #[inline(always)] // returned in place (see `Slab::insert`)
     pub(crate) fn try_current() -> Option<Parker> {
         let hub = hub::current()?;
         let task = hub.current_task()?;
@@ -181,6 +181,7 @@ impl Parker {
     /// reports.
     #[must_use = "a refused park must end the wait (as a timeout) or park again"]
     #[track_caller]
+    #[inline(always)] // one call level less to return through (see `Hub::switch_to_hub`)
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
         self.suspend(on, deadline, false, false).map_err(|_| Refused)
     }
@@ -204,6 +205,21 @@ impl Parker {
     /// reported (see [`park_foreign`](Parker::park_foreign)).
     #[track_caller]
     fn suspend(&self, on: WaitingOn, deadline: Option<Instant>, requeue: bool, foreign: bool) -> Result<Wake, Ended> {
+        self.suspend_inline(on, deadline, requeue, foreign)
+    }
+
+    /// [`suspend`](Parker::suspend), inlined into its caller: one call level
+    /// less to return through after the switch (see `Hub::switch_to_hub`),
+    /// for `yield_now`, whose park is the whole of its work.
+    #[track_caller]
+    #[inline(always)]
+    fn suspend_inline(
+        &self,
+        on: WaitingOn,
+        deadline: Option<Instant>,
+        requeue: bool,
+        foreign: bool,
+    ) -> Result<Wake, Ended> {
         let task = &self.task;
         assert!(
             greenlet::current_id() == Some(task.id()),
@@ -490,7 +506,7 @@ fn answer_requested_stacks() {
 #[track_caller]
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
-    let _ = Parker::current().suspend(WaitingOn::Op("yield_now"), None, true, false);
+    let _ = Parker::current().suspend_inline(WaitingOn::Op("yield_now"), None, true, false);
 }
 
 #[cfg(all(test, debug_assertions))]

@@ -4,13 +4,17 @@
 //! A waiter registers a [`Wakeup`] in the primitive's wait queue (under the
 //! primitive's lock, together with the check of its condition, so no wake-up
 //! can slip in between), releases the lock, and waits with [`Waiter::park`].
+//! Its node carries a slot in the waiter's frame ([`wait_in`]): a completer
+//! moves the node's data there, so a waiter woken by its completion (the
+//! common case) returns without taking the lock again.
 //! A `Wakeup` is `Send`: it wakes a greenlet directly when used on that
 //! greenlet's hub thread, through the hub's remote queue (and a
 //! `mio::Waker`) from anywhere else, and a plain thread with
 //! `Thread::unpark`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, Thread};
@@ -18,7 +22,7 @@ use std::time::Instant;
 
 use crate::hub;
 use crate::hub::record::{Abandon, Task, Wake};
-use crate::hub::wait_queue::{self, WaitKey, WaitQueue};
+use crate::hub::wait_queue::{self, Slot, WaitKey, WaitQueue};
 use crate::hub::waiting::WaitingOn;
 use crate::park::{Parked, Parker};
 use crate::util::slab::Key;
@@ -26,10 +30,12 @@ use crate::util::slab::Key;
 /// Wakes one waiter of a `sync` type, from any thread.
 #[derive(Clone)]
 pub(crate) enum Wakeup {
-    /// Park `seq` of the task at `task` on the hub behind `remote`.
+    /// Park `seq` of the task at `task` on the hub with the id `hub`.
     /// (The hub is named by its id, not a reference to its queue: making a
-    /// wake-up then costs no atomic operation.)
-    Greenlet { hub: u64, task: Key, seq: u64 },
+    /// wake-up then costs no atomic operation.) A wake-up made by
+    /// [`wait_in`] also reaches the task's record directly, for a wake on
+    /// its own hub.
+    Greenlet { hub: u64, task: Key, seq: u64, waiting: Option<Waiting> },
     /// A plain thread blocked in a wait.
     Thread(Arc<ThreadSignal>),
 }
@@ -38,7 +44,51 @@ impl Wakeup {
     /// A wake-up for the next park of `parker`'s greenlet.
     pub(crate) fn for_greenlet(parker: &Parker) -> Wakeup {
         let task = parker.task().key().expect("a running task is in its hub's table");
-        Wakeup::Greenlet { hub: parker.hub().reactor().id(), task, seq: parker.next_seq() }
+        Wakeup::Greenlet { hub: parker.hub().reactor().id(), task, seq: parker.next_seq(), waiting: None }
+    }
+
+    /// The wake-up of `waiter`'s node in [`wait_in`], which the waiter keeps
+    /// borrowed until its node is out of the queue.
+    #[inline(always)] // see `Slab::insert`
+    fn for_node(waiter: &Waiter) -> Wakeup {
+        match waiter {
+            Waiter::Greenlet(parker) => {
+                let task = parker.task().key().expect("a running task is in its hub's table");
+                let waiting = Some(Waiting(NonNull::from(parker.task())));
+                Wakeup::Greenlet { hub: parker.hub().reactor().id(), task, seq: parker.next_seq(), waiting }
+            }
+            Waiter::Thread(signal) => Wakeup::Thread(signal.clone()),
+        }
+    }
+}
+
+/// The record of a greenlet waiting in [`wait_in`]: a pointer into the
+/// `Parker` its node's wait borrows, so that a wake on the greenlet's own
+/// hub needs neither the hub's thread-local nor its task table. Used only on
+/// that hub's thread, and only while the node is in its queue.
+#[derive(Clone, Copy)]
+pub(crate) struct Waiting(NonNull<Rc<Task>>);
+
+// SAFETY: the pointer crosses threads only inside a wait node (or a copy of
+// its wake-up deferred by another thread, see `Wakeup::wake`), and is
+// dereferenced only on the greenlet's own hub thread (`Waiting::wake`).
+#[allow(unsafe_code)]
+unsafe impl Send for Waiting {}
+
+impl Waiting {
+    /// Wakes park `seq` of the task. Called on the task's own hub thread
+    /// by the completer of its node, as the node leaves its queue.
+    #[allow(unsafe_code)]
+    fn wake(self, seq: u64) {
+        // SAFETY: the node was in its queue until now, so `wait_in_then`,
+        // which made this pointer from the `Waiter` it borrows, has not
+        // returned (nor unwound past its reclaim, and a leaked greenlet's
+        // node is taken out before the hub forgets it); the greenlet is
+        // parked on this thread, not running, so the frame stays as it is
+        // while the completer runs. And an `Rc` is only touched on its own
+        // thread: this is the hub's thread (`Wakeup::wake` checks).
+        let task = unsafe { self.0.as_ref() };
+        task.wake_up(seq, Wake::Notified);
     }
 }
 
@@ -51,7 +101,7 @@ impl Wakeup {
     /// Wakes now, whatever locks are held.
     fn wake_now(&self) {
         match self {
-            Wakeup::Greenlet { hub, task, seq } => hub::unpark_hub(*hub, *task, *seq),
+            Wakeup::Greenlet { hub, task, seq, .. } => hub::unpark_hub(*hub, *task, *seq),
             Wakeup::Thread(signal) => signal.notify(),
         }
     }
@@ -67,11 +117,13 @@ impl wait_queue::Waiter for Wakeup {
         // (Waiters of `sync` types are only woken under their lock, see
         // `Locked`.)
         match self {
-            Wakeup::Greenlet { hub, task, seq } if *hub == hub::reactor_id() => {
-                hub::unpark_local(*task, *seq);
-            }
+            Wakeup::Greenlet { hub, task, seq, waiting } if *hub == hub::reactor_id() => match waiting {
+                Some(waiting) => waiting.wake(*seq),
+                None => hub::unpark_local(*task, *seq),
+            },
             _ => {
                 let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().push(self.clone()));
+                DEFERRING.set(true);
             }
         }
     }
@@ -81,48 +133,63 @@ thread_local! {
     /// Wake-ups for other threads made while holding a `sync` type's lock,
     /// sent when it is released (see [`Locked`]).
     static DEFERRED: RefCell<Vec<Wakeup>> = const { RefCell::new(Vec::new()) };
+    /// Whether `DEFERRED` may hold wake-ups: what every release of a lock
+    /// checks, one load (no destructor, so no registration check either).
+    static DEFERRING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A held lock of a `sync` type's state. Wake-ups for other threads made
 /// while it is held are sent when it is released.
 pub(crate) struct Locked<'a, S> {
-    guard: Option<MutexGuard<'a, S>>,
+    // Fields drop in order: the lock is released first, then the wake-ups
+    // are sent.
+    guard: MutexGuard<'a, S>,
+    _then: SendDeferred,
 }
 
 impl<S> std::ops::Deref for Locked<'_, S> {
     type Target = S;
 
     fn deref(&self) -> &S {
-        self.guard.as_ref().expect("held until dropped")
+        &self.guard
     }
 }
 
 impl<S> std::ops::DerefMut for Locked<'_, S> {
     fn deref_mut(&mut self) -> &mut S {
-        self.guard.as_mut().expect("held until dropped")
+        &mut self.guard
     }
 }
 
-impl<S> Drop for Locked<'_, S> {
+/// Sends, when dropped, the wake-ups deferred while a lock was held.
+struct SendDeferred;
+
+impl Drop for SendDeferred {
+    #[inline]
     fn drop(&mut self) {
-        drop(self.guard.take());
-        let _ = DEFERRED.try_with(|deferred| {
-            if deferred.borrow().is_empty() {
-                return;
-            }
-            let woken = std::mem::take(&mut *deferred.borrow_mut());
-            for wakeup in &woken {
-                wakeup.wake_now();
-            }
-            // Keep the buffer (it usually holds one wake-up).
-            let mut slot = deferred.borrow_mut();
-            if slot.is_empty() {
-                let mut woken = woken;
-                woken.clear();
-                *slot = woken;
-            }
-        });
+        if DEFERRING.get() {
+            send_deferred();
+        }
     }
+}
+
+/// Sends the wake-ups deferred while a lock was held (see [`Locked`]).
+#[cold]
+fn send_deferred() {
+    DEFERRING.set(false);
+    let _ = DEFERRED.try_with(|deferred| {
+        let woken = std::mem::take(&mut *deferred.borrow_mut());
+        for wakeup in &woken {
+            wakeup.wake_now();
+        }
+        // Keep the buffer (it usually holds one wake-up).
+        let mut slot = deferred.borrow_mut();
+        if slot.is_empty() {
+            let mut woken = woken;
+            woken.clear();
+            *slot = woken;
+        }
+    });
 }
 
 impl std::fmt::Debug for Wakeup {
@@ -163,6 +230,7 @@ impl Waiter {
     /// On a hub's thread outside its greenlets (in work the hub runs itself):
     /// blocking there would stop the hub.
     #[track_caller]
+    #[inline(always)] // returned in place (see `Slab::insert`)
     pub(crate) fn current() -> Waiter {
         match Parker::try_current() {
             Some(parker) => Waiter::Greenlet(parker),
@@ -173,26 +241,14 @@ impl Waiter {
         }
     }
 
-    /// A wake-up for this waiter's next [`park`](Waiter::park).
-    pub(crate) fn wakeup(&self) -> Wakeup {
-        match self {
-            Waiter::Greenlet(parker) => Wakeup::for_greenlet(parker),
-            Waiter::Thread(signal) => Wakeup::Thread(signal.clone()),
-        }
-    }
-
     /// Waits until woken through a [`Wakeup`] of this waiter, or `deadline`.
     /// A greenlet parks (see [`Parker::park`] for kills and refusals); a
     /// thread blocks.
     #[track_caller]
+    #[inline(always)] // one call level less to return through (see `Hub::switch_to_hub`)
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
         match self {
-            Waiter::Greenlet(parker) => {
-                let hub = parker.hub();
-                hub.count_sync_wait(true);
-                let _uncount = crate::util::guard::defer(|| hub.count_sync_wait(false));
-                parker.park(on, deadline)
-            }
+            Waiter::Greenlet(parker) => parker.park(on, deadline),
             Waiter::Thread(signal) => loop {
                 if signal.notified.swap(false, Ordering::Acquire) {
                     return Ok(Wake::Notified);
@@ -216,7 +272,7 @@ impl Waiter {
 /// (except a value's `Drop`), and a panic there leaves the state consistent,
 /// so poisoning is ignored.
 pub(crate) fn lock<S>(state: &Mutex<S>) -> Locked<'_, S> {
-    Locked { guard: Some(state.lock().unwrap_or_else(PoisonError::into_inner)) }
+    Locked { guard: state.lock().unwrap_or_else(PoisonError::into_inner), _then: SendDeferred }
 }
 
 /// How a [`wait_in`] ended.
@@ -280,13 +336,24 @@ pub(crate) fn wait_in_then<S, T>(
         state: &'a Mutex<S>,
         queue: fn(&mut S) -> &mut WaitQueue<T, Wakeup>,
         key: Option<WaitKey>,
+        slot: &'a Slot<T>,
         give_back: Option<F>,
+    }
+    impl<S, T, F: FnOnce(&mut S, T)> Reclaim<'_, S, T, F> {
+        /// Takes the node back, under the lock: whether it was completed,
+        /// and its data.
+        fn reclaim(&mut self, key: WaitKey, state: &mut S) -> (bool, T) {
+            match self.slot.take() {
+                Some(data) => (true, data),
+                None => (self.queue)(state).reclaim(key),
+            }
+        }
     }
     impl<S, T, F: FnOnce(&mut S, T)> Abandon for Reclaim<'_, S, T, F> {
         fn abandon(&mut self) {
             if let Some(key) = self.key.take() {
                 let mut state = lock(self.state);
-                let (completed, data) = (self.queue)(&mut state).reclaim(key);
+                let (completed, data) = self.reclaim(key, &mut state);
                 if let (true, Some(give_back)) = (completed, self.give_back.take()) {
                     give_back(&mut state, data);
                 }
@@ -299,9 +366,16 @@ pub(crate) fn wait_in_then<S, T>(
             self.abandon();
         }
     }
-    let key = queue(&mut guard).push(waiter.wakeup(), data);
+    // Declared before `reclaim`, so it outlives it: the node is out of the
+    // queue (`reclaim` takes it back when unwinding) before the slot goes.
+    let slot = Slot::new();
+    // SAFETY: `slot` stays in this frame until `reclaim` has taken it or the
+    // node back: below, or in its `Drop` when unwinding (or, for a greenlet
+    // the hub leaks, in `abandon`, while this frame stays suspended for good).
+    #[allow(unsafe_code)]
+    let key = unsafe { queue(&mut guard).push_slotted(|| Wakeup::for_node(waiter), data, NonNull::from(&slot)) };
+    let mut reclaim = Reclaim { state, queue, key: Some(key), slot: &slot, give_back: Some(give_back) };
     drop(guard);
-    let mut reclaim = Reclaim { state, queue, key: Some(key), give_back: Some(give_back) };
     registered();
     let recorded = match waiter {
         Waiter::Greenlet(parker) => Some(RecordedNode::new(parker.task(), &mut reclaim)),
@@ -310,7 +384,11 @@ pub(crate) fn wait_in_then<S, T>(
     let woke = waiter.park(on, deadline);
     drop(recorded);
     let key = reclaim.key.take().expect("reclaimed once");
-    let (completed, data) = queue(&mut lock(state)).reclaim(key);
+    // The common case, completed: the data is in the slot, no lock needed.
+    if let Some(data) = slot.take() {
+        return Waited { completed: true, data, woke };
+    }
+    let (completed, data) = reclaim.reclaim(key, &mut lock(state));
     Waited { completed, data, woke }
 }
 
@@ -324,6 +402,7 @@ struct RecordedNode<'t> {
 
 impl<'t> RecordedNode<'t> {
     #[allow(unsafe_code)]
+    #[inline(always)] // returned in place (see `Slab::insert`)
     fn new<'n>(task: &'t Task, node: &'n mut (dyn Abandon + 'n)) -> RecordedNode<'t> {
         let node: *mut (dyn Abandon + 'n) = node;
         // SAFETY: only the lifetime bound is erased (same fat pointer). The
@@ -339,6 +418,7 @@ impl<'t> RecordedNode<'t> {
 }
 
 impl Drop for RecordedNode<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.task.set_node(self.before.take());
     }

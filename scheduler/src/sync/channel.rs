@@ -158,7 +158,8 @@ impl<T> State<T> {
         if self.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
         }
-        let local = self.recv_waiters.front_waiter().is_some_and(Wakeup::is_local);
+        // Only a rendezvous needs to know (see `send`).
+        let local = capacity == Some(0) && self.recv_waiters.front_waiter().is_some_and(Wakeup::is_local);
         let mut value = Some(value);
         if self.recv_waiters.complete_front(|slot| *slot = value.take()) {
             return Ok(if local { Sent::HandedLocally } else { Sent::Handed });

@@ -121,15 +121,12 @@ impl Semaphore {
     /// as the deadline passing; without a deadline, it waits on.
     #[track_caller]
     fn acquire_until(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
-        if self.try_take() {
+        let mut state = wait::lock(&self.state);
+        if state.try_take() {
             return true;
         }
         let waiter = Waiter::current();
         loop {
-            let mut state = wait::lock(&self.state);
-            if state.try_take() {
-                return true;
-            }
             // A permit handed to this waiter as it unwinds goes to the next.
             let on = WaitingOn::Op(reason);
             let waited = wait::wait_in(
@@ -149,6 +146,10 @@ impl Semaphore {
             }
             if waited.gave_up() && deadline.is_some() {
                 return false;
+            }
+            state = wait::lock(&self.state);
+            if state.try_take() {
+                return true;
             }
         }
     }

@@ -83,6 +83,10 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value`, reusing the most recently freed slot.
+    // Inlined: `value` is then written into its slot where it is made,
+    // rather than stored on the stack and copied (the copy's loads stall on
+    // the stores just made).
+    #[inline(always)]
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.len += 1;
         if self.free == NIL {
@@ -95,6 +99,21 @@ impl<T> Slab<T> {
         let Entry::Vacant { next_free } = slot.entry else { unreachable!("the free list points at a value") };
         self.free = next_free;
         slot.entry = Entry::Occupied(value);
+        Key { index, generation: slot.generation }
+    }
+
+    /// Stores the value `make` returns, made where it goes (see `insert`).
+    #[inline(always)]
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce() -> T) -> Key {
+        if self.free == NIL {
+            return self.insert(make());
+        }
+        self.len += 1;
+        let index = self.free;
+        let slot = &mut self.slots[index as usize];
+        let Entry::Vacant { next_free } = slot.entry else { unreachable!("the free list points at a value") };
+        self.free = next_free;
+        slot.entry = Entry::Occupied(make());
         Key { index, generation: slot.generation }
     }
 
