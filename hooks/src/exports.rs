@@ -1074,6 +1074,7 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
     let address = uaddr as usize;
     let aligned = address != 0 && address % align_of::<AtomicU32>() == 0;
     let cmd = op & !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+    let private = op & libc::FUTEX_PRIVATE_FLAG != 0;
     match cmd {
         libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
             let bitset = if cmd == libc::FUTEX_WAIT { u32::MAX } else { val3 as u32 };
@@ -1082,11 +1083,10 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             // the panic hook (for std's backtrace or stderr lock, held by
             // another thread) would let another greenlet of the thread
             // panic meanwhile, which aborts the process.
-            let private = op & libc::FUTEX_PRIVATE_FLAG != 0;
             let Some(current) = context().filter(|_| aligned && bitset != 0 && !std::thread::panicking()) else {
                 // The thread waits in the kernel (counted, so that wakes
                 // know whether to go there).
-                return futex::kernel_wait(address, private && aligned && bitset != 0, || forward(val));
+                return futex::kernel_wait(address, private && aligned, || forward(val));
             };
             let limit = if timeout == 0 {
                 None
@@ -1100,7 +1100,7 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             };
             let realtime = op & libc::FUTEX_CLOCK_REALTIME != 0;
             let deadline = limit.map(|limit| futex::deadline_of(limit, cmd == libc::FUTEX_WAIT_BITSET, realtime));
-            let shared = op & libc::FUTEX_PRIVATE_FLAG == 0;
+            let shared = !private;
             let load = || {
                 // SAFETY: futex(2)'s contract: `uaddr` points to an aligned
                 // 32-bit word (checked above) that lives while the call
@@ -1123,12 +1123,12 @@ unsafe fn futex(uaddr: c_long, op: c_int, val: c_long, timeout: c_long, uaddr2: 
             let bitset = if cmd == libc::FUTEX_WAKE { u32::MAX } else { val3 as u32 };
             // An `int` argument: the register's upper half is not part of it.
             let count = val as c_int;
-            let (ours, local) = if aligned && bitset != 0 { futex::wake(address, count, bitset) } else { (0, false) };
-            let private = op & libc::FUTEX_PRIVATE_FLAG != 0;
-            let woken = if ours > 0 && ours >= count {
-                ours.into()
-            } else if count > 0 && aligned && bitset != 0 && private && !futex::kernel_may_wait(address) {
-                // No thread waits in the kernel on it: no system call.
+            let futex::Woke { greenlets: ours, local, kernel } = if aligned && bitset != 0 {
+                futex::wake(address, count, bitset, private)
+            } else {
+                futex::Woke { greenlets: 0, local: false, kernel: true } // EINVAL from the kernel
+            };
+            let woken = if !kernel {
                 ours.into()
             } else {
                 let theirs = forward((count - ours).into());

@@ -119,10 +119,9 @@ pub(crate) fn kernel_wait<R>(address: usize, private: bool, wait: impl FnOnce() 
     result
 }
 
-/// After [`wake`] (whose fence this relies on): whether a thread may wait in
-/// the kernel on the private futex at `address`, so that the wake must go
-/// to the kernel too.
-pub(crate) fn kernel_may_wait(address: usize) -> bool {
+/// After the fence in [`wake`]: whether a thread may wait in the kernel on
+/// the private futex at `address`, so that the wake must go there too.
+fn kernel_may_wait(address: usize) -> bool {
     KERNEL_WAITERS_MOVED.load(Ordering::SeqCst) || bucket(address).kernel.load(Ordering::Relaxed) != 0
 }
 
@@ -277,19 +276,34 @@ fn rearm(address: usize, token: &WakeToken, current: &Current) -> bool {
     })
 }
 
+/// What a [`wake`] did, and what is left for the kernel.
+pub(crate) struct Woke {
+    /// Greenlets woken.
+    pub(crate) greenlets: c_int,
+    /// Whether one of them belongs to this thread's hub (then see
+    /// [`hand_off`], once the caller has woken the rest).
+    pub(crate) local: bool,
+    /// Whether the rest of the count must go to the kernel: a thread may
+    /// wait there (or the futex is shared, or the counts no longer tell).
+    pub(crate) kernel: bool,
+}
+
 /// `FUTEX_WAKE` (`bitset` all ones) or `FUTEX_WAKE_BITSET` of at most
-/// `count` greenlets waiting on `address`: the number woken, and whether
-/// one of them belongs to this thread's hub (then see [`hand_off`], once the
-/// caller has woken the rest). Cheap when no greenlet waits in its bucket.
+/// `count` waiters on `address`: the greenlets among them are woken here,
+/// and the result says whether the kernel must be asked for the rest.
+/// Cheap when no greenlet waits in its bucket.
 #[inline]
-pub(crate) fn wake(address: usize, count: c_int, bitset: u32) -> (c_int, bool) {
-    // Pairs with the fence in `wait`: the caller stored the new value before
-    // this call.
+pub(crate) fn wake(address: usize, count: c_int, bitset: u32, private: bool) -> Woke {
+    // Pairs with the fences in `wait` and `kernel_wait`: the caller stored
+    // the new value before this call.
     fence(Ordering::SeqCst);
-    if count <= 0 || bucket(address).is_empty() {
-        return (0, false);
+    if count <= 0 {
+        return Woke { greenlets: 0, local: false, kernel: true };
     }
-    wake_slow(address, count as usize, bitset)
+    let (greenlets, local) =
+        if bucket(address).is_empty() { (0, false) } else { wake_slow(address, count as usize, bitset) };
+    let kernel = greenlets < count && (!private || kernel_may_wait(address));
+    Woke { greenlets, local, kernel }
 }
 
 /// Wakes up to `count` waiters on `address`; the number woken, and whether
