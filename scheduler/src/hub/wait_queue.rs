@@ -165,7 +165,9 @@ impl<T, W: Waiter> WaitQueue<T, W> {
     /// Appends a waiter at the back.
     #[inline(always)] // see `Slab::insert`
     pub(crate) fn push(&mut self, waiter: W, data: T) -> WaitKey {
-        self.push_node(waiter, data, None)
+        let key =
+            self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data, slot: None });
+        self.link_back(key)
     }
 
     /// Appends a waiter at the back whose completion fills `slot` (see the
@@ -187,12 +189,6 @@ impl<T, W: Waiter> WaitQueue<T, W> {
     ) -> WaitKey {
         let link = Link::Waiting { prev: self.tail, next: NIL };
         let key = self.nodes.insert_with(|| Node { link, waiter: waiter(), data, slot: Some(SlotRef(slot)) });
-        self.link_back(key)
-    }
-
-    #[inline(always)] // see `Slab::insert`
-    fn push_node(&mut self, waiter: W, data: T, slot: Option<SlotRef<T>>) -> WaitKey {
-        let key = self.nodes.insert(Node { link: Link::Waiting { prev: self.tail, next: NIL }, waiter, data, slot });
         self.link_back(key)
     }
 
