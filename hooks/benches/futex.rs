@@ -16,6 +16,7 @@
 //! ```text
 //! cargo bench -p runtime-hooks --bench futex
 //! cargo bench -p runtime-hooks --bench futex -- --std-handoff   # only the std hand-offs, to profile
+//! cargo bench -p runtime-hooks --bench futex -- --runtime-handoff   # only the runtime's
 //! ```
 
 use std::ffi::{c_long, c_void};
@@ -115,6 +116,11 @@ fn main() {
     if std::env::args().any(|arg| arg == "--std-handoff") {
         let mut times: Vec<f64> = (0..ROUNDS).map(|_| std_handoff()).collect();
         println!("std::sync::Mutex hand-off: {:.1} ns (median of {ROUNDS})", median(&mut times));
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--runtime-handoff") {
+        let mut times: Vec<f64> = (0..ROUNDS).map(|_| runtime_handoff()).collect();
+        println!("runtime::sync::Mutex hand-off: {:.1} ns (median of {ROUNDS})", median(&mut times));
         return;
     }
     // SAFETY: a NUL-terminated name; RTLD_NEXT from the executable finds

@@ -174,11 +174,12 @@ impl Current {
     /// # Errors
     ///
     /// A pending kill or timeout, before or after the yield.
+    #[inline(always)]
     pub fn yield_now(&self) -> Result<bool, Interrupted> {
         if self.parker.task().is_registered() {
             return Ok(false);
         }
-        self.parker.yield_foreign().map(|()| true)
+        self.parker.yield_foreign_inline().map(|()| true)
     }
 
     /// Parks until `registration` may be ready in `direction` (`Ok(true)`:
@@ -267,10 +268,11 @@ impl Current {
     /// # Errors
     ///
     /// A pending kill or timeout, before or after the park.
+    #[inline(always)]
     pub fn park_for_token(&self, op: &'static str, deadline: Option<Instant>) -> Result<bool, Interrupted> {
         let hub = self.parker.hub();
         hub.count_token_wait(true);
-        let woke = self.parker.park_foreign(WaitingOn::Op(op), deadline);
+        let woke = self.parker.park_foreign_inline(WaitingOn::Op(op), deadline);
         hub.count_token_wait(false);
         Ok(woke? == Wake::Notified)
     }

@@ -196,9 +196,22 @@ impl Parker {
         self.suspend(on, deadline, false, true).map_err(Ended::interrupted)
     }
 
+    /// [`park_foreign`](Parker::park_foreign), inlined into its caller (see
+    /// [`suspend_inline`](Parker::suspend_inline)).
+    #[inline(always)]
+    pub(crate) fn park_foreign_inline(&self, on: WaitingOn, deadline: Option<Instant>) -> Result<Wake, Interrupted> {
+        self.suspend_inline(on, deadline, false, true).map_err(Ended::interrupted)
+    }
+
     /// Like [`yield_now`], without unwinding: see [`park_foreign`](Parker::park_foreign).
     pub(crate) fn yield_foreign(&self) -> Result<(), Interrupted> {
         self.suspend(WaitingOn::Op("yield_now"), None, true, true).map(drop).map_err(Ended::interrupted)
+    }
+
+    /// [`yield_foreign`](Parker::yield_foreign), inlined into its caller.
+    #[inline(always)]
+    pub(crate) fn yield_foreign_inline(&self) -> Result<(), Interrupted> {
+        self.suspend_inline(WaitingOn::Op("yield_now"), None, true, true).map(drop).map_err(Ended::interrupted)
     }
 
     /// Parks; a pending kill or timeout is raised, or with `foreign`
