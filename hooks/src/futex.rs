@@ -175,9 +175,7 @@ pub(crate) fn wait(
     deadline: Option<Instant>,
     load: impl Fn() -> u32,
 ) -> Waited {
-    if let Err(interrupted) = current.check() {
-        return Waited::Interrupted(interrupted);
-    }
+    // (A pending kill or timeout is reported by the park.)
     let token = current.wake_token();
     bucket(address).with(|waiters| waiters.push(Waiter { address, bitset, token }));
     // Pairs with the fence in `wake`: either that wake sees this waiter (the
@@ -269,7 +267,15 @@ greenlets of one thread in thread::park at once share its one parker. Use runtim
 /// Gives the waiter of `token`'s greenlet (if still in `address`'s bucket)
 /// a token for `current`'s next park; whether it was still there.
 fn rearm(address: usize, token: &WakeToken, current: &Current) -> bool {
-    bucket(address).with(|waiters| match waiters.iter_mut().find(|w| w.token.same_greenlet(token)) {
+    let bucket = bucket(address);
+    // Only a wake takes the waiter out, before it wakes the park (which
+    // orders its store of the length before this load); and no other thread
+    // can make the length zero while the waiter is still in: an empty
+    // bucket needs no lock.
+    if bucket.is_empty() {
+        return false;
+    }
+    bucket.with(|waiters| match waiters.iter_mut().find(|w| w.token.same_greenlet(token)) {
         Some(waiter) => {
             waiter.token = current.wake_token();
             true
