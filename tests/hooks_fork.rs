@@ -6,13 +6,21 @@ mod util;
 
 use std::io::{Read, Write};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use util::ms;
 
 /// Waits for the child `pid` (hooked: parks the greenlet) for at most
 /// `util::PATIENCE`, killing it after that; its wait status.
 fn wait_for(pid: libc::pid_t) -> i32 {
-    let waited = runtime::timeout(util::PATIENCE, move || {
+    wait_within(pid, util::PATIENCE)
+}
+
+/// [`wait_for`], for at most `patience`.
+fn wait_within(pid: libc::pid_t, patience: Duration) -> i32 {
+    let waited = runtime::timeout(patience, move || {
         let mut status = 0;
         // SAFETY: waits for our own child into a local.
         let done = unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -121,4 +129,69 @@ fn a_forked_child_cooperates_on_a_hub_of_its_own() {
         wait_for(pid)
     });
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's own hub failed: {status:#x}");
+}
+
+/// `FUTEX_WAKE_BITSET` (private) of one waiter of `word` waiting for a bit of
+/// `bitset`; the number woken.
+fn wake_bitset(word: &AtomicU32, bitset: u32) -> libc::c_long {
+    let op = libc::FUTEX_WAKE_BITSET | libc::FUTEX_PRIVATE_FLAG;
+    let none = std::ptr::null::<u32>();
+    // SAFETY: a futex wake on a live, aligned word; the pointer arguments
+    // are unused by a wake.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, 1, none, none, bitset) }
+}
+
+#[test]
+fn a_forked_child_wakes_a_futex_whose_table_bucket_another_thread_held_at_the_fork() {
+    static WORD: AtomicU32 = AtomicU32::new(0);
+    let statuses = util::run(|| {
+        // A greenlet waits on the word for bit 2, so the word's bucket in the
+        // hooks' futex table is never empty.
+        let waiter = runtime::spawn(|| {
+            let op = libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG;
+            let none = std::ptr::null::<u32>();
+            while WORD.load(Ordering::SeqCst) == 0 {
+                // SAFETY: a futex wait on a live, aligned word, with no
+                // timeout (null) for bit 2.
+                if unsafe { libc::syscall(libc::SYS_futex, WORD.as_ptr(), op, 0, none, none, 2) } == -1
+                    && runtime::hooks::is_cancelled(&std::io::Error::last_os_error())
+                {
+                    break; // the test failed, and its hub kills this greenlet
+                }
+            }
+        });
+        runtime::sleep(ms(5));
+        // A thread takes the bucket's lock over and over: wakes for bit 1
+        // look at the bucket and wake nobody.
+        let stop = Arc::new(AtomicBool::new(false));
+        let hammer = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    wake_bitset(&WORD, 1);
+                }
+            }
+        });
+        let mut statuses = Vec::new();
+        for _ in 0..50 {
+            // SAFETY: the child only makes one futex call and `_exit`s.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // Spins for ever if the bucket's lock stayed taken.
+                wake_bitset(&WORD, 1);
+                // SAFETY: ends the child without running the parent's cleanup.
+                unsafe { libc::_exit(0) };
+            }
+            statuses.push(wait_within(pid, Duration::from_secs(5)));
+        }
+        stop.store(true, Ordering::Relaxed);
+        hammer.join().unwrap();
+        WORD.store(1, Ordering::SeqCst);
+        assert_eq!(wake_bitset(&WORD, 2), 1, "the greenlet was not waiting");
+        waiter.join().unwrap();
+        statuses
+    });
+    for status in statuses {
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "a forked child failed: {status:#x}");
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use runtime_scheduler::foreign;
 
-use crate::real;
+use crate::{futex, real};
 
 /// In a forked child: the id of the hub the forking thread ran (0: none).
 static FORKED_HUB: AtomicU64 = AtomicU64::new(0);
@@ -29,11 +29,13 @@ extern "C" fn register() {
     real::at_fork_child(forked);
 }
 
-/// The child's handler: only atomic stores and a read of a thread-local
-/// word, as a fork handler must.
+/// The child's handler: only stores and a read of a thread-local word, as a
+/// fork handler must.
 extern "C" fn forked() {
     FORKED_HUB.store(foreign::hub_id().unwrap_or(0), Ordering::Relaxed);
     CHILD.store(true, Ordering::Relaxed);
+    // SAFETY: in the child's handler, before anything else runs there.
+    unsafe { futex::forget_parents_waiters() };
 }
 
 /// Whether `hub` is the parent's, copied into this forked child.

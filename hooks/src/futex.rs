@@ -98,6 +98,24 @@ impl Bucket {
     }
 }
 
+/// In a forked child's `pthread_atfork` handler: empties the table. Its
+/// waiters are greenlets of the parent's hubs, which never run in the child,
+/// and the threads it counted in the kernel are the parent's; a bucket that
+/// another thread of the parent held at the fork would stay locked for good.
+///
+/// # Safety
+///
+/// See [`SpinLock::reset_in_child`]: only in the child, before anything else
+/// runs there.
+pub(crate) unsafe fn forget_parents_waiters() {
+    for bucket in &TABLE {
+        // SAFETY: the caller's contract.
+        unsafe { bucket.waiters.reset_in_child(Vec::new()) };
+        bucket.len.store(0, Ordering::Relaxed);
+        bucket.kernel.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Set for good once an operation that moves kernel waiters between words
 /// went by (see the module docs).
 static KERNEL_WAITERS_MOVED: AtomicBool = AtomicBool::new(false);

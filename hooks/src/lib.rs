@@ -120,7 +120,10 @@
 //! libc's. A hub it starts of its own (on a new thread, if it was forked
 //! from a greenlet, whose hub's copy still occupies the forking thread)
 //! cooperates as usual (gevent's `reinit`). The handler is registered at
-//! startup, so a `fork` before any cooperative call is covered too.
+//! startup, so a `fork` before any cooperative call is covered too. It also
+//! empties the hooks' futex table in the child (its waiters are the parent's
+//! greenlets), so a futex call there never waits for a table lock that
+//! another thread of the parent held at the moment of the fork.
 //!
 //! # Regular files
 //!
@@ -261,8 +264,9 @@
 // safe wrappers for calls on integers and locals) and in `exports` and
 // `lifecycle` (the interposed definitions, which hand the caller's pointers
 // on unchanged) and in `spin` (the futex table's lock); `fork` places its
-// constructor in `.init_array`. The logic (`coop`, `fds`, `files`, `futex`,
-// `slots`) is safe code.
+// constructor in `.init_array`, and its child handler resets the futex table
+// (`futex::forget_parents_waiters`, the one `unsafe` of `futex`). The rest of
+// the logic (`coop`, `fds`, `files`, `futex`, `slots`) is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]

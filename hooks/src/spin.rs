@@ -39,6 +39,24 @@ impl<T> SpinLock<T> {
         f(unsafe { &mut *self.value.get() })
     }
 
+    /// In a forked child (whose only thread is the forking one): the lock
+    /// released and the value replaced by `value`, whatever state the fork
+    /// left them in (a thread of the parent may have held the lock, in the
+    /// middle of changing the value). The old value is forgotten, not
+    /// dropped: it may be half changed.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may use the lock meanwhile: call it only in a child's
+    /// `pthread_atfork` handler, before anything else runs there.
+    pub(crate) unsafe fn reset_in_child(&self, value: T) {
+        // SAFETY: the caller's contract: no other thread exists, and the
+        // forking one was not inside `with` (fork is not called there), so
+        // nothing refers to the value; `write` does not drop the old one.
+        unsafe { self.value.get().write(value) };
+        self.locked.store(false, Ordering::Relaxed);
+    }
+
     #[cold]
     fn lock_contended(&self) {
         let mut spins = 0u32;
