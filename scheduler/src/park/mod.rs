@@ -183,7 +183,7 @@ impl Parker {
     #[track_caller]
     #[inline(always)] // one call level less to return through (see `Hub::switch_to_hub`)
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
-        self.suspend(on, deadline, false, false).map_err(|_| Refused)
+        self.suspend_inline(on, deadline, false, false).map_err(|_| Refused)
     }
 
     /// Like [`park`](Parker::park), for a wait that must not unwind (one made
