@@ -62,6 +62,7 @@ impl Semaphore {
     ///
     /// On a hub's thread outside its greenlets.
     #[track_caller]
+    #[inline(always)] // parks in the caller's frame (see `acquire_until`)
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_as("Semaphore::acquire")
     }
