@@ -519,6 +519,7 @@ fn answer_requested_stacks() {
 ///
 /// Outside a greenlet of the runtime.
 #[track_caller]
+#[inline(always)] // no call level to return through after the switch (see `Hub::switch_to_hub`)
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
     let _ = Parker::current().suspend_inline(WaitingOn::Op("yield_now"), None, true, false);
