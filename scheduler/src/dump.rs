@@ -66,10 +66,10 @@ pub fn dump() -> Dump {
                 State::Done => "finished",
             };
             let parked = state == "parked";
-            let backtrace = parked
-                .then(|| park::parked_stack(task))
-                .flatten()
-                .map(|ips| formatted.entry(ips).or_insert_with_key(|ips| resolver.format(ips).into()).clone());
+            let backtrace = parked.then(|| park::parked_stack(task)).flatten().map(|ips| {
+                let op = on.describe(None, now).to_string();
+                formatted.entry(ips).or_insert_with_key(|ips| resolver.format_parked(ips, &op).into()).clone()
+            });
             GreenletInfo {
                 id: task.id(),
                 name: task.name().map(|name| name.to_string()),

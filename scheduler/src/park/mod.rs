@@ -183,7 +183,7 @@ impl Parker {
     #[track_caller]
     #[inline(always)] // one call level less to return through (see `Hub::switch_to_hub`)
     pub(crate) fn park(&self, on: WaitingOn, deadline: Option<Instant>) -> Parked {
-        self.suspend(on, deadline, false, false).map_err(|_| Refused)
+        self.suspend_inline(on, deadline, false, false).map_err(|_| Refused)
     }
 
     /// Like [`park`](Parker::park), for a wait that must not unwind (one made
@@ -223,7 +223,9 @@ impl Parker {
 
     /// [`suspend`](Parker::suspend), inlined into its caller: one call level
     /// less to return through after the switch (see `Hub::switch_to_hub`),
-    /// for `yield_now`, whose park is the whole of its work.
+    /// for `park` and `yield_now`. (Moving the work before and after the
+    /// switch into calls of their own, to inline less, measured slower: the
+    /// constants the callers pass no longer fold.)
     #[track_caller]
     #[inline(always)]
     fn suspend_inline(
@@ -517,6 +519,7 @@ fn answer_requested_stacks() {
 ///
 /// Outside a greenlet of the runtime.
 #[track_caller]
+#[inline(always)] // no call level to return through after the switch (see `Hub::switch_to_hub`)
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
     let _ = Parker::current().suspend_inline(WaitingOn::Op("yield_now"), None, true, false);

@@ -290,7 +290,11 @@ impl<T> Chan<T> {
         self.lock().try_recv()
     }
 
+    /// Inlined, so that a blocked `recv` parks in the caller's frame: no
+    /// call level to return through after the switch (see
+    /// `Hub::switch_to_hub`).
     #[track_caller]
+    #[inline(always)]
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut waiter = None;
         loop {

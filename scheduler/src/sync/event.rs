@@ -67,6 +67,7 @@ impl Event {
     ///
     /// On a hub's thread outside its greenlets.
     #[track_caller]
+    #[inline(always)] // parks in the caller's frame (see `wait_until`)
     pub fn wait(&self) {
         self.wait_until(None);
     }
@@ -79,7 +80,7 @@ impl Event {
     /// On a hub's thread outside its greenlets.
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until_outlined(Some(Instant::now() + timeout))
     }
 
     /// Waits until the flag is set or `deadline` passes; returns whether it
@@ -90,10 +91,21 @@ impl Event {
     /// On a hub's thread outside its greenlets.
     #[track_caller]
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
-        self.wait_until(Some(deadline))
+        self.wait_until_outlined(Some(deadline))
     }
 
+    /// [`wait_until`](Event::wait_until), not inlined: for the timed waits.
     #[track_caller]
+    #[inline(never)]
+    fn wait_until_outlined(&self, deadline: Option<Instant>) -> bool {
+        self.wait_until(deadline)
+    }
+
+    /// Waits until the flag is set or `deadline` passes; returns whether it
+    /// was set. Inlined, so that `wait` parks in its caller's frame: no call
+    /// level to return through after the switch (see `Hub::switch_to_hub`).
+    #[track_caller]
+    #[inline(always)]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         if self.is_set() {
             return true;

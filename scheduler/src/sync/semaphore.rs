@@ -62,12 +62,15 @@ impl Semaphore {
     ///
     /// On a hub's thread outside its greenlets.
     #[track_caller]
+    #[inline(always)] // parks in the caller's frame (see `acquire_until`)
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_as("Semaphore::acquire")
     }
 
     /// `acquire`, reporting `reason` as what a deadlocked greenlet waits on.
+    /// Parks in the caller's frame (see `acquire_until`).
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn acquire_as(&self, reason: &'static str) -> SemaphorePermit<'_> {
         self.acquire_until(None, reason);
         SemaphorePermit { semaphore: self }
@@ -81,7 +84,7 @@ impl Semaphore {
     /// Takes a permit, giving up after `timeout`.
     #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
-        self.acquire_until(Some(Instant::now() + timeout), "Semaphore::acquire")
+        self.acquire_until_outlined(Some(Instant::now() + timeout), "Semaphore::acquire")
             .then(|| SemaphorePermit { semaphore: self })
     }
 
@@ -96,7 +99,7 @@ impl Semaphore {
     /// `acquire_owned`, reporting `reason` as what a deadlocked greenlet waits on.
     #[track_caller]
     pub(crate) fn acquire_owned_as(self: &Arc<Self>, reason: &'static str) -> OwnedSemaphorePermit {
-        self.acquire_until(None, reason);
+        self.acquire_until_outlined(None, reason);
         OwnedSemaphorePermit { semaphore: self.clone() }
     }
 
@@ -117,9 +120,20 @@ impl Semaphore {
         wait::lock(&self.state).try_take()
     }
 
-    /// Takes a permit; false if the deadline passed. A refused park counts
-    /// as the deadline passing; without a deadline, it waits on.
+    /// [`acquire_until`](Semaphore::acquire_until), not inlined: for the
+    /// acquires that are not `acquire`, `Mutex::lock` and their kin.
     #[track_caller]
+    #[inline(never)]
+    fn acquire_until_outlined(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
+        self.acquire_until(deadline, reason)
+    }
+
+    /// Takes a permit; false if the deadline passed. A refused park counts
+    /// as the deadline passing; without a deadline, it waits on. Inlined, so
+    /// that `acquire` parks in its own frame: one call level less to return
+    /// through after the switch (see `Hub::switch_to_hub`).
+    #[track_caller]
+    #[inline(always)]
     fn acquire_until(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
         let mut state = wait::lock(&self.state);
         if state.try_take() {

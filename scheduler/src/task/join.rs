@@ -310,7 +310,11 @@ impl<T> JoinHandle<T> {
     /// Waits until done or `deadline`; returns whether done. A refused park
     /// (see `park`) waits on without a deadline (a join has nothing else to
     /// do) and gives up with one.
+    ///
+    /// A join on the greenlet's own hub parks in the caller's frame (see
+    /// `wait_finished`).
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
         if self.shared.is_done() {
             return true;
@@ -324,6 +328,14 @@ impl<T> JoinHandle<T> {
             hub.recycle_task(task);
             return done;
         }
+        self.wait_elsewhere(deadline)
+    }
+
+    /// [`wait`](JoinHandle::wait) for a greenlet of another hub (or from a
+    /// plain thread): through the shared state's lock.
+    #[track_caller]
+    #[inline(never)]
+    fn wait_elsewhere(&self, deadline: Option<Instant>) -> bool {
         let waiter = Waiter::current();
         if let Waiter::Greenlet(parker) = &waiter {
             self.refuse_self_join(parker);

@@ -46,8 +46,48 @@ pub use crate::task::link::LinkId;
 /// Returns whether it is done. A refused park (see `park`) parks again
 /// without a deadline (there is nothing else a join can do), and gives up
 /// with one.
+///
+/// The common case, the only joiner, parks in the caller's frame: no call
+/// level to return through after the switch (see `Hub::switch_to_hub`).
 #[track_caller]
+#[inline(always)]
 pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool {
+    while !task.is_done() {
+        let parker = Parker::current();
+        let joiner = task.joiner().take();
+        if joiner.is_some() || Rc::ptr_eq(parker.task(), task) {
+            task.joiner().set(joiner);
+            return wait_finished_among(task, deadline);
+        }
+        let me = parker.unparker();
+        task.joiner().set(Some(me.clone()));
+        let reclaim = crate::util::guard::defer(|| reclaim_joiner(task, &me));
+        let woke = parker.park(WaitingOn::Join(task.id()), deadline);
+        drop(reclaim);
+        match woke {
+            Ok(Wake::Notified) => {}
+            Ok(Wake::TimedOut) => return task.is_done(),
+            Err(_) if deadline.is_some() => return task.is_done(),
+            Err(_) => {}
+        }
+    }
+    true
+}
+
+/// After a join's park: the joiner slot is cleared unless `finish` took it
+/// (or a later joiner's park replaced it).
+fn reclaim_joiner(task: &Task, me: &crate::hub::unpark::Unparker) {
+    match task.joiner().take() {
+        Some(joiner) if joiner.same_park(me) => {}
+        other => task.joiner().set(other),
+    }
+}
+
+/// [`wait_finished`] while another greenlet is joining `task` too (or the
+/// caller is `task` itself).
+#[track_caller]
+#[inline(never)]
+fn wait_finished_among(task: &Rc<Task>, deadline: Option<Instant>) -> bool {
     while !task.is_done() {
         let parker = Parker::current();
         if Rc::ptr_eq(parker.task(), task) {
@@ -58,14 +98,7 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
             None => {
                 let me = parker.unparker();
                 task.joiner().set(Some(me.clone()));
-                let _reclaim = crate::util::guard::defer(|| {
-                    // Still ours unless `finish` took it (or a later
-                    // joiner's park replaced it).
-                    match task.joiner().take() {
-                        Some(joiner) if joiner.same_park(&me) => {}
-                        other => task.joiner().set(other),
-                    }
-                });
+                let _reclaim = crate::util::guard::defer(|| reclaim_joiner(task, &me));
                 parker.park(on, deadline)
             }
             other => {

@@ -93,6 +93,12 @@ impl Symbol {
     fn is_capture(&self) -> bool {
         self.name == "runtime_scheduler::util::frames::capture"
     }
+
+    /// A parked greenlet's answer to a request for its stack, which calls
+    /// the capture from inside the park.
+    fn is_answer(&self) -> bool {
+        self.name.starts_with("runtime_scheduler::park::answer_requested_stacks")
+    }
 }
 
 /// Resolves addresses to symbols, remembering each address's, so that many
@@ -138,11 +144,28 @@ impl Resolver {
     /// frame per line: `function at file:line`. See the module docs for what
     /// is left out.
     pub(crate) fn format(&mut self, ips: &[usize]) -> String {
+        self.format_in(ips, None)
+    }
+
+    /// [`format`](Resolver::format) for the stack of a greenlet parked in
+    /// `op` (`Event::wait`): the park is inlined into the call the user made,
+    /// and that call into the user's code, so without debug information for
+    /// the inlined frames nothing names it; then `op` is the innermost line.
+    pub(crate) fn format_parked(&mut self, ips: &[usize], op: &str) -> String {
+        self.format_in(ips, Some(op))
+    }
+
+    fn format_in(&mut self, ips: &[usize], parked_in: Option<&str>) -> String {
         let resolved: Vec<Rc<[Symbol]>> = ips.iter().map(|&ip| self.resolve(ip)).collect();
         let mut symbols: Vec<&Symbol> = resolved.iter().flat_map(|frame| frame.iter()).collect();
-        // The capture's own frames, then what lies past the greenlet's entry.
+        // The capture's own frames (and a parked greenlet's answer, which
+        // called it), then what lies past the greenlet's entry.
         if let Some(capture) = symbols.iter().position(|s| s.is_capture()) {
             symbols.drain(..=capture);
+        }
+        let runtime = symbols.iter().take_while(|s| s.is_internal()).count();
+        if let Some(answer) = symbols[..runtime].iter().rposition(|s| s.is_answer()) {
+            symbols.drain(..=answer);
         }
         if let Some(entry) = symbols.iter().position(|s| s.is_entry()) {
             symbols.truncate(entry);
@@ -156,8 +179,12 @@ impl Resolver {
         if inner > 1 && inner < symbols.len() {
             symbols.drain(..inner - 1);
         }
+        let named = inner > 0;
         symbols.retain(|s| !s.is_plumbing());
         let mut text = String::new();
+        if let (false, Some(op)) = (named, parked_in) {
+            let _ = writeln!(text, "{op}");
+        }
         for symbol in symbols {
             let _ = match &symbol.location {
                 Some(location) => writeln!(text, "{} at {location}", symbol.name),
