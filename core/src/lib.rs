@@ -106,7 +106,6 @@ fn _ensure_send_and_sync() {
 
 /// The id of the running greenlet, without creating a handle to it; `None`
 /// before the thread's first greenlet operation.
-#[inline]
 pub fn current_id() -> Option<u64> {
     switch::current_id()
 }

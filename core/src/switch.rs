@@ -434,7 +434,6 @@ fn main_greenlet() -> Greenlet {
 
 /// The id of the running greenlet (`None` before the main greenlet exists,
 /// or inside the dispatcher).
-#[inline]
 pub(crate) fn current_id() -> Option<u64> {
     let ptr = hot().current.get();
     if ptr.is_null() || ptr == DISPATCHER {

@@ -217,7 +217,6 @@ pub(crate) fn reactor_id() -> u64 {
 }
 
 /// The hub of this thread, if one is running.
-#[inline]
 pub(crate) fn current() -> Option<Rc<Hub>> {
     // Never panics (the `foreign` waits rely on it): `None` while the slot
     // is being installed or removed, or after the thread-local is gone.
@@ -395,7 +394,6 @@ impl Hub {
         self.timers.borrow().len()
     }
 
-    #[inline]
     pub(crate) fn current_task(&self) -> Option<Rc<Task>> {
         // Never panics (see `current`): `None` while the hub changes it.
         self.current.try_borrow().ok().and_then(|task| task.clone())
