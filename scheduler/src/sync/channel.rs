@@ -647,6 +647,9 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    // Inlined, as `recv` is: a blocked `for` loop over the receiver parks in
+    // its own frame (no call level to return through after the switch).
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }
@@ -673,6 +676,9 @@ pub struct IntoIter<T> {
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
+    // Inlined, as `recv` is: a blocked `for` loop over the receiver parks in
+    // its own frame (no call level to return through after the switch).
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }
