@@ -183,7 +183,7 @@ fn remove(address: usize, token: &WakeToken) -> bool {
 /// `FUTEX_WAIT` (`bitset` all ones) or `FUTEX_WAIT_BITSET` in a greenlet, on
 /// the word at `address` whose value `load` reads: parks while it is
 /// `expected`, until a wake for `address` matching `bitset`, or `deadline`.
-#[inline(always)] // fewer call levels to return through after the switch
+#[cfg_attr(not(debug_assertions), inline(always))] // fewer call levels to return through after the switch
 pub(crate) fn wait(
     current: &Current,
     address: usize,
@@ -230,7 +230,7 @@ static PARK_WARNED: AtomicBool = AtomicBool::new(false);
 /// table (`None`), or
 /// `deadline`; a waiter on a shared futex also returns once the value
 /// changed. `Some`: the waiter may still be in the table.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn park(
     current: &Current,
     address: usize,
@@ -379,7 +379,7 @@ fn wake_slow(address: usize, count: usize, bitset: u32) -> (c_int, bool) {
 ///
 /// Not in the hub's loop, nor while the thread panics or runs the panic
 /// hook (see `coop::context`), where nothing may park.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 pub(crate) fn hand_off(load: impl FnOnce() -> u32) {
     if load() != 0 {
         return;

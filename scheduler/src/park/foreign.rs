@@ -174,7 +174,7 @@ impl Current {
     /// # Errors
     ///
     /// A pending kill or timeout, before or after the yield.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn yield_now(&self) -> Result<bool, Interrupted> {
         if self.parker.task().is_registered() {
             return Ok(false);
@@ -268,7 +268,7 @@ impl Current {
     /// # Errors
     ///
     /// A pending kill or timeout, before or after the park.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn park_for_token(&self, op: &'static str, deadline: Option<Instant>) -> Result<bool, Interrupted> {
         let hub = self.parker.hub();
         hub.count_token_wait(true);

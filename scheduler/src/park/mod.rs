@@ -198,7 +198,7 @@ impl Parker {
 
     /// [`park_foreign`](Parker::park_foreign), inlined into its caller (see
     /// [`suspend_inline`](Parker::suspend_inline)).
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn park_foreign_inline(&self, on: WaitingOn, deadline: Option<Instant>) -> Result<Wake, Interrupted> {
         self.suspend_inline(on, deadline, false, true).map_err(Ended::interrupted)
     }
@@ -209,7 +209,7 @@ impl Parker {
     }
 
     /// [`yield_foreign`](Parker::yield_foreign), inlined into its caller.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn yield_foreign_inline(&self) -> Result<(), Interrupted> {
         self.suspend_inline(WaitingOn::Op("yield_now"), None, true, true).map(drop).map_err(Ended::interrupted)
     }
@@ -226,8 +226,13 @@ impl Parker {
     /// for `park` and `yield_now`. (Moving the work before and after the
     /// switch into calls of their own, to inline less, measured slower: the
     /// constants the callers pass no longer fold.)
+    ///
+    /// Forced inline only in optimised builds, as are the parks of the
+    /// blocking calls that inline it: unoptimised frames keep every local,
+    /// and a park in every caller's frame overflowed a 64 KiB stack that
+    /// polls hyper's futures.
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn suspend_inline(
         &self,
         on: WaitingOn,
@@ -519,7 +524,7 @@ fn answer_requested_stacks() {
 ///
 /// Outside a greenlet of the runtime.
 #[track_caller]
-#[inline(always)] // no call level to return through after the switch (see `Hub::switch_to_hub`)
+#[cfg_attr(not(debug_assertions), inline(always))] // no call level to return through after the switch (see `Hub::switch_to_hub`)
 pub fn yield_now() {
     // Refused only while unwinding, when there is nothing to yield for.
     let _ = Parker::current().suspend_inline(WaitingOn::Op("yield_now"), None, true, false);

@@ -303,7 +303,7 @@ impl<T> Waited<T> {
 /// pass on, so nothing is lost.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
-#[inline(always)] // no call level to return through after the switch (see `Hub::switch_to_hub`)
+#[cfg_attr(not(debug_assertions), inline(always))] // no call level to return through after the switch (see `Hub::switch_to_hub`)
 pub(crate) fn wait_in<S, T>(
     waiter: &Waiter,
     state: &Mutex<S>,
@@ -322,7 +322,7 @@ pub(crate) fn wait_in<S, T>(
 /// there, so a notification cannot slip in between).
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
-#[inline(always)] // no call level to return through after the switch (see `Hub::switch_to_hub`)
+#[cfg_attr(not(debug_assertions), inline(always))] // no call level to return through after the switch (see `Hub::switch_to_hub`)
 pub(crate) fn wait_in_then<S, T>(
     waiter: &Waiter,
     state: &Mutex<S>,

@@ -294,7 +294,7 @@ impl<T> Chan<T> {
     /// call level to return through after the switch (see
     /// `Hub::switch_to_hub`).
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut waiter = None;
         loop {
@@ -649,7 +649,7 @@ impl<T> Iterator for Iter<'_, T> {
     type Item = T;
     // Inlined, as `recv` is: a blocked `for` loop over the receiver parks in
     // its own frame (no call level to return through after the switch).
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }
@@ -678,7 +678,7 @@ impl<T> Iterator for IntoIter<T> {
     type Item = T;
     // Inlined, as `recv` is: a blocked `for` loop over the receiver parks in
     // its own frame (no call level to return through after the switch).
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }

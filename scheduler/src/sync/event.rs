@@ -67,7 +67,7 @@ impl Event {
     ///
     /// On a hub's thread outside its greenlets.
     #[track_caller]
-    #[inline(always)] // parks in the caller's frame (see `wait_until`)
+    #[cfg_attr(not(debug_assertions), inline(always))] // parks in the caller's frame (see `wait_until`)
     pub fn wait(&self) {
         self.wait_until(None);
     }
@@ -105,7 +105,7 @@ impl Event {
     /// was set. Inlined, so that `wait` parks in its caller's frame: no call
     /// level to return through after the switch (see `Hub::switch_to_hub`).
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         if self.is_set() {
             return true;

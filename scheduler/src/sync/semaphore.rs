@@ -62,7 +62,7 @@ impl Semaphore {
     ///
     /// On a hub's thread outside its greenlets.
     #[track_caller]
-    #[inline(always)] // parks in the caller's frame (see `acquire_until`)
+    #[cfg_attr(not(debug_assertions), inline(always))] // parks in the caller's frame (see `acquire_until`)
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_as("Semaphore::acquire")
     }
@@ -70,7 +70,7 @@ impl Semaphore {
     /// `acquire`, reporting `reason` as what a deadlocked greenlet waits on.
     /// Parks in the caller's frame (see `acquire_until`).
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn acquire_as(&self, reason: &'static str) -> SemaphorePermit<'_> {
         self.acquire_until(None, reason);
         SemaphorePermit { semaphore: self }
@@ -133,7 +133,7 @@ impl Semaphore {
     /// that `acquire` parks in its own frame: one call level less to return
     /// through after the switch (see `Hub::switch_to_hub`).
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn acquire_until(&self, deadline: Option<Instant>, reason: &'static str) -> bool {
         let mut state = wait::lock(&self.state);
         if state.try_take() {

@@ -314,7 +314,7 @@ impl<T> JoinHandle<T> {
     /// A join on the greenlet's own hub parks in the caller's frame (see
     /// `wait_finished`).
     #[track_caller]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
         if self.shared.is_done() {
             return true;

@@ -50,7 +50,7 @@ pub use crate::task::link::LinkId;
 /// The common case, the only joiner, parks in the caller's frame: no call
 /// level to return through after the switch (see `Hub::switch_to_hub`).
 #[track_caller]
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool {
     while !task.is_done() {
         let parker = Parker::current();
