@@ -36,7 +36,7 @@ use crate::error::JoinError;
 use crate::hub::record::{Completion, Pending, Task, Wake};
 use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
-use crate::park::Parker;
+use crate::park::{Parked, Parker};
 pub use crate::task::imap::Imap;
 use crate::task::join::JoinShared;
 pub use crate::task::join::{JoinHandle, KillOnDrop};
@@ -64,14 +64,23 @@ pub(crate) fn wait_finished(task: &Rc<Task>, deadline: Option<Instant>) -> bool 
         let reclaim = crate::util::guard::defer(|| reclaim_joiner(task, &me));
         let woke = parker.park(WaitingOn::Join(task.id()), deadline);
         drop(reclaim);
-        match woke {
-            Ok(Wake::Notified) => {}
-            Ok(Wake::TimedOut) => return task.is_done(),
-            Err(_) if deadline.is_some() => return task.is_done(),
-            Err(_) => {}
+        if join_wait_ends(woke, deadline) {
+            return task.is_done();
         }
     }
     true
+}
+
+/// Whether a join's wait ends after a park that returned `woke`: it timed
+/// out, or was refused while the join has a deadline (without one, there is
+/// nothing to do but park again).
+#[cfg_attr(not(debug_assertions), inline(always))]
+fn join_wait_ends(woke: Parked, deadline: Option<Instant>) -> bool {
+    match woke {
+        Ok(Wake::Notified) => false,
+        Ok(Wake::TimedOut) => true,
+        Err(_) => deadline.is_some(),
+    }
 }
 
 /// After a join's park: the joiner slot is cleared unless `finish` took it
@@ -106,11 +115,8 @@ fn wait_finished_among(task: &Rc<Task>, deadline: Option<Instant>) -> bool {
                 parker.wait_in(task.joiners(), on, deadline).1
             }
         };
-        match woke {
-            Ok(Wake::Notified) => {}
-            Ok(Wake::TimedOut) => return task.is_done(),
-            Err(_) if deadline.is_some() => return task.is_done(),
-            Err(_) => {}
+        if join_wait_ends(woke, deadline) {
+            return task.is_done();
         }
     }
     true
