@@ -3,6 +3,7 @@
 
 mod util;
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use runtime_scheduler::sync::Event;
@@ -77,6 +78,40 @@ fn sleepers_and_timeouts_are_pending_timers() {
             sleeper.kill();
             assert!(sleeper.join().unwrap_err().is_killed());
         }
+        assert_eq!(metrics().timers(), 0);
+    });
+}
+
+#[test]
+fn a_park_ended_by_its_deadline_or_before_it_leaves_no_timer() {
+    run(|| {
+        // Ended by their deadlines: the wheel fired and dropped the timers.
+        let sleepers: Vec<_> = (0..3).map(|_| spawn(|| sleep(ms(1)))).collect();
+        let event = Rc::new(Event::new());
+        assert!(!event.wait_timeout(ms(1)));
+        for sleeper in sleepers {
+            sleeper.join().unwrap();
+        }
+        assert_eq!(metrics().timers(), 0);
+        // Woken before its deadline: the park disarms its timer.
+        let setter = spawn({
+            let event = event.clone();
+            move || event.set()
+        });
+        assert!(event.wait_timeout(Duration::from_secs(60)));
+        setter.join().unwrap();
+        assert_eq!(metrics().timers(), 0);
+        // And a deadline that passes after the wake-up came, before the
+        // woken greenlet ran: its timer is disarmed all the same.
+        event.clear();
+        let late = spawn({
+            let event = event.clone();
+            move || event.wait_timeout(ms(5))
+        });
+        yield_now(); // `late` parks
+        event.set();
+        std::thread::sleep(ms(10)); // its deadline passes while it is runnable
+        assert!(late.join().unwrap());
         assert_eq!(metrics().timers(), 0);
     });
 }

@@ -289,7 +289,12 @@ impl Parker {
         if unwinding {
             self.hub.count_parked_unwinding(false);
         }
-        if let Some(timer) = timer {
+        // A timer that woke the park (only it wakes with `TimedOut`) is gone
+        // from the wheel already: looking it up again would cost a cache
+        // miss per sleeper among many.
+        if let Some(timer) = timer
+            && task.wake() != Wake::TimedOut
+        {
             self.hub.cancel_timer(timer);
         }
         task.unpark_done();
