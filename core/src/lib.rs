@@ -79,6 +79,7 @@ compile_error!("the greenlet crate supports Linux only (its stacks rely on Linux
 mod error;
 mod greenlet;
 mod local;
+mod prefetch;
 pub mod stack;
 mod switch;
 mod trace;

@@ -54,6 +54,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::greenlet::{Greenlet, GreenletExit, Value};
 use crate::local::LocalMap;
+use crate::prefetch;
 use crate::stack::{self, Stack};
 use crate::trace::{self, TraceEvent};
 
@@ -826,6 +827,32 @@ fn stack_pointer() -> usize {
         sp = std::hint::black_box(&here) as *const u8 as usize;
     }
     sp
+}
+
+/// Stack bytes fetched below and above a suspended greenlet's recorded stack
+/// pointer by [`prefetch_stack`]: below it lie the registers the switch
+/// saved, above it the frames the greenlet returns through when it resumes.
+const PREFETCH_BELOW: usize = 128;
+const PREFETCH_ABOVE: usize = 384;
+
+/// Asks the processor to start loading the stack lines a switch back into the
+/// suspended greenlet `inner` reads first (see [`crate::prefetch`]). Does
+/// nothing for a greenlet with no recorded stack pointer: not started,
+/// running or trimmed since it switched out.
+#[inline]
+pub(crate) fn prefetch_stack(inner: &Inner) {
+    let sp = inner.parked_sp.get();
+    if sp != 0 {
+        prefetch::lines(sp.saturating_sub(PREFETCH_BELOW), sp.saturating_add(PREFETCH_ABOVE));
+    }
+}
+
+/// Asks the processor to start loading the line of `inner` that holds its
+/// recorded stack pointer, which [`prefetch_stack`] reads.
+#[inline]
+pub(crate) fn prefetch_stack_pointer(inner: &Inner) {
+    let at = inner.parked_sp.as_ptr() as usize;
+    prefetch::lines(at, at + 1);
 }
 
 /// Hands back to the kernel the stack pages of a suspended greenlet that lie
