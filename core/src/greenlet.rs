@@ -295,8 +295,8 @@ impl Greenlet {
     /// knows which greenlet runs next calls it ahead of the switch, so that
     /// a stack no cache holds (one of many idle connections, a sleeper whose
     /// timer fired) is on its way meanwhile. Only a hint: it does nothing for
-    /// a greenlet that is running, not started or finished, and nothing on
-    /// processors other than x86-64.
+    /// a greenlet that is not started or finished (nor on processors other
+    /// than x86-64), and nothing useful for the running one.
     ///
     /// ```
     /// use runtime::greenlet::{Greenlet, getcurrent};

@@ -1,7 +1,7 @@
 //! Prefetch hints: asking the processor to start loading memory that a
-//! switch is about to touch (a suspended greenlet's stack, the next stack the
-//! pool hands out), so that its latency, and the page-table walk of a page
-//! the TLB no longer holds, overlap with the work before the switch.
+//! switch is about to touch (a suspended greenlet's stack), so that its
+//! latency, and the page-table walk of a page the TLB no longer holds,
+//! overlap with the work before the switch.
 //!
 //! A prefetch reads nothing into the program and never faults, so any
 //! address is allowed, and a wrong one costs only the hint. On processors

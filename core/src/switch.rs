@@ -247,6 +247,7 @@ pub(crate) fn allocate(
             inner.yielder.set(std::ptr::null());
             inner.guard.set((0, 0));
             inner.kill_interrupted.set(false);
+            inner.parked_sp.set(0);
             // Still counted in `live` (it was never dropped), and no longer
             // in the recycled list that `live_count` subtracts.
             slot
@@ -793,6 +794,8 @@ fn resolve(mut target: Greenlet, mut origin: Option<Greenlet>) -> Option<Greenle
 /// returned.
 unsafe fn finish(inner: &Inner) {
     inner.state.set(State::Dead);
+    // Its stack goes back to the pool: nothing there is its own to prefetch.
+    inner.parked_sp.set(0);
     // SAFETY: guaranteed by the caller (see `Inner::coroutine`).
     let coroutine = unsafe { (*inner.coroutine.get()).take() }.expect("a finished greenlet had a coroutine");
     drop(coroutine.into_stack());
@@ -838,7 +841,8 @@ const PREFETCH_ABOVE: usize = 384;
 /// Asks the processor to start loading the stack lines a switch back into the
 /// suspended greenlet `inner` reads first (see [`crate::prefetch`]). Does
 /// nothing for a greenlet with no recorded stack pointer: not started,
-/// running or trimmed since it switched out.
+/// finished, or trimmed since it switched out. (For the running greenlet it
+/// loads lines of its own stack: harmless.)
 #[inline]
 pub(crate) fn prefetch_stack(inner: &Inner) {
     let sp = inner.parked_sp.get();
