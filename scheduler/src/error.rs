@@ -15,6 +15,15 @@ use std::sync::Arc;
 /// });
 /// ```
 pub struct JoinError {
+    /// Boxed, so that the error is one pointer wide: a join's
+    /// `Result<T, JoinError>` then moves in registers, where a wider one
+    /// would go through memory at every level it is returned through.
+    inner: Box<Inner>,
+}
+
+const _: () = assert!(std::mem::size_of::<JoinError>() == std::mem::size_of::<usize>());
+
+struct Inner {
     id: u64,
     name: Option<Arc<str>>,
     repr: Repr,
@@ -27,31 +36,31 @@ enum Repr {
 
 impl JoinError {
     pub(crate) fn killed(id: u64, name: Option<Arc<str>>) -> JoinError {
-        JoinError { id, name, repr: Repr::Killed }
+        JoinError { inner: Box::new(Inner { id, name, repr: Repr::Killed }) }
     }
 
     pub(crate) fn panicked(id: u64, name: Option<Arc<str>>, payload: Box<dyn Any + Send>) -> JoinError {
-        JoinError { id, name, repr: Repr::Panicked(payload) }
+        JoinError { inner: Box::new(Inner { id, name, repr: Repr::Panicked(payload) }) }
     }
 
     /// A copy for a link to look at: a panic's payload (which cannot be
     /// cloned) becomes its message.
     pub(crate) fn for_link(&self) -> JoinError {
-        let repr = match &self.repr {
+        let repr = match &self.inner.repr {
             Repr::Killed => Repr::Killed,
             Repr::Panicked(payload) => Repr::Panicked(Box::new(greenlet::panic_message(&**payload))),
         };
-        JoinError { id: self.id, name: self.name.clone(), repr }
+        JoinError { inner: Box::new(Inner { id: self.inner.id, name: self.inner.name.clone(), repr }) }
     }
 
     /// Whether the greenlet panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panicked(_))
+        matches!(self.inner.repr, Repr::Panicked(_))
     }
 
     /// Whether the greenlet was killed.
     pub fn is_killed(&self) -> bool {
-        matches!(self.repr, Repr::Killed)
+        matches!(self.inner.repr, Repr::Killed)
     }
 
     /// The panic payload, e.g. to resume unwinding with
@@ -73,28 +82,31 @@ impl JoinError {
     ///
     /// Returns `self` if the greenlet was killed.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send>, JoinError> {
-        match self.repr {
+        if self.is_killed() {
+            return Err(self);
+        }
+        match self.inner.repr {
             Repr::Panicked(payload) => Ok(payload),
-            Repr::Killed => Err(self),
+            Repr::Killed => unreachable!("checked above"),
         }
     }
 
     /// The id of the greenlet.
     pub fn id(&self) -> u64 {
-        self.id
+        self.inner.id
     }
 
     fn who(&self) -> String {
-        match &self.name {
-            Some(name) => format!("greenlet '{name}' (#{})", self.id),
-            None => format!("greenlet #{}", self.id),
+        match &self.inner.name {
+            Some(name) => format!("greenlet '{name}' (#{})", self.inner.id),
+            None => format!("greenlet #{}", self.inner.id),
         }
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &self.inner.repr {
             Repr::Killed => write!(f, "{} was killed", self.who()),
             Repr::Panicked(payload) => {
                 write!(f, "{} panicked: {}", self.who(), greenlet::panic_message(&**payload))
@@ -105,7 +117,7 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &self.inner.repr {
             Repr::Killed => write!(f, "JoinError::Killed({})", self.who()),
             Repr::Panicked(_) => write!(f, "JoinError::Panic({})", self.who()),
         }

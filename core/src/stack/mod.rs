@@ -210,7 +210,9 @@ pub(crate) fn round_size(bytes: usize) -> usize {
 /// [`round_size`], or `None` for a stack too large for any address space.
 fn checked_round_size(bytes: usize) -> Option<usize> {
     let page = sys::page_size();
-    let rounded = bytes.max(MIN_SIZE).checked_next_multiple_of(page)?;
+    debug_assert!(page.is_power_of_two());
+    // A mask, not `checked_next_multiple_of`: that divides, on every spawn.
+    let rounded = bytes.max(MIN_SIZE).checked_add(page - 1)? & !(page - 1);
     let slot = rounded.checked_add(pool::GUARD_PAGES * page)?;
     (slot <= MAX_SLOT).then_some(rounded)
 }

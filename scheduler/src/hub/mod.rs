@@ -44,6 +44,7 @@
 pub(crate) mod affinity;
 pub(crate) mod alone;
 pub(crate) mod budget;
+pub(crate) mod completion;
 pub(crate) mod counters;
 pub(crate) mod metrics;
 pub(crate) mod monitor;
@@ -444,7 +445,7 @@ impl Hub {
         name: Option<Rc<str>>,
         spawned_at: &'static std::panic::Location<'static>,
         span: tracing::Span,
-        completion: Arc<dyn crate::hub::record::Completion>,
+        completion: crate::hub::completion::ErasedCompletion,
     ) -> Rc<Task> {
         let recycled = self.recycled_tasks.borrow_mut().pop();
         match recycled {

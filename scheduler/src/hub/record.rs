@@ -35,6 +35,7 @@ use std::time::Instant;
 use greenlet::Greenlet;
 
 use crate::error::JoinError;
+use crate::hub::completion::ErasedCompletion;
 use crate::hub::remote::Remote;
 use crate::hub::timer::TimerKey;
 use crate::hub::unpark::Unparker;
@@ -82,20 +83,6 @@ pub(crate) enum Wake {
     TimedOut,
 }
 
-/// Where a task's outcome goes: its join handle's shared state. The task
-/// stores its value there itself; the hub, which knows no types, can only
-/// record that it failed (killed before it ran, leaked at shutdown).
-pub(crate) trait Completion {
-    fn fail(&self, error: JoinError);
-    /// What a kill unwinds the task with instead of `GreenletExit`, if its
-    /// killer gave one (`JoinHandle::kill_with`); taken once.
-    fn take_kill_payload(&self) -> Option<Box<dyn std::any::Any + Send>> {
-        None
-    }
-    /// For the task's own body, which knows the type of its outcome.
-    fn as_any(&self) -> &dyn std::any::Any;
-}
-
 /// A parked task's node in a wait queue that other threads reach (a `sync`
 /// type's), as the task would take it back on waking: what the hub takes
 /// back instead when it leaks the task (see `Hub::abandon_remaining`), so
@@ -118,7 +105,7 @@ pub(crate) struct ReadyQueue {
     clock: Cell<Instant>,
     /// Join states of finished tasks, kept for reuse by later spawns of the
     /// same type once their handles are gone (see `join_pool`).
-    pub(crate) finished_joins: RefCell<Vec<Arc<dyn Completion>>>,
+    pub(crate) finished_joins: RefCell<Vec<ErasedCompletion>>,
     /// Tasks parked in a `sync` type's queue (which other threads may
     /// wake): those with a node recorded (see [`Task::set_node`]).
     sync_waits: Cell<usize>,
@@ -254,7 +241,7 @@ pub(crate) struct Task {
     /// `join`), kept inline so that it costs no allocation.
     joiner: Cell<Option<Unparker>>,
     /// Its join handle's shared state, until the task is done.
-    completion: RefCell<Option<Arc<dyn Completion>>>,
+    completion: RefCell<Option<ErasedCompletion>>,
     /// The timer that starts a delayed task.
     start_timer: Cell<Option<TimerKey>>,
     name: Option<Rc<str>>,
@@ -283,7 +270,7 @@ impl Task {
         spawned_at: &'static Location<'static>,
         ready: Rc<ReadyQueue>,
         span: tracing::Span,
-        completion: Arc<dyn Completion>,
+        completion: ErasedCompletion,
     ) -> Task {
         Task {
             id: greenlet.id(),
@@ -323,7 +310,7 @@ impl Task {
         name: Option<Rc<str>>,
         spawned_at: &'static Location<'static>,
         span: tracing::Span,
-        completion: Arc<dyn Completion>,
+        completion: ErasedCompletion,
     ) {
         debug_assert!(self.is_done() && self.key.get().is_none() && self.joiners.get_mut().len() == 0);
         self.id = greenlet.id();
@@ -604,7 +591,7 @@ impl Task {
 
     /// Its join handle's state, for the task's own body to store its
     /// outcome (the body knows its type), until the task is done.
-    pub(crate) fn completion(&self) -> std::cell::Ref<'_, Option<Arc<dyn Completion>>> {
+    pub(crate) fn completion(&self) -> std::cell::Ref<'_, Option<ErasedCompletion>> {
         self.completion.borrow()
     }
 

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::hub;
-use crate::hub::record::{Completion, Task};
+use crate::hub::completion::Completion;
+use crate::hub::record::Task;
 use crate::hub::remote::Message;
 use crate::hub::wait_queue::{WaitKey, WaitQueue};
 use crate::hub::waiting::WaitingOn;
@@ -236,10 +237,6 @@ impl<T: 'static> Completion for JoinShared<T> {
 
     fn take_kill_payload(&self) -> Option<Box<dyn std::any::Any + Send>> {
         JoinShared::take_kill_payload(self)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::hub::record::{Completion, ReadyQueue};
+use crate::hub::record::ReadyQueue;
 use crate::task::join::JoinShared;
 
 /// Finished join states looked at per spawn (the most recent first).
@@ -21,23 +21,15 @@ const LOOK_AT: usize = 4;
 pub(crate) fn reuse<T: 'static>(ready: &ReadyQueue, hub: u64, name: Option<Arc<str>>) -> Option<Arc<JoinShared<T>>> {
     let mut finished = ready.finished_joins.borrow_mut();
     let len = finished.len();
-    let index = (len.saturating_sub(LOOK_AT)..len).rev().find(|&i| {
-        let state = &finished[i];
-        Arc::strong_count(state) == 1 && Arc::weak_count(state) == 0 && state.as_any().is::<JoinShared<T>>()
-    })?;
-    let state: Arc<dyn Completion> = finished.swap_remove(index);
+    let index = (len.saturating_sub(LOOK_AT)..len)
+        .rev()
+        .find(|&i| finished[i].is::<JoinShared<T>>() && finished[i].is_unique())?;
+    let state = finished.swap_remove(index).downcast::<JoinShared<T>>().ok()?;
     drop(finished);
     // The counts were read with `Relaxed` loads: this fence makes everything
     // the last other holder (say a handle dropped on another thread, whose
     // drop released) did with the value happen before what follows.
     std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-    let raw = Arc::into_raw(state).cast::<JoinShared<T>>();
-    // SAFETY: `raw` comes from `Arc::into_raw` of an `Arc<dyn Completion>`
-    // made by unsizing an `Arc<JoinShared<T>>` (its concrete type was checked
-    // with `is` above), so it points at the `JoinShared<T>` inside that
-    // allocation, and rebuilding an `Arc<JoinShared<T>>` from it gives back
-    // the original `Arc`, with the same layout and reference count.
-    let state = unsafe { Arc::from_raw(raw) };
     // SAFETY: the counts checked above say this `Arc` is the only reference
     // and no `Weak` exists, so nothing else can reach the value (nobody can
     // make a new reference without one), on this thread or another: a

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use greenlet::{Greenlet, GreenletExit};
 
 use crate::error::JoinError;
-use crate::hub::record::{Completion, Pending, Task, Wake};
+use crate::hub::completion::ErasedCompletion;
+use crate::hub::record::{Pending, Task, Wake};
 use crate::hub::waiting::WaitingOn;
 use crate::hub::{self, Hub, TimerAction};
 use crate::park::{Parked, Parker};
@@ -249,7 +250,7 @@ where
         None => tracing::debug_span!(parent: None, "greenlet", id = greenlet.id()),
     };
     let key_and_id = |task: &Task| (task.key().expect("just added"), task.id());
-    let completion: Arc<dyn Completion> = shared;
+    let completion = ErasedCompletion::new(shared);
     let task = hub.new_task(greenlet, name, spawned_at, span, completion);
     hub.add_task(&task);
     let (key, id) = key_and_id(&task);
@@ -271,7 +272,7 @@ where
 /// The typed join state of `task`, while it runs.
 fn joined<T: 'static>(task: &Task) -> Option<std::cell::Ref<'_, JoinShared<T>>> {
     std::cell::Ref::filter_map(task.completion(), |completion| {
-        completion.as_deref().and_then(|completion| completion.as_any().downcast_ref::<JoinShared<T>>())
+        completion.as_ref().and_then(ErasedCompletion::downcast_ref::<JoinShared<T>>)
     })
     .ok()
 }
