@@ -126,6 +126,37 @@ fn waiting_for_time_to_pass_polls_the_os() {
 }
 
 #[test]
+fn busy_greenlets_without_io_make_no_polls_yet_see_other_threads_work() {
+    run(|| {
+        // No socket is registered: between batches of runnable greenlets the
+        // hub has nothing to ask the OS, and a poll's count says whether it
+        // did.
+        let spinner = spawn(|| (0..2_000).for_each(|_| yield_now()));
+        let before = metrics().polls();
+        (0..2_000).for_each(|_| yield_now());
+        assert_eq!(metrics().polls(), before, "polled while only yielding, with nothing registered");
+        spinner.join().unwrap();
+        // Work posted by another thread still runs while the hub is busy:
+        // the remote queue is read at every turn, poll or no poll.
+        let handle = Handle::current();
+        let posted = std::thread::spawn(move || handle.spawn(|| 7).expect("the hub runs"));
+        let ran = Rc::new(std::cell::Cell::new(false));
+        let busy = spawn({
+            let ran = ran.clone();
+            move || {
+                while !ran.get() {
+                    yield_now();
+                }
+            }
+        });
+        let remote = posted.join().unwrap();
+        assert_eq!(remote.join().unwrap(), 7);
+        ran.set(true);
+        busy.join().unwrap();
+    });
+}
+
+#[test]
 fn busy_time_includes_what_greenlets_run() {
     run(|| {
         let before = metrics().busy_time();

@@ -110,6 +110,11 @@ impl Reactor {
         mio::Waker::new(self.poll.borrow().registry(), WAKER)
     }
 
+    /// Whether any source is registered (the hub's waker aside).
+    pub(crate) fn has_sources(&self) -> bool {
+        self.sources.borrow().len() > 0
+    }
+
     pub(crate) fn waiters(&self) -> usize {
         self.waiters.get()
     }
