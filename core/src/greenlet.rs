@@ -118,6 +118,40 @@ impl Greenlet {
         Greenlet::from_rc(switch::allocate(name, parent, stack_size, run))
     }
 
+    /// Makes this dead greenlet pending again, to run `run` when it is next
+    /// switched to, keeping its allocation, parent, name and stack size; it
+    /// gets a new id. A scheduler that keeps a greenlet with each of its task
+    /// records spawns this way without creating or dropping a greenlet.
+    ///
+    /// Gives `run` back if the greenlet is not dead, is a main greenlet, or
+    /// is not the only handle to it (another handle, or a weak one, exists):
+    /// nobody can tell a revived greenlet from a new one.
+    ///
+    /// ```
+    /// use runtime::greenlet::Greenlet;
+    ///
+    /// let mut g = Greenlet::new(|_| Box::new(1));
+    /// let first = g.id();
+    /// assert_eq!(*g.switch(Box::new(())).downcast::<i32>().unwrap(), 1);
+    /// assert!(g.revive(|_| Box::new(2)).is_ok());
+    /// assert!(!g.is_started() && g.id() != first);
+    /// assert_eq!(*g.switch(Box::new(())).downcast::<i32>().unwrap(), 2);
+    ///
+    /// let other = g.clone(); // not the only handle
+    /// assert!(g.revive(|_| Box::new(3)).is_err());
+    /// # drop(other);
+    /// ```
+    pub fn revive<F>(&mut self, run: F) -> Result<(), F>
+    where
+        F: FnOnce(Value) -> Value + 'static,
+    {
+        if !switch::revivable(&mut self.inner) {
+            return Err(run);
+        }
+        switch::revive(&mut self.inner, Box::new(run));
+        Ok(())
+    }
+
     /// Makes a new handle from the pointer of a live greenlet.
     ///
     /// # Safety

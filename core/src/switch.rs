@@ -256,6 +256,35 @@ pub(crate) fn allocate(
     }
 }
 
+/// Whether [`revive`] may refill `greenlet`: it is dead, not a main
+/// greenlet, and `greenlet` is its only handle (no other, no weak one).
+pub(crate) fn revivable(greenlet: &mut Rc<Inner>) -> bool {
+    Rc::get_mut(greenlet).is_some_and(|inner| !inner.main && inner.state.get() == State::Dead)
+}
+
+/// Makes a [`revivable`] greenlet pending again, to run `run`, with a new
+/// id; its parent, name and stack size stay. See
+/// [`Greenlet::revive`](crate::Greenlet::revive).
+pub(crate) fn revive(greenlet: &mut Rc<Inner>, run: RunFn) {
+    let inner = Rc::get_mut(greenlet).expect("checked by `revivable`");
+    // A dead greenlet has no coroutine (its stack went back to the pool when
+    // it finished) and no yielder to keep.
+    debug_assert!(inner.state.get() == State::Dead && inner.coroutine.get_mut().is_none());
+    inner.id = next_id();
+    inner.state.set(State::Pending);
+    let unrun = inner.run.replace(Some(run));
+    inner.yielder.set(std::ptr::null());
+    inner.guard.set((0, 0));
+    inner.kill_interrupted.set(false);
+    inner.parked_sp.set(0);
+    // A finished greenlet dropped its locals as it ended; a greenlet killed
+    // before it ran has none either. Dropped last, as the closure that never
+    // ran: their destructors may be user code, which then sees this
+    // greenlet as the new one it is.
+    let locals = (!inner.locals.get_mut().is_empty()).then(|| std::mem::take(inner.locals.get_mut()));
+    drop((unrun, locals));
+}
+
 /// Called with a new handle when the last handle to a dead greenlet (with no
 /// weak handles) is being dropped: keeps its allocation for `allocate`, after
 /// releasing what it holds (name, parent, locals), as dropping it would.

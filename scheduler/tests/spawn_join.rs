@@ -368,6 +368,41 @@ fn run_inside_run_panics() {
 }
 
 #[test]
+fn spawns_that_take_over_a_finished_greenlet_get_their_own_id_name_and_stack_size() {
+    // A spawn may run on the greenlet of a task that finished and was
+    // joined (its record and greenlet are kept for reuse): nothing of the
+    // old one may show through.
+    rt::run(|| {
+        let mut ids = std::collections::HashSet::new();
+        for i in 0..60 {
+            let (name, stack) = match i % 4 {
+                0 => (Some(format!("worker {i}")), None),
+                1 => (None, Some(256 * 1024)),
+                _ => (None, None),
+            };
+            let mut builder = task::Builder::new();
+            if let Some(name) = &name {
+                builder = builder.name(name.clone());
+            }
+            if let Some(stack) = stack {
+                builder = builder.stack_size(stack);
+            }
+            let handle = builder.spawn(|| {
+                let me = greenlet::getcurrent();
+                (greenlet_id(), me.name().map(str::to_owned), me.stack_size(), me.is_active())
+            });
+            let spawned_id = handle.id();
+            let (id, seen_name, seen_stack, active) = handle.join().unwrap();
+            assert_eq!(id, spawned_id);
+            assert!(ids.insert(id), "greenlet id {id} given twice");
+            assert_eq!(seen_name, name);
+            assert_eq!(seen_stack, stack.unwrap_or(greenlet::stack::DEFAULT_SIZE));
+            assert!(active);
+        }
+    });
+}
+
+#[test]
 fn builder_sets_name_and_stack_size() {
     // task::Builder docs (gevent: Greenlet name / spawn options).
     rt::run(|| {

@@ -437,17 +437,23 @@ impl Hub {
         self.parked_unwinding.get()
     }
 
-    /// A record for a new task, reusing a recycled allocation if there is
-    /// one.
+    /// A recycled task record, if one is kept: for `new_task`, after its
+    /// spare greenlet (`Task::take_spare`) was revived or not.
+    pub(crate) fn recycled_task(&self) -> Option<Rc<Task>> {
+        self.recycled_tasks.borrow_mut().pop()
+    }
+
+    /// A record for a new task, in `recycled` (from `recycled_task`) if
+    /// given.
     pub(crate) fn new_task(
         &self,
+        recycled: Option<Rc<Task>>,
         greenlet: Greenlet,
         name: Option<Rc<str>>,
         spawned_at: &'static std::panic::Location<'static>,
         span: tracing::Span,
         completion: crate::hub::completion::ErasedCompletion,
     ) -> Rc<Task> {
-        let recycled = self.recycled_tasks.borrow_mut().pop();
         match recycled {
             Some(mut slot) => {
                 let task = Rc::get_mut(&mut slot).expect("recycled tasks have no other reference");
@@ -576,7 +582,7 @@ impl Hub {
         }
         match task.state() {
             State::Done => {
-                drop(task.release_greenlet());
+                task.retire_greenlet();
                 self.forget_task(&task);
                 self.recycle_task(task);
             }

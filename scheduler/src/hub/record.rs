@@ -232,6 +232,10 @@ pub(crate) struct Task {
     park_deadline: Cell<Option<Instant>>,
     /// Taken when the task is done.
     greenlet: RefCell<Option<Greenlet>>,
+    /// The finished greenlet of the task this record held last, kept with
+    /// the record for the next spawn to revive (`Greenlet::revive`) rather
+    /// than create a greenlet and drop this one.
+    spare: Cell<Option<Greenlet>>,
     /// The greenlet's id.
     id: u64,
     /// The number of the last park made through `foreign` (a hooked call),
@@ -277,6 +281,7 @@ impl Task {
             name,
             spawned_at,
             greenlet: RefCell::new(Some(greenlet)),
+            spare: Cell::new(None),
             state: Cell::new(State::Delayed),
             seq: Cell::new(0),
             registered: Cell::new(0),
@@ -393,6 +398,20 @@ impl Task {
     /// Drops (or hands out, to leak) the greenlet of a finished task.
     pub(crate) fn release_greenlet(&self) -> Option<Greenlet> {
         self.greenlet.borrow_mut().take()
+    }
+
+    /// Takes the greenlet of a finished task out, keeping it as the record's
+    /// spare for a later spawn to revive.
+    pub(crate) fn retire_greenlet(&self) {
+        let greenlet = self.greenlet.borrow_mut().take();
+        // A spare left from before (the record's last reuse built a new
+        // greenlet) goes now: only one is kept.
+        drop(self.spare.replace(greenlet));
+    }
+
+    /// The spare greenlet, if the record has one (see `retire_greenlet`).
+    pub(crate) fn take_spare(&self) -> Option<Greenlet> {
+        self.spare.take()
     }
 
     #[inline]

@@ -226,20 +226,28 @@ where
     T: 'static,
 {
     let name: Option<Rc<str>> = builder.name.map(Rc::from);
-    let mut greenlet = Greenlet::builder().parent(hub.greenlet());
-    if let Some(name) = &name {
-        greenlet = greenlet.name(name.to_string());
-    }
-    greenlet = greenlet.stack_size(builder.stack_size.unwrap_or(hub.stack_size()));
+    let stack_size = builder.stack_size.unwrap_or(hub.stack_size());
     // The body finds its task through the hub (which makes it current before
     // switching in), and its outcome's place through the task. If the
     // greenlet never runs (killed before it started, leaked at shutdown), the
     // hub fails the outcome through the task.
-    let greenlet = greenlet.build(move |_| {
+    let body = move |_| -> greenlet::Value {
         let task = hub::expect().current_task().expect("the hub sets the current task before resuming it");
         run_body::<F, T>(&task, f);
         Box::new(())
-    });
+    };
+    // A recycled record's finished greenlet runs the new body if it can (it
+    // keeps its name and stack size), else a new greenlet does.
+    let recycled = hub.recycled_task();
+    let spare = recycled.as_ref().and_then(|task| task.take_spare());
+    let greenlet =
+        match spare.filter(|spare| name.is_none() && spare.name().is_none() && spare.stack_size() == stack_size) {
+            Some(mut spare) => match spare.revive(body) {
+                Ok(()) => spare,
+                Err(body) => new_greenlet(hub, name.as_deref(), stack_size, body),
+            },
+            None => new_greenlet(hub, name.as_deref(), stack_size, body),
+        };
     // Root spans: a greenlet is not part of the one that spawned it (a
     // connection outlives its accept loop's current iteration). Debug level:
     // entering and leaving a span on every switch is not free, so at the
@@ -251,7 +259,7 @@ where
     };
     let key_and_id = |task: &Task| (task.key().expect("just added"), task.id());
     let completion = ErasedCompletion::new(shared);
-    let task = hub.new_task(greenlet, name, spawned_at, span, completion);
+    let task = hub.new_task(recycled, greenlet, name, spawned_at, span, completion);
     hub.add_task(&task);
     let (key, id) = key_and_id(&task);
     let killed_early = joined::<T>(&task).is_some_and(|shared| shared.started(id, key, remote));
@@ -267,6 +275,20 @@ where
         hub.kill(&task);
     }
     task
+}
+
+/// A greenlet of the hub `hub` running `body`.
+fn new_greenlet(
+    hub: &Hub,
+    name: Option<&str>,
+    stack_size: usize,
+    body: impl FnOnce(greenlet::Value) -> greenlet::Value + 'static,
+) -> Greenlet {
+    let mut builder = Greenlet::builder().parent(hub.greenlet()).stack_size(stack_size);
+    if let Some(name) = name {
+        builder = builder.name(name);
+    }
+    builder.build(body)
 }
 
 /// The typed join state of `task`, while it runs.
