@@ -703,7 +703,7 @@ impl Hub {
         }
         self.counters.polling.store(false, Relaxed);
         for unparker in woken.drain(..) {
-            unparker.unpark();
+            unparker.unpark_owned(&self.ready);
         }
         for waker in wakers.drain(..) {
             waker.wake();

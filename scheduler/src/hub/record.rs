@@ -439,6 +439,26 @@ impl Task {
         self.ready.tasks.borrow_mut().push_back(self.clone());
     }
 
+    /// [`wake_up`](Task::wake_up) with a reference the caller gives away:
+    /// the run queue takes it rather than a clone. (Every clone and drop of
+    /// a task's reference writes the one count all of them share, and a
+    /// hand-off makes a dozen.)
+    /// `ready` is the caller's run queue, which is the task's if the task
+    /// lives on the caller's hub (else the task's own is used).
+    #[inline]
+    pub(crate) fn wake_up_owned(self: Rc<Self>, seq: u64, wake: Wake, ready: &ReadyQueue) -> bool {
+        if !std::ptr::eq(&*self.ready, ready) {
+            return self.wake_up(seq, wake);
+        }
+        let parked = self.state.get() == State::Parked && self.seq.get() == seq;
+        if parked {
+            self.set_state(State::Scheduled);
+            self.wake.set(wake);
+            ready.tasks.borrow_mut().push_back(self);
+        }
+        parked
+    }
+
     /// Schedules the task if it is still parked with `seq`; never switches.
     /// Returns whether it did.
     #[inline]
@@ -603,7 +623,7 @@ impl Task {
         }
         self.waiting_on.set(WaitingOn::Nothing);
         if let Some(joiner) = self.joiner.take() {
-            joiner.unpark();
+            joiner.unpark_owned(&self.ready);
         }
         self.joiners.borrow_mut().complete_all(|()| {});
     }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::hub::record::{Task, Wake};
+use crate::hub::record::{ReadyQueue, Task, Wake};
 use crate::hub::remote::{Message, Remote};
 use crate::util::slab::Key;
 
@@ -37,6 +37,12 @@ impl Unparker {
     /// whether it was.
     pub(crate) fn unpark(&self) -> bool {
         self.task.wake_up(self.seq, Wake::Notified)
+    }
+
+    /// [`unpark`](Unparker::unpark), giving the unparker's reference to the
+    /// task to the run queue (`ready`, the caller's hub's).
+    pub(crate) fn unpark_owned(self, ready: &ReadyQueue) -> bool {
+        self.task.wake_up_owned(self.seq, Wake::Notified, ready)
     }
 
     /// Like `unpark`, reporting that the park's deadline passed.
