@@ -413,7 +413,8 @@ fn run_hub<T: 'static>(
     if let Some((registry, index)) = console {
         registry.register(index);
     }
-    let (root, handle) = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at);
+    let (root, handle) = task::spawn_task(&hub, task::Builder::new().name("main"), f, None, spawned_at, true);
+    let root = root.expect("kept");
     let finished = hub.run_until_done(&root);
     let report = (!finished).then(|| root.deadlock().borrow_mut().take()).flatten();
     hub.shutdown();

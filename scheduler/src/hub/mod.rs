@@ -224,6 +224,12 @@ pub(crate) fn current() -> Option<Rc<Hub>> {
     HUB.try_with(|hub| hub.try_borrow().ok().and_then(|hub| hub.clone())).ok().flatten()
 }
 
+/// The task running on this thread's hub, if any: [`current`] and
+/// [`Hub::current_task`] without taking (and dropping) a handle to the hub.
+pub(crate) fn running_task() -> Option<Rc<Task>> {
+    HUB.try_with(|hub| hub.try_borrow().ok()?.as_ref()?.current_task()).ok().flatten()
+}
+
 /// This thread's hub.
 ///
 /// # Panics

@@ -452,11 +452,20 @@ impl Task {
         }
         let parked = self.state.get() == State::Parked && self.seq.get() == seq;
         if parked {
-            self.set_state(State::Scheduled);
-            self.wake.set(wake);
-            ready.tasks.borrow_mut().push_back(self);
+            self.schedule_owned(wake, ready);
         }
         parked
+    }
+
+    /// [`schedule`](Task::schedule) with a reference the caller gives away
+    /// (see `wake_up_owned`; `ready` is the caller's run queue).
+    pub(crate) fn schedule_owned(self: Rc<Self>, wake: Wake, ready: &ReadyQueue) {
+        if !std::ptr::eq(&*self.ready, ready) {
+            return self.schedule(wake);
+        }
+        self.set_state(State::Scheduled);
+        self.wake.set(wake);
+        ready.tasks.borrow_mut().push_back(self);
     }
 
     /// Schedules the task if it is still parked with `seq`; never switches.

@@ -126,7 +126,7 @@ impl Handle {
             drop(queued); // taken off the queue
             let hub = hub::expect();
             let spawned = unstarted.0.take().expect("taken once, here");
-            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned, true);
+            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned, true, false);
         })))?;
         Ok(JoinHandle::new(shared))
     }

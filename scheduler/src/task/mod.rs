@@ -170,7 +170,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        spawn_task(&hub::expect(), self, f, None, Location::caller()).1
+        spawn_task(&hub::expect(), self, f, None, Location::caller(), false).1
     }
 
     /// Spawns the greenlet to start after `delay`.
@@ -185,18 +185,20 @@ impl Builder {
         T: 'static,
     {
         let at = Instant::now() + delay;
-        spawn_task(&hub::expect(), self, f, Some(at), Location::caller()).1
+        spawn_task(&hub::expect(), self, f, Some(at), Location::caller(), false).1
     }
 }
 
-/// Creates a task running `f` and schedules it (now, or at `start`).
+/// Creates a task running `f` and schedules it (now, or at `start`); with
+/// `keep`, returns its record too.
 pub(crate) fn spawn_task<F, T>(
     hub: &Hub,
     builder: Builder,
     f: F,
     start: Option<Instant>,
     spawned_at: &'static Location<'static>,
-) -> (Rc<Task>, JoinHandle<T>)
+    keep: bool,
+) -> (Option<Rc<Task>>, JoinHandle<T>)
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
@@ -206,12 +208,15 @@ where
         Some(shared) => shared,
         None => JoinShared::new(id, name),
     };
-    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone(), false);
+    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone(), false, keep);
     (task, JoinHandle::new(shared))
 }
 
 /// Creates a task running `f` whose outcome goes to `shared` (made by the
-/// spawner, on another thread if `remote`), and schedules it.
+/// spawner, on another thread if `remote`), and schedules it; with `keep`,
+/// returns its record. (Without, the run queue gets the spawner's reference
+/// to it rather than a clone: every clone and drop writes the count all
+/// references share.)
 pub(crate) fn spawn_into<F, T>(
     hub: &Hub,
     builder: Builder,
@@ -220,7 +225,8 @@ pub(crate) fn spawn_into<F, T>(
     spawned_at: &'static Location<'static>,
     shared: Arc<JoinShared<T>>,
     remote: bool,
-) -> Rc<Task>
+    keep: bool,
+) -> Option<Rc<Task>>
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
@@ -232,7 +238,7 @@ where
     // greenlet never runs (killed before it started, leaked at shutdown), the
     // hub fails the outcome through the task.
     let body = move |_| -> greenlet::Value {
-        let task = hub::expect().current_task().expect("the hub sets the current task before resuming it");
+        let task = hub::running_task().expect("the hub sets the current task before resuming it");
         run_body::<F, T>(&task, f);
         Box::new(())
     };
@@ -264,17 +270,18 @@ where
     let (key, id) = key_and_id(&task);
     let killed_early = joined::<T>(&task).is_some_and(|shared| shared.started(id, key, remote));
     tracing::trace!(parent: &task.span, "spawned");
+    let kept = (keep || killed_early).then(|| task.clone());
     match start {
-        None => task.schedule(Wake::Notified),
+        None => task.schedule_owned(Wake::Notified, hub.ready()),
         Some(at) => {
             let timer = hub.arm_timer(at, TimerAction::Start(task.clone()));
             task.start_timer().set(Some(timer));
         }
     }
-    if killed_early {
-        hub.kill(&task);
+    if let Some(task) = kept.as_ref().filter(|_| killed_early) {
+        hub.kill(task);
     }
-    task
+    kept.filter(|_| keep)
 }
 
 /// A greenlet of the hub `hub` running `body`.

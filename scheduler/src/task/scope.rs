@@ -147,7 +147,8 @@ impl<'scope> Scope<'scope, '_> {
         let body: Box<dyn FnOnce() + 'static> =
             unsafe { std::mem::transmute::<Box<dyn FnOnce() + 'scope>, Box<dyn FnOnce() + 'static>>(body) };
         let hub = hub::expect();
-        let (task, handle) = spawn_task(&hub, builder, body, None, Location::caller());
+        let (task, handle) = spawn_task(&hub, builder, body, None, Location::caller(), true);
+        let task = task.expect("kept");
         let joinable = JoinHandle::new(handle.shared.clone());
         self.children.borrow_mut().push((task.clone(), handle));
         ScopedJoinHandle { task, handle: joinable, slot, _scope: PhantomData }
