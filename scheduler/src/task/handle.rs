@@ -14,7 +14,7 @@ use crate::hub::wait_queue::WaitQueue;
 use crate::hub::waiting::WaitingOn;
 use crate::park::wait::{self, Waiter, Wakeup};
 use crate::task::join::{JoinHandle, JoinShared};
-use crate::task::{self, spawn_into};
+use crate::task::{self, Spawner, spawn_into};
 
 /// A handle to a hub that other threads can use to spawn greenlets on it.
 ///
@@ -126,7 +126,7 @@ impl Handle {
             drop(queued); // taken off the queue
             let hub = hub::expect();
             let spawned = unstarted.0.take().expect("taken once, here");
-            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned, true, false);
+            spawn_into(&hub, task::Builder::new(), f, None, spawned_at, spawned, Spawner::Remote);
         })))?;
         Ok(JoinHandle::new(shared))
     }

@@ -208,15 +208,27 @@ where
         Some(shared) => shared,
         None => JoinShared::new(id, name),
     };
-    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone(), false, keep);
+    let spawner = if keep { Spawner::Keeping } else { Spawner::Local };
+    let task = spawn_into(hub, builder, f, start, spawned_at, shared.clone(), spawner);
     (task, JoinHandle::new(shared))
 }
 
+/// Who asks [`spawn_into`] for a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spawner {
+    /// A greenlet of the hub, which does not keep the task's record.
+    Local,
+    /// A greenlet of the hub, which keeps the record (a scope, `run`).
+    Keeping,
+    /// Another thread (`Handle::spawn`), whose handle may be in use there.
+    Remote,
+}
+
 /// Creates a task running `f` whose outcome goes to `shared` (made by the
-/// spawner, on another thread if `remote`), and schedules it; with `keep`,
-/// returns its record. (Without, the run queue gets the spawner's reference
-/// to it rather than a clone: every clone and drop writes the count all
-/// references share.)
+/// spawner, on another thread for `Spawner::Remote`), and schedules it;
+/// returns its record for `Spawner::Keeping`. (Otherwise the run queue gets
+/// the spawner's reference to it rather than a clone: every clone and drop
+/// writes the count all references share.)
 pub(crate) fn spawn_into<F, T>(
     hub: &Hub,
     builder: Builder,
@@ -224,8 +236,7 @@ pub(crate) fn spawn_into<F, T>(
     start: Option<Instant>,
     spawned_at: &'static Location<'static>,
     shared: Arc<JoinShared<T>>,
-    remote: bool,
-    keep: bool,
+    spawner: Spawner,
 ) -> Option<Rc<Task>>
 where
     F: FnOnce() -> T + 'static,
@@ -268,6 +279,8 @@ where
     let task = hub.new_task(recycled, greenlet, name, spawned_at, span, completion);
     hub.add_task(&task);
     let (key, id) = key_and_id(&task);
+    let remote = spawner == Spawner::Remote;
+    let keep = spawner == Spawner::Keeping;
     let killed_early = joined::<T>(&task).is_some_and(|shared| shared.started(id, key, remote));
     tracing::trace!(parent: &task.span, "spawned");
     let kept = (keep || killed_early).then(|| task.clone());
