@@ -309,14 +309,27 @@ impl Parker {
 
     /// The end of the grace of a kill or timeout that was reported to this
     /// greenlet as an error, while it lasts.
+    #[inline(always)]
     fn grace_end(&self) -> Option<Instant> {
         let end = self.task.grace_end()?;
         (self.task.pending() != Pending::None && Instant::now() < end).then_some(end)
     }
 
     /// Raises (or with `foreign`, reports) a pending kill, timeout or deadlock.
+    /// Inlined down to the common case's two checks: every park makes it
+    /// twice.
     #[track_caller]
+    #[inline(always)]
     fn pending(&self, foreign: bool) -> Result<(), Ended> {
+        if self.task.pending() == Pending::None && self.task.deadlock().borrow().is_none() {
+            return Ok(());
+        }
+        self.pending_slow(foreign)
+    }
+
+    #[track_caller]
+    #[inline(never)]
+    fn pending_slow(&self, foreign: bool) -> Result<(), Ended> {
         if foreign {
             self.report_pending().map_err(Ended::Interrupted)
         } else {
@@ -327,6 +340,7 @@ impl Parker {
     /// Keeps the task's "unwinding" mark in step with std's panic count where
     /// that count tells: false means nothing unwinds; true while no other task
     /// is parked unwinding means this one does (a panic of its own).
+    #[inline(always)]
     fn note_unwinding(&self) {
         if !std::thread::panicking() {
             self.task.set_unwinding(false);
