@@ -6,9 +6,11 @@
 //! back into it. One turn of the loop:
 //!
 //! 1. resume up to [`EVENT_INTERVAL`] runnable greenlets, in FIFO order;
-//! 2. poll for I/O readiness: without blocking if anything is runnable,
-//!    otherwise until the next timer deadline (or indefinitely); the reactor
-//!    hands back the unparkers of ready sources, which the hub unparks;
+//! 2. poll for I/O readiness: without blocking if anything is runnable (and
+//!    then only if a source is registered: otherwise the poll could only
+//!    report the waker, whose messages step 3 reads anyway), otherwise until
+//!    the next timer deadline (or indefinitely); the reactor hands back the
+//!    unparkers of ready sources, which the hub unparks;
 //! 3. handle messages from other threads (remote spawns, wake-ups), at most
 //!    [`REMOTE_BATCH`] of them;
 //! 4. fire due timers.
