@@ -7,8 +7,9 @@
 //!
 //! 1. resume up to [`EVENT_INTERVAL`] runnable greenlets, in FIFO order;
 //! 2. poll for I/O readiness: without blocking if anything is runnable (and
-//!    then only if a source is registered: otherwise the poll could only
-//!    report the waker, whose messages step 3 reads anyway), otherwise until
+//!    then, with no source registered, only once per
+//!    [`POLL_AT_LEAST_EVERY`]: such a poll could only report the waker,
+//!    whose messages step 3 reads anyway), otherwise until
 //!    the next timer deadline (or indefinitely); the reactor hands back the
 //!    unparkers of ready sources, which the hub unparks;
 //! 3. handle messages from other threads (remote spawns, wake-ups), at most
@@ -88,6 +89,10 @@ use crate::util::slab::{Key, Slab};
 /// so that a busy run queue cannot starve I/O. The value is tokio's
 /// (`event_interval`, in turn taken from Go's scheduler).
 pub(crate) const EVENT_INTERVAL: usize = 61;
+
+/// A hub whose greenlets keep it busy, with no source registered, skips the
+/// polls of its turns for at most this long (see `turn`).
+const POLL_AT_LEAST_EVERY: Duration = Duration::from_millis(1);
 
 /// The id of the running greenlet (of a hub or not): `runtime::greenlet_id`.
 pub(crate) fn greenlet_id() -> u64 {
@@ -182,6 +187,8 @@ pub(crate) struct Hub {
     alone_counted: Cell<Option<Instant>>,
     /// How long the next busy poll may last (see `busy_poll`).
     busy_budget: Cell<Duration>,
+    /// When the hub last polled (see `turn`).
+    polled_at: Cell<Instant>,
     /// Tasks parked while unwinding: while there are any,
     /// `std::thread::panicking()` is true for every greenlet of the thread.
     parked_unwinding: Cell<usize>,
@@ -327,6 +334,7 @@ impl Hub {
             suspect_since: Cell::new(None),
             alone_counted: Cell::new(None),
             busy_budget: Cell::new(busy_poll),
+            polled_at: Cell::new(Instant::now()),
             woken: RefCell::new(Vec::new()),
             wakers: RefCell::new(Vec::new()),
             messages: RefCell::new(Vec::new()),
@@ -702,10 +710,15 @@ impl Hub {
         };
         // A poll that must not wait, with no source registered, could only
         // report the waker, whose messages are read from the remote queue
-        // below all the same: a hub of busy greenlets and no I/O makes no
-        // system call per batch.
-        let pointless = timeout == Some(Duration::ZERO) && !self.reactor.has_sources();
+        // below all the same: a hub of busy greenlets and no I/O skips it,
+        // for up to `POLL_AT_LEAST_EVERY`. (A thread that never enters the
+        // kernel can starve the others where threads take turns only at
+        // system calls, as under Valgrind.)
+        let pointless = timeout == Some(Duration::ZERO)
+            && !self.reactor.has_sources()
+            && now.saturating_duration_since(self.polled_at.get()) < POLL_AT_LEAST_EVERY;
         if !found && !pointless {
+            self.polled_at.set(now);
             counters::bump(&self.counters.polls);
             self.reactor.react(timeout, &mut woken, &mut wakers);
         }
