@@ -92,7 +92,8 @@ fn reading_stacks_does_not_disturb_the_waits() {
             let dump = dump();
             let stacks = dump.greenlets().iter().filter(|g| g.backtrace().is_some()).count();
             assert_eq!(stacks, 4, "{dump}");
-            assert!(dump.to_string().contains("backtrace::receive_one"), "{dump}");
+            // (Debug information limited to line tables drops the module path.)
+            assert!(dump.to_string().contains("receive_one at "), "{dump}");
         }
         tx.send(7).unwrap();
         gate.set();

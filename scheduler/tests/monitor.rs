@@ -95,7 +95,9 @@ fn a_spinning_greenlet_is_reported_once_with_its_stack() {
             "monitor.rs",
             "more than 50ms",
             "its stack now:",
-            "monitor::spin_without_yielding",
+            // (Without the module path under debug information limited to line
+            // tables.)
+            "spin_without_yielding at ",
         ],
     );
 }

@@ -7,6 +7,14 @@
 //! entry, drops the machinery that started the greenlet, and of the runtime
 //! frames the stack ends in (a park, say) keeps only the outermost, the call
 //! the user made (`Event::wait`, `TcpStream::read`).
+//!
+//! Which frames are the runtime's goes by the function's module path
+//! (`runtime_scheduler::`, `std::`). Debug information limited to line
+//! tables (`debug = "line-tables-only"`) names inlined functions without
+//! their path (`try_with<T>`, `{closure#0}`), so those go by their source
+//! file instead: the standard library's, or one of the runtime's crates',
+//! whose source directories the resolver learns from the functions that do
+//! have a path.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -39,7 +47,20 @@ pub(crate) fn capture() -> Vec<usize> {
 #[derive(Debug)]
 struct Symbol {
     name: String,
-    location: Option<String>,
+    /// The source file and line.
+    location: Option<(String, u32)>,
+}
+
+/// The crates the runtime is made of, by the paths their functions' names
+/// start with.
+const RUNTIME_CRATES: [&str; 6] =
+    ["runtime_scheduler::", "runtime_io::", "runtime_hooks::", "runtime::", "greenlet::", "corosensei::"];
+
+/// Source files of the standard library (remapped to `/rustc/<commit>/`
+/// when it comes prebuilt).
+fn is_std_source(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || ["/library/std/src/", "/library/core/src/", "/library/alloc/src/"].iter().any(|dir| file.contains(dir))
 }
 
 impl Symbol {
@@ -50,23 +71,45 @@ impl Symbol {
         name.strip_prefix("mut ").unwrap_or(name)
     }
 
-    /// Code of the runtime, the standard library, or what they build on.
-    fn is_internal(&self) -> bool {
+    /// Whether the name has its module path (see the module docs).
+    fn is_qualified(&self) -> bool {
+        let path = self.path();
+        path[..path.find('<').unwrap_or(path.len())].contains("::")
+    }
+
+    fn file(&self) -> Option<&str> {
+        self.location.as_ref().map(|(file, _)| file.as_str())
+    }
+
+    /// The directory of the function's crate's sources: its file's path up
+    /// to the crate's `src/`.
+    fn source_dir(&self) -> Option<&str> {
+        let file = self.file()?;
+        file.rfind("/src/").map(|at| &file[..at + "/src/".len()])
+    }
+
+    /// The [`source_dir`](Self::source_dir) of a function of the runtime's
+    /// own crates, to recognize the functions of those files that have no
+    /// path.
+    fn runtime_source_dir(&self) -> Option<&str> {
+        if !self.is_qualified() || !RUNTIME_CRATES.iter().any(|prefix| self.path().starts_with(prefix)) {
+            return None;
+        }
+        self.source_dir()
+    }
+
+    /// Code of the runtime, the standard library, or what they build on;
+    /// `runtime_sources` are the runtime's source directories.
+    fn is_internal(&self, runtime_sources: &[String]) -> bool {
         let name = self.path();
-        const PREFIXES: [&str; 11] = [
-            "runtime_scheduler::",
-            "runtime_io::",
-            "runtime_hooks::",
-            "runtime::",
-            "greenlet::",
-            "corosensei::",
-            "std::",
-            "core::",
-            "alloc::",
-            "__rust",
-            "_Unwind",
-        ];
-        PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        const OTHERS: [&str; 5] = ["std::", "core::", "alloc::", "__rust", "_Unwind"];
+        if RUNTIME_CRATES.iter().chain(&OTHERS).any(|prefix| name.starts_with(prefix)) {
+            return true;
+        }
+        !self.is_qualified()
+            && self.file().is_some_and(|file| {
+                is_std_source(file) || runtime_sources.iter().any(|dir| file.starts_with(dir.as_str()))
+            })
     }
 
     /// The start of a greenlet's stack: the coroutine library's entry.
@@ -77,6 +120,19 @@ impl Symbol {
     /// Frames that only pass a call on (closures called through `FnOnce`,
     /// `catch_unwind`), left out wherever they are.
     fn is_plumbing(&self) -> bool {
+        if !self.is_qualified() && !self.name.starts_with("__rust") {
+            const FILES: [&str; 4] = [
+                "core/src/ops/function.rs",
+                "core/src/panic/unwind_safe.rs",
+                "std/src/panicking.rs",
+                "std/src/panic.rs",
+            ];
+            let boxed_call = self.name.starts_with("call_once") || self.name.starts_with("call_mut");
+            return self.file().is_some_and(|file| {
+                is_std_source(file)
+                    && (FILES.iter().any(|end| file.ends_with(end)) || (boxed_call && file.contains("alloc/src/boxed")))
+            });
+        }
         const PREFIXES: [&str; 6] = [
             "core::ops::function::",
             "core::panic::unwind_safe::",
@@ -96,22 +152,48 @@ impl Symbol {
 
     /// A parked greenlet's answer to a request for its stack, which calls
     /// the capture from inside the park.
-    fn is_answer(&self) -> bool {
-        self.name.starts_with("runtime_scheduler::park::answer_requested_stacks")
+    fn is_answer(&self, runtime_sources: &[String]) -> bool {
+        const ANSWER: &str = "runtime_scheduler::park::answer_requested_stacks";
+        self.name.starts_with(ANSWER)
+            || (self.name.starts_with("answer_requested_stacks") && self.is_internal(runtime_sources))
     }
 }
 
 /// Resolves addresses to symbols, remembering each address's, so that many
 /// stacks that share their frames (every greenlet parked at the same place)
 /// cost one resolution per distinct address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Resolver {
     cache: HashMap<usize, Rc<[Symbol]>>,
+    /// The runtime's source directories (see the module docs): this
+    /// crate's, the greenlet core's (whose code a greenlet's stack starts
+    /// in, all of it inlined), and those learned from the stacks resolved so
+    /// far.
+    runtime_sources: Vec<String>,
 }
 
 impl Resolver {
     pub(crate) fn new() -> Resolver {
-        Resolver::default()
+        let mut resolver = Resolver { cache: HashMap::new(), runtime_sources: Vec::new() };
+        // Functions of each crate that are never inlined, to find where
+        // their sources are (this one's and the core's).
+        let known: [usize; 2] = [capture as *const () as usize, greenlet::getcurrent as *const () as usize];
+        for function in known {
+            // (One past the function's first byte, as for a return address;
+            // the last symbol is the function itself, not one inlined in it.)
+            let symbols = resolver.resolve(function + 1);
+            resolver.learn_sources(symbols.last().and_then(Symbol::source_dir));
+        }
+        resolver
+    }
+
+    /// Notes source directories of the runtime.
+    fn learn_sources<'a>(&mut self, dirs: impl IntoIterator<Item = &'a str>) {
+        for dir in dirs {
+            if !self.runtime_sources.iter().any(|known| known == dir) {
+                self.runtime_sources.push(dir.to_owned());
+            }
+        }
     }
 
     fn resolve(&mut self, ip: usize) -> Rc<[Symbol]> {
@@ -119,15 +201,16 @@ impl Resolver {
             .entry(ip)
             .or_insert_with(|| {
                 let mut symbols = Vec::new();
-                // A return address points after the call: look up the call.
-                let addr = ip.saturating_sub(1) as *mut std::ffi::c_void;
+                // (A return address points after the call; `resolve` looks
+                // up the byte before, in the call.)
+                let addr = ip as *mut std::ffi::c_void;
                 backtrace::resolve(addr, |symbol| {
                     let name = match symbol.name() {
                         Some(name) => format!("{name:#}"),
                         None => format!("{ip:#x}"),
                     };
                     let location = match (symbol.filename(), symbol.lineno()) {
-                        (Some(file), Some(line)) => Some(format!("{}:{line}", file.display())),
+                        (Some(file), Some(line)) => Some((file.display().to_string(), line)),
                         _ => None,
                     };
                     symbols.push(Symbol { name, location });
@@ -158,24 +241,26 @@ impl Resolver {
     fn format_in(&mut self, ips: &[usize], parked_in: Option<&str>) -> String {
         let resolved: Vec<Rc<[Symbol]>> = ips.iter().map(|&ip| self.resolve(ip)).collect();
         let mut symbols: Vec<&Symbol> = resolved.iter().flat_map(|frame| frame.iter()).collect();
+        self.learn_sources(symbols.iter().filter_map(|s| s.runtime_source_dir()));
+        let sources = &self.runtime_sources[..];
         // The capture's own frames (and a parked greenlet's answer, which
         // called it), then what lies past the greenlet's entry.
         if let Some(capture) = symbols.iter().position(|s| s.is_capture()) {
             symbols.drain(..=capture);
         }
-        let runtime = symbols.iter().take_while(|s| s.is_internal()).count();
-        if let Some(answer) = symbols[..runtime].iter().rposition(|s| s.is_answer()) {
+        let runtime = symbols.iter().take_while(|s| s.is_internal(sources)).count();
+        if let Some(answer) = symbols[..runtime].iter().rposition(|s| s.is_answer(sources)) {
             symbols.drain(..=answer);
         }
         if let Some(entry) = symbols.iter().position(|s| s.is_entry()) {
             symbols.truncate(entry);
         }
         // The machinery that started the greenlet.
-        while symbols.last().is_some_and(|s| s.is_internal()) {
+        while symbols.last().is_some_and(|s| s.is_internal(sources)) {
             symbols.pop();
         }
         // Of the runtime frames it ends in, the call the user made.
-        let inner = symbols.iter().take_while(|s| s.is_internal()).count();
+        let inner = symbols.iter().take_while(|s| s.is_internal(sources)).count();
         if inner > 1 && inner < symbols.len() {
             symbols.drain(..inner - 1);
         }
@@ -187,7 +272,7 @@ impl Resolver {
         }
         for symbol in symbols {
             let _ = match &symbol.location {
-                Some(location) => writeln!(text, "{} at {location}", symbol.name),
+                Some((file, line)) => writeln!(text, "{} at {file}:{line}", symbol.name),
                 None => writeln!(text, "{}", symbol.name),
             };
         }
