@@ -38,10 +38,17 @@
 //!   `run` and the drops after it is caught there and delivered to the
 //!   parent, so `resume` returns normally. (Should it ever unwind, `Resuming`
 //!   marks the greenlet dead and `DispatchGuard` makes main current again.)
-//! - A greenlet's coroutine is only touched by the dispatcher (resume, finish)
-//!   and by `Inner`'s drop. A suspended coroutine is never dropped: a greenlet
-//!   nobody can reach is first killed (`GreenletExit` is thrown into it) and,
-//!   if it refuses to die, leaked.
+//! - A greenlet's coroutine is only touched by the dispatcher (resume, finish,
+//!   and `start`), by `Inner`'s drop and by `recycle`. A suspended coroutine
+//!   of an active greenlet is never dropped: a greenlet nobody can reach is
+//!   first killed (`GreenletExit` is thrown into it) and, if it refuses to
+//!   die, leaked.
+//! - A greenlet that was revived before finishes *warm* (up to [`WARM_MAX`]
+//!   per thread): its coroutine suspends at the top of `entry`'s loop, with
+//!   nothing live on its stack, instead of returning, and the greenlet keeps
+//!   it while dead (and pending, once revived). `start` resumes it as the
+//!   current greenlet, to run the new closure; [`cool`] resumes it as
+//!   anything else, to return, when the greenlet is dropped or recycled.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -118,7 +125,8 @@ type GreenletYielder = Yielder<(), *const Inner>;
 /// Lifecycle of a greenlet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
-    /// Created, never switched to; owns no stack.
+    /// Created (or revived), never switched to since; owns no stack, unless
+    /// it kept a warm one (see the module invariants).
     Pending,
     /// Started and not finished: running or suspended.
     Active,
@@ -140,7 +148,9 @@ pub(crate) struct Inner {
     pub(crate) run: Cell<Option<RunFn>>,
     /// Usable stack bytes, already rounded.
     pub(crate) stack_size: usize,
-    /// The coroutine, from start until the greenlet finishes.
+    /// The coroutine, from start until the greenlet finishes, or until it
+    /// is dropped or recycled if it finished warm (see the module
+    /// invariants).
     ///
     /// # Invariant
     ///
@@ -160,6 +170,8 @@ pub(crate) struct Inner {
     /// out, or 0 once [`trim_stack`] handed back the pages below it (and
     /// before the first switch out). Stale while the greenlet runs.
     parked_sp: Cell<usize>,
+    /// Set by `revive`: the greenlet will finish warm.
+    revived: bool,
     pub(crate) locals: RefCell<LocalMap>,
 }
 
@@ -186,6 +198,7 @@ impl Inner {
             guard: Cell::new((0, 0)),
             kill_interrupted: Cell::new(false),
             parked_sp: Cell::new(0),
+            revived: false,
             locals: RefCell::new(LocalMap::default()),
         }
     }
@@ -201,6 +214,9 @@ impl Drop for Inner {
                 defer(Deferred::Drop(run));
             }
         }
+        if self.state.get() != State::Active {
+            cool(self);
+        }
         // Never let corosensei unwind a suspended stack at an arbitrary point:
         // `Greenlet`'s drop kills unreachable greenlets before this can happen,
         // and anything still suspended here (at thread exit) is leaked.
@@ -209,6 +225,38 @@ impl Drop for Inner {
                 std::mem::forget(coroutine);
             }
         }
+    }
+}
+
+/// Most greenlets per thread that finish warm (see the module invariants):
+/// enough for a scheduler's recycled task records, and a bound on the stacks
+/// that dead greenlets hold.
+pub(crate) const WARM_MAX: usize = 64;
+
+/// Whether the greenlet `inner`, finishing, stays warm; counts it if so.
+#[inline(always)]
+fn stays_warm(inner: &Inner) -> bool {
+    let hot = hot();
+    let warm = hot.warm.get();
+    if !inner.revived || warm >= WARM_MAX {
+        return false;
+    }
+    hot.warm.set(warm + 1);
+    true
+}
+
+/// Lets the coroutine that a dead or pending greenlet kept warm return, and
+/// its stack go back to the pool; does nothing for a greenlet without one.
+/// Runs no user code: the coroutine waits at the top of `entry`'s loop, and
+/// returns because it is not resumed as the current greenlet.
+fn cool(inner: &mut Inner) {
+    debug_assert!(inner.state.get() != State::Active);
+    let Some(mut coroutine) = inner.coroutine.get_mut().take() else { return };
+    let hot = hot();
+    hot.warm.set(hot.warm.get() - 1);
+    match coroutine.resume(()) {
+        CoroutineResult::Return(()) => drop(coroutine.into_stack()),
+        CoroutineResult::Yield(_) => unreachable!("a warm greenlet's coroutine returns when cooled"),
     }
 }
 
@@ -248,6 +296,7 @@ pub(crate) fn allocate(
             inner.guard.set((0, 0));
             inner.kill_interrupted.set(false);
             inner.parked_sp.set(0);
+            inner.revived = false;
             // Still counted in `live` (it was never dropped), and no longer
             // in the recycled list that `live_count` subtracts.
             slot
@@ -267,14 +316,18 @@ pub(crate) fn revivable(greenlet: &mut Rc<Inner>) -> bool {
 /// [`Greenlet::revive`](crate::Greenlet::revive).
 pub(crate) fn revive(greenlet: &mut Rc<Inner>, run: RunFn) {
     let inner = Rc::get_mut(greenlet).expect("checked by `revivable`");
-    // A dead greenlet has no coroutine (its stack went back to the pool when
-    // it finished) and no yielder to keep.
-    debug_assert!(inner.state.get() == State::Dead && inner.coroutine.get_mut().is_none());
+    debug_assert!(inner.state.get() == State::Dead);
     inner.id = next_id();
     inner.state.set(State::Pending);
+    inner.revived = true;
     let unrun = inner.run.replace(Some(run));
-    inner.yielder.set(std::ptr::null());
-    inner.guard.set((0, 0));
+    // A dead greenlet's stack went back to the pool when it finished, unless
+    // it finished warm: then its coroutine, stack and guard stay, for
+    // `start` to resume.
+    if inner.coroutine.get_mut().is_none() {
+        inner.yielder.set(std::ptr::null());
+        inner.guard.set((0, 0));
+    }
     inner.kill_interrupted.set(false);
     inner.parked_sp.set(0);
     // A finished greenlet dropped its locals as it ended; a greenlet killed
@@ -296,6 +349,7 @@ pub(crate) fn recycle(mut greenlet: Rc<Inner>) {
             return;
         }
         let Some(inner) = Rc::get_mut(&mut greenlet) else { return };
+        cool(inner);
         let parent = inner.parent.get_mut().take();
         let name = inner.name.take();
         let locals = std::mem::take(inner.locals.get_mut());
@@ -322,6 +376,11 @@ pub(crate) enum Deferred {
 static DISPATCHER_MARK: u8 = 0;
 const DISPATCHER: *const Inner = &DISPATCHER_MARK as *const u8 as *const Inner;
 
+/// What a greenlet that finishes warm yields to the dispatcher, in place of
+/// returning. Never dereferenced.
+static FINISHED_MARK: u8 = 0;
+const FINISHED: *const Inner = &FINISHED_MARK as *const u8 as *const Inner;
+
 /// Per-thread state touched on every switch. No destructor, so it is always
 /// accessible, also from the signal handler and during thread teardown.
 struct Hot {
@@ -342,6 +401,8 @@ struct Hot {
     slow: Cell<bool>,
     /// Greenlets alive on this thread.
     live: Cell<usize>,
+    /// Dead or pending greenlets that keep a warm coroutine.
+    warm: Cell<usize>,
     /// The next id of this thread's block, and the end of the block.
     next_id: Cell<u64>,
     id_end: Cell<u64>,
@@ -382,6 +443,7 @@ thread_local! {
             main: Cell::new(std::ptr::null()),
             slow: Cell::new(true),
             live: Cell::new(0),
+            warm: Cell::new(0),
             next_id: Cell::new(0),
             id_end: Cell::new(0),
         }
@@ -671,11 +733,12 @@ fn dispatch(hot: &'static Hot, first: &Greenlet, delivers_value: bool) {
     if !slow {
         match result {
             CoroutineResult::Yield(request) if std::ptr::eq(request, main) => return,
-            CoroutineResult::Return(()) if inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
+            ref result if finished(result) && inner.parent.borrow().as_ref().is_some_and(|p| p.inner_ptr() == main) => {
                 // Finished, and its parent is main: its result is in the
                 // mailbox for main.
-                // SAFETY: we are the dispatcher and the coroutine just returned.
-                unsafe { finish(inner) };
+                // SAFETY: we are the dispatcher and the coroutine just
+                // finished.
+                unsafe { finish(inner, result) };
                 return;
             }
             result => return dispatch_loop(first, Some(result)),
@@ -727,6 +790,13 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
         };
         let (main, slow) = (hot.main.get(), hot.slow.get());
         let origin = match result {
+            ref result if finished(result) => {
+                // SAFETY: as above; the coroutine finished, so nothing refers
+                // to it any more. Its result is in the mailbox.
+                unsafe { finish(inner, result) };
+                let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
+                owned.replace(parent)
+            }
             CoroutineResult::Yield(request) => {
                 if std::ptr::eq(request, main) && !slow {
                     return;
@@ -743,13 +813,7 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
                 }
                 owned.replace(next)
             }
-            CoroutineResult::Return(()) => {
-                // SAFETY: as above; the coroutine returned, so nothing refers
-                // to it any more. Its result is in the mailbox.
-                unsafe { finish(inner) };
-                let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
-                owned.replace(parent)
-            }
+            CoroutineResult::Return(()) => unreachable!("a returned coroutine finished"),
         };
         // The origin is only needed for the slow cases: resolve with it.
         let origin = origin.unwrap_or_else(|| first.clone());
@@ -814,20 +878,34 @@ fn resolve(mut target: Greenlet, mut origin: Option<Greenlet>) -> Option<Greenle
     if target.inner().main { None } else { Some(target) }
 }
 
-/// Marks a greenlet whose `run` ended as dead and returns its stack to the
-/// pool. (What its parent receives is in the mailbox.)
+/// Whether `result`, of resuming a greenlet, means that it finished: its
+/// coroutine returned, or suspended warm.
+#[inline(always)]
+fn finished(result: &CoroutineResult<*const Inner, ()>) -> bool {
+    match *result {
+        CoroutineResult::Return(()) => true,
+        CoroutineResult::Yield(request) => std::ptr::eq(request, FINISHED),
+    }
+}
+
+/// Marks a greenlet whose `run` ended as dead and, unless it finished warm,
+/// returns its stack to the pool. (What its parent receives is in the
+/// mailbox.)
 ///
 /// # Safety
 ///
 /// Must be called by the dispatcher, right after the greenlet's coroutine
-/// returned.
-unsafe fn finish(inner: &Inner) {
+/// gave `result`, which is [`finished`].
+#[inline(always)]
+unsafe fn finish(inner: &Inner, result: &CoroutineResult<*const Inner, ()>) {
     inner.state.set(State::Dead);
-    // Its stack goes back to the pool: nothing there is its own to prefetch.
+    // Nothing on its stack is its own to prefetch any more.
     inner.parked_sp.set(0);
-    // SAFETY: guaranteed by the caller (see `Inner::coroutine`).
-    let coroutine = unsafe { (*inner.coroutine.get()).take() }.expect("a finished greenlet had a coroutine");
-    drop(coroutine.into_stack());
+    if let CoroutineResult::Return(()) = result {
+        // SAFETY: guaranteed by the caller (see `Inner::coroutine`).
+        let coroutine = unsafe { (*inner.coroutine.get()).take() }.expect("a finished greenlet had a coroutine");
+        drop(coroutine.into_stack());
+    }
 }
 
 /// Bytes kept below a suspended greenlet's recorded stack pointer by
@@ -922,9 +1000,20 @@ fn is_running(inner: &Inner) -> bool {
     std::ptr::eq(hot().current.get(), inner)
 }
 
-/// Gives a pending greenlet its stack and coroutine.
+/// Gives a pending greenlet its stack and coroutine, or lets it use the warm
+/// one it kept.
 fn start(greenlet: &Greenlet) -> Result<(), String> {
     let inner = greenlet.inner();
+    // SAFETY: we run inside the dispatcher, which alone touches the
+    // coroutine of a greenlet that is not running (`Inner::coroutine`).
+    if unsafe { (*inner.coroutine.get()).is_some() } {
+        // Revived after finishing warm: resumed as the current greenlet, its
+        // coroutine runs `run`.
+        let hot = hot();
+        hot.warm.set(hot.warm.get() - 1);
+        inner.state.set(State::Active);
+        return Ok(());
+    }
     let stack = Stack::new(inner.stack_size).map_err(|err| {
         let name = inner.name.as_deref().unwrap_or("<unnamed>");
         format!("greenlet '{name}' (#{}) cannot start: {}", inner.id, stack::describe_failure(inner.stack_size, &err))
@@ -940,8 +1029,29 @@ fn start(greenlet: &Greenlet) -> Result<(), String> {
 
 /// The root function of every greenlet's stack. It leaves what the parent
 /// receives in the mailbox: the return value, or the panic that escaped.
+/// A greenlet that stays warm loops, to run the closure of each revive.
 fn entry(yielder: &GreenletYielder, (): ()) {
-    let me = hot().current.get();
+    loop {
+        let me = hot().current.get();
+        run_once(yielder, me);
+        // SAFETY: as in `run_once`; `me` is still running.
+        if !stays_warm(unsafe { &*me }) {
+            return;
+        }
+        yielder.suspend(FINISHED);
+        // Resumed by the dispatcher after a revive, as the current greenlet
+        // (whose `Inner` it re-reads: a revive had it mutably), or by `cool`,
+        // as anything else, to return.
+        if !std::ptr::eq(hot().current.get(), me) {
+            return;
+        }
+    }
+}
+
+/// One run of a greenlet `me`, from its start (or revived start) to what its
+/// parent receives, left in the mailbox.
+#[inline(always)]
+fn run_once(yielder: &GreenletYielder, me: *const Inner) {
     // SAFETY: the dispatcher set `current` to this greenlet just before
     // resuming it and keeps it alive while it runs. It stays alive while
     // suspended too: a suspended greenlet is never freed (module invariants).

@@ -334,6 +334,30 @@ fn overflow_is_reported_with_mprotect_guards() {
     assert_eq!(child_guard_kind(&output), Some("Mprotect"), "{}", output_text(&output));
 }
 
+/// A revived greenlet that kept its stack (see `Greenlet::revive`) still has
+/// its guard, and its overflow is reported by name and stack size.
+#[test]
+fn a_revived_greenlet_that_kept_its_stack_overflows_cleanly() {
+    const TEST: &str = "a_revived_greenlet_that_kept_its_stack_overflows_cleanly";
+    if child_role().is_some() {
+        no_core_dumps();
+        let mut g = Greenlet::builder().name("warm-diver").stack_size(16 * 1024).build(|v| v);
+        for _ in 0..2 {
+            g.switch(Box::new(()));
+            assert!(g.is_dead() && g.revive(|v| v).is_ok());
+        }
+        let kept = stack::stats().in_use;
+        g.switch(Box::new(()));
+        assert!(g.revive(|_| Box::new(recurse(u64::MAX))).is_ok());
+        assert_eq!(stack::stats().in_use, kept, "it runs on the stack it kept");
+        g.switch(Box::new(()));
+        panic!("the greenlet returned instead of overflowing");
+    }
+    let _lock = process_lock();
+    let output = child_test(TEST, "overflow", &[]).run();
+    assert_overflow_reported(&output, "warm-diver");
+}
+
 /// Guards are installed many at a time, ahead of the stacks that need them:
 /// a stack well past the first ones, in the middle of such a batch, still
 /// catches an overflow; so it does with one `madvise` or `mprotect` per guard.

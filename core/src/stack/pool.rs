@@ -169,7 +169,8 @@ impl<T> Reservable for VecDeque<T> {
 /// Counters describing one thread's stacks; see [`crate::stack::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Stacks owned by live greenlets.
+    /// Stacks owned by greenlets: started and unfinished ones, and those
+    /// that kept theirs for a revive (see `Greenlet::revive`).
     pub in_use: usize,
     /// Idle stacks kept resident for reuse.
     pub idle_warm: usize,
