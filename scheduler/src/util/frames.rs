@@ -174,17 +174,24 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     pub(crate) fn new() -> Resolver {
-        let mut resolver = Resolver { cache: HashMap::new(), runtime_sources: Vec::new() };
-        // Functions of each crate that are never inlined, to find where
-        // their sources are (this one's and the core's).
+        Resolver { cache: HashMap::new(), runtime_sources: Vec::new() }
+    }
+
+    /// Finds the source directories of this crate and the core, once: by
+    /// resolving a function of each that is never inlined. (Not in `new`:
+    /// the first resolution reads the program's debug information, which
+    /// the blocking monitor's resolver, made at start, may never need.)
+    fn learn_own_sources(&mut self) {
+        if !self.runtime_sources.is_empty() {
+            return;
+        }
         let known: [usize; 2] = [capture as *const () as usize, greenlet::getcurrent as *const () as usize];
         for function in known {
             // (One past the function's first byte, as for a return address;
             // the last symbol is the function itself, not one inlined in it.)
-            let symbols = resolver.resolve(function + 1);
-            resolver.learn_sources(symbols.last().and_then(Symbol::source_dir));
+            let symbols = self.resolve(function + 1);
+            self.learn_sources(symbols.last().and_then(Symbol::source_dir));
         }
-        resolver
     }
 
     /// Notes source directories of the runtime.
@@ -239,6 +246,7 @@ impl Resolver {
     }
 
     fn format_in(&mut self, ips: &[usize], parked_in: Option<&str>) -> String {
+        self.learn_own_sources();
         let resolved: Vec<Rc<[Symbol]>> = ips.iter().map(|&ip| self.resolve(ip)).collect();
         let mut symbols: Vec<&Symbol> = resolved.iter().flat_map(|frame| frame.iter()).collect();
         self.learn_sources(symbols.iter().filter_map(|s| s.runtime_source_dir()));
@@ -277,5 +285,47 @@ impl Resolver {
             };
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbol(name: &str, file: &str) -> Symbol {
+        Symbol { name: name.to_owned(), location: Some((file.to_owned(), 1)) }
+    }
+
+    #[test]
+    fn a_new_resolver_reads_no_debug_information() {
+        // The blocking monitor makes one at start, and may never report.
+        let resolver = Resolver::new();
+        assert!(resolver.cache.is_empty() && resolver.runtime_sources.is_empty());
+    }
+
+    #[test]
+    fn functions_without_a_path_are_told_by_their_file() {
+        let sources = ["/src/app/scheduler/src/".to_owned()];
+        let std_fn = symbol("try_with<core::cell::RefCell<u8>>", "/rustc/0123abcd/library/std/src/thread/local.rs");
+        let ours = symbol("wait_until", "/src/app/scheduler/src/sync/event.rs");
+        let users = symbol("wait_for_the_gate", "/src/app/scheduler/tests/backtrace.rs");
+        let closure = symbol("{closure#0}", "/home/me/server/src/main.rs");
+        assert!(std_fn.is_internal(&sources) && ours.is_internal(&sources));
+        assert!(!users.is_internal(&sources) && !closure.is_internal(&sources));
+        // A path inside the generic arguments does not make it qualified.
+        assert!(!std_fn.is_qualified());
+        assert!(symbol("<runtime_io::net::TcpStream as std::io::Read>::read", "x").is_qualified());
+        let call = symbol("call_once<fn()>", "/rustc/0123abcd/library/core/src/ops/function.rs");
+        assert!(call.is_plumbing() && symbol("__rust_try", "").is_plumbing());
+        assert!(!users.is_plumbing());
+    }
+
+    #[test]
+    fn source_directories_are_learned_from_the_runtime_s_named_functions() {
+        let named = symbol("runtime_io::net::tcp::TcpStream::read", "/reg/runtime-io-0.1.0/src/net/tcp.rs");
+        let user = symbol("server::handle", "/home/me/server/src/main.rs");
+        assert_eq!(named.runtime_source_dir(), Some("/reg/runtime-io-0.1.0/src/"));
+        assert_eq!(user.runtime_source_dir(), None);
+        assert_eq!(symbol("read", "/reg/runtime-io-0.1.0/src/net/tcp.rs").runtime_source_dir(), None);
     }
 }
