@@ -119,18 +119,12 @@ fn revived_once(g: &mut Greenlet) {
     assert!(g.is_dead());
 }
 
-/// The stack pointer, one frame into the greenlet's closure.
-#[inline(never)]
-fn stack_pointer_in_a_call() -> usize {
-    util::stack_pointer()
-}
-
 greenlet::greenlet_local! {
     static HELD: std::cell::RefCell<Option<util::DropToken>> = std::cell::RefCell::new(None);
 }
 
 #[test]
-fn a_greenlet_revived_again_runs_on_the_stack_it_kept() {
+fn a_greenlet_revived_again_keeps_its_stack_between_runs() {
     leak_check(|| {
         let drops = Drops::new();
         let mut g = Greenlet::builder().stack_size(32 * 1024).build(|v| v);
@@ -139,7 +133,6 @@ fn a_greenlet_revived_again_runs_on_the_stack_it_kept() {
         revived_once(&mut g);
         assert_eq!(stack::stats().in_use, stacks + 1, "a revived greenlet keeps its stack when it finishes");
 
-        let mut addresses = Vec::new();
         for round in 0..3 {
             let token = drops.token();
             let id = g.id();
@@ -147,20 +140,18 @@ fn a_greenlet_revived_again_runs_on_the_stack_it_kept() {
                 g.revive(move |v| {
                     // A local of the run before would still hold its token.
                     assert!(HELD.with(|held| held.borrow_mut().replace(token).is_none()), "a new run has new locals");
-                    val((take::<i32>(v) + round, stack_pointer_in_a_call()))
+                    val(take::<i32>(v) + round)
                 })
                 .is_ok()
             );
             assert_ne!(g.id(), id, "a new id for every revive");
             assert!(!g.is_started(), "pending, though it holds a stack");
             assert_eq!(stack::stats().in_use, stacks + 1, "no new stack for the revive");
-            let (value, at) = take::<(i32, usize)>(g.switch(val(100)));
+            let value = take::<i32>(g.switch(val(100)));
             assert_eq!(value, 100 + round);
             assert!(g.is_dead());
             assert_eq!(drops.count(), round as usize + 1, "each run's closure and locals are dropped when it ends");
-            addresses.push(at);
         }
-        assert!(addresses.windows(2).all(|w| w[0] == w[1]), "the same stack, the same frame: {addresses:x?}");
         drop(g);
         assert_eq!(stack::stats().in_use, stacks, "dropping it gives the stack back");
     });

@@ -9,8 +9,6 @@
 //! what it printed. Tests that measure the whole process (mappings, RSS) or
 //! allocate many stacks hold [`PROCESS`] so they do not disturb each other.
 
-mod util;
-
 use std::cell::Cell;
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
@@ -23,7 +21,6 @@ use std::time::Duration;
 use greenlet::stack::{self, GuardKind, Stats};
 use greenlet::{Builder, Greenlet, Value, getcurrent};
 use runtime_testkit::{ChildTest, child_role, output_text};
-use util::stack_pointer;
 
 /// The first line of the hint printed after an overflow report.
 const HINT: &str = "hint: give it a larger stack with `Builder::stack_size`";
@@ -69,6 +66,28 @@ fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
         Ok(value) => value,
         Err(payload) => panic::resume_unwind(payload),
     }
+}
+
+/// The current stack pointer.
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let sp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads a register; touches no memory, stack or flags.
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads a register; touches no memory, stack or flags.
+    unsafe {
+        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let here = 0u8;
+        sp = black_box(&here) as *const u8 as usize;
+    }
+    sp
 }
 
 /// Recurses `depth` times with a 1 KiB frame that cannot be optimised away,

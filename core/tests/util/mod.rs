@@ -313,26 +313,3 @@ impl tracing::Subscriber for Capture {
 
     fn exit(&self, _: &tracing::span::Id) {}
 }
-
-/// The current stack pointer (a local's address would move to
-/// AddressSanitizer's fake stacks).
-#[inline(always)]
-pub fn stack_pointer() -> usize {
-    let sp: usize;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: reads a register; touches no memory, stack or flags.
-    unsafe {
-        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
-    };
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: reads a register; touches no memory, stack or flags.
-    unsafe {
-        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
-    };
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        let here = 0u8;
-        sp = std::hint::black_box(&here) as *const u8 as usize;
-    }
-    sp
-}
