@@ -790,14 +790,7 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
         };
         let (main, slow) = (hot.main.get(), hot.slow.get());
         let origin = match result {
-            ref result if finished(result) => {
-                // SAFETY: as above; the coroutine finished, so nothing refers
-                // to it any more. Its result is in the mailbox.
-                unsafe { finish(inner, result) };
-                let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
-                owned.replace(parent)
-            }
-            CoroutineResult::Yield(request) => {
+            CoroutineResult::Yield(request) if !std::ptr::eq(request, FINISHED) => {
                 if std::ptr::eq(request, main) && !slow {
                     return;
                 }
@@ -813,7 +806,14 @@ fn dispatch_loop(first: &Greenlet, mut result: Option<CoroutineResult<*const Inn
                 }
                 owned.replace(next)
             }
-            CoroutineResult::Return(()) => unreachable!("a returned coroutine finished"),
+            // Returned, or finished warm.
+            ref result => {
+                // SAFETY: as above; the coroutine finished, so nothing refers
+                // to it any more. Its result is in the mailbox.
+                unsafe { finish(inner, result) };
+                let parent = inner.parent.borrow().clone().expect("a finished greenlet has a parent");
+                owned.replace(parent)
+            }
         };
         // The origin is only needed for the slow cases: resolve with it.
         let origin = origin.unwrap_or_else(|| first.clone());
